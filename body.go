@@ -1,0 +1,131 @@
+package errmon
+
+import (
+	"io"
+	"net/http"
+	"sync"
+
+	"github.com/gin-gonic/gin"
+)
+
+// bodyCapture stands in for a request body: the handler reads the whole
+// body through it, and it keeps the first limit bytes for the error's
+// context. Captures are pooled, so a request that does not fail costs no
+// allocation.
+type bodyCapture struct {
+	orig      io.ReadCloser
+	buf       []byte
+	limit     int
+	truncated bool
+	eof       bool
+}
+
+var capturePool = sync.Pool{New: func() any { return new(bodyCapture) }}
+
+// Read implements io.Reader.
+func (b *bodyCapture) Read(p []byte) (int, error) {
+	n, err := b.orig.Read(p)
+	if n > 0 {
+		b.keep(p[:n])
+	}
+	if err == io.EOF {
+		b.eof = true
+	}
+	return n, err
+}
+
+func (b *bodyCapture) keep(p []byte) {
+	room := b.limit - len(b.buf)
+	if room <= 0 {
+		b.truncated = true
+		return
+	}
+	if len(p) > room {
+		p = p[:room]
+		b.truncated = true
+	}
+	b.buf = append(b.buf, p...)
+}
+
+// Close implements io.Closer.
+func (b *bodyCapture) Close() error { return b.orig.Close() }
+
+// captureBody puts a capture in front of the request body, when there is
+// one to capture. release must be called when the request is done.
+func captureBody(r *http.Request, limit int64) *bodyCapture {
+	if limit <= 0 || r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	b := capturePool.Get().(*bodyCapture)
+	b.orig, b.limit = r.Body, int(limit)
+	r.Body = b
+	return b
+}
+
+// release gives the request its own body back and returns the capture to
+// the pool.
+func (b *bodyCapture) release(r *http.Request) {
+	if r.Body == b {
+		r.Body = b.orig
+	}
+	const keepBuffer = 64 << 10
+	if cap(b.buf) > keepBuffer {
+		b.buf = nil
+	}
+	*b = bodyCapture{buf: b.buf[:0]}
+	capturePool.Put(b)
+}
+
+// RequestBody returns the first bytes of the request body (up to
+// Config.MaxBodyBytes), whether or not the handler has read it, and whether
+// it was cut short. It is meant for custom ContextBuilders; the slice is
+// valid until the request ends.
+func RequestBody(c *gin.Context) (body []byte, truncated bool) {
+	if c == nil || c.Request == nil {
+		return nil, false
+	}
+	if b, ok := c.Request.Body.(*bodyCapture); ok {
+		b.fill()
+		return b.buf, b.truncated
+	}
+	if v, ok := c.Get(gin.BodyBytesKey); ok {
+		if p, ok := v.([]byte); ok {
+			return p, false
+		}
+	}
+	if cb := captureOf(c); cb != nil {
+		cb.fill()
+		return cb.buf, cb.truncated
+	}
+	return nil, false
+}
+
+// fill reads what the handler left unread, up to the limit, so that the
+// context holds the body even when the handler failed before reading it.
+func (b *bodyCapture) fill() {
+	if b.eof || b.truncated || len(b.buf) >= b.limit {
+		return
+	}
+	var chunk [4096]byte
+	for !b.eof && !b.truncated && len(b.buf) < b.limit {
+		n, err := b.orig.Read(chunk[:min(len(chunk), b.limit-len(b.buf)+1)])
+		if n > 0 {
+			b.keep(chunk[:n])
+		}
+		if err != nil {
+			b.eof = true
+		}
+	}
+}
+
+// captureKey is where the middleware notes its capture when the handler
+// replaced c.Request.Body (set only on the error path).
+const captureKey = "github.com/errmon/errmon.capture"
+
+func captureOf(c *gin.Context) *bodyCapture {
+	if v, ok := c.Get(captureKey); ok {
+		b, _ := v.(*bodyCapture)
+		return b
+	}
+	return nil
+}

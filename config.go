@@ -1,0 +1,410 @@
+package errmon
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/mail"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"gorm.io/gorm"
+)
+
+// Environment keys read by [ConfigFromEnv]. Each one sets the [Config] field
+// named in its comment.
+const (
+	EnvSendNotification = "APP_ERROR_SEND_NOTIFICATION" // Config.SendNotification
+	EnvRecipientEmail   = "APP_ERROR_RECIPIENT_EMAIL"   // Config.RecipientEmail, comma-separated
+	EnvSubjectPrefix    = "APP_ERROR_SUBJECT_PREFIX"    // Config.SubjectPrefix
+	EnvMaskWith         = "APP_ERROR_MASK_WITH"         // Config.MaskWith
+	EnvMaskedKeyHas     = "APP_ERROR_MASKED_KEY_HAS"    // Config.MaskedKeyHas, comma-separated; replaces the default list
+	EnvURLPrefix        = "APP_ERROR_URL_PREFIX"        // Config.URLPrefix
+	EnvEmailSender      = "APP_ERROR_EMAIL_SENDER"      // Config.EmailSender
+	EnvListSize         = "APP_DEFAULT_LIST_SIZE"       // Config.ListSize
+	EnvBaseURL          = "APP_ERROR_BASE_URL"          // Config.BaseURL
+	EnvRecordStatus     = "APP_ERROR_RECORD_STATUS"     // Config.RecordStatus
+	EnvFlushInterval    = "APP_ERROR_FLUSH_INTERVAL"    // Config.FlushInterval, a time.Duration string such as "1s"
+	EnvMaxPending       = "APP_ERROR_MAX_PENDING"       // Config.MaxPending
+	EnvMaxBodyBytes     = "APP_ERROR_MAX_BODY_BYTES"    // Config.MaxBodyBytes
+	EnvNotifyEvery      = "APP_ERROR_NOTIFY_EVERY"      // Config.NotifyEvery, a time.Duration string; "0" turns it off
+	EnvNotifyThresholds = "APP_ERROR_NOTIFY_THRESHOLDS" // Config.NotifyThresholds, comma-separated counts such as "10,100,1000"
+)
+
+// Defaults used by [DefaultConfig] and filled in by [New] for zero fields.
+const (
+	DefaultMaskWith      = "**************"
+	DefaultURLPrefix     = "/dev/error"
+	DefaultListSize      = 20
+	DefaultRecordStatus  = http500
+	DefaultFlushInterval = time.Second
+	DefaultMaxPending    = 10000
+	DefaultMaxBodyBytes  = 64 << 10
+	DefaultCloseTimeout  = 5 * time.Second
+	DefaultNotifyTimeout = 30 * time.Second
+	http500              = 500
+)
+
+// DefaultMaskedKeyHas is the default for [Config.MaskedKeyHas]: any key whose
+// lower-cased name contains one of these is masked.
+var DefaultMaskedKeyHas = []string{"password", "secret"}
+
+// Config configures a [Monitor]. Start from [DefaultConfig] or
+// [ConfigFromEnv], set DB, and pass it to [New].
+//
+// The settings in the first group can also be read from the environment:
+// each field's comment names its key. The zero value of a setting means
+// "use the default", except where the comment says otherwise.
+type Config struct {
+	// SendNotification turns on alerts through Notifier for new errors and
+	// regressions. Key APP_ERROR_SEND_NOTIFICATION, default false. When true,
+	// Notifier, RecipientEmail and EmailSender are required.
+	SendNotification bool
+	// RecipientEmail lists who receives alerts. Key APP_ERROR_RECIPIENT_EMAIL,
+	// comma-separated in the environment.
+	RecipientEmail []string
+	// SubjectPrefix is put in brackets at the start of each alert's subject.
+	// Key APP_ERROR_SUBJECT_PREFIX.
+	SubjectPrefix string
+	// MaskWith replaces every masked value. Key APP_ERROR_MASK_WITH, default
+	// "**************".
+	MaskWith string
+	// MaskedKeyHas lists the substrings that make a key secret: a header,
+	// cookie, query parameter, form field or JSON key (at any depth) whose
+	// lower-cased name contains one of them is stored as MaskWith. Key
+	// APP_ERROR_MASKED_KEY_HAS (comma-separated; it replaces the default
+	// list), default "password","secret". Authorization, Proxy-Authorization,
+	// Cookie and other credential headers are always masked in addition.
+	MaskedKeyHas []string
+	// URLPrefix is where RegisterRoutes mounts the dashboard. Key
+	// APP_ERROR_URL_PREFIX, default "/dev/error". It must start with "/".
+	URLPrefix string
+	// EmailSender is the From address of alerts. Key APP_ERROR_EMAIL_SENDER.
+	EmailSender string
+	// ListSize is the page size of the dashboard and its JSON API. Key
+	// APP_DEFAULT_LIST_SIZE, default 20.
+	ListSize int
+	// BaseURL is the external address of the service (scheme and host, and
+	// any path the service is mounted under), used for links in alerts. Key
+	// APP_ERROR_BASE_URL.
+	BaseURL string
+
+	// RecordStatus is the lowest final response status at which the errors a
+	// handler attached with c.Error are recorded. Key APP_ERROR_RECORD_STATUS,
+	// default 500; set 400 to record client errors too. Panics and Record are
+	// recorded whatever the status.
+	RecordStatus int
+	// FlushInterval is how often recorded occurrences are written to the
+	// database: occurrences of one error within an interval become one
+	// upsert. Key APP_ERROR_FLUSH_INTERVAL, default 1s.
+	FlushInterval time.Duration
+	// MaxPending bounds the number of distinct errors held in memory while
+	// waiting to be stored (for instance while the database is down). Further
+	// distinct errors are dropped and counted (see [Monitor.Stats]); further
+	// occurrences of pending errors are still counted exactly. Key
+	// APP_ERROR_MAX_PENDING, default 10000.
+	MaxPending int
+	// MaxBodyBytes caps how much of a request body is kept for the error's
+	// context. The handler always sees the whole body. Key
+	// APP_ERROR_MAX_BODY_BYTES, default 64 KiB; a negative value keeps none.
+	MaxBodyBytes int64
+	// NotifyEvery, when positive, re-sends an alert for an error that is
+	// still open and still occurring, at most once per interval. Key
+	// APP_ERROR_NOTIFY_EVERY, default 0 (off).
+	NotifyEvery time.Duration
+	// NotifyThresholds re-sends an alert when an open error's count reaches
+	// each of these values. Key APP_ERROR_NOTIFY_THRESHOLDS, default none.
+	NotifyThresholds []int64
+	// NotifyTimeout bounds one delivery attempt of an alert or ticket.
+	// Default 30s.
+	NotifyTimeout time.Duration
+	// CloseTimeout bounds how long Close waits for pending work. Default 5s.
+	CloseTimeout time.Duration
+
+	// DB is the application's database; errmon creates its tables in it.
+	// Required. errmon imports no driver: SQLite and PostgreSQL are
+	// supported.
+	DB *gorm.DB
+	// Notifier delivers alerts, for instance a [github.com/errmon/errmon/mail]
+	// Notifier. Optional unless SendNotification is true.
+	Notifier Notifier
+	// Ticketing, when set, raises a ticket for each new error and regression.
+	Ticketing Ticketing
+	// ContextBuilder builds the request context stored with each error.
+	// Default [DefaultContextBuilder]{}. Whatever it returns is masked again
+	// before it is stored.
+	ContextBuilder ContextBuilder
+	// ViewPermission decides who may see or change anything under URLPrefix.
+	// Default: only direct loopback requests without proxy headers.
+	ViewPermission func(*gin.Context) bool
+	// Output receives the panic log, in the format of gin's Recovery.
+	// DefaultConfig sets gin.DefaultErrorWriter; nil silences it.
+	Output io.Writer
+	// RecoveryHandler writes the response after a panic. Default:
+	// c.AbortWithStatus(500).
+	RecoveryHandler gin.RecoveryFunc
+	// Fingerprint, when set, replaces the default grouping: it receives the
+	// occurrence and returns the key that identifies its bug; errmon hashes
+	// it. Returning "" keeps the default fingerprint.
+	Fingerprint func(*Occurrence) string
+	// Logger receives errmon's own failures (what could not be stored or
+	// sent). Default slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns a Config with every default set, Output included.
+// DB is left nil: set it before calling [New].
+func DefaultConfig() Config {
+	return Config{
+		MaskWith:        DefaultMaskWith,
+		MaskedKeyHas:    append([]string(nil), DefaultMaskedKeyHas...),
+		URLPrefix:       DefaultURLPrefix,
+		ListSize:        DefaultListSize,
+		RecordStatus:    DefaultRecordStatus,
+		FlushInterval:   DefaultFlushInterval,
+		MaxPending:      DefaultMaxPending,
+		MaxBodyBytes:    DefaultMaxBodyBytes,
+		NotifyTimeout:   DefaultNotifyTimeout,
+		CloseTimeout:    DefaultCloseTimeout,
+		ContextBuilder:  DefaultContextBuilder{},
+		Output:          gin.DefaultErrorWriter,
+		RecoveryHandler: defaultRecoveryHandler,
+	}
+}
+
+// ConfigFromEnv returns [DefaultConfig] overlaid with the APP_ERROR_*
+// environment variables that are set. A value that cannot be parsed is an
+// error naming its key; the parts (DB, Notifier...) are left for the caller.
+func ConfigFromEnv() (Config, error) {
+	return configFromLookup(os.LookupEnv)
+}
+
+func configFromLookup(lookup func(string) (string, bool)) (Config, error) {
+	cfg := DefaultConfig()
+	var errs []error
+	str := func(key string, dst *string) {
+		if v, ok := lookup(key); ok {
+			*dst = strings.TrimSpace(v)
+		}
+	}
+	list := func(key string, dst *[]string) {
+		if v, ok := lookup(key); ok {
+			*dst = splitList(v)
+		}
+	}
+	integer := func(key string, set func(int64)) {
+		if v, ok := lookup(key); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %q is not an integer", key, v))
+				return
+			}
+			set(n)
+		}
+	}
+	duration := func(key string, dst *time.Duration) {
+		if v, ok := lookup(key); ok {
+			d, err := time.ParseDuration(strings.TrimSpace(v))
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %q is not a duration such as \"1s\"", key, v))
+				return
+			}
+			*dst = d
+		}
+	}
+	if v, ok := lookup(EnvSendNotification); ok {
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q is not a boolean (true or false)", EnvSendNotification, v))
+		}
+		cfg.SendNotification = b
+	}
+	list(EnvRecipientEmail, &cfg.RecipientEmail)
+	str(EnvSubjectPrefix, &cfg.SubjectPrefix)
+	if v, ok := lookup(EnvMaskWith); ok {
+		cfg.MaskWith = v // spaces may be intended
+	}
+	list(EnvMaskedKeyHas, &cfg.MaskedKeyHas)
+	str(EnvURLPrefix, &cfg.URLPrefix)
+	str(EnvEmailSender, &cfg.EmailSender)
+	integer(EnvListSize, func(n int64) { cfg.ListSize = int(n) })
+	str(EnvBaseURL, &cfg.BaseURL)
+	integer(EnvRecordStatus, func(n int64) { cfg.RecordStatus = int(n) })
+	duration(EnvFlushInterval, &cfg.FlushInterval)
+	integer(EnvMaxPending, func(n int64) { cfg.MaxPending = int(n) })
+	integer(EnvMaxBodyBytes, func(n int64) { cfg.MaxBodyBytes = n })
+	duration(EnvNotifyEvery, &cfg.NotifyEvery)
+	if v, ok := lookup(EnvNotifyThresholds); ok {
+		cfg.NotifyThresholds = nil
+		for _, s := range splitList(v) {
+			n, err := strconv.ParseInt(s, 10, 64)
+			if err != nil || n <= 0 {
+				errs = append(errs, fmt.Errorf("%s: %q is not a positive integer", EnvNotifyThresholds, s))
+				continue
+			}
+			cfg.NotifyThresholds = append(cfg.NotifyThresholds, n)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return cfg, fmt.Errorf("errmon: config from environment: %w", err)
+	}
+	return cfg, nil
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// ConfigError reports an invalid [Config]. Key is the APP_ERROR_* key at
+// fault, or the Config field ("Config.DB") where no key exists.
+type ConfigError struct {
+	Key    string
+	Reason string
+}
+
+func (e *ConfigError) Error() string { return "errmon: invalid config: " + e.Key + ": " + e.Reason }
+
+// withDefaults returns cfg with zero settings replaced by their defaults.
+// Output is deliberately left as it is: nil silences the panic log.
+func (cfg Config) withDefaults() Config {
+	if cfg.MaskWith == "" {
+		cfg.MaskWith = DefaultMaskWith
+	}
+	if len(cfg.MaskedKeyHas) == 0 {
+		cfg.MaskedKeyHas = append([]string(nil), DefaultMaskedKeyHas...)
+	}
+	if cfg.URLPrefix == "" {
+		cfg.URLPrefix = DefaultURLPrefix
+	}
+	if cfg.ListSize == 0 {
+		cfg.ListSize = DefaultListSize
+	}
+	if cfg.RecordStatus == 0 {
+		cfg.RecordStatus = DefaultRecordStatus
+	}
+	if cfg.FlushInterval == 0 {
+		cfg.FlushInterval = DefaultFlushInterval
+	}
+	if cfg.MaxPending == 0 {
+		cfg.MaxPending = DefaultMaxPending
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.NotifyTimeout == 0 {
+		cfg.NotifyTimeout = DefaultNotifyTimeout
+	}
+	if cfg.CloseTimeout == 0 {
+		cfg.CloseTimeout = DefaultCloseTimeout
+	}
+	if cfg.ContextBuilder == nil {
+		cfg.ContextBuilder = DefaultContextBuilder{}
+	}
+	if cfg.ViewPermission == nil {
+		cfg.ViewPermission = LocalOnly
+	}
+	if cfg.RecoveryHandler == nil {
+		cfg.RecoveryHandler = defaultRecoveryHandler
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	lower := make([]string, 0, len(cfg.MaskedKeyHas))
+	for _, k := range cfg.MaskedKeyHas {
+		if k = strings.ToLower(strings.TrimSpace(k)); k != "" {
+			lower = append(lower, k)
+		}
+	}
+	cfg.MaskedKeyHas = lower
+	if len(cfg.URLPrefix) > 1 {
+		cfg.URLPrefix = strings.TrimRight(cfg.URLPrefix, "/")
+	}
+	return cfg
+}
+
+// validate reports every problem of a Config that has had its defaults
+// filled, each naming its key.
+func (cfg Config) validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, &ConfigError{Key: key, Reason: fmt.Sprintf(format, args...)})
+	}
+	if cfg.DB == nil {
+		bad("Config.DB", "a *gorm.DB is required")
+	} else if name := cfg.DB.Dialector.Name(); name != "sqlite" && name != "postgres" {
+		bad("Config.DB", "dialect %q is not supported (use sqlite or postgres)", name)
+	}
+	if !strings.HasPrefix(cfg.URLPrefix, "/") {
+		bad(EnvURLPrefix, "%q must start with \"/\"", cfg.URLPrefix)
+	} else if strings.ContainsAny(cfg.URLPrefix, ":*?#") {
+		bad(EnvURLPrefix, "%q must be a plain path (no ':', '*', '?' or '#')", cfg.URLPrefix)
+	}
+	if cfg.ListSize < 1 || cfg.ListSize > 1000 {
+		bad(EnvListSize, "%d must be between 1 and 1000", cfg.ListSize)
+	}
+	if cfg.SendNotification {
+		if len(cfg.RecipientEmail) == 0 {
+			bad(EnvRecipientEmail, "required when %s is true", EnvSendNotification)
+		}
+		if cfg.EmailSender == "" {
+			bad(EnvEmailSender, "required when %s is true", EnvSendNotification)
+		}
+		if cfg.Notifier == nil {
+			bad("Config.Notifier", "required when %s is true", EnvSendNotification)
+		}
+	}
+	for _, r := range cfg.RecipientEmail {
+		if _, err := mail.ParseAddress(r); err != nil {
+			bad(EnvRecipientEmail, "%q is not an email address", r)
+		}
+	}
+	if cfg.EmailSender != "" {
+		if _, err := mail.ParseAddress(cfg.EmailSender); err != nil {
+			bad(EnvEmailSender, "%q is not an email address", cfg.EmailSender)
+		}
+	}
+	if cfg.BaseURL != "" {
+		u, err := url.Parse(cfg.BaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad(EnvBaseURL, "%q must be an absolute http(s) URL such as https://api.example.com", cfg.BaseURL)
+		}
+	}
+	if strings.ContainsAny(cfg.SubjectPrefix, "\r\n") {
+		bad(EnvSubjectPrefix, "must be one line")
+	}
+	if cfg.RecordStatus < 100 || cfg.RecordStatus > 599 {
+		bad(EnvRecordStatus, "%d is not an HTTP status", cfg.RecordStatus)
+	}
+	if cfg.FlushInterval < 0 {
+		bad(EnvFlushInterval, "%v must be positive", cfg.FlushInterval)
+	}
+	if cfg.MaxPending < 1 {
+		bad(EnvMaxPending, "%d must be positive", cfg.MaxPending)
+	}
+	if cfg.NotifyEvery < 0 {
+		bad(EnvNotifyEvery, "%v must not be negative", cfg.NotifyEvery)
+	}
+	for _, t := range cfg.NotifyThresholds {
+		if t <= 0 {
+			bad(EnvNotifyThresholds, "%d must be positive", t)
+		}
+	}
+	if cfg.NotifyTimeout < 0 {
+		bad("Config.NotifyTimeout", "%v must be positive", cfg.NotifyTimeout)
+	}
+	if cfg.CloseTimeout < 0 {
+		bad("Config.CloseTimeout", "%v must be positive", cfg.CloseTimeout)
+	}
+	return errors.Join(errs...)
+}

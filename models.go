@@ -1,0 +1,208 @@
+package errmon
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// ErrorRecord is one bug: every occurrence with the same fingerprint is
+// counted in one row of the table "app_errors".
+type ErrorRecord struct {
+	ID            uint   `gorm:"primaryKey" json:"-"`
+	Hash          string `gorm:"size:64;not null;uniqueIndex" json:"hash"` // fingerprint, sha256 hex
+	Host          string `gorm:"not null;default:''" json:"host"`
+	Path          string `gorm:"not null;default:''" json:"path"` // path only; the masked query is in RequestData
+	Method        string `gorm:"size:16;not null;default:''" json:"method"`
+	Route         string `gorm:"not null;default:''" json:"route"` // c.FullPath()
+	ExceptionName string `gorm:"not null;default:''" json:"exception_name"`
+	Message       string `gorm:"not null;default:''" json:"message"`
+	Traceback     string `gorm:"not null;default:''" json:"traceback"`    // newest frame first
+	RequestData   string `gorm:"not null;default:''" json:"request_data"` // JSON of the masked context
+	Count         int64  `gorm:"not null;default:0;index" json:"count"`
+	// CreatedOn is when the error was first seen; it never moves.
+	CreatedOn time.Time `gorm:"not null;index" json:"created_on"`
+	// LastSeen is when the error was last seen.
+	LastSeen time.Time `gorm:"not null;index" json:"last_seen"`
+	// Resolved is set from the dashboard; an occurrence of a resolved error
+	// reopens it (a regression) and keeps its count.
+	Resolved   bool       `gorm:"not null;default:false;index" json:"resolved"`
+	ResolvedAt *time.Time `json:"resolved_at,omitempty"`
+	// Regressions counts how often the error reopened after being resolved.
+	Regressions int64 `gorm:"not null;default:0" json:"regressions"`
+	// LastNotifiedAt is when the last alert for this error was sent.
+	LastNotifiedAt *time.Time `json:"last_notified_at,omitempty"`
+	// WriteToken is an internal marker: the token of the write that created
+	// or last reopened the row, which tells that write it must alert.
+	WriteToken string `gorm:"size:32;not null;default:''" json:"-"`
+}
+
+// TableName implements GORM's Tabler.
+func (ErrorRecord) TableName() string { return "app_errors" }
+
+// ErrorOccurrence is a sample of one occurrence of an error, kept for the
+// dashboard's detail page. Only the newest [OccurrenceHistory] samples of
+// each error are kept (table "app_error_occurrences").
+type ErrorOccurrence struct {
+	ID          uint      `gorm:"primaryKey" json:"-"`
+	Hash        string    `gorm:"size:64;not null;index" json:"hash"`
+	SeenAt      time.Time `gorm:"not null" json:"seen_at"`
+	Host        string    `gorm:"not null;default:''" json:"host"`
+	Path        string    `gorm:"not null;default:''" json:"path"`
+	Method      string    `gorm:"size:16;not null;default:''" json:"method"`
+	Message     string    `gorm:"not null;default:''" json:"message"`
+	RequestData string    `gorm:"not null;default:''" json:"request_data"`
+}
+
+// TableName implements GORM's Tabler.
+func (ErrorOccurrence) TableName() string { return "app_error_occurrences" }
+
+// ErrorHourly counts the occurrences of an error per hour, for the
+// dashboard's charts (table "app_error_hourly"). Buckets older than
+// [HourlyRetention] are pruned.
+type ErrorHourly struct {
+	Hash  string    `gorm:"size:64;not null;primaryKey" json:"hash"`
+	Hour  time.Time `gorm:"not null;primaryKey;index" json:"hour"` // start of the hour, UTC
+	Count int64     `gorm:"not null;default:0" json:"count"`
+}
+
+// TableName implements GORM's Tabler.
+func (ErrorHourly) TableName() string { return "app_error_hourly" }
+
+const (
+	// OccurrenceHistory is how many occurrence samples are kept per error.
+	OccurrenceHistory = 10
+	// HourlyRetention is how long hourly counts are kept.
+	HourlyRetention = 14 * 24 * time.Hour
+)
+
+// store writes coalesced occurrences to the database.
+type store struct {
+	db *gorm.DB
+}
+
+// migrate creates or updates errmon's tables.
+func (s *store) migrate(ctx context.Context) error {
+	if err := s.db.WithContext(ctx).AutoMigrate(&ErrorRecord{}, &ErrorOccurrence{}, &ErrorHourly{}); err != nil {
+		return fmt.Errorf("errmon: migrate tables: %w", err)
+	}
+	return nil
+}
+
+// upsertResult tells what one write did to an error's row.
+type upsertResult struct {
+	ID          uint
+	Count       int64 // the count after this write
+	Created     bool  // this write inserted the row
+	Reopened    bool  // this write reopened a resolved row
+	Regressions int64
+}
+
+type returnedRow struct {
+	ID          uint
+	Count       int64
+	WriteToken  string
+	Regressions int64
+}
+
+const upsertSQL = `INSERT INTO app_errors
+ (hash, host, path, method, route, exception_name, message, traceback, request_data, count, created_on, last_seen, resolved, regressions, write_token)
+ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)
+ ON CONFLICT (hash) DO UPDATE SET
+  count = app_errors.count + excluded.count,
+  last_seen = CASE WHEN excluded.last_seen > app_errors.last_seen THEN excluded.last_seen ELSE app_errors.last_seen END,
+  created_on = CASE WHEN excluded.created_on < app_errors.created_on THEN excluded.created_on ELSE app_errors.created_on END,
+  host = excluded.host,
+  path = excluded.path,
+  method = excluded.method,
+  route = excluded.route,
+  message = excluded.message,
+  traceback = excluded.traceback,
+  request_data = excluded.request_data,
+  write_token = CASE WHEN app_errors.resolved THEN excluded.write_token ELSE app_errors.write_token END,
+  regressions = CASE WHEN app_errors.resolved THEN app_errors.regressions + 1 ELSE app_errors.regressions END,
+  resolved = ?,
+  resolved_at = NULL
+ RETURNING id, count, write_token, regressions`
+
+const hourlySQL = `INSERT INTO app_error_hourly (hash, hour, count) VALUES (?, ?, ?)
+ ON CONFLICT (hash, hour) DO UPDATE SET count = app_error_hourly.count + excluded.count`
+
+const pruneOccurrencesSQL = `DELETE FROM app_error_occurrences WHERE hash = ? AND id NOT IN
+ (SELECT id FROM app_error_occurrences WHERE hash = ? ORDER BY id DESC LIMIT ?)`
+
+// write stores one coalesced error in one transaction: the row upsert, the
+// hourly counts and the newest sample. Either all of it is stored or none,
+// so a failed write can be retried without double counting.
+func (s *store) write(ctx context.Context, p *pending) (upsertResult, error) {
+	var res upsertResult
+	token := newToken()
+	o := p.last
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var rows []returnedRow
+		err := tx.Raw(upsertSQL,
+			o.Hash, o.Host, o.Path, o.Method, o.Route, o.ExceptionName, o.Message,
+			o.Traceback, o.RequestData, p.count, p.first, p.lastSeen, false, token, false,
+		).Scan(&rows).Error
+		if err != nil {
+			return fmt.Errorf("upsert app_errors: %w", err)
+		}
+		if len(rows) != 1 {
+			return fmt.Errorf("upsert app_errors: %d rows returned", len(rows))
+		}
+		r := rows[0]
+		res = upsertResult{ID: r.ID, Count: r.Count, Regressions: r.Regressions}
+		if r.WriteToken == token {
+			res.Created = r.Count == p.count
+			res.Reopened = !res.Created
+		}
+		for hour, n := range p.hours {
+			if err := tx.Exec(hourlySQL, o.Hash, time.Unix(hour, 0).UTC(), n).Error; err != nil {
+				return fmt.Errorf("upsert app_error_hourly: %w", err)
+			}
+		}
+		sample := ErrorOccurrence{
+			Hash: o.Hash, SeenAt: p.lastSeen, Host: o.Host, Path: o.Path,
+			Method: o.Method, Message: o.Message, RequestData: o.RequestData,
+		}
+		if err := tx.Create(&sample).Error; err != nil {
+			return fmt.Errorf("insert app_error_occurrences: %w", err)
+		}
+		if err := tx.Exec(pruneOccurrencesSQL, o.Hash, o.Hash, OccurrenceHistory).Error; err != nil {
+			return fmt.Errorf("prune app_error_occurrences: %w", err)
+		}
+		return nil
+	})
+	return res, err
+}
+
+// claimNotification decides, in the database, whether this process sends a
+// repeat alert for an open error: it succeeds for exactly one caller per
+// interval, however many processes ask.
+func (s *store) claimNotification(ctx context.Context, hash string, now time.Time, every time.Duration) (bool, error) {
+	q := s.db.WithContext(ctx).Model(&ErrorRecord{}).Where("hash = ?", hash)
+	if every > 0 {
+		q = q.Where("last_notified_at IS NULL OR last_notified_at <= ?", now.Add(-every))
+	}
+	r := q.Update("last_notified_at", now)
+	return r.RowsAffected == 1, r.Error
+}
+
+// pruneHourly deletes hourly counts older than HourlyRetention.
+func (s *store) pruneHourly(ctx context.Context, now time.Time) error {
+	return s.db.WithContext(ctx).Where("hour < ?", now.Add(-HourlyRetention)).Delete(&ErrorHourly{}).Error
+}
+
+func newToken() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// dbTime is how times are stored: UTC, to the microsecond (PostgreSQL's
+// precision), so that SQLite's text comparison orders them correctly.
+func dbTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }

@@ -1,0 +1,138 @@
+package errmon
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+)
+
+// Occurrence is one failure as errmon captured it, a snapshot that outlives
+// the request. It is what a Config.Fingerprint hook receives.
+type Occurrence struct {
+	// Kind is "panic", "error" (attached with c.Error) or "record"
+	// (recorded by hand).
+	Kind string
+	// Value is the panic value or the error.
+	Value any
+	// ExceptionName is the Go type of Value, e.g. "runtime.boundsError".
+	ExceptionName string
+	// Message is Value as text, masked, sanitized and capped.
+	Message string
+	// Frames is the stack that groups the occurrence, newest first: the
+	// panic's, or the error's own (github.com/pkg/errors and the like). It is
+	// empty for an error that carries no stack.
+	Frames []Frame
+
+	Host   string
+	Path   string // the path only; the masked query is in RequestData
+	Method string
+	Route  string // c.FullPath()
+	Time   time.Time
+
+	// Hash is the fingerprint (sha256 hex), set once the occurrence is
+	// complete: it is empty while a Fingerprint hook runs.
+	Hash        string
+	Traceback   string
+	RequestData string // JSON of the masked request context
+}
+
+// Caps on stored text, in bytes. Longer values are cut at a character
+// boundary and marked.
+const (
+	MaxMessageBytes     = 8 << 10
+	MaxTracebackBytes   = 32 << 10
+	MaxRequestDataBytes = 64 << 10
+	MaxPathBytes        = 2 << 10
+	MaxHostBytes        = 255
+	MaxNameBytes        = 512
+	maxContextString    = 8 << 10 // one string inside the request context
+)
+
+// capture snapshots a failure: everything errmon keeps is copied out of the
+// request here, on the request path, since gin reuses its contexts.
+func (m *Monitor) capture(c *gin.Context, kind string, v any, frames []Frame, extra []Frame) *Occurrence {
+	o := &Occurrence{
+		Kind:          kind,
+		Value:         v,
+		ExceptionName: sanitize(exceptionName(v), MaxNameBytes),
+		Message:       sanitize(m.mask.text(messageOf(v)), MaxMessageBytes),
+		Frames:        frames,
+		Time:          dbTime(time.Now()),
+	}
+	if c != nil && c.Request != nil {
+		o.Host = sanitize(c.Request.Host, MaxHostBytes)
+		o.Path = sanitize(c.Request.URL.Path, MaxPathBytes)
+		o.Method = sanitize(c.Request.Method, 16)
+		o.Route = sanitize(c.FullPath(), MaxPathBytes)
+		o.RequestData = m.requestData(c)
+	}
+	tb := frames
+	if len(tb) == 0 {
+		tb = extra
+	}
+	o.Traceback = sanitize(formatTraceback(tb), MaxTracebackBytes)
+	o.Hash = fingerprint(o, m.cfg.Fingerprint)
+	return o
+}
+
+// requestData runs the ContextBuilder, masks what it returns once more and
+// encodes it, within MaxRequestDataBytes. A builder that panics does not
+// stop the error from being recorded.
+func (m *Monitor) requestData(c *gin.Context) (data string) {
+	defer func() {
+		if r := recover(); r != nil {
+			m.log.Error("errmon: ContextBuilder panicked; the error is recorded without its request context",
+				"panic", messageOf(r))
+			b, _ := json.Marshal(map[string]any{"context_error": "ContextBuilder panicked: " + sanitize(m.mask.text(messageOf(r)), 1024)})
+			data = string(b)
+		}
+	}()
+	raw := m.cfg.ContextBuilder.BuildContext(c, m.mask.fn)
+	masked := maskTree(raw, m.mask.fn, m.mask.with, func(s string) string {
+		return sanitize(m.mask.text(s), maxContextString)
+	})
+	b, err := json.Marshal(masked)
+	if err != nil {
+		b, _ = json.Marshal(map[string]any{"context_error": "the request context could not be encoded: " + err.Error()})
+	}
+	if len(b) > MaxRequestDataBytes {
+		// Too big even with capped strings: keep what identifies the request.
+		small := map[string]any{"truncated": true, "size": len(b)}
+		if mm, ok := masked.(map[string]any); ok {
+			for _, k := range []string{"method", "url", "host", "route", "client_ip"} {
+				if v, ok := mm[k]; ok {
+					small[k] = v
+				}
+			}
+		}
+		b, _ = json.Marshal(small)
+	}
+	return string(b)
+}
+
+// sanitize makes s storable in any database: valid UTF-8, no NUL bytes, at
+// most max bytes (cut at a character boundary, with a marker).
+func sanitize(s string, max int) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		s = strings.ReplaceAll(s, "\x00", "\uFFFD")
+	}
+	if len(s) <= max {
+		return s
+	}
+	marker := fmt.Sprintf("… [%d bytes cut]", len(s)-max)
+	cut := max - len(marker)
+	if cut < 0 {
+		cut = 0
+	}
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + marker
+}

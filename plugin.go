@@ -1,0 +1,254 @@
+// Package errmon is an error monitor for gin services: one line of setup,
+// and every panic and every c.Error of a failed request is recovered,
+// fingerprinted, deduplicated into the service's own database through GORM
+// (SQLite or PostgreSQL), shown on a built-in dashboard, and announced by
+// email.
+//
+//	db, _ := gorm.Open(sqlite.Open("errors.db"), &gorm.Config{})
+//	cfg := errmon.DefaultConfig()
+//	cfg.DB = db
+//	m, err := errmon.New(cfg)
+//	if err != nil { ... }
+//	defer m.Close()
+//	r := gin.New()
+//	m.InitApp(r) // the middleware and the dashboard at /dev/error
+//
+// The middleware replaces gin.Recovery: it keeps everything Recovery
+// promises (the panic log, the 500, broken connections left alone) and adds
+// the record. Storing happens off the request path: occurrences of one
+// error are counted in memory and written as one upsert per error every
+// Config.FlushInterval, so a storm of failures costs the database one
+// statement per error, and a dead database never slows a request.
+package errmon
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+// Monitor records the errors of a gin service. Create it with [New]; it is
+// safe for concurrent use. Close it when the service stops.
+type Monitor struct {
+	cfg   Config
+	store *store
+	mask  *masker
+	log   *slog.Logger
+	out   *log.Logger // the panic log (Config.Output), nil when silenced
+	queue *queue
+
+	alerts   *alerts
+	flushReq chan flushRequest
+	base     context.Context // cancelled by Close: ends every database call
+	cancel   context.CancelFunc
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	closed   atomic.Bool
+	once     sync.Once
+	closeErr error
+
+	logMu          sync.Mutex
+	failingSince   time.Time
+	lastFailureLog time.Time
+
+	stats struct {
+		recorded, stored, dropped, failedFlushes atomic.Int64
+		alertsSent, alertsFailed                 atomic.Int64
+	}
+}
+
+// New fills the defaults of cfg, validates it, and creates errmon's tables
+// in cfg.DB (app_errors, app_error_occurrences, app_error_hourly). An
+// invalid Config is a *[ConfigError] (several are joined) naming the
+// APP_ERROR_* key at fault.
+func New(cfg Config) (*Monitor, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if _, ok := cfg.ContextBuilder.(DefaultContextBuilder); ok {
+		cfg.ContextBuilder = DefaultContextBuilder{maskWith: cfg.MaskWith}
+	}
+	base, cancel := context.WithCancel(context.Background())
+	m := &Monitor{
+		cfg:      cfg,
+		store:    &store{db: cfg.DB},
+		mask:     newMasker(cfg.MaskedKeyHas, cfg.MaskWith),
+		log:      cfg.Logger,
+		out:      newOutputLogger(cfg),
+		queue:    &queue{pending: make(map[string]*pending), max: cfg.MaxPending},
+		flushReq: make(chan flushRequest),
+		base:     base,
+		cancel:   cancel,
+		stop:     make(chan struct{}),
+	}
+	m.alerts = &alerts{m: m, jobs: make(chan alertJob, alertQueueSize), log: cfg.Logger}
+	ctx, cancelMigrate := context.WithTimeout(base, time.Minute)
+	defer cancelMigrate()
+	if err := m.store.migrate(ctx); err != nil {
+		cancel()
+		return nil, err
+	}
+	m.wg.Add(2)
+	go m.writer()
+	go m.alerts.run()
+	return m, nil
+}
+
+// Config returns the monitor's configuration, defaults filled.
+func (m *Monitor) Config() Config { return m.cfg }
+
+// Record records err as an error of the request c, as flask-error-monitor's
+// record_exception does. c may be nil outside a request. Errors that carry
+// their own stack (github.com/pkg/errors and the like) group by it; others
+// group by type, normalized message, method and route. Record never blocks
+// on the database.
+func (m *Monitor) Record(c *gin.Context, err error) {
+	if err == nil || m == nil {
+		return
+	}
+	m.record(c, "record", err, errorFrames(err), callerFrames(2))
+}
+
+// record captures and queues one occurrence; a panic in errmon's own code
+// or in the ContextBuilder never reaches the caller.
+func (m *Monitor) record(c *gin.Context, kind string, v any, frames, extra []Frame) {
+	defer func() {
+		if r := recover(); r != nil {
+			m.log.Error("errmon: internal panic while recording an error", "panic", messageOf(r))
+		}
+	}()
+	if m.closed.Load() {
+		m.queue.add(&Occurrence{}) // counted as dropped
+		return
+	}
+	o := m.capture(c, kind, v, frames, extra)
+	m.stats.recorded.Add(1)
+	m.queue.add(o) // a full queue counts what it drops
+}
+
+// Stats is a snapshot of a monitor's counters.
+type Stats struct {
+	Recorded        int64 // occurrences captured
+	Stored          int64 // occurrences written to the database
+	Pending         int64 // occurrences waiting in memory to be written
+	PendingErrors   int   // distinct errors waiting
+	Dropped         int64 // occurrences lost: the pending set was full, the monitor closed, or the database rejected them
+	FailedFlushes   int64 // flushes that could not store everything
+	AlertsSent      int64
+	AlertsFailed    int64 // alerts and tickets given up after retries
+	AlertsDiscarded int64 // alerts dropped because their queue was full
+}
+
+// Stats returns the monitor's counters.
+func (m *Monitor) Stats() Stats {
+	pendingOcc, pendingErrs, dropped := m.queue.size()
+	m.alerts.mu.Lock()
+	discarded := m.alerts.dropped
+	m.alerts.mu.Unlock()
+	return Stats{
+		Recorded:        m.stats.recorded.Load(),
+		Stored:          m.stats.stored.Load(),
+		Pending:         pendingOcc,
+		PendingErrors:   pendingErrs,
+		Dropped:         dropped + m.stats.dropped.Load(),
+		FailedFlushes:   m.stats.failedFlushes.Load(),
+		AlertsSent:      m.stats.alertsSent.Load(),
+		AlertsFailed:    m.stats.alertsFailed.Load(),
+		AlertsDiscarded: discarded,
+	}
+}
+
+// Close flushes what is pending, waiting at most Config.CloseTimeout
+// (default 5s), then stops the monitor's goroutines. It never hangs on a
+// dead database or mail server: what could not be stored or delivered by
+// then is logged and reported in the error. Close is idempotent; after it,
+// errors are dropped and counted.
+func (m *Monitor) Close() error {
+	m.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.CloseTimeout)
+		defer cancel()
+		flushErr := m.Flush(ctx)
+		m.closed.Store(true)
+		m.queue.mu.Lock()
+		m.queue.closed = true
+		m.queue.mu.Unlock()
+		close(m.stop)
+		m.cancel()
+		m.wg.Wait()
+		if Default() == m {
+			defaultMonitor.CompareAndSwap(m, nil)
+		}
+		occ, errs, _ := m.queue.size()
+		if occ > 0 || flushErr != nil {
+			err := fmt.Errorf("errmon: close: %d occurrences of %d errors not stored", occ, errs)
+			if flushErr != nil {
+				err = fmt.Errorf("%w: %w", err, flushErr)
+			}
+			m.log.Error("errmon: closed with errors not stored", "occurrences", occ, "errors", errs, "err", flushErr)
+			m.closeErr = err
+		}
+	})
+	return m.closeErr
+}
+
+// The default monitor serves the package-level Middleware, Track and
+// Record, the design card's one-liners. It is the only global state.
+var defaultMonitor atomic.Pointer[Monitor]
+
+// Default returns the default monitor, or nil when none is set.
+func Default() *Monitor { return defaultMonitor.Load() }
+
+// SetDefault makes m the default monitor used by the package-level
+// [Track] and [Record]. [Middleware] calls it.
+func SetDefault(m *Monitor) { defaultMonitor.Store(m) }
+
+// Middleware creates a monitor from cfg, makes it the default, and returns
+// its middleware. It panics if cfg is invalid, like regexp.MustCompile:
+// use [New] to handle the error.
+func Middleware(cfg Config) gin.HandlerFunc {
+	m, err := New(cfg)
+	if err != nil {
+		panic(err)
+	}
+	SetDefault(m)
+	return m.Middleware()
+}
+
+// Track wraps h so that its panics and errors are recorded by the default
+// monitor (see [Monitor.Track]). Without a default monitor, h runs as it is.
+func Track(h gin.HandlerFunc) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if m := Default(); m != nil {
+			m.trackCall(h, c)
+			return
+		}
+		h(c)
+	}
+}
+
+// Record records err with the default monitor; without one it does
+// nothing. See [Monitor.Record].
+func Record(c *gin.Context, err error) {
+	if m := Default(); m != nil {
+		m.record(c, "record", err, errorFrames(err), callerFrames(2))
+	}
+}
+
+// InitApp installs the middleware on e and mounts the dashboard under
+// Config.URLPrefix.
+func (m *Monitor) InitApp(e *gin.Engine) {
+	e.Use(m.Middleware())
+	m.RegisterRoutes(e)
+}
+
+func defaultRecoveryHandler(c *gin.Context, _ any) {
+	c.AbortWithStatus(http.StatusInternalServerError)
+}

@@ -1,0 +1,180 @@
+package errmon
+
+import (
+	"errors"
+	"log"
+	"net/http"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+// recordedKey holds, in a request's gin.Context, how many of c.Errors were
+// recorded already (by Track), so that each is recorded once.
+const recordedKey = "github.com/errmon/errmon.recorded"
+
+// Middleware returns the monitor's gin middleware, a drop-in replacement
+// for gin.Recovery: it recovers panics, logs them to Config.Output as
+// gin.RecoveryWithWriter does, lets Config.RecoveryHandler write the
+// response, and records them; after the handlers return, it records the
+// errors they attached with c.Error when the final status is at least
+// Config.RecordStatus (500).
+//
+// A broken connection (EPIPE or ECONNRESET) is logged and not recorded, and
+// no status is written to it. A panic with http.ErrAbortHandler is not
+// recorded and panics again, as net/http expects. A request that does not
+// fail costs next to nothing: no allocation, no lock, no I/O.
+func (m *Monitor) Middleware() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		body := captureBody(c.Request, m.cfg.MaxBodyBytes)
+		defer func() {
+			if rec := recover(); rec != nil {
+				m.handlePanic(c, rec, body)
+			}
+			if body != nil {
+				body.release(c.Request)
+			}
+		}()
+		c.Next()
+		if len(c.Errors) > 0 {
+			m.recordErrors(c, body, c.GetInt(recordedKey))
+		}
+	}
+}
+
+// Track wraps one handler so that its panics and errors are recorded
+// exactly once, whether or not Middleware is installed too: a panic is
+// recovered and answered here (Config.RecoveryHandler), and the errors h
+// attaches are marked so that Middleware does not record them again.
+func (m *Monitor) Track(h gin.HandlerFunc) gin.HandlerFunc {
+	return func(c *gin.Context) { m.trackCall(h, c) }
+}
+
+func (m *Monitor) trackCall(h gin.HandlerFunc, c *gin.Context) {
+	var body *bodyCapture
+	if _, captured := c.Request.Body.(*bodyCapture); !captured {
+		body = captureBody(c.Request, m.cfg.MaxBodyBytes)
+	}
+	defer func() {
+		if rec := recover(); rec != nil {
+			m.handlePanic(c, rec, body)
+		}
+		if body != nil {
+			body.release(c.Request)
+		}
+	}()
+	h(c)
+	if done := c.GetInt(recordedKey); len(c.Errors) > done {
+		m.recordErrors(c, body, done)
+	}
+}
+
+// recordErrors records c.Errors[from:] when the response status calls for
+// it, and marks them recorded.
+func (m *Monitor) recordErrors(c *gin.Context, body *bodyCapture, from int) {
+	if from >= len(c.Errors) || c.Writer.Status() < m.cfg.RecordStatus {
+		return
+	}
+	if body != nil && c.Request.Body != body {
+		c.Set(captureKey, body)
+	}
+	for _, e := range c.Errors[from:] {
+		var err error = e
+		if e.Err != nil {
+			err = e.Err
+		}
+		m.record(c, "error", err, errorFrames(err), nil)
+	}
+	c.Set(recordedKey, len(c.Errors))
+}
+
+// handlePanic is called by the deferred function that recovered rec, so
+// the panicking frames are still on the stack.
+func (m *Monitor) handlePanic(c *gin.Context, rec any, body *bodyCapture) {
+	err, isErr := rec.(error)
+	if isErr && errors.Is(err, http.ErrAbortHandler) {
+		if body != nil {
+			body.release(c.Request)
+		}
+		panic(rec) // net/http's way to abort a response: not a bug
+	}
+	if isErr && (errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)) {
+		if m.out != nil {
+			m.out.Printf("%s\n%s%s", m.mask.text(messageOf(rec)), m.requestDump(c.Request), reset)
+		}
+		_ = c.Error(err)
+		c.Abort()
+		return
+	}
+	frames := panicFrames()
+	if body != nil && c.Request.Body != body {
+		c.Set(captureKey, body)
+	}
+	m.record(c, "panic", rec, frames, nil)
+	if m.out != nil {
+		msg := m.mask.text(messageOf(rec))
+		stack := formatTraceback(frames)
+		if gin.IsDebugging() {
+			m.out.Printf("[Recovery] %s panic recovered:\n%s\n%s\n%s%s",
+				timeFormat(time.Now()), m.requestDump(c.Request), msg, stack, reset)
+		} else {
+			m.out.Printf("[Recovery] %s panic recovered:\n%s\n%s%s", timeFormat(time.Now()), msg, stack, reset)
+		}
+	}
+	m.respond(c, rec)
+}
+
+// respond runs the RecoveryHandler; if it panics too, the request gets a
+// plain 500 and the host app keeps running.
+func (m *Monitor) respond(c *gin.Context, rec any) {
+	defer func() {
+		if r := recover(); r != nil {
+			m.log.Error("errmon: RecoveryHandler panicked", "panic", m.mask.text(messageOf(r)))
+			c.AbortWithStatus(http.StatusInternalServerError)
+		}
+	}()
+	m.cfg.RecoveryHandler(c, rec)
+}
+
+const reset = "\033[0m"
+
+func timeFormat(t time.Time) string { return t.Format("2006/01/02 - 15:04:05") }
+
+func newOutputLogger(cfg Config) *log.Logger {
+	if cfg.Output == nil {
+		return nil
+	}
+	return log.New(cfg.Output, "\n\n\x1b[31m", log.LstdFlags)
+}
+
+// requestDump writes the request line and headers as gin does in debug
+// mode, with the query string, credential headers, secret headers and
+// every cookie value masked.
+func (m *Monitor) requestDump(r *http.Request) string {
+	var b strings.Builder
+	b.WriteString(requestLine(r, m.mask.fn))
+	b.WriteString("\r\nHost: ")
+	b.WriteString(r.Host)
+	b.WriteString("\r\n")
+	keys := make([]string, 0, len(r.Header))
+	for k := range r.Header {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		v := strings.Join(r.Header[k], ", ")
+		switch {
+		case strings.EqualFold(k, "Cookie"):
+			v = cookieNames(v, m.mask.with)
+		case m.mask.secretHeader(k):
+			v = m.mask.with
+		default:
+			v = m.mask.text(v)
+		}
+		b.WriteString(k + ": " + v + "\r\n")
+	}
+	return b.String()
+}
