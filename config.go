@@ -347,6 +347,8 @@ func (cfg Config) validate() error {
 	}
 	if !strings.HasPrefix(cfg.URLPrefix, "/") {
 		bad(EnvURLPrefix, "%q must start with \"/\"", cfg.URLPrefix)
+	} else if cfg.URLPrefix == "/" {
+		bad(EnvURLPrefix, "the dashboard cannot take the root \"/\" of the service")
 	} else if strings.ContainsAny(cfg.URLPrefix, ":*?#") {
 		bad(EnvURLPrefix, "%q must be a plain path (no ':', '*', '?' or '#')", cfg.URLPrefix)
 	}
