@@ -16,6 +16,12 @@ import (
 // recorded already (by Track), so that each is recorded once.
 const recordedKey = "github.com/errmon/errmon.recorded"
 
+// brokenConnection is the Meta of the gin.Error attached for a broken
+// connection: it is not a bug, and is never recorded.
+var brokenConnection any = brokenConnMeta{}
+
+type brokenConnMeta struct{}
+
 // Middleware returns the monitor's gin middleware, a drop-in replacement
 // for gin.Recovery: it recovers panics, logs them to Config.Output as
 // gin.RecoveryWithWriter does, lets Config.RecoveryHandler write the
@@ -82,6 +88,9 @@ func (m *Monitor) recordErrors(c *gin.Context, body *bodyCapture, from int) {
 		c.Set(captureKey, body)
 	}
 	for _, e := range c.Errors[from:] {
+		if e.Meta == brokenConnection {
+			continue // logged, never a bug
+		}
 		var err error = e
 		if e.Err != nil {
 			err = e.Err
@@ -105,7 +114,10 @@ func (m *Monitor) handlePanic(c *gin.Context, rec any, body *bodyCapture) {
 		if m.out != nil {
 			m.out.Printf("%s\n%s%s", m.mask.text(messageOf(rec)), m.requestDump(c.Request), reset)
 		}
-		_ = c.Error(err)
+		// As gin does: the error is attached for the host's loggers, and
+		// marked so that a status written before the write failed does not
+		// make it recorded later.
+		_ = c.Error(err).SetMeta(brokenConnection)
 		c.Abort()
 		return
 	}

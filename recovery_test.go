@@ -1,0 +1,665 @@
+package errmon
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"gorm.io/gorm"
+)
+
+// ---- helpers shared by the core tests ----
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// testMonitor is a monitor with its panic log and its slog output captured.
+type testMonitor struct {
+	*Monitor
+	db   *gorm.DB
+	out  *syncBuffer // Config.Output
+	logs *syncBuffer // Config.Logger
+}
+
+// newTestMonitor creates a monitor on db, with a long flush interval (tests
+// call Flush), Output and Logger captured; tweak adjusts the config. The
+// monitor is closed when the test ends.
+func newTestMonitor(t testing.TB, db *gorm.DB, tweak func(*Config)) *testMonitor {
+	t.Helper()
+	tm := &testMonitor{db: db, out: &syncBuffer{}, logs: &syncBuffer{}}
+	cfg := DefaultConfig()
+	cfg.DB = db
+	cfg.Output = tm.out
+	cfg.Logger = slog.New(slog.NewTextHandler(tm.logs, nil))
+	cfg.FlushInterval = time.Hour
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	m, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	tm.Monitor = m
+	t.Cleanup(func() { m.Close() })
+	return tm
+}
+
+// sqliteMonitor is newTestMonitor on a fresh SQLite file.
+func sqliteMonitor(t testing.TB, tweak func(*Config)) *testMonitor {
+	t.Helper()
+	return newTestMonitor(t, openSQLite(t).DB, tweak)
+}
+
+func (tm *testMonitor) flush(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := tm.Flush(ctx); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+}
+
+// records flushes and returns every stored error, oldest first.
+func (tm *testMonitor) records(t testing.TB) []ErrorRecord {
+	t.Helper()
+	tm.flush(t)
+	return allRecords(t, tm.db)
+}
+
+func allRecords(t testing.TB, db *gorm.DB) []ErrorRecord {
+	t.Helper()
+	var recs []ErrorRecord
+	if err := db.Order("id").Find(&recs).Error; err != nil {
+		t.Fatalf("read app_errors: %v", err)
+	}
+	return recs
+}
+
+// engine returns a gin engine with the monitor's middleware (unless bare).
+func (tm *testMonitor) engine(bare bool) *gin.Engine {
+	r := gin.New()
+	if !bare {
+		r.Use(tm.Middleware())
+	}
+	return r
+}
+
+// serve sends one request to h and returns the recorder.
+func serve(h http.Handler, method, target string, body io.Reader, header map[string]string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, target, body)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	return w
+}
+
+// withGinMode sets gin's mode for the rest of the test.
+func withGinMode(t testing.TB, mode string) {
+	prev := gin.Mode()
+	gin.SetMode(mode)
+	t.Cleanup(func() { gin.SetMode(prev) })
+}
+
+// topFunction returns the first function of a stored traceback.
+func topFunction(tb string) string {
+	line, _, _ := strings.Cut(tb, "\n")
+	return line
+}
+
+const pkgPath = "github.com/errmon/errmon."
+
+//go:noinline
+func panicWithString() { panic("boom-value") }
+
+//go:noinline
+func panicIndex(i int) int {
+	s := []int{1, 2, 3}
+	return s[i]
+}
+
+//go:noinline
+func panicNilMap() {
+	var m map[string]int
+	m["x"] = 1
+}
+
+type nilThing struct{ v int }
+
+//go:noinline
+func panicNilPointer(p *nilThing) int { return p.v }
+
+//go:noinline
+func panicWithError() { panic(errors.New("an error value")) }
+
+// ---- drop-in for gin's recovery ----
+
+func TestRecoveryOutputLog(t *testing.T) {
+	const secretQuery = "query-secret-111"
+	headers := map[string]string{
+		"Authorization":       "Bearer auth-secret-222",
+		"Proxy-Authorization": "Basic proxy-secret-333",
+		"Cookie":              "sid=cookie-secret-444; theme=dark-cookie-555",
+		"X-Api-Key":           "apikey-secret-666",
+		"X-My-Secret":         "header-secret-777",
+		"X-Plain":             "visible-header-888",
+	}
+	secrets := []string{secretQuery, "auth-secret-222", "proxy-secret-333", "cookie-secret-444",
+		"dark-cookie-555", "apikey-secret-666", "header-secret-777"}
+	target := "/p?password=" + secretQuery + "&q=visible-query"
+	for _, tc := range []struct {
+		mode     string
+		wantDump bool
+	}{
+		{gin.DebugMode, true},
+		{gin.ReleaseMode, false},
+		{gin.TestMode, false},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			withGinMode(t, tc.mode)
+			tm := sqliteMonitor(t, nil)
+			r := tm.engine(false)
+			r.GET("/p", func(c *gin.Context) { panicWithString() })
+			if w := serve(r, "GET", target, nil, headers); w.Code != 500 {
+				t.Fatalf("status %d, want 500", w.Code)
+			}
+			log := tm.out.String()
+			for _, want := range []string{"panic recovered", "boom-value", pkgPath + "panicWithString", "recovery_test.go:"} {
+				if !strings.Contains(log, want) {
+					t.Errorf("log lacks %q:\n%s", want, log)
+				}
+			}
+			// gin's own recovery, for the same request: same shape.
+			var ginOut bytes.Buffer
+			g := gin.New()
+			g.Use(gin.RecoveryWithWriter(&ginOut))
+			g.GET("/p", func(c *gin.Context) { panicWithString() })
+			serve(g, "GET", target, nil, headers)
+			if got := strings.Contains(ginOut.String(), "GET /p?"); got != tc.wantDump {
+				t.Fatalf("gin dumps the request: %v, the test expects %v", got, tc.wantDump)
+			}
+			hasDump := strings.Contains(log, "GET /p?") && strings.Contains(log, "X-Plain: visible-header-888")
+			if hasDump != tc.wantDump {
+				t.Errorf("request dump in log: %v, want %v:\n%s", hasDump, tc.wantDump, log)
+			}
+			if tc.wantDump {
+				for _, want := range []string{"q=visible-query", "Cookie: sid=", "theme="} {
+					if !strings.Contains(log, want) {
+						t.Errorf("dump lacks %q:\n%s", want, log)
+					}
+				}
+			}
+			for _, s := range secrets {
+				if strings.Contains(log, s) {
+					t.Errorf("log leaks %q:\n%s", s, log)
+				}
+			}
+		})
+	}
+}
+
+func TestRecoveryOutputNil(t *testing.T) {
+	withGinMode(t, gin.DebugMode)
+	var defaultOut syncBuffer
+	prev := gin.DefaultErrorWriter
+	gin.DefaultErrorWriter = &defaultOut
+	t.Cleanup(func() { gin.DefaultErrorWriter = prev })
+
+	tm := sqliteMonitor(t, func(c *Config) { c.Output = nil })
+	r := tm.engine(false)
+	r.GET("/p", func(c *gin.Context) { panicWithString() })
+	r.GET("/pipe", func(c *gin.Context) {
+		panic(&net.OpError{Op: "write", Err: &os.SyscallError{Syscall: "write", Err: syscall.EPIPE}})
+	})
+	if w := serve(r, "GET", "/p", nil, nil); w.Code != 500 {
+		t.Fatalf("status %d, want 500", w.Code)
+	}
+	serve(r, "GET", "/pipe", nil, nil)
+	if got := defaultOut.String(); got != "" {
+		t.Errorf("Output nil still logged to gin.DefaultErrorWriter:\n%s", got)
+	}
+	if got := tm.out.String(); got != "" {
+		t.Errorf("Output nil still logged:\n%s", got)
+	}
+	if recs := tm.records(t); len(recs) != 1 {
+		t.Errorf("%d rows, want 1 (the panic is still recorded)", len(recs))
+	}
+}
+
+func TestRecoveryStatus(t *testing.T) {
+	withGinMode(t, gin.TestMode)
+	teapot := func(c *gin.Context, rec any) {
+		c.AbortWithStatusJSON(http.StatusTeapot, gin.H{"panic": fmt.Sprint(rec)})
+	}
+	for _, tc := range []struct {
+		name     string
+		handler  gin.HandlerFunc
+		recovery gin.RecoveryFunc
+		want     int
+		wantBody string
+	}{
+		{"plain panic", func(c *gin.Context) { panicWithString() }, nil, 500, ""},
+		{"abort 400 then panic", func(c *gin.Context) { c.AbortWithStatus(400); panicWithString() }, nil, 400, ""},
+		{"written 201 then panic", func(c *gin.Context) { c.String(201, "half"); panicWithString() }, nil, 201, "half"},
+		{"custom handler", func(c *gin.Context) { panicWithString() }, teapot, 418, `{"panic":"boom-value"}`},
+		{"custom handler, runtime error", func(c *gin.Context) { panicIndex(7) }, teapot, 418, "index out of range [7]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tm := sqliteMonitor(t, func(c *Config) { c.RecoveryHandler = tc.recovery })
+			r := tm.engine(false)
+			r.GET("/p", tc.handler)
+			w := serve(r, "GET", "/p", nil, nil)
+
+			g := gin.New()
+			if tc.recovery != nil {
+				g.Use(gin.CustomRecoveryWithWriter(io.Discard, tc.recovery))
+			} else {
+				g.Use(gin.RecoveryWithWriter(io.Discard))
+			}
+			g.GET("/p", tc.handler)
+			gw := serve(g, "GET", "/p", nil, nil)
+
+			if w.Code != tc.want || gw.Code != tc.want {
+				t.Errorf("status errmon %d, gin %d, want %d", w.Code, gw.Code, tc.want)
+			}
+			if !strings.Contains(w.Body.String(), tc.wantBody) || w.Body.String() != gw.Body.String() {
+				t.Errorf("body errmon %q, gin %q, want it to contain %q", w.Body, gw.Body, tc.wantBody)
+			}
+			if recs := tm.records(t); len(recs) != 1 || recs[0].Count != 1 {
+				t.Errorf("rows %+v, want one with count 1", recs)
+			}
+		})
+	}
+}
+
+func TestRecoveryBrokenConnection(t *testing.T) {
+	withGinMode(t, gin.TestMode)
+	opErr := func(errno syscall.Errno) error {
+		return &net.OpError{Op: "write", Net: "tcp", Err: &os.SyscallError{Syscall: "write", Err: errno}}
+	}
+	for _, tc := range []struct {
+		name  string
+		err   error
+		track bool // handler wrapped in Track as well
+		pre   func(c *gin.Context)
+	}{
+		{"EPIPE", opErr(syscall.EPIPE), false, nil},
+		{"ECONNRESET", opErr(syscall.ECONNRESET), false, nil},
+		{"wrapped EPIPE", fmt.Errorf("writing the answer: %w", opErr(syscall.EPIPE)), false, nil},
+		{"EPIPE in Track", opErr(syscall.EPIPE), true, nil},
+		{"EPIPE after status 500, in Track", opErr(syscall.EPIPE), true, func(c *gin.Context) { c.Status(500) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tm := sqliteMonitor(t, nil)
+			var errs []*gin.Error
+			r := gin.New()
+			r.Use(func(c *gin.Context) { c.Next(); errs = c.Errors }, tm.Middleware())
+			h := func(c *gin.Context) {
+				if tc.pre != nil {
+					tc.pre(c)
+				}
+				panic(tc.err)
+			}
+			if tc.track {
+				h = tm.Track(h)
+			}
+			r.GET("/p", h)
+			w := serve(r, "GET", "/p", nil, nil)
+			if w.Code == 500 && tc.pre == nil {
+				t.Errorf("a broken connection got a 500")
+			}
+			if len(errs) != 1 || !errors.Is(errs[0], tc.err) {
+				t.Errorf("c.Errors = %v, want the connection error, as gin does", errs)
+			}
+			if !strings.Contains(tm.out.String(), "broken pipe") && !strings.Contains(tm.out.String(), "connection reset") {
+				t.Errorf("broken connection not logged:\n%s", tm.out)
+			}
+			if strings.Contains(tm.out.String(), "panic recovered") {
+				t.Errorf("broken connection logged as a panic:\n%s", tm.out)
+			}
+			if recs := tm.records(t); len(recs) != 0 {
+				t.Errorf("a broken connection was recorded: %+v", recs)
+			}
+			if s := tm.Stats(); s.Recorded != 0 {
+				t.Errorf("Stats.Recorded = %d, want 0", s.Recorded)
+			}
+		})
+	}
+}
+
+func TestRecoveryAbortHandler(t *testing.T) {
+	withGinMode(t, gin.TestMode)
+	for _, tc := range []struct {
+		name  string
+		value any
+		track bool
+	}{
+		{"ErrAbortHandler", http.ErrAbortHandler, false},
+		{"wrapped ErrAbortHandler", fmt.Errorf("stop: %w", http.ErrAbortHandler), false},
+		{"ErrAbortHandler in Track", http.ErrAbortHandler, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tm := sqliteMonitor(t, nil)
+			r := tm.engine(false)
+			h := func(c *gin.Context) { panic(tc.value) }
+			if tc.track {
+				h = tm.Track(h)
+			}
+			r.GET("/p", h)
+			got := func() (rec any) {
+				defer func() { rec = recover() }()
+				serve(r, "GET", "/p", nil, nil)
+				return nil
+			}()
+			if got != tc.value {
+				t.Errorf("re-panicked with %v, want %v", got, tc.value)
+			}
+			if recs := tm.records(t); len(recs) != 0 {
+				t.Errorf("ErrAbortHandler was recorded: %+v", recs)
+			}
+		})
+	}
+}
+
+// ---- what is recorded ----
+
+func TestPanicStackCapturedAtPanicSite(t *testing.T) {
+	withGinMode(t, gin.TestMode)
+	for _, tc := range []struct {
+		name     string
+		handler  gin.HandlerFunc
+		top      string
+		excName  string
+		inMsg    string
+		viaTrack bool
+	}{
+		{"panic(string)", func(c *gin.Context) { panicWithString() }, "panicWithString", "string", "boom-value", false},
+		{"panic(error)", func(c *gin.Context) { panicWithError() }, "panicWithError", "*errors.errorString", "an error value", false},
+		{"index out of range", func(c *gin.Context) { panicIndex(5) }, "panicIndex", "runtime.boundsError", "index out of range [5] with length 3", false},
+		{"nil map", func(c *gin.Context) { panicNilMap() }, "panicNilMap", "runtime.plainError", "assignment to entry in nil map", false},
+		{"nil pointer", func(c *gin.Context) { panicNilPointer(nil) }, "panicNilPointer", "runtime.errorString", "nil pointer dereference", false},
+		{"index out of range in Track", func(c *gin.Context) { panicIndex(5) }, "panicIndex", "runtime.boundsError", "index out of range", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tm := sqliteMonitor(t, nil)
+			r := tm.engine(false)
+			h := tc.handler
+			if tc.viaTrack {
+				h = tm.Track(h)
+			}
+			r.GET("/p/:id", h)
+			serve(r, "GET", "/p/1", nil, nil)
+			recs := tm.records(t)
+			if len(recs) != 1 {
+				t.Fatalf("%d rows, want 1", len(recs))
+			}
+			rec := recs[0]
+			if got := topFunction(rec.Traceback); got != pkgPath+tc.top {
+				t.Errorf("top frame %q, want %q; traceback:\n%s", got, pkgPath+tc.top, rec.Traceback)
+			}
+			if rec.ExceptionName != tc.excName {
+				t.Errorf("ExceptionName %q, want %q", rec.ExceptionName, tc.excName)
+			}
+			if !strings.Contains(rec.Message, tc.inMsg) {
+				t.Errorf("Message %q lacks %q", rec.Message, tc.inMsg)
+			}
+			if rec.Method != "GET" || rec.Path != "/p/1" || rec.Route != "/p/:id" || rec.Host != "example.com" || rec.Count != 1 {
+				t.Errorf("row %+v", rec)
+			}
+			if rec.CreatedOn.IsZero() || rec.LastSeen.Before(rec.CreatedOn) {
+				t.Errorf("CreatedOn %v LastSeen %v", rec.CreatedOn, rec.LastSeen)
+			}
+		})
+	}
+}
+
+func TestContextErrorsRecordedByStatus(t *testing.T) {
+	withGinMode(t, gin.TestMode)
+	for _, tc := range []struct {
+		name         string
+		recordStatus int
+		status       int
+		nErrors      int
+		wantRows     int
+	}{
+		{"500 records", 0, 500, 1, 1},
+		{"503 records", 0, 503, 1, 1},
+		{"two errors at 500", 0, 500, 2, 2},
+		{"404 does not", 0, 404, 1, 0},
+		{"400 does not", 0, 400, 1, 0},
+		{"200 does not", 0, 200, 1, 0},
+		{"RecordStatus 400 widens to 400", 400, 400, 1, 1},
+		{"RecordStatus 400 widens to 404", 400, 404, 1, 1},
+		{"RecordStatus 400, 399 does not", 400, 399, 1, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tm := sqliteMonitor(t, func(c *Config) { c.RecordStatus = tc.recordStatus })
+			r := tm.engine(false)
+			r.GET("/e", func(c *gin.Context) {
+				for i := 0; i < tc.nErrors; i++ {
+					_ = c.Error(fmt.Errorf("failure kind %c", 'a'+i))
+				}
+				c.Status(tc.status)
+			})
+			if w := serve(r, "GET", "/e", nil, nil); w.Code != tc.status {
+				t.Fatalf("status %d, want %d", w.Code, tc.status)
+			}
+			recs := tm.records(t)
+			if len(recs) != tc.wantRows {
+				t.Fatalf("%d rows, want %d: %+v", len(recs), tc.wantRows, recs)
+			}
+			for _, rec := range recs {
+				if rec.ExceptionName != "*errors.errorString" || !strings.HasPrefix(rec.Message, "failure kind") || rec.Route != "/e" {
+					t.Errorf("row %+v", rec)
+				}
+			}
+		})
+	}
+}
+
+//go:noinline
+func recordHere(m *Monitor, c *gin.Context, err error) { m.Record(c, err) }
+
+//go:noinline
+func recordDefaultHere(c *gin.Context, err error) { Record(c, err) }
+
+func TestRecordByHand(t *testing.T) {
+	withGinMode(t, gin.TestMode)
+	t.Run("in a request", func(t *testing.T) {
+		tm := sqliteMonitor(t, nil)
+		r := tm.engine(true) // no middleware needed
+		r.POST("/orders/:id", func(c *gin.Context) {
+			recordHere(tm.Monitor, c, errors.New("order 12 could not be charged"))
+			c.Status(202)
+		})
+		if w := serve(r, "POST", "/orders/12?x=1", nil, nil); w.Code != 202 {
+			t.Fatalf("status %d", w.Code)
+		}
+		recs := tm.records(t)
+		if len(recs) != 1 {
+			t.Fatalf("%d rows", len(recs))
+		}
+		rec := recs[0]
+		if rec.Method != "POST" || rec.Path != "/orders/12" || rec.Route != "/orders/:id" || rec.Message != "order 12 could not be charged" {
+			t.Errorf("row %+v", rec)
+		}
+		if got := topFunction(rec.Traceback); got != pkgPath+"recordHere" {
+			t.Errorf("top frame %q, want the caller of Record; traceback:\n%s", got, rec.Traceback)
+		}
+		if !strings.Contains(rec.RequestData, `"x":"1"`) {
+			t.Errorf("request data %s", rec.RequestData)
+		}
+	})
+	t.Run("without a request", func(t *testing.T) {
+		tm := sqliteMonitor(t, nil)
+		recordHere(tm.Monitor, nil, errors.New("cron job 7 failed"))
+		recordHere(tm.Monitor, nil, errors.New("cron job 8 failed"))
+		tm.Record(nil, nil) // nothing
+		recs := tm.records(t)
+		if len(recs) != 1 || recs[0].Count != 2 {
+			t.Fatalf("rows %+v, want one with count 2", recs)
+		}
+		rec := recs[0]
+		if rec.Method != "" || rec.Path != "" || rec.RequestData != "" {
+			t.Errorf("row without request has request fields: %+v", rec)
+		}
+		if got := topFunction(rec.Traceback); got != pkgPath+"recordHere" {
+			t.Errorf("top frame %q; traceback:\n%s", got, rec.Traceback)
+		}
+	})
+	t.Run("gin context without request", func(t *testing.T) {
+		tm := sqliteMonitor(t, nil)
+		c := &gin.Context{}
+		recordHere(tm.Monitor, c, errors.New("no request"))
+		if recs := tm.records(t); len(recs) != 1 {
+			t.Fatalf("rows %+v", recs)
+		}
+	})
+	t.Run("nil monitor", func(t *testing.T) {
+		var m *Monitor
+		m.Record(nil, errors.New("x")) // must not panic
+	})
+}
+
+func TestTrackExactlyOnce(t *testing.T) {
+	withGinMode(t, gin.TestMode)
+	handlers := []struct {
+		name   string
+		h      gin.HandlerFunc
+		status int
+	}{
+		{"panic", func(c *gin.Context) { panicWithString() }, 500},
+		{"c.Error with 500", func(c *gin.Context) { _ = c.Error(errors.New("tracked failure")); c.Status(500) }, 500},
+		{"c.Error then AbortWithError 503", func(c *gin.Context) {
+			_ = c.AbortWithError(503, errors.New("tracked unavailable"))
+		}, 503},
+	}
+	for _, h := range handlers {
+		for _, withMiddleware := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/middleware=%v", h.name, withMiddleware), func(t *testing.T) {
+				tm := sqliteMonitor(t, nil)
+				r := tm.engine(!withMiddleware)
+				r.GET("/t", tm.Track(h.h))
+				const n = 3
+				for i := 0; i < n; i++ {
+					if w := serve(r, "GET", "/t", nil, nil); w.Code != h.status {
+						t.Fatalf("status %d, want %d", w.Code, h.status)
+					}
+				}
+				recs := tm.records(t)
+				if len(recs) != 1 || recs[0].Count != n {
+					t.Fatalf("rows %+v, want one row with count %d", recs, n)
+				}
+				if s := tm.Stats(); s.Recorded != n {
+					t.Errorf("Stats.Recorded %d, want %d", s.Recorded, n)
+				}
+			})
+		}
+	}
+	t.Run("error before Track, status set after", func(t *testing.T) {
+		// An error attached by a handler before the tracked one is recorded
+		// by Middleware, once, with the final status.
+		tm := sqliteMonitor(t, nil)
+		r := tm.engine(false)
+		r.GET("/t", func(c *gin.Context) { _ = c.Error(errors.New("early")); c.Next() },
+			tm.Track(func(c *gin.Context) { _ = c.Error(errors.New("tracked")); c.Status(500) }))
+		serve(r, "GET", "/t", nil, nil)
+		recs := tm.records(t)
+		if len(recs) != 2 || recs[0].Count != 1 || recs[1].Count != 1 {
+			t.Fatalf("rows %+v, want two rows with count 1", recs)
+		}
+	})
+}
+
+func TestPackageLevelDefaultMonitor(t *testing.T) {
+	withGinMode(t, gin.TestMode)
+	t.Cleanup(func() { SetDefault(nil) })
+	tdb := openSQLite(t)
+	out := &syncBuffer{}
+	cfg := DefaultConfig()
+	cfg.DB = tdb.DB
+	cfg.Output = out
+	cfg.FlushInterval = time.Hour
+	mw := Middleware(cfg)
+	m := Default()
+	if m == nil {
+		t.Fatal("Middleware did not set the default monitor")
+	}
+	tm := &testMonitor{Monitor: m, db: tdb.DB, out: out}
+	t.Cleanup(func() { m.Close() })
+
+	r := gin.New()
+	r.Use(mw)
+	r.GET("/panic", func(c *gin.Context) { panicWithString() })
+	r.GET("/tracked", Track(func(c *gin.Context) { _ = c.Error(errors.New("tracked")); c.Status(500) }))
+	r.GET("/record", func(c *gin.Context) { recordDefaultHere(c, errors.New("by hand")); c.Status(200) })
+	for _, p := range []string{"/panic", "/tracked", "/record"} {
+		serve(r, "GET", p, nil, nil)
+	}
+	recs := tm.records(t)
+	if len(recs) != 3 {
+		t.Fatalf("rows %+v, want 3", recs)
+	}
+	for _, rec := range recs {
+		if rec.Count != 1 {
+			t.Errorf("row %s %q count %d, want 1", rec.Path, rec.Message, rec.Count)
+		}
+		if rec.Path == "/record" && topFunction(rec.Traceback) != pkgPath+"recordDefaultHere" {
+			t.Errorf("package Record traceback starts at %q", topFunction(rec.Traceback))
+		}
+	}
+
+	SetDefault(nil)
+	// Without a default monitor, Track runs the handler as it is and Record
+	// does nothing.
+	ran := false
+	bare := gin.New()
+	bare.GET("/x", Track(func(c *gin.Context) { ran = true; Record(c, errors.New("lost")) }))
+	serve(bare, "GET", "/x", nil, nil)
+	if !ran {
+		t.Error("Track without a default monitor did not run the handler")
+	}
+	if recs := tm.records(t); len(recs) != 3 {
+		t.Errorf("rows %d after SetDefault(nil), want 3", len(recs))
+	}
+
+	t.Run("invalid config panics", func(t *testing.T) {
+		defer func() {
+			if r := recover(); r == nil {
+				t.Error("Middleware with no DB did not panic")
+			} else if !strings.Contains(fmt.Sprint(r), "Config.DB") {
+				t.Errorf("panic %v does not name Config.DB", r)
+			}
+		}()
+		Middleware(Config{})
+	})
+}
