@@ -4,18 +4,23 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"html/template"
+	htmltemplate "html/template"
 	"log/slog"
 	"strings"
 	"sync"
+	texttemplate "text/template"
 	"time"
 )
 
 // Notifier delivers an alert, for instance by email (see
 // [github.com/errmon/errmon/mail]) or to a chat webhook. Notify is called
-// off the request path, with a context bounded by Config.NotifyTimeout; a
-// failed delivery is retried with backoff, then logged.
+// off the request path, one alert at a time, with a context bounded by
+// Config.NotifyTimeout that it must honour; a failed delivery is retried
+// with backoff (unless its error wraps [ErrPermanent]), then logged with the
+// error's hash. A Notifier that panics or ignores its context cannot block
+// or crash the monitor.
 type Notifier interface {
 	Notify(ctx context.Context, n *Notification) error
 }
@@ -25,7 +30,7 @@ type Notifier interface {
 type Notification struct {
 	From    string
 	To      []string
-	Subject string
+	Subject string // one line: "[SubjectPrefix] [METHOD] path ExceptionName: message"
 	Text    string // plain-text body
 	HTML    string // HTML body
 	Error   *ErrorRecord
@@ -35,54 +40,78 @@ type Notification struct {
 
 // Ticketing raises a ticket in an issue tracker. RaiseTicket is called once
 // for each new error and each regression, however many processes see it,
-// off the request path; its failures are logged, never fatal.
+// off the request path, with the same retries as alerts; its failures are
+// logged, never fatal.
 type Ticketing interface {
 	RaiseTicket(ctx context.Context, rec *ErrorRecord) error
 }
 
-// Reasons for an alert.
+// Reasons for an alert, in [Notification.Reason].
 const (
-	ReasonNew        = "new"
-	ReasonRegression = "regression"
-	ReasonThreshold  = "threshold"
-	ReasonOngoing    = "ongoing"
+	ReasonNew        = "new"        // the first occurrence of an error
+	ReasonRegression = "regression" // a resolved error happened again
+	ReasonThreshold  = "threshold"  // an open error's count reached one of Config.NotifyThresholds
+	ReasonOngoing    = "ongoing"    // an open error still occurs, Config.NotifyEvery after its last alert
 )
 
+// ErrPermanent marks a delivery failure that retrying cannot fix (an SMTP
+// server's 5xx refusal, a malformed address). A Notifier or Ticketing
+// returns an error wrapping it (errors.Is) to have it logged at once
+// instead of retried.
+var ErrPermanent = errors.New("permanent failure")
+
+// ErrNotDelivered is wrapped by the error of [Monitor.Flush] (and Close)
+// when alerts or tickets could not be delivered since the previous Flush.
+// The errors themselves are stored; the failures are logged with their
+// hashes.
+var ErrNotDelivered = errors.New("errmon: alerts not delivered")
+
 // afterWrite decides, from what the database said about a write, whether
-// this process alerts and raises a ticket. The database decides, so that
-// one of many processes does it.
+// this process alerts and raises a ticket. The database decides (the
+// upsert's write token for new errors and regressions, the count before and
+// after the write for thresholds, a conditional UPDATE for NotifyEvery), so
+// that exactly one of many processes does it.
 func (m *Monitor) afterWrite(p *pending, res upsertResult) {
 	reason := ""
+	var threshold int64
 	switch {
 	case res.Created:
 		reason = ReasonNew
 	case res.Reopened:
 		reason = ReasonRegression
 	default:
+		// Counts are atomic in the database: the ranges (before, after] of
+		// all writes never overlap, so one write crosses each threshold.
 		before := res.Count - p.count
 		for _, t := range m.cfg.NotifyThresholds {
-			if before < t && t <= res.Count {
-				reason = ReasonThreshold
+			if before < t && t <= res.Count && t > threshold {
+				reason, threshold = ReasonThreshold, t
 			}
 		}
 	}
 	notify := m.cfg.SendNotification && m.cfg.Notifier != nil
 	ticket := m.cfg.Ticketing != nil && (res.Created || res.Reopened)
-	if !notify && !ticket {
-		return
+	if !notify {
+		reason = ""
 	}
+	if reason == "" && !ticket && !(notify && m.cfg.NotifyEvery > 0) {
+		return // the common case: a repeat of an open error costs nothing more
+	}
+	hash := p.last.Hash
 	ctx, cancel := context.WithTimeout(m.base, flushTimeout)
 	defer cancel()
-	if notify && reason == "" && m.cfg.NotifyEvery > 0 {
-		ok, err := m.store.claimNotification(ctx, p.last.Hash, dbTime(time.Now()), m.cfg.NotifyEvery)
+	switch {
+	case notify && reason == "" && m.cfg.NotifyEvery > 0:
+		ok, err := m.store.claimNotification(ctx, hash, dbTime(time.Now()), m.cfg.NotifyEvery)
 		if err != nil {
-			m.log.Warn("errmon: could not claim a repeat alert", "hash", p.last.Hash, "err", err)
+			m.log.Warn("errmon: could not claim a repeat alert", "hash", hash, "err", err)
 		} else if ok {
 			reason = ReasonOngoing
 		}
-	} else if notify && reason != "" {
-		if _, err := m.store.claimNotification(ctx, p.last.Hash, dbTime(time.Now()), 0); err != nil {
-			m.log.Warn("errmon: could not note an alert", "hash", p.last.Hash, "err", err)
+	case reason != "":
+		// Start the NotifyEvery interval from this alert.
+		if _, err := m.store.claimNotification(ctx, hash, dbTime(time.Now()), 0); err != nil {
+			m.log.Warn("errmon: could not note an alert", "hash", hash, "err", err)
 		}
 	}
 	if reason == "" && !ticket {
@@ -90,14 +119,15 @@ func (m *Monitor) afterWrite(p *pending, res upsertResult) {
 	}
 	var rec ErrorRecord
 	if err := m.store.db.WithContext(ctx).Where("id = ?", res.ID).Take(&rec).Error; err != nil {
-		m.log.Error("errmon: could not read an error back to alert on it", "hash", p.last.Hash, "err", err)
+		m.log.Error("errmon: could not read an error back to alert on it", "hash", hash, "reason", reason, "err", err)
 		return
 	}
-	if notify && reason != "" {
-		m.alerts.enqueue(alertJob{note: m.compose(&rec, reason)})
+	if reason != "" {
+		m.alerts.enqueue(alertJob{note: m.compose(&rec, reason, threshold)})
 	}
 	if ticket {
-		m.alerts.enqueue(alertJob{ticket: &rec})
+		t := rec
+		m.alerts.enqueue(alertJob{ticket: &t})
 	}
 }
 
@@ -110,17 +140,21 @@ func (m *Monitor) Link(hash string) string {
 	return strings.TrimRight(m.cfg.BaseURL, "/") + strings.TrimRight(m.cfg.URLPrefix, "/") + "/" + hash
 }
 
-const maxSubject = 200
+// Limits on what an alert carries.
+const (
+	// MaxSubjectBytes caps an alert's subject line.
+	MaxSubjectBytes = 200
+	// alertTracebackLines is how much of the traceback an alert shows (two
+	// lines per frame).
+	alertTracebackLines = 24
+	// alertContextBytes caps the request context shown in an alert.
+	alertContextBytes = 16 << 10
+)
 
-// compose writes the alert for rec.
-func (m *Monitor) compose(rec *ErrorRecord, reason string) *Notification {
-	n := &Notification{
-		From:   m.cfg.EmailSender,
-		To:     append([]string(nil), m.cfg.RecipientEmail...),
-		Error:  rec,
-		Reason: reason,
-		Link:   m.Link(rec.Hash),
-	}
+// Subject returns an alert's subject for rec: "[SubjectPrefix] [METHOD]
+// path ExceptionName: message", the prefix left out when empty, the method
+// and path when unknown, on one line of at most [MaxSubjectBytes].
+func (m *Monitor) Subject(rec *ErrorRecord) string {
 	var subj strings.Builder
 	if m.cfg.SubjectPrefix != "" {
 		subj.WriteString("[" + m.cfg.SubjectPrefix + "] ")
@@ -131,16 +165,31 @@ func (m *Monitor) compose(rec *ErrorRecord, reason string) *Notification {
 	if rec.Path != "" {
 		subj.WriteString(rec.Path + " ")
 	}
-	subj.WriteString(rec.ExceptionName + ": " + rec.Message)
-	n.Subject = oneLine(subj.String(), maxSubject)
+	subj.WriteString(rec.ExceptionName)
+	if rec.Message != "" {
+		subj.WriteString(": " + rec.Message)
+	}
+	return oneLine(subj.String(), MaxSubjectBytes)
+}
 
-	data := m.alertData(rec, reason, n.Link)
+// compose writes the alert for rec.
+func (m *Monitor) compose(rec *ErrorRecord, reason string, threshold int64) *Notification {
+	n := &Notification{
+		From:    m.cfg.EmailSender,
+		To:      append([]string(nil), m.cfg.RecipientEmail...),
+		Subject: m.Subject(rec),
+		Error:   rec,
+		Reason:  reason,
+		Link:    m.Link(rec.Hash),
+	}
+	data := alertData(rec, reason, threshold, n.Link)
 	var text, html bytes.Buffer
 	if err := alertText.Execute(&text, data); err != nil {
-		text.WriteString(err.Error())
+		text.Reset()
+		fmt.Fprintf(&text, "%s\n\n(the alert could not be composed: %v)\n", n.Subject, err)
 	}
 	if err := alertHTML.Execute(&html, data); err != nil {
-		html.WriteString(template.HTMLEscapeString(err.Error()))
+		html.Reset()
 	}
 	n.Text, n.HTML = text.String(), html.String()
 	return n
@@ -154,16 +203,24 @@ type alertView struct {
 	Context   string
 }
 
-func (m *Monitor) alertData(rec *ErrorRecord, reason, link string) alertView {
-	headline := map[string]string{
-		ReasonNew:        "A new error",
-		ReasonRegression: "A resolved error happened again",
-		ReasonThreshold:  fmt.Sprintf("An open error reached %d occurrences", rec.Count),
-		ReasonOngoing:    "An open error keeps happening",
-	}[reason]
+func alertData(rec *ErrorRecord, reason string, threshold int64, link string) alertView {
+	headline := "An error"
+	switch reason {
+	case ReasonNew:
+		headline = "A new error"
+	case ReasonRegression:
+		headline = "A resolved error happened again"
+	case ReasonThreshold:
+		headline = fmt.Sprintf("An open error reached %d occurrences", threshold)
+	case ReasonOngoing:
+		headline = "An open error keeps happening"
+	}
 	tb := rec.Traceback
-	if lines := strings.SplitAfter(tb, "\n"); len(lines) > 20 {
-		tb = strings.Join(lines[:20], "") + "…\n"
+	if lines := strings.SplitAfter(tb, "\n"); len(lines) > alertTracebackLines {
+		tb = strings.Join(lines[:alertTracebackLines], "") + "…\n"
+	}
+	if tb == "" {
+		tb = "(no stack)\n"
 	}
 	ctx := rec.RequestData
 	var v any
@@ -172,6 +229,10 @@ func (m *Monitor) alertData(rec *ErrorRecord, reason, link string) alertView {
 			ctx = string(b)
 		}
 	}
+	if ctx == "" {
+		ctx = "(none: recorded outside a request)"
+	}
+	ctx = sanitize(ctx, alertContextBytes)
 	return alertView{Rec: rec, Headline: headline, Link: link, Traceback: tb, Context: ctx}
 }
 
@@ -181,34 +242,36 @@ func oneLine(s string, max int) string {
 	return sanitize(s, max)
 }
 
-var alertText = template.Must(template.New("text").Parse(`{{.Headline}}: {{.Rec.ExceptionName}}: {{.Rec.Message}}
+var alertText = texttemplate.Must(texttemplate.New("text").Parse(`{{.Headline}}: {{.Rec.ExceptionName}}{{with .Rec.Message}}: {{.}}{{end}}
 
-Where:      {{.Rec.Method}} {{.Rec.Path}}{{with .Rec.Route}} (route {{.}}){{end}} on {{.Rec.Host}}
+Where:      {{with .Rec.Method}}{{.}} {{end}}{{.Rec.Path}}{{with .Rec.Route}} (route {{.}}){{end}}{{with .Rec.Host}} on {{.}}{{end}}
 Count:      {{.Rec.Count}}
 First seen: {{.Rec.CreatedOn.UTC.Format "2006-01-02 15:04:05 MST"}}
 Last seen:  {{.Rec.LastSeen.UTC.Format "2006-01-02 15:04:05 MST"}}
 {{with .Link}}Details:    {{.}}
-{{end}}
+{{end}}Hash:       {{.Rec.Hash}}
+
 Traceback (newest call first):
 {{.Traceback}}
-Request:
+Request (secrets masked):
 {{.Context}}
 `))
 
-var alertHTML = template.Must(template.New("html").Parse(`<!doctype html>
+var alertHTML = htmltemplate.Must(htmltemplate.New("html").Parse(`<!doctype html>
 <html><body style="font-family:system-ui,sans-serif;color:#1f2328">
 <h2 style="margin:0 0 8px">{{.Headline}}</h2>
-<p style="font-size:16px"><b>{{.Rec.ExceptionName}}</b>: {{.Rec.Message}}</p>
+<p style="font-size:16px"><b>{{.Rec.ExceptionName}}</b>{{with .Rec.Message}}: {{.}}{{end}}</p>
 <table style="border-collapse:collapse">
-<tr><td style="padding:2px 12px 2px 0;color:#59636e">Where</td><td>{{.Rec.Method}} {{.Rec.Path}}{{with .Rec.Route}} (route {{.}}){{end}} on {{.Rec.Host}}</td></tr>
+<tr><td style="padding:2px 12px 2px 0;color:#59636e">Where</td><td>{{with .Rec.Method}}{{.}} {{end}}{{.Rec.Path}}{{with .Rec.Route}} (route {{.}}){{end}}{{with .Rec.Host}} on {{.}}{{end}}</td></tr>
 <tr><td style="padding:2px 12px 2px 0;color:#59636e">Count</td><td>{{.Rec.Count}}</td></tr>
 <tr><td style="padding:2px 12px 2px 0;color:#59636e">First seen</td><td>{{.Rec.CreatedOn.UTC.Format "2006-01-02 15:04:05 MST"}}</td></tr>
 <tr><td style="padding:2px 12px 2px 0;color:#59636e">Last seen</td><td>{{.Rec.LastSeen.UTC.Format "2006-01-02 15:04:05 MST"}}</td></tr>
+<tr><td style="padding:2px 12px 2px 0;color:#59636e">Hash</td><td><code>{{.Rec.Hash}}</code></td></tr>
 </table>
 {{with .Link}}<p><a href="{{.}}">Open it on the dashboard</a></p>{{end}}
 <h3>Traceback</h3>
 <pre style="background:#f6f8fa;padding:8px;overflow:auto">{{.Traceback}}</pre>
-<h3>Request</h3>
+<h3>Request (secrets masked)</h3>
 <pre style="background:#f6f8fa;padding:8px;overflow:auto">{{.Context}}</pre>
 </body></html>
 `))
@@ -217,7 +280,7 @@ var alertHTML = template.Must(template.New("html").Parse(`<!doctype html>
 type alertJob struct {
 	note    *Notification
 	ticket  *ErrorRecord
-	barrier chan struct{}
+	barrier chan error // receives the failures since the previous barrier
 }
 
 // alerts delivers notifications and tickets in order, off the request path
@@ -228,12 +291,20 @@ type alerts struct {
 	dropped int64
 	mu      sync.Mutex
 	log     *slog.Logger
+
+	// Owned by the run goroutine: failures not yet reported to a Flush.
+	failed     int
+	failedHash []string
+	lastErr    error
 }
 
 const (
 	alertQueueSize = 1024
 	alertAttempts  = 4
 	alertBackoff   = 500 * time.Millisecond
+	// abandonGrace is how long a Notifier that ignores its context is
+	// waited for after its timeout, before the monitor moves on.
+	abandonGrace = 100 * time.Millisecond
 )
 
 func (a *alerts) enqueue(j alertJob) {
@@ -243,7 +314,7 @@ func (a *alerts) enqueue(j alertJob) {
 		a.mu.Lock()
 		a.dropped++
 		a.mu.Unlock()
-		a.log.Error("errmon: alert queue full; alert dropped", "hash", j.hash())
+		a.log.Error("errmon: alert queue full; alert dropped", "hash", j.hash(), "what", j.what())
 	}
 }
 
@@ -257,9 +328,17 @@ func (j alertJob) hash() string {
 	return ""
 }
 
-// wait returns when every job queued before it is done, or ctx is done.
+func (j alertJob) what() string {
+	if j.ticket != nil {
+		return "ticket"
+	}
+	return "alert"
+}
+
+// wait returns when every job queued before it is done, or ctx is done. It
+// reports the deliveries that failed since the previous wait.
 func (a *alerts) wait(ctx context.Context) error {
-	b := make(chan struct{})
+	b := make(chan error, 1)
 	select {
 	case a.jobs <- alertJob{barrier: b}:
 	case <-ctx.Done():
@@ -268,8 +347,8 @@ func (a *alerts) wait(ctx context.Context) error {
 		return ErrClosed
 	}
 	select {
-	case <-b:
-		return nil
+	case err := <-b:
+		return err
 	case <-ctx.Done():
 		return fmt.Errorf("errmon: flush alerts: %w", ctx.Err())
 	case <-a.m.stop:
@@ -282,17 +361,18 @@ func (a *alerts) run() {
 	for {
 		select {
 		case <-a.m.stop:
+			a.abandon()
 			return
 		case j := <-a.jobs:
 			switch {
 			case j.barrier != nil:
-				close(j.barrier)
+				j.barrier <- a.report()
 			case j.note != nil:
-				a.deliver("alert", j.note.Error.Hash, func(ctx context.Context) error {
+				a.deliver(j, func(ctx context.Context) error {
 					return a.m.cfg.Notifier.Notify(ctx, j.note)
 				})
 			case j.ticket != nil:
-				a.deliver("ticket", j.ticket.Hash, func(ctx context.Context) error {
+				a.deliver(j, func(ctx context.Context) error {
 					return a.m.cfg.Ticketing.RaiseTicket(ctx, j.ticket)
 				})
 			}
@@ -300,38 +380,101 @@ func (a *alerts) run() {
 	}
 }
 
+// report returns the failures since the last report, and forgets them.
+func (a *alerts) report() error {
+	if a.failed == 0 {
+		return nil
+	}
+	err := fmt.Errorf("%w: %d failed (hashes %s): %w", ErrNotDelivered, a.failed, strings.Join(a.failedHash, ", "), a.lastErr)
+	a.failed, a.failedHash, a.lastErr = 0, nil, nil
+	return err
+}
+
+// abandon logs the jobs still queued when the monitor stops.
+func (a *alerts) abandon() {
+	for {
+		select {
+		case j := <-a.jobs:
+			if j.barrier != nil {
+				j.barrier <- ErrClosed
+				continue
+			}
+			a.m.stats.alertsFailed.Add(1)
+			a.log.Error("errmon: monitor closed before this "+j.what()+" was delivered", "hash", j.hash())
+		default:
+			return
+		}
+	}
+}
+
+// backoff is the pause before retry number attempt (1, 2...): it doubles
+// from min(500ms, NotifyTimeout).
+func (a *alerts) backoff(attempt int) time.Duration {
+	base := min(alertBackoff, a.m.cfg.NotifyTimeout)
+	return base << (attempt - 1)
+}
+
 // deliver tries send a few times with growing pauses, each try bounded by
-// Config.NotifyTimeout; a panic in send counts as a failure.
-func (a *alerts) deliver(what, hash string, send func(context.Context) error) {
+// Config.NotifyTimeout; a panic in send counts as a failure, and an error
+// wrapping ErrPermanent is not retried.
+func (a *alerts) deliver(j alertJob, send func(context.Context) error) {
 	var err error
-	for attempt := 1; attempt <= alertAttempts; attempt++ {
+	attempts := 0
+	for attempts < alertAttempts {
+		attempts++
 		err = a.try(send)
 		if err == nil {
-			if what == "alert" {
+			if j.note != nil {
 				a.m.stats.alertsSent.Add(1)
 			}
 			return
 		}
-		if attempt == alertAttempts {
+		if errors.Is(err, ErrPermanent) || attempts == alertAttempts {
 			break
 		}
+		t := time.NewTimer(a.backoff(attempts))
 		select {
-		case <-time.After(alertBackoff << (attempt - 1)):
+		case <-t.C:
 		case <-a.m.stop:
-			attempt = alertAttempts
+			t.Stop()
+			attempts = alertAttempts // give up now; Close is waiting
 		}
 	}
 	a.m.stats.alertsFailed.Add(1)
-	a.log.Error("errmon: could not deliver "+what, "hash", hash, "attempts", alertAttempts, "err", err)
+	a.failed++
+	if len(a.failedHash) < 10 {
+		a.failedHash = append(a.failedHash, j.hash())
+	}
+	a.lastErr = err
+	a.log.Error("errmon: could not deliver "+j.what(), "hash", j.hash(), "attempts", attempts, "err", err)
 }
 
-func (a *alerts) try(send func(context.Context) error) (err error) {
+// try runs send once with a context bounded by Config.NotifyTimeout. A send
+// that ignores its context is abandoned shortly after the timeout (its
+// goroutine ends whenever send returns); a panic is returned as an error.
+func (a *alerts) try(send func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(a.m.base, a.m.cfg.NotifyTimeout)
 	defer cancel()
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("panic: %s", messageOf(r))
-		}
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				done <- fmt.Errorf("panic: %s", messageOf(r))
+			}
+		}()
+		done <- send(ctx)
 	}()
-	return send(ctx)
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	grace := time.NewTimer(abandonGrace)
+	defer grace.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-grace.C:
+		return fmt.Errorf("abandoned after %v: it ignored its context: %w", a.m.cfg.NotifyTimeout, ctx.Err())
+	}
 }

@@ -1,0 +1,511 @@
+package mail_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"io"
+	"log"
+	"math/big"
+	"mime"
+	"mime/multipart"
+	"mime/quotedprintable"
+	"net"
+	netmail "net/mail"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+	"go.uber.org/goleak"
+
+	"github.com/errmon/errmon"
+	"github.com/errmon/errmon/mail"
+)
+
+// received is one message as the test SMTP server got it.
+type received struct {
+	From string
+	To   []string
+	Data []byte
+	TLS  bool
+	User string
+}
+
+// smtpServer is a real in-process SMTP server (go-smtp) on 127.0.0.1 that
+// keeps what it receives.
+type smtpServer struct {
+	Host string
+	Port int
+	mu   sync.Mutex
+	msgs []received
+	srv  *smtp.Server
+	// options
+	user, pass string          // require AUTH PLAIN with these
+	rejectData *smtp.SMTPError // refuse every message at DATA
+}
+
+type serverOpt func(*smtpServer, *smtp.Server)
+
+func withAuth(user, pass string) serverOpt {
+	return func(s *smtpServer, _ *smtp.Server) { s.user, s.pass = user, pass }
+}
+
+func withStartTLS(cfg *tls.Config) serverOpt {
+	return func(_ *smtpServer, srv *smtp.Server) { srv.TLSConfig = cfg }
+}
+
+func withReject(code int) serverOpt {
+	return func(s *smtpServer, _ *smtp.Server) {
+		s.rejectData = &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode{code / 100, 0, 0}, Message: "refused by test"}
+	}
+}
+
+func startSMTP(t *testing.T, implicitTLS *tls.Config, opts ...serverOpt) *smtpServer {
+	t.Helper()
+	s := &smtpServer{}
+	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+		_, isTLS := c.TLSConnectionState()
+		return &session{s: s, tls: isTLS, conn: c}, nil
+	}))
+	srv.Domain = "localhost"
+	srv.ErrorLog = log.New(io.Discard, "", 0) // clients that hang up on purpose
+	srv.AllowInsecureAuth = true
+	srv.ReadTimeout = 10 * time.Second
+	srv.WriteTimeout = 10 * time.Second
+	for _, o := range opts {
+		o(s, srv)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if implicitTLS != nil {
+		l = tls.NewListener(l, implicitTLS)
+	}
+	s.srv = srv
+	s.Host = "127.0.0.1"
+	s.Port = l.Addr().(*net.TCPAddr).Port
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(l) }()
+	t.Cleanup(func() { srv.Close(); <-done })
+	return s
+}
+
+func (s *smtpServer) messages() []received {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]received(nil), s.msgs...)
+}
+
+type session struct {
+	s    *smtpServer
+	conn *smtp.Conn
+	tls  bool
+	user string
+	cur  received
+}
+
+func (x *session) AuthMechanisms() []string {
+	if x.s.user == "" {
+		return nil
+	}
+	return []string{sasl.Plain}
+}
+
+func (x *session) Auth(mech string) (sasl.Server, error) {
+	return sasl.NewPlainServer(func(_, user, pass string) error {
+		if user != x.s.user || pass != x.s.pass {
+			return smtp.ErrAuthFailed
+		}
+		x.user = user
+		return nil
+	}), nil
+}
+
+func (x *session) Mail(from string, _ *smtp.MailOptions) error {
+	if x.s.user != "" && x.user == "" {
+		return smtp.ErrAuthRequired
+	}
+	x.cur = received{From: from}
+	return nil
+}
+
+func (x *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	x.cur.To = append(x.cur.To, to)
+	return nil
+}
+
+func (x *session) Data(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	if x.s.rejectData != nil {
+		return x.s.rejectData
+	}
+	_, isTLS := x.conn.TLSConnectionState()
+	x.cur.Data, x.cur.TLS, x.cur.User = b, isTLS || x.tls, x.user
+	x.s.mu.Lock()
+	x.s.msgs = append(x.s.msgs, x.cur)
+	x.s.mu.Unlock()
+	return nil
+}
+
+func (x *session) Reset()        { x.cur = received{} }
+func (x *session) Logout() error { return nil }
+
+// testCert makes a self-signed certificate for 127.0.0.1 and the client
+// config that trusts it.
+func testCert(t *testing.T) (server, client *tls.Config) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "errmon test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	server = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	client = &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
+	return server, client
+}
+
+// parsed is a received message taken apart with net/mail and
+// mime/multipart, bodies decoded.
+type parsed struct {
+	Header netmail.Header
+	Parts  map[string]string // content type -> decoded body
+	Raw    string
+}
+
+func parse(t *testing.T, raw []byte) parsed {
+	t.Helper()
+	msg, err := netmail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatalf("parse message: %v\n%s", err, raw)
+	}
+	p := parsed{Header: msg.Header, Parts: map[string]string{}, Raw: string(raw)}
+	mt, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
+	if err != nil {
+		t.Fatalf("Content-Type: %v", err)
+	}
+	if !strings.HasPrefix(mt, "multipart/") {
+		p.Parts[mt] = decode(t, msg.Header.Get("Content-Transfer-Encoding"), msg.Body)
+		return p
+	}
+	mr := multipart.NewReader(msg.Body, params["boundary"])
+	for {
+		part, err := mr.NextRawPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("multipart: %v", err)
+		}
+		pt, _, _ := mime.ParseMediaType(part.Header.Get("Content-Type"))
+		p.Parts[pt] = decode(t, part.Header.Get("Content-Transfer-Encoding"), part)
+	}
+	return p
+}
+
+func decode(t *testing.T, enc string, r io.Reader) string {
+	t.Helper()
+	if strings.EqualFold(enc, "quoted-printable") {
+		r = quotedprintable.NewReader(r)
+	}
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("decode body: %v", err)
+	}
+	return strings.ReplaceAll(string(b), "\r\n", "\n")
+}
+
+func (p parsed) subject(t *testing.T) string {
+	t.Helper()
+	s, err := new(mime.WordDecoder).DecodeHeader(p.Header.Get("Subject"))
+	if err != nil {
+		t.Fatalf("Subject: %v", err)
+	}
+	return s
+}
+
+func sampleNote() *errmon.Notification {
+	return &errmon.Notification{
+		From:    "errmon@example.com",
+		To:      []string{"team@example.com", "oncall@example.com"},
+		Subject: "[shop] [GET] /items/7 runtime.boundsError: index out of range [7] with length 3",
+		Text:    "A new error: runtime.boundsError\nDetails: https://shop.example.com/dev/error/abc\n",
+		HTML:    "<p><b>runtime.boundsError</b> <a href=\"https://shop.example.com/dev/error/abc\">open</a></p>",
+		Error:   &errmon.ErrorRecord{Hash: "abc123"},
+		Reason:  errmon.ReasonNew,
+	}
+}
+
+func TestNotifierSendsMultipart(t *testing.T) {
+	srv := startSMTP(t, nil)
+	n := mail.New(mail.Config{Host: srv.Host, Port: srv.Port, Timeout: 5 * time.Second})
+	if err := n.Notify(context.Background(), sampleNote()); err != nil {
+		t.Fatalf("Notify: %v", err)
+	}
+	msgs := srv.messages()
+	if len(msgs) != 1 {
+		t.Fatalf("got %d messages, want 1", len(msgs))
+	}
+	got := msgs[0]
+	if got.From != "errmon@example.com" {
+		t.Errorf("MAIL FROM = %q", got.From)
+	}
+	if strings.Join(got.To, ",") != "team@example.com,oncall@example.com" {
+		t.Errorf("RCPT TO = %v", got.To)
+	}
+	p := parse(t, got.Data)
+	want := sampleNote()
+	if s := p.subject(t); s != want.Subject {
+		t.Errorf("Subject = %q, want %q", s, want.Subject)
+	}
+	if f := p.Header.Get("From"); f != "errmon@example.com" {
+		t.Errorf("From = %q", f)
+	}
+	if to, err := p.Header.AddressList("To"); err != nil || len(to) != 2 {
+		t.Errorf("To = %v (%v)", to, err)
+	}
+	for _, h := range []string{"Date", "Message-Id"} {
+		if p.Header.Get(h) == "" {
+			t.Errorf("header %s missing", h)
+		}
+	}
+	if h := p.Header.Get("Auto-Submitted"); h != "auto-generated" {
+		t.Errorf("Auto-Submitted = %q", h)
+	}
+	if h := p.Header.Get("X-Errmon-Hash"); h != "abc123" {
+		t.Errorf("X-Errmon-Hash = %q", h)
+	}
+	if mt, _, _ := mime.ParseMediaType(p.Header.Get("Content-Type")); mt != "multipart/alternative" {
+		t.Errorf("Content-Type = %q, want multipart/alternative", mt)
+	}
+	if p.Parts["text/plain"] != want.Text {
+		t.Errorf("text part = %q, want %q", p.Parts["text/plain"], want.Text)
+	}
+	if p.Parts["text/html"] != want.HTML {
+		t.Errorf("html part = %q, want %q", p.Parts["text/html"], want.HTML)
+	}
+	if got.TLS || got.User != "" {
+		t.Errorf("plain server: TLS=%v user=%q", got.TLS, got.User)
+	}
+}
+
+func TestNotifierTLSAndAuth(t *testing.T) {
+	serverTLS, clientTLS := testCert(t)
+	tests := []struct {
+		name     string
+		implicit bool
+		opts     []serverOpt
+		cfg      mail.Config
+		wantTLS  bool
+		wantUser string
+		wantErr  bool
+	}{
+		{name: "STARTTLS offered is used", opts: []serverOpt{withStartTLS(serverTLS)},
+			cfg: mail.Config{TLSConfig: clientTLS}, wantTLS: true},
+		{name: "STARTTLS then AUTH PLAIN", opts: []serverOpt{withStartTLS(serverTLS), withAuth("alerts", "s3cret")},
+			cfg: mail.Config{TLSConfig: clientTLS, Username: "alerts", Password: "s3cret"}, wantTLS: true, wantUser: "alerts"},
+		{name: "implicit TLS (SSL)", implicit: true,
+			cfg: mail.Config{SSL: true, TLSConfig: clientTLS}, wantTLS: true},
+		{name: "SSL with AUTH", implicit: true, opts: []serverOpt{withAuth("alerts", "s3cret")},
+			cfg: mail.Config{SSL: true, TLSConfig: clientTLS, Username: "alerts", Password: "s3cret"}, wantTLS: true, wantUser: "alerts"},
+		{name: "AUTH on localhost without TLS", opts: []serverOpt{withAuth("alerts", "s3cret")},
+			cfg: mail.Config{Username: "alerts", Password: "s3cret"}, wantUser: "alerts"},
+		{name: "wrong password", opts: []serverOpt{withStartTLS(serverTLS), withAuth("alerts", "s3cret")},
+			cfg: mail.Config{TLSConfig: clientTLS, Username: "alerts", Password: "nope"}, wantErr: true},
+		{name: "untrusted certificate", opts: []serverOpt{withStartTLS(serverTLS)},
+			cfg: mail.Config{}, wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var implicit *tls.Config
+			if tc.implicit {
+				implicit = serverTLS
+			}
+			srv := startSMTP(t, implicit, tc.opts...)
+			cfg := tc.cfg
+			cfg.Host, cfg.Port, cfg.Timeout = srv.Host, srv.Port, 5*time.Second
+			err := mail.New(cfg).Notify(context.Background(), sampleNote())
+			if tc.wantErr {
+				if err == nil {
+					t.Fatal("Notify succeeded, want an error")
+				}
+				if n := len(srv.messages()); n != 0 {
+					t.Fatalf("%d messages delivered despite the error", n)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Notify: %v", err)
+			}
+			msgs := srv.messages()
+			if len(msgs) != 1 {
+				t.Fatalf("got %d messages, want 1", len(msgs))
+			}
+			if msgs[0].TLS != tc.wantTLS || msgs[0].User != tc.wantUser {
+				t.Errorf("TLS=%v user=%q, want TLS=%v user=%q", msgs[0].TLS, msgs[0].User, tc.wantTLS, tc.wantUser)
+			}
+			if p := parse(t, msgs[0].Data); p.Parts["text/html"] == "" || p.Parts["text/plain"] == "" {
+				t.Errorf("parts: %v", p.Parts)
+			}
+		})
+	}
+}
+
+// hangingServer accepts connections and never says a word.
+func hangingServer(t *testing.T) (host string, port int) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		<-done
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	return "127.0.0.1", l.Addr().(*net.TCPAddr).Port
+}
+
+// closedPort returns a port on 127.0.0.1 where nothing listens.
+func closedPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	return port
+}
+
+func TestNotifierFaults(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	tests := []struct {
+		name          string
+		start         func(t *testing.T) (string, int)
+		timeout       time.Duration
+		cancelAfter   time.Duration // cancel the caller's context
+		ctxTimeout    time.Duration // caller's deadline
+		wantPermanent bool
+		wantCtxErr    error
+	}{
+		{name: "refused", start: func(t *testing.T) (string, int) { return "127.0.0.1", closedPort(t) }, timeout: 5 * time.Second},
+		{name: "hangs: Timeout bounds it", start: hangingServer, timeout: 300 * time.Millisecond},
+		{name: "hangs: caller's deadline bounds it", start: hangingServer, timeout: time.Minute, ctxTimeout: 300 * time.Millisecond,
+			wantCtxErr: context.DeadlineExceeded},
+		{name: "hangs: caller's cancel ends it", start: hangingServer, timeout: time.Minute, cancelAfter: 200 * time.Millisecond,
+			wantCtxErr: context.Canceled},
+		{name: "5xx at DATA is permanent", start: func(t *testing.T) (string, int) {
+			s := startSMTP(t, nil, withReject(554))
+			return s.Host, s.Port
+		}, timeout: 5 * time.Second, wantPermanent: true},
+		{name: "4xx at DATA is temporary", start: func(t *testing.T) (string, int) {
+			s := startSMTP(t, nil, withReject(451))
+			return s.Host, s.Port
+		}, timeout: 5 * time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			host, port := tc.start(t)
+			n := mail.New(mail.Config{Host: host, Port: port, Timeout: tc.timeout})
+			ctx := context.Background()
+			var cancel context.CancelFunc = func() {}
+			if tc.ctxTimeout > 0 {
+				ctx, cancel = context.WithTimeout(ctx, tc.ctxTimeout)
+			} else if tc.cancelAfter > 0 {
+				ctx, cancel = context.WithCancel(ctx)
+				time.AfterFunc(tc.cancelAfter, cancel)
+			}
+			defer cancel()
+			err := n.Notify(ctx, sampleNote())
+			if err == nil {
+				t.Fatal("Notify succeeded against a faulty server")
+			}
+			if !strings.Contains(err.Error(), "abc123") || !strings.Contains(err.Error(), strconv.Itoa(port)) {
+				t.Errorf("error %q should name the hash and the server", err)
+			}
+			if got := errors.Is(err, errmon.ErrPermanent); got != tc.wantPermanent {
+				t.Errorf("errors.Is(err, ErrPermanent) = %v, want %v (err: %v)", got, tc.wantPermanent, err)
+			}
+			if tc.wantCtxErr != nil && !errors.Is(err, tc.wantCtxErr) {
+				t.Errorf("err = %v, want it to wrap %v", err, tc.wantCtxErr)
+			}
+		})
+	}
+}
+
+func TestNotifierRejectsIncompleteNotification(t *testing.T) {
+	n := mail.New(mail.Config{Host: "127.0.0.1", Port: closedPort(t)})
+	for _, note := range []*errmon.Notification{nil, {To: []string{"a@example.com"}}, {From: "a@example.com"}} {
+		if err := n.Notify(context.Background(), note); !errors.Is(err, errmon.ErrPermanent) {
+			t.Errorf("Notify(%+v) = %v, want ErrPermanent", note, err)
+		}
+	}
+}
+
+func TestNewDefaults(t *testing.T) {
+	tests := []struct {
+		cfg  mail.Config
+		addr string
+	}{
+		{mail.Config{Host: "smtp.example.com"}, "smtp.example.com:587"},
+		{mail.Config{Host: "smtp.example.com", SSL: true}, "smtp.example.com:465"},
+		{mail.Config{Host: "smtp.example.com", Port: 25}, "smtp.example.com:25"},
+		{mail.Config{Host: "::1", Port: 2525}, "[::1]:2525"},
+	}
+	for _, tc := range tests {
+		if got := mail.New(tc.cfg).Addr(); got != tc.addr {
+			t.Errorf("New(%+v).Addr() = %q, want %q", tc.cfg, got, tc.addr)
+		}
+	}
+}
