@@ -1,0 +1,469 @@
+package errmon
+
+import (
+	"context"
+	"errors"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+// allEnvKeys is every key ConfigFromEnv reads.
+var allEnvKeys = []string{
+	EnvSendNotification, EnvRecipientEmail, EnvSubjectPrefix, EnvMaskWith,
+	EnvMaskedKeyHas, EnvURLPrefix, EnvEmailSender, EnvListSize, EnvBaseURL,
+	EnvRecordStatus, EnvFlushInterval, EnvMaxPending, EnvMaxBodyBytes,
+	EnvNotifyEvery, EnvNotifyThresholds,
+}
+
+// clearConfigEnv unsets every APP_ERROR_* key for the test (restored after).
+func clearConfigEnv(t *testing.T) {
+	t.Helper()
+	for _, k := range allEnvKeys {
+		t.Setenv(k, "") // registers the restore
+		os.Unsetenv(k)
+	}
+}
+
+// configErrorKeys returns the Key of every *ConfigError joined in err.
+func configErrorKeys(err error) []string {
+	var keys []string
+	var walk func(error)
+	walk = func(e error) {
+		if e == nil {
+			return
+		}
+		var ce *ConfigError
+		if errors.As(e, &ce) && e == error(ce) {
+			keys = append(keys, ce.Key)
+			return
+		}
+		switch u := e.(type) {
+		case interface{ Unwrap() []error }:
+			for _, x := range u.Unwrap() {
+				walk(x)
+			}
+		case interface{ Unwrap() error }:
+			walk(u.Unwrap())
+		}
+	}
+	walk(err)
+	return keys
+}
+
+func TestDefaultConfig(t *testing.T) {
+	cfg := DefaultConfig()
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"SendNotification", cfg.SendNotification, false},
+		{"RecipientEmail", len(cfg.RecipientEmail), 0},
+		{"SubjectPrefix", cfg.SubjectPrefix, ""},
+		{"MaskWith", cfg.MaskWith, "**************"},
+		{"MaskedKeyHas", strings.Join(cfg.MaskedKeyHas, ","), "password,secret"},
+		{"URLPrefix", cfg.URLPrefix, "/dev/error"},
+		{"EmailSender", cfg.EmailSender, ""},
+		{"ListSize", cfg.ListSize, 20},
+		{"BaseURL", cfg.BaseURL, ""},
+		{"RecordStatus", cfg.RecordStatus, 500},
+		{"FlushInterval", cfg.FlushInterval, time.Second},
+		{"MaxPending", cfg.MaxPending, 10000},
+		{"MaxBodyBytes", cfg.MaxBodyBytes, int64(64 << 10)},
+		{"NotifyEvery", cfg.NotifyEvery, time.Duration(0)},
+		{"NotifyThresholds", len(cfg.NotifyThresholds), 0},
+		{"NotifyTimeout", cfg.NotifyTimeout, 30 * time.Second},
+		{"CloseTimeout", cfg.CloseTimeout, 5 * time.Second},
+		{"DB is nil", cfg.DB == nil, true},
+		{"Notifier is nil", cfg.Notifier == nil, true},
+		{"Output is gin.DefaultErrorWriter", cfg.Output == gin.DefaultErrorWriter, true},
+		{"RecoveryHandler set", cfg.RecoveryHandler != nil, true},
+		{"ContextBuilder is DefaultContextBuilder", cfg.ContextBuilder == ContextBuilder(DefaultContextBuilder{}), true},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("DefaultConfig().%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+
+	// Each call returns its own list: changing it leaves the defaults alone.
+	cfg.MaskedKeyHas[0] = "changed"
+	if got := DefaultConfig().MaskedKeyHas[0]; got != "password" {
+		t.Errorf("DefaultConfig shares its MaskedKeyHas slice: got %q after a caller changed its copy", got)
+	}
+	if DefaultMaskedKeyHas[0] != "password" {
+		t.Errorf("DefaultMaskedKeyHas changed through a DefaultConfig copy: %v", DefaultMaskedKeyHas)
+	}
+}
+
+func TestConfigFromEnv(t *testing.T) {
+	tests := []struct {
+		name  string
+		env   map[string]string
+		check func(t *testing.T, cfg Config)
+	}{
+		{"nothing set gives the defaults", nil, func(t *testing.T, cfg Config) {
+			def := DefaultConfig()
+			if cfg.URLPrefix != def.URLPrefix || cfg.ListSize != def.ListSize || cfg.MaskWith != def.MaskWith ||
+				!slices.Equal(cfg.MaskedKeyHas, def.MaskedKeyHas) || cfg.RecordStatus != def.RecordStatus ||
+				cfg.FlushInterval != def.FlushInterval || cfg.Output != def.Output || cfg.SendNotification {
+				t.Errorf("ConfigFromEnv() with no keys = %+v, want DefaultConfig()", cfg)
+			}
+		}},
+		{EnvSendNotification + " true", map[string]string{EnvSendNotification: "true"}, func(t *testing.T, cfg Config) {
+			if !cfg.SendNotification {
+				t.Error("SendNotification = false, want true")
+			}
+		}},
+		{EnvSendNotification + " padded 1", map[string]string{EnvSendNotification: " 1 "}, func(t *testing.T, cfg Config) {
+			if !cfg.SendNotification {
+				t.Error("SendNotification = false, want true")
+			}
+		}},
+		{EnvSendNotification + " false", map[string]string{EnvSendNotification: "false"}, func(t *testing.T, cfg Config) {
+			if cfg.SendNotification {
+				t.Error("SendNotification = true, want false")
+			}
+		}},
+		{EnvRecipientEmail + " comma list", map[string]string{EnvRecipientEmail: " ann@example.com, Bob <bob@example.com> ,,"}, func(t *testing.T, cfg Config) {
+			want := []string{"ann@example.com", "Bob <bob@example.com>"}
+			if !slices.Equal(cfg.RecipientEmail, want) {
+				t.Errorf("RecipientEmail = %q, want %q", cfg.RecipientEmail, want)
+			}
+		}},
+		{EnvSubjectPrefix, map[string]string{EnvSubjectPrefix: "  shop-prod "}, func(t *testing.T, cfg Config) {
+			if cfg.SubjectPrefix != "shop-prod" {
+				t.Errorf("SubjectPrefix = %q, want %q", cfg.SubjectPrefix, "shop-prod")
+			}
+		}},
+		{EnvMaskWith + " keeps spaces", map[string]string{EnvMaskWith: " [hidden] "}, func(t *testing.T, cfg Config) {
+			if cfg.MaskWith != " [hidden] " {
+				t.Errorf("MaskWith = %q, want %q", cfg.MaskWith, " [hidden] ")
+			}
+		}},
+		{EnvMaskedKeyHas + " replaces the default list", map[string]string{EnvMaskedKeyHas: "token, Api_Key"}, func(t *testing.T, cfg Config) {
+			want := []string{"token", "Api_Key"}
+			if !slices.Equal(cfg.MaskedKeyHas, want) {
+				t.Errorf("MaskedKeyHas = %q, want %q (the default list replaced, not extended)", cfg.MaskedKeyHas, want)
+			}
+		}},
+		{EnvURLPrefix, map[string]string{EnvURLPrefix: " /ops/errors "}, func(t *testing.T, cfg Config) {
+			if cfg.URLPrefix != "/ops/errors" {
+				t.Errorf("URLPrefix = %q, want %q", cfg.URLPrefix, "/ops/errors")
+			}
+		}},
+		{EnvEmailSender, map[string]string{EnvEmailSender: "errmon@example.com"}, func(t *testing.T, cfg Config) {
+			if cfg.EmailSender != "errmon@example.com" {
+				t.Errorf("EmailSender = %q", cfg.EmailSender)
+			}
+		}},
+		{EnvListSize, map[string]string{EnvListSize: "50"}, func(t *testing.T, cfg Config) {
+			if cfg.ListSize != 50 {
+				t.Errorf("ListSize = %d, want 50", cfg.ListSize)
+			}
+		}},
+		{EnvBaseURL, map[string]string{EnvBaseURL: "https://api.example.com/shop"}, func(t *testing.T, cfg Config) {
+			if cfg.BaseURL != "https://api.example.com/shop" {
+				t.Errorf("BaseURL = %q", cfg.BaseURL)
+			}
+		}},
+		{EnvRecordStatus, map[string]string{EnvRecordStatus: "400"}, func(t *testing.T, cfg Config) {
+			if cfg.RecordStatus != 400 {
+				t.Errorf("RecordStatus = %d, want 400", cfg.RecordStatus)
+			}
+		}},
+		{EnvFlushInterval, map[string]string{EnvFlushInterval: "250ms"}, func(t *testing.T, cfg Config) {
+			if cfg.FlushInterval != 250*time.Millisecond {
+				t.Errorf("FlushInterval = %v, want 250ms", cfg.FlushInterval)
+			}
+		}},
+		{EnvMaxPending, map[string]string{EnvMaxPending: "123"}, func(t *testing.T, cfg Config) {
+			if cfg.MaxPending != 123 {
+				t.Errorf("MaxPending = %d, want 123", cfg.MaxPending)
+			}
+		}},
+		{EnvMaxBodyBytes + " negative keeps none", map[string]string{EnvMaxBodyBytes: "-1"}, func(t *testing.T, cfg Config) {
+			if cfg.MaxBodyBytes != -1 {
+				t.Errorf("MaxBodyBytes = %d, want -1", cfg.MaxBodyBytes)
+			}
+		}},
+		{EnvNotifyEvery, map[string]string{EnvNotifyEvery: "1h30m"}, func(t *testing.T, cfg Config) {
+			if cfg.NotifyEvery != 90*time.Minute {
+				t.Errorf("NotifyEvery = %v, want 1h30m", cfg.NotifyEvery)
+			}
+		}},
+		{EnvNotifyEvery + " 0 is off", map[string]string{EnvNotifyEvery: "0"}, func(t *testing.T, cfg Config) {
+			if cfg.NotifyEvery != 0 {
+				t.Errorf("NotifyEvery = %v, want 0", cfg.NotifyEvery)
+			}
+		}},
+		{EnvNotifyThresholds + " comma list", map[string]string{EnvNotifyThresholds: "10, 100,1000"}, func(t *testing.T, cfg Config) {
+			if want := []int64{10, 100, 1000}; !slices.Equal(cfg.NotifyThresholds, want) {
+				t.Errorf("NotifyThresholds = %v, want %v", cfg.NotifyThresholds, want)
+			}
+		}},
+		{"every key at once", map[string]string{
+			EnvSendNotification: "true", EnvRecipientEmail: "a@example.com,b@example.com",
+			EnvSubjectPrefix: "p", EnvMaskWith: "#", EnvMaskedKeyHas: "pin", EnvURLPrefix: "/e",
+			EnvEmailSender: "s@example.com", EnvListSize: "5", EnvBaseURL: "http://localhost:8080",
+			EnvRecordStatus: "404", EnvFlushInterval: "2s", EnvMaxPending: "7", EnvMaxBodyBytes: "1024",
+			EnvNotifyEvery: "10m", EnvNotifyThresholds: "3",
+		}, func(t *testing.T, cfg Config) {
+			if !cfg.SendNotification || len(cfg.RecipientEmail) != 2 || cfg.SubjectPrefix != "p" ||
+				cfg.MaskWith != "#" || !slices.Equal(cfg.MaskedKeyHas, []string{"pin"}) || cfg.URLPrefix != "/e" ||
+				cfg.EmailSender != "s@example.com" || cfg.ListSize != 5 || cfg.BaseURL != "http://localhost:8080" ||
+				cfg.RecordStatus != 404 || cfg.FlushInterval != 2*time.Second || cfg.MaxPending != 7 ||
+				cfg.MaxBodyBytes != 1024 || cfg.NotifyEvery != 10*time.Minute ||
+				!slices.Equal(cfg.NotifyThresholds, []int64{3}) {
+				t.Errorf("ConfigFromEnv() = %+v: some key was not applied", cfg)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clearConfigEnv(t)
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			cfg, err := ConfigFromEnv()
+			if err != nil {
+				t.Fatalf("ConfigFromEnv() error = %v", err)
+			}
+			tt.check(t, cfg)
+		})
+	}
+}
+
+func TestConfigFromEnvBadValues(t *testing.T) {
+	tests := []struct {
+		key, value string
+	}{
+		{EnvSendNotification, "yes please"},
+		{EnvSendNotification, "on"},
+		{EnvListSize, "ten"},
+		{EnvListSize, "2.5"},
+		{EnvRecordStatus, "5xx"},
+		{EnvMaxPending, "1e3"},
+		{EnvMaxBodyBytes, "64k"},
+		{EnvFlushInterval, "1"}, // a duration needs its unit
+		{EnvFlushInterval, "soon"},
+		{EnvNotifyEvery, "hourly"},
+		{EnvNotifyThresholds, "10,x,1000"},
+		{EnvNotifyThresholds, "10,-5"},
+		{EnvNotifyThresholds, "0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.key+"="+tt.value, func(t *testing.T) {
+			clearConfigEnv(t)
+			t.Setenv(tt.key, tt.value)
+			_, err := ConfigFromEnv()
+			if err == nil {
+				t.Fatalf("ConfigFromEnv() with %s=%q: no error", tt.key, tt.value)
+			}
+			if !strings.Contains(err.Error(), tt.key) {
+				t.Errorf("error %q does not name the key %s", err, tt.key)
+			}
+		})
+	}
+
+	t.Run("every bad key is reported", func(t *testing.T) {
+		clearConfigEnv(t)
+		t.Setenv(EnvListSize, "many")
+		t.Setenv(EnvFlushInterval, "often")
+		t.Setenv(EnvURLPrefix, "/fine")
+		_, err := ConfigFromEnv()
+		if err == nil {
+			t.Fatal("no error")
+		}
+		for _, key := range []string{EnvListSize, EnvFlushInterval} {
+			if !strings.Contains(err.Error(), key) {
+				t.Errorf("error %q does not name %s", err, key)
+			}
+		}
+		if strings.Contains(err.Error(), EnvURLPrefix) {
+			t.Errorf("error %q names %s, whose value is valid", err, EnvURLPrefix)
+		}
+	})
+}
+
+// nopNotifier satisfies Notifier for validation tests.
+type nopNotifier struct{}
+
+func (nopNotifier) Notify(context.Context, *Notification) error { return nil }
+
+func TestNewConfigErrors(t *testing.T) {
+	db := openSQLite(t).DB
+	notifyOK := func(c *Config) {
+		c.SendNotification = true
+		c.RecipientEmail = []string{"team@example.com"}
+		c.EmailSender = "errmon@example.com"
+		c.Notifier = nopNotifier{}
+	}
+	tests := []struct {
+		name    string
+		mutate  func(*Config)
+		wantKey string
+	}{
+		{"nil DB", func(c *Config) { c.DB = nil }, "Config.DB"},
+		{"notification without recipients", func(c *Config) { notifyOK(c); c.RecipientEmail = nil }, EnvRecipientEmail},
+		{"notification without sender", func(c *Config) { notifyOK(c); c.EmailSender = "" }, EnvEmailSender},
+		{"notification without Notifier", func(c *Config) { notifyOK(c); c.Notifier = nil }, "Config.Notifier"},
+		{"URL prefix without leading slash", func(c *Config) { c.URLPrefix = "dev/error" }, EnvURLPrefix},
+		{"URL prefix with a route parameter", func(c *Config) { c.URLPrefix = "/errors/:id" }, EnvURLPrefix},
+		{"URL prefix with a wildcard", func(c *Config) { c.URLPrefix = "/errors/*all" }, EnvURLPrefix},
+		{"bad recipient address", func(c *Config) { c.RecipientEmail = []string{"ops@example.com", "not an address"} }, EnvRecipientEmail},
+		{"bad sender address", func(c *Config) { c.EmailSender = "errmon at example.com" }, EnvEmailSender},
+		{"BaseURL without scheme", func(c *Config) { c.BaseURL = "api.example.com" }, EnvBaseURL},
+		{"BaseURL with another scheme", func(c *Config) { c.BaseURL = "ftp://example.com" }, EnvBaseURL},
+		{"BaseURL without host", func(c *Config) { c.BaseURL = "https://" }, EnvBaseURL},
+		{"BaseURL unparsable", func(c *Config) { c.BaseURL = "http://[::1" }, EnvBaseURL},
+		{"ListSize negative", func(c *Config) { c.ListSize = -1 }, EnvListSize},
+		{"ListSize too large", func(c *Config) { c.ListSize = 1001 }, EnvListSize},
+		{"subject prefix with a newline", func(c *Config) { c.SubjectPrefix = "prod\r\nBcc: x@example.com" }, EnvSubjectPrefix},
+		{"RecordStatus below 100", func(c *Config) { c.RecordStatus = 99 }, EnvRecordStatus},
+		{"RecordStatus above 599", func(c *Config) { c.RecordStatus = 600 }, EnvRecordStatus},
+		{"FlushInterval negative", func(c *Config) { c.FlushInterval = -time.Second }, EnvFlushInterval},
+		{"MaxPending negative", func(c *Config) { c.MaxPending = -1 }, EnvMaxPending},
+		{"NotifyEvery negative", func(c *Config) { c.NotifyEvery = -time.Minute }, EnvNotifyEvery},
+		{"NotifyThresholds with zero", func(c *Config) { c.NotifyThresholds = []int64{10, 0} }, EnvNotifyThresholds},
+		{"NotifyTimeout negative", func(c *Config) { c.NotifyTimeout = -time.Second }, "Config.NotifyTimeout"},
+		{"CloseTimeout negative", func(c *Config) { c.CloseTimeout = -time.Second }, "Config.CloseTimeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.Output = nil
+			cfg.DB = db
+			tt.mutate(&cfg)
+			m, err := New(cfg)
+			if err == nil {
+				m.Close()
+				t.Fatalf("New() accepted an invalid config (%s)", tt.name)
+			}
+			if m != nil {
+				t.Errorf("New() returned a monitor with error %v", err)
+			}
+			var ce *ConfigError
+			if !errors.As(err, &ce) {
+				t.Fatalf("errors.As(%v, *ConfigError) = false", err)
+			}
+			if ce.Key != tt.wantKey {
+				t.Errorf("ConfigError.Key = %q, want %q (error: %v)", ce.Key, tt.wantKey, err)
+			}
+			if keys := configErrorKeys(err); !slices.Equal(keys, []string{tt.wantKey}) {
+				t.Errorf("ConfigError keys = %q, want only %q (error: %v)", keys, tt.wantKey, err)
+			}
+			if !strings.Contains(err.Error(), tt.wantKey) {
+				t.Errorf("error %q does not name %s", err, tt.wantKey)
+			}
+		})
+	}
+
+	t.Run("every fault is reported", func(t *testing.T) {
+		cfg := Config{URLPrefix: "errors", ListSize: 5000, EmailSender: "nobody"}
+		_, err := New(cfg)
+		keys := configErrorKeys(err)
+		for _, want := range []string{"Config.DB", EnvURLPrefix, EnvListSize, EnvEmailSender} {
+			if !slices.Contains(keys, want) {
+				t.Errorf("ConfigError keys = %q, missing %s (error: %v)", keys, want, err)
+			}
+		}
+	})
+
+	t.Run("environment values are validated by New", func(t *testing.T) {
+		clearConfigEnv(t)
+		t.Setenv(EnvURLPrefix, "errors")
+		cfg, err := ConfigFromEnv()
+		if err != nil {
+			t.Fatalf("ConfigFromEnv: %v", err)
+		}
+		cfg.DB = db
+		_, err = New(cfg)
+		var ce *ConfigError
+		if !errors.As(err, &ce) || ce.Key != EnvURLPrefix {
+			t.Errorf("New() error = %v, want a *ConfigError for %s", err, EnvURLPrefix)
+		}
+	})
+
+	t.Run("valid notification config is accepted", func(t *testing.T) {
+		cfg := DefaultConfig()
+		cfg.Output = nil
+		cfg.DB = db
+		notifyOK(&cfg)
+		cfg.RecipientEmail = []string{"Ann <ann@example.com>", "bob@example.com"}
+		cfg.BaseURL = "https://api.example.com/shop/"
+		m, err := New(cfg)
+		if err != nil {
+			t.Fatalf("New() = %v", err)
+		}
+		if err := m.Close(); err != nil {
+			t.Errorf("Close() = %v", err)
+		}
+	})
+}
+
+func TestNewFillsDefaults(t *testing.T) {
+	eachDB(t, func(t *testing.T, tdb testDB) {
+		m, err := New(Config{DB: tdb.DB})
+		if err != nil {
+			t.Fatalf("New(Config{DB: db}) = %v", err)
+		}
+		defer m.Close()
+		cfg := m.Config()
+		checks := []struct {
+			name      string
+			got, want any
+		}{
+			{"MaskWith", cfg.MaskWith, DefaultMaskWith},
+			{"MaskedKeyHas", strings.Join(cfg.MaskedKeyHas, ","), "password,secret"},
+			{"URLPrefix", cfg.URLPrefix, DefaultURLPrefix},
+			{"ListSize", cfg.ListSize, DefaultListSize},
+			{"RecordStatus", cfg.RecordStatus, DefaultRecordStatus},
+			{"FlushInterval", cfg.FlushInterval, DefaultFlushInterval},
+			{"MaxPending", cfg.MaxPending, DefaultMaxPending},
+			{"MaxBodyBytes", cfg.MaxBodyBytes, int64(DefaultMaxBodyBytes)},
+			{"NotifyTimeout", cfg.NotifyTimeout, DefaultNotifyTimeout},
+			{"CloseTimeout", cfg.CloseTimeout, DefaultCloseTimeout},
+			{"ContextBuilder set", cfg.ContextBuilder != nil, true},
+			{"ViewPermission set", cfg.ViewPermission != nil, true},
+			{"RecoveryHandler set", cfg.RecoveryHandler != nil, true},
+			{"Logger set", cfg.Logger != nil, true},
+			{"Output stays nil (silent)", cfg.Output == nil, true},
+			{"SendNotification stays off", cfg.SendNotification, false},
+		}
+		for _, c := range checks {
+			if c.got != c.want {
+				t.Errorf("New(Config{DB}).Config().%s = %v, want %v", c.name, c.got, c.want)
+			}
+		}
+		for _, model := range []any{&ErrorRecord{}, &ErrorOccurrence{}, &ErrorHourly{}} {
+			if !tdb.DB.Migrator().HasTable(model) {
+				t.Errorf("New did not create the table of %T", model)
+			}
+		}
+	})
+
+	t.Run("normalizes prefix and keys", func(t *testing.T) {
+		db := openSQLite(t).DB
+		keys := []string{" Token ", "", "API_KEY"}
+		m, err := New(Config{DB: db, URLPrefix: "/ops/errors/", MaskedKeyHas: keys})
+		if err != nil {
+			t.Fatalf("New() = %v", err)
+		}
+		defer m.Close()
+		cfg := m.Config()
+		if cfg.URLPrefix != "/ops/errors" {
+			t.Errorf("URLPrefix = %q, want %q", cfg.URLPrefix, "/ops/errors")
+		}
+		if want := []string{"token", "api_key"}; !slices.Equal(cfg.MaskedKeyHas, want) {
+			t.Errorf("MaskedKeyHas = %q, want %q", cfg.MaskedKeyHas, want)
+		}
+		if keys[0] != " Token " {
+			t.Errorf("New changed the caller's MaskedKeyHas slice: %q", keys)
+		}
+	})
+}

@@ -1,0 +1,150 @@
+// Command basic is a small gin service monitored by errmon, on an embedded
+// SQLite file. Its routes panic and fail on purpose; open the dashboard to
+// see what errmon made of them.
+//
+//	go run ./examples/basic            # then open http://127.0.0.1:8080/
+//	go run ./examples/basic -addr 127.0.0.1:9000 -db /tmp/errors.db
+//
+// The database file can also be set with ERRMON_EXAMPLE_DB; the APP_ERROR_*
+// variables configure errmon (see errmon.ConfigFromEnv).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/errmon/errmon"
+	"github.com/gin-gonic/gin"
+	"gorm.io/driver/sqlite"
+	"gorm.io/gorm"
+)
+
+// errOutOfStock is what the /fail route reports with c.Error.
+var errOutOfStock = errors.New("out of stock")
+
+func main() {
+	defaultDB := os.Getenv("ERRMON_EXAMPLE_DB")
+	if defaultDB == "" {
+		defaultDB = "errmon-example.db"
+	}
+	addr := flag.String("addr", "127.0.0.1:8080", "address to listen on")
+	dbPath := flag.String("db", defaultDB, "SQLite file for the errors (env ERRMON_EXAMPLE_DB)")
+	flag.Parse()
+	if err := run(*addr, *dbPath); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(addr, dbPath string) error {
+	db, err := gorm.Open(sqlite.Open(dbPath+"?_journal_mode=WAL&_busy_timeout=5000"), &gorm.Config{})
+	if err != nil {
+		return fmt.Errorf("open %s: %w", dbPath, err)
+	}
+
+	cfg, err := errmon.ConfigFromEnv()
+	if err != nil {
+		return err
+	}
+	cfg.DB = db
+	m, err := errmon.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+
+	r := gin.New()
+	r.Use(gin.Logger())
+	m.InitApp(r) // the middleware, and the dashboard under cfg.URLPrefix
+	routes(r, m)
+
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	base := "http://" + ln.Addr().String()
+	fmt.Printf(`
+errmon example: serving on %[1]s, storing errors in %[2]s
+  curl %[1]s/panic                 a panic (index out of range)
+  curl %[1]s/nil                   a panic (assignment to a nil map)
+  curl %[1]s/fail                  c.Error + 500
+  curl %[1]s/record                errmon Record by hand, answers 200
+  curl -d '{"user":"ann","password":"hunter2"}' %[1]s/login
+                                    a panic; the password is masked
+  curl %[1]s/ok                    no error
+Dashboard: %[1]s%[3]s/   (loopback only)
+Ctrl-C to stop.
+
+`, base, dbPath, m.Config().URLPrefix)
+
+	srv := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Print("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return m.Close() // store what is pending before the process ends
+}
+
+func routes(r *gin.Engine, m *errmon.Monitor) {
+	r.GET("/", func(c *gin.Context) {
+		var b strings.Builder
+		b.WriteString("errmon example. Routes:\n")
+		for _, rt := range r.Routes() {
+			fmt.Fprintf(&b, "  %-6s %s\n", rt.Method, rt.Path)
+		}
+		fmt.Fprintf(&b, "\nDashboard: %s/\n", m.Config().URLPrefix)
+		c.String(http.StatusOK, b.String())
+	})
+	r.GET("/panic", func(c *gin.Context) {
+		i, _ := strconv.Atoi(c.DefaultQuery("i", "5"))
+		items := []string{"a", "b", "c"}
+		c.String(http.StatusOK, items[i]) // index out of range: ?i=7 is the same bug
+	})
+	r.GET("/nil", func(c *gin.Context) {
+		var hits map[string]int
+		hits[c.ClientIP()]++ // assignment to entry in nil map
+		c.Status(http.StatusOK)
+	})
+	r.GET("/fail", func(c *gin.Context) {
+		_ = c.Error(fmt.Errorf("reserve item 42: %w", errOutOfStock))
+		c.AbortWithStatus(http.StatusInternalServerError)
+	})
+	r.GET("/record", func(c *gin.Context) {
+		m.Record(c, errors.New("cache refresh failed; serving stale data"))
+		c.String(http.StatusOK, "recorded an error by hand; the request still succeeds\n")
+	})
+	r.POST("/login", func(c *gin.Context) {
+		var req struct {
+			User     string `json:"user"`
+			Password string `json:"password"`
+		}
+		if err := c.ShouldBindJSON(&req); err != nil {
+			c.String(http.StatusBadRequest, "want JSON: {\"user\":...,\"password\":...}\n")
+			return
+		}
+		panic("login backend unavailable for user " + req.User)
+	})
+	r.GET("/ok", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
+}
