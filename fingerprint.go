@@ -190,9 +190,7 @@ func formatTraceback(frames []Frame) string {
 func exceptionName(v any) string {
 	err, ok := v.(error)
 	for ok {
-		switch fmt.Sprintf("%T", err) {
-		case "*fmt.wrapError", "*fmt.wrapErrors", "*errors.withStack", "*errors.withMessage", "*errors.joinError":
-		default:
+		if !wrapperTypes[qualifiedType(err)] {
 			return fmt.Sprintf("%T", err)
 		}
 		next := errors.Unwrap(err)
@@ -210,6 +208,30 @@ func exceptionName(v any) string {
 		return "nil"
 	}
 	return fmt.Sprintf("%T", v)
+}
+
+// wrapperTypes are the error types that only add context or a stack to
+// their cause, by import path and name: exceptionName looks through them.
+var wrapperTypes = map[string]bool{
+	"fmt.wrapError":                                     true,
+	"fmt.wrapErrors":                                    true,
+	"errors.joinError":                                  true,
+	"github.com/pkg/errors.withStack":                   true,
+	"github.com/pkg/errors.withMessage":                 true,
+	"github.com/cockroachdb/errors/withstack.withStack": true,
+	"github.com/cockroachdb/errors/errutil.withPrefix":  true,
+}
+
+// qualifiedType returns "import/path.Name" of the (pointed-to) type of v.
+func qualifiedType(v any) string {
+	t := reflect.TypeOf(v)
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil {
+		return ""
+	}
+	return t.PkgPath() + "." + t.Name()
 }
 
 // messageOf renders a panic value or error as text. fmt recovers from

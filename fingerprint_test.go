@@ -1,0 +1,325 @@
+package errmon
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/gin-gonic/gin"
+	pkgerrors "github.com/pkg/errors"
+)
+
+func TestNormalizeMessageGroups(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		a, b string
+	}{
+		{"index", "runtime error: index out of range [5] with length 3", "runtime error: index out of range [7] with length 3"},
+		{"numbers", "user 42 not found after 3 tries", "user 1337 not found after 10 tries"},
+		{"hex address", "bad pointer 0xc000123 in object", "bad pointer 0xc0004fa8e0 in object"},
+		{"uuid", "order 3f2504e0-4f89-11d3-9a0c-0305e82c3301 missing", "order 6BA7B810-9DAD-11D1-80B4-00C04FD430C8 missing"},
+		{"goroutine id", "goroutine 17 [running]: deadlock", "goroutine 4242 [running]: deadlock"},
+		{"date", "report for 2024-01-31 failed", "report for 2025-12-02 failed"},
+		{"timestamp", "at 2024-01-31T10:11:12.123Z timeout", "at 2026-11-25 14:39:04+01:00 timeout"},
+		{"object id", "document 507f1f77bcf86cd799439011 locked", "document 5f8d0d55b54764421b7156c9 locked"},
+		{"ip:port", "dial tcp 10.0.0.1:5432: connection refused", "dial tcp 10.0.0.2:6543: connection refused"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			na, nb := NormalizeMessage(tc.a), NormalizeMessage(tc.b)
+			if na != nb {
+				t.Errorf("%q -> %q\n%q -> %q\nwant equal", tc.a, na, tc.b, nb)
+			}
+		})
+	}
+	for _, tc := range []struct{ a, b string }{
+		{"user not found", "order not found"},
+		{"index out of range", "slice bounds out of range"},
+		{"deadbeef", "cafebabe"}, // words made of hex letters only are words
+	} {
+		if NormalizeMessage(tc.a) == NormalizeMessage(tc.b) {
+			t.Errorf("%q and %q normalize alike: %q", tc.a, tc.b, NormalizeMessage(tc.a))
+		}
+	}
+}
+
+// synthetic returns an occurrence with a stack made of the given functions.
+func synthetic(exc, msg string, frames ...Frame) *Occurrence {
+	return &Occurrence{ExceptionName: exc, Message: msg, Frames: frames, Method: "GET", Route: "/r"}
+}
+
+func TestFingerprintDirect(t *testing.T) {
+	app := func(fn string, line int) Frame {
+		return Frame{Function: "example.com/app/handlers." + fn, File: "/src/app/handlers/h.go", Line: line, InApp: true}
+	}
+	lib := func(fn string, line int) Frame {
+		return Frame{Function: "github.com/gin-gonic/gin." + fn, File: "/mod/gin/context.go", Line: line}
+	}
+	base := synthetic("runtime.boundsError", "index out of range [5] with length 3",
+		app("getUser", 40), app("serve", 12), lib("(*Context).Next", 192))
+	same := []struct {
+		name string
+		o    *Occurrence
+	}{
+		{"line shifts in every frame", synthetic("runtime.boundsError", "index out of range [5] with length 3",
+			app("getUser", 47), app("serve", 19), lib("(*Context).Next", 200))},
+		{"other index", synthetic("runtime.boundsError", "index out of range [7] with length 3",
+			app("getUser", 40), app("serve", 12), lib("(*Context).Next", 192))},
+		{"library frames differ", synthetic("runtime.boundsError", "index out of range [5] with length 3",
+			app("getUser", 40), app("serve", 12), lib("(*Engine).handleHTTPRequest", 600))},
+		{"other method and route (the stack decides)", &Occurrence{ExceptionName: "runtime.boundsError",
+			Message: "index out of range [5] with length 3", Method: "POST", Route: "/other",
+			Frames: []Frame{app("getUser", 40), app("serve", 12), lib("(*Context).Next", 192)}}},
+	}
+	for _, tc := range same {
+		if fingerprint(tc.o, nil) != fingerprint(base, nil) {
+			t.Errorf("%s: fingerprint differs", tc.name)
+		}
+	}
+	different := []struct {
+		name string
+		o    *Occurrence
+	}{
+		{"other function, same message", synthetic("runtime.boundsError", "index out of range [5] with length 3",
+			app("getOrder", 40), app("serve", 12), lib("(*Context).Next", 192))},
+		{"other caller", synthetic("runtime.boundsError", "index out of range [5] with length 3",
+			app("getUser", 40), app("serveAdmin", 12), lib("(*Context).Next", 192))},
+		{"other type", synthetic("runtime.plainError", "index out of range [5] with length 3",
+			app("getUser", 40), app("serve", 12), lib("(*Context).Next", 192))},
+		{"other message", synthetic("runtime.boundsError", "slice bounds out of range [5:3]",
+			app("getUser", 40), app("serve", 12), lib("(*Context).Next", 192))},
+		{"no stack", synthetic("runtime.boundsError", "index out of range [5] with length 3")},
+	}
+	for _, tc := range different {
+		if fingerprint(tc.o, nil) == fingerprint(base, nil) {
+			t.Errorf("%s: fingerprint equal, want different", tc.name)
+		}
+	}
+
+	// Without a stack: type, normalized message, method and route.
+	noStack := func(exc, msg, method, route string) string {
+		return fingerprint(&Occurrence{ExceptionName: exc, Message: msg, Method: method, Route: route}, nil)
+	}
+	ref := noStack("*errors.errorString", "user 42 not found", "GET", "/users/:id")
+	if noStack("*errors.errorString", "user 43 not found", "GET", "/users/:id") != ref {
+		t.Error("no stack: numbers split the group")
+	}
+	for name, h := range map[string]string{
+		"type":    noStack("*fs.PathError", "user 42 not found", "GET", "/users/:id"),
+		"message": noStack("*errors.errorString", "user 42 gone", "GET", "/users/:id"),
+		"method":  noStack("*errors.errorString", "user 42 not found", "POST", "/users/:id"),
+		"route":   noStack("*errors.errorString", "user 42 not found", "GET", "/orders/:id"),
+	} {
+		if h == ref {
+			t.Errorf("no stack: another %s gives the same fingerprint", name)
+		}
+	}
+	if len(ref) != 64 {
+		t.Errorf("fingerprint %q is not sha256 hex", ref)
+	}
+}
+
+func TestFingerprintCustomHook(t *testing.T) {
+	o1 := synthetic("a", "one")
+	o2 := synthetic("b", "two")
+	byExc := func(o *Occurrence) string { return "same-key" }
+	if fingerprint(o1, byExc) != fingerprint(o2, byExc) {
+		t.Error("custom key: different fingerprints")
+	}
+	keep := func(o *Occurrence) string { return "" }
+	if fingerprint(o1, keep) != fingerprint(o1, nil) {
+		t.Error(`custom "" does not keep the default`)
+	}
+	panicky := func(o *Occurrence) string { panic("hook bug") }
+	if fingerprint(o1, panicky) != fingerprint(o1, nil) {
+		t.Error("a panicking hook does not fall back to the default")
+	}
+
+	// Through a monitor: every error of one route becomes one row.
+	withGinMode(t, gin.TestMode)
+	tm := sqliteMonitor(t, func(c *Config) {
+		c.Fingerprint = func(o *Occurrence) string {
+			if o.Hash != "" {
+				t.Errorf("Hash set while the hook runs: %q", o.Hash)
+			}
+			return o.Route
+		}
+	})
+	r := tm.engine(false)
+	r.GET("/a", func(c *gin.Context) { panicWithString() })
+	r.GET("/b", func(c *gin.Context) { panicIndex(9) })
+	r.GET("/b2", func(c *gin.Context) { panicIndex(9) })
+	for _, p := range []string{"/a", "/b", "/b", "/b2"} {
+		serve(r, "GET", p, nil, nil)
+	}
+	recs := tm.records(t)
+	if len(recs) != 3 {
+		t.Fatalf("%d rows, want 3 (one per route)", len(recs))
+	}
+}
+
+//go:noinline
+func sameMessageA() { panic("same message") }
+
+//go:noinline
+func sameMessageB() { panic("same message") }
+
+func TestFingerprintThroughMiddleware(t *testing.T) {
+	withGinMode(t, gin.TestMode)
+	tm := sqliteMonitor(t, nil)
+	r := tm.engine(false)
+	r.GET("/idx/:i", func(c *gin.Context) {
+		i, _ := strconv.Atoi(c.Param("i"))
+		panicIndex(i)
+	})
+	r.GET("/a", func(c *gin.Context) { sameMessageA() })
+	r.GET("/b", func(c *gin.Context) { sameMessageB() })
+	r.GET("/hand/:id", func(c *gin.Context) {
+		tm.Record(c, fmt.Errorf("user %s not found at 0xc000%s", c.Param("id"), c.Param("id")))
+	})
+	r.POST("/hand/:id", func(c *gin.Context) {
+		tm.Record(c, fmt.Errorf("user %s not found at 0xc000%s", c.Param("id"), c.Param("id")))
+	})
+	for _, p := range []string{"/idx/5", "/idx/7", "/idx/4", "/a", "/b", "/a", "/hand/1", "/hand/22", "/hand/333"} {
+		serve(r, "GET", p, nil, nil)
+	}
+	serve(r, "POST", "/hand/4", nil, nil)
+	recs := tm.records(t)
+	counts := map[string]int64{}
+	for _, rec := range recs {
+		counts[rec.Route+" "+rec.Method+" "+topFunction(rec.Traceback)] += rec.Count
+		if n := counts[rec.Route+" "+rec.Method+" "+topFunction(rec.Traceback)]; n != rec.Count {
+			t.Errorf("two rows for %s %s", rec.Method, rec.Route)
+		}
+	}
+	// index 5, 7 and 4 are one bug.
+	want := map[string]int64{
+		"/idx/:i GET " + pkgPath + "panicIndex":      3,
+		"/a GET " + pkgPath + "sameMessageA":         2,
+		"/b GET " + pkgPath + "sameMessageB":         1,
+		"/hand/:id GET " + pkgPath + "TestFingerprintThroughMiddleware.func4":  3,
+		"/hand/:id POST " + pkgPath + "TestFingerprintThroughMiddleware.func5": 1,
+	}
+	if len(recs) != len(want) {
+		t.Errorf("%d rows, want %d: %v", len(recs), len(want), counts)
+	}
+	for k, n := range want {
+		if counts[k] != n {
+			t.Errorf("%s: count %d, want %d (all: %v)", k, counts[k], n, counts)
+		}
+	}
+}
+
+//go:noinline
+func newPkgError() error { return pkgerrors.New("pkg error with its own stack") }
+
+//go:noinline
+func newPkgErrorElsewhere() error { return pkgerrors.New("pkg error with its own stack") }
+
+//go:noinline
+func wrapPkgError() error {
+	return pkgerrors.Wrap(fs.ErrNotExist, "loading config")
+}
+
+func TestFingerprintErrorsWithTheirOwnStack(t *testing.T) {
+	withGinMode(t, gin.TestMode)
+	tm := sqliteMonitor(t, nil)
+	r := tm.engine(false)
+	r.GET("/one", func(c *gin.Context) { _ = c.Error(newPkgErrorElsewhere()); c.Status(500) })
+	// One handler on two routes: the error's own stack groups them, the
+	// route does not split them.
+	handler := func(c *gin.Context) { tm.Record(c, newPkgError()) }
+	r.GET("/two", handler)
+	r.GET("/two-b", handler)
+	r.GET("/three", func(c *gin.Context) { tm.Record(c, newPkgErrorElsewhere()) })
+	r.GET("/wrapped", func(c *gin.Context) { tm.Record(c, fmt.Errorf("outer: %w", wrapPkgError())) })
+	for _, p := range []string{"/one", "/two", "/two-b", "/three", "/wrapped"} {
+		serve(r, "GET", p, nil, nil)
+	}
+	recs := tm.records(t)
+	byTop := map[string]ErrorRecord{}
+	for _, rec := range recs {
+		byTop[topFunction(rec.Traceback)] = rec
+	}
+	// The same pkg/errors value created at one place groups by its stack,
+	// whatever the route; another creation site is another bug.
+	if rec, ok := byTop[pkgPath+"newPkgError"]; !ok || rec.Count != 2 {
+		t.Errorf("newPkgError row %+v, want count 2 (traceback from errors.New's call site)", rec)
+	}
+	if rec, ok := byTop[pkgPath+"newPkgErrorElsewhere"]; !ok || rec.Count != 1 {
+		t.Errorf("newPkgErrorElsewhere row %+v, want count 1", rec)
+	}
+	if rec, ok := byTop[pkgPath+"wrapPkgError"]; !ok {
+		t.Errorf("wrapped pkg error: no row whose traceback starts at wrapPkgError; rows: %v", keys(byTop))
+	} else if rec.ExceptionName != "*fs.PathError" && rec.ExceptionName != "*errors.errorString" {
+		t.Errorf("wrapped pkg error ExceptionName %q, want the cause's type", rec.ExceptionName)
+	}
+	if len(recs) != 4 {
+		t.Errorf("%d rows, want 4: %v", len(recs), keys(byTop))
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+type myErr struct{ code int }
+
+func (e *myErr) Error() string { return "my error " + strconv.Itoa(e.code) }
+
+type stringer struct{}
+
+func (stringer) String() string { return "a stringer" }
+
+func TestExceptionName(t *testing.T) {
+	var idx error
+	func() {
+		defer func() { idx = recover().(error) }()
+		panicIndex(9)
+	}()
+	for _, tc := range []struct {
+		name string
+		v    any
+		want string
+	}{
+		{"bounds", idx, "runtime.boundsError"},
+		{"errors.New", errors.New("x"), "*errors.errorString"},
+		{"fmt.Errorf without %w", fmt.Errorf("x %d", 1), "*errors.errorString"},
+		{"fmt.Errorf %w", fmt.Errorf("ctx: %w", &myErr{1}), "*errmon.myErr"},
+		{"fmt.Errorf %w twice", fmt.Errorf("a: %w", fmt.Errorf("b: %w", fs.ErrNotExist)), "*errors.errorString"},
+		{"fmt.Errorf two %w", fmt.Errorf("a: %w %w", &myErr{1}, fs.ErrNotExist), "*errmon.myErr"},
+		{"errors.Join", errors.Join(&myErr{2}, fs.ErrClosed), "*errmon.myErr"},
+		{"string", "boom", "string"},
+		{"int", 42, "int"},
+		{"stringer", stringer{}, "errmon.stringer"},
+		{"pkg/errors New", pkgerrors.New("x"), "*errors.fundamental"},
+		{"pkg/errors Wrap", pkgerrors.Wrap(&myErr{3}, "ctx"), "*errmon.myErr"},
+		{"pkg/errors WithStack", pkgerrors.WithStack(&myErr{3}), "*errmon.myErr"},
+		{"pkg/errors WithMessage", pkgerrors.WithMessage(&myErr{3}, "ctx"), "*errmon.myErr"},
+		{"pkg/errors Wrapf of Errorf %w", pkgerrors.Wrapf(fmt.Errorf("x: %w", &myErr{4}), "ctx %d", 1), "*errmon.myErr"},
+		{"nil", nil, "nil"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := exceptionName(tc.v); got != tc.want {
+				t.Errorf("exceptionName = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestMessageOfPanickingStringer(t *testing.T) {
+	msg := messageOf(badStringer{})
+	if !strings.Contains(msg, "stringer bug") {
+		t.Errorf("messageOf(badStringer) = %q", msg)
+	}
+}
+
+type badStringer struct{}
+
+func (badStringer) String() string { panic("stringer bug") }
