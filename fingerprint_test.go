@@ -196,9 +196,9 @@ func TestFingerprintThroughMiddleware(t *testing.T) {
 	}
 	// index 5, 7 and 4 are one bug.
 	want := map[string]int64{
-		"/idx/:i GET " + pkgPath + "panicIndex":      3,
-		"/a GET " + pkgPath + "sameMessageA":         2,
-		"/b GET " + pkgPath + "sameMessageB":         1,
+		"/idx/:i GET " + pkgPath + "panicIndex":                                3,
+		"/a GET " + pkgPath + "sameMessageA":                                   2,
+		"/b GET " + pkgPath + "sameMessageB":                                   1,
 		"/hand/:id GET " + pkgPath + "TestFingerprintThroughMiddleware.func4":  3,
 		"/hand/:id POST " + pkgPath + "TestFingerprintThroughMiddleware.func5": 1,
 	}

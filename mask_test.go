@@ -60,7 +60,9 @@ func jsonAt(v any, path ...any) (any, bool) {
 func decodeRequestData(t testing.TB, s string) map[string]any {
 	t.Helper()
 	var v map[string]any
-	if err := json.Unmarshal([]byte(s), &v); err != nil {
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
 		t.Fatalf("RequestData is not JSON: %v\n%s", err, s)
 	}
 	return v

@@ -1,6 +1,7 @@
 package errmon
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -85,9 +86,10 @@ func (m *Monitor) capture(c *gin.Context, kind string, v any, frames []Frame, ex
 func (m *Monitor) requestData(c *gin.Context) (data string) {
 	defer func() {
 		if r := recover(); r != nil {
+			msg := sanitize(m.mask.text(messageOf(r)), 1024)
 			m.log.Error("errmon: ContextBuilder panicked; the error is recorded without its request context",
-				"panic", messageOf(r))
-			b, _ := json.Marshal(map[string]any{"context_error": "ContextBuilder panicked: " + sanitize(m.mask.text(messageOf(r)), 1024)})
+				"panic", msg)
+			b, _ := marshalJSON(map[string]any{"context_error": "ContextBuilder panicked: " + msg})
 			data = string(b)
 		}
 	}()
@@ -95,9 +97,9 @@ func (m *Monitor) requestData(c *gin.Context) (data string) {
 	masked := maskTree(raw, m.mask.fn, m.mask.with, func(s string) string {
 		return sanitize(m.mask.text(s), maxContextString)
 	})
-	b, err := json.Marshal(masked)
+	b, err := marshalJSON(masked)
 	if err != nil {
-		b, _ = json.Marshal(map[string]any{"context_error": "the request context could not be encoded: " + err.Error()})
+		b, _ = marshalJSON(map[string]any{"context_error": "the request context could not be encoded: " + sanitize(err.Error(), 1024)})
 	}
 	if len(b) > MaxRequestDataBytes {
 		// Too big even with capped strings: keep what identifies the request.
@@ -109,9 +111,21 @@ func (m *Monitor) requestData(c *gin.Context) (data string) {
 				}
 			}
 		}
-		b, _ = json.Marshal(small)
+		b, _ = marshalJSON(small)
 	}
 	return string(b)
+}
+
+// marshalJSON encodes v as compact JSON without escaping &, < and > (the
+// stored context is read by people; the dashboard escapes what it shows).
+func marshalJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("encode request context: %w", err)
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // sanitize makes s storable in any database: valid UTF-8, no NUL bytes, at
