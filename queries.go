@@ -1,0 +1,228 @@
+package errmon
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"gorm.io/gorm"
+)
+
+// The dashboard's reads and writes. Every value that comes from a request
+// reaches SQL as a bound parameter; search terms are LIKE patterns with
+// their wildcards escaped.
+
+// Sort orders of the error list.
+const (
+	sortLastSeen  = "last_seen"  // newest LastSeen first (the default)
+	sortCount     = "count"      // most frequent first
+	sortFirstSeen = "first_seen" // newest CreatedOn first
+)
+
+// Status filters of the error list.
+const (
+	statusAll      = ""
+	statusOpen     = "open"
+	statusResolved = "resolved"
+)
+
+// maxSearchLen caps a search term (bytes); longer input is cut.
+const maxSearchLen = 200
+
+// listQuery is what the list page and GET api/errors ask for.
+type listQuery struct {
+	Q      string // searched in exception name, message and path
+	Status string // statusAll, statusOpen or statusResolved
+	Sort   string // sortLastSeen, sortCount or sortFirstSeen
+	Page   int    // 1-based; clamped to the pages that exist
+	Size   int    // page size (Config.ListSize)
+}
+
+// listResult is one page of errors.
+type listResult struct {
+	Errors []ErrorRecord // without Traceback and RequestData
+	Total  int64
+	Page   int // the page served, after clamping
+	Pages  int // at least 1
+}
+
+// listColumns are the columns the list needs: not the large traceback and
+// request context.
+var listColumns = []string{
+	"id", "hash", "host", "path", "method", "route", "exception_name", "message",
+	"count", "created_on", "last_seen", "resolved", "resolved_at", "regressions",
+}
+
+// escapeLike escapes the LIKE wildcards of s with '!' (see likeEscape).
+func escapeLike(s string) string {
+	r := strings.NewReplacer("!", "!!", "%", "!%", "_", "!_")
+	return r.Replace(s)
+}
+
+// cutString cuts s to at most n bytes at a character boundary.
+func cutString(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// filtered applies the search and status filter of q.
+func (s *store) filtered(ctx context.Context, q listQuery) *gorm.DB {
+	db := s.db.WithContext(ctx).Model(&ErrorRecord{})
+	if term := strings.TrimSpace(q.Q); term != "" {
+		term = cutString(term, maxSearchLen)
+		op := "LIKE" // case-insensitive for ASCII on SQLite
+		if s.db.Dialector.Name() == "postgres" {
+			op = "ILIKE"
+		}
+		pat := "%" + escapeLike(term) + "%"
+		db = db.Where(
+			"(exception_name "+op+" ? ESCAPE '!' OR message "+op+" ? ESCAPE '!' OR path "+op+" ? ESCAPE '!')",
+			pat, pat, pat)
+	}
+	switch q.Status {
+	case statusOpen:
+		db = db.Where("resolved = ?", false)
+	case statusResolved:
+		db = db.Where("resolved = ?", true)
+	}
+	return db
+}
+
+// listErrors returns one page of errors matching q. Page numbers out of
+// range are clamped: the first page below, the last page above.
+func (s *store) listErrors(ctx context.Context, q listQuery) (listResult, error) {
+	var res listResult
+	if q.Size < 1 {
+		q.Size = DefaultListSize
+	}
+	if err := s.filtered(ctx, q).Count(&res.Total).Error; err != nil {
+		return res, fmt.Errorf("errmon: count errors: %w", err)
+	}
+	res.Pages = int((res.Total + int64(q.Size) - 1) / int64(q.Size))
+	res.Pages = max(res.Pages, 1)
+	res.Page = min(max(q.Page, 1), res.Pages)
+	if res.Total == 0 {
+		return res, nil
+	}
+	var order string
+	switch q.Sort {
+	case sortCount:
+		order = "count DESC, id DESC"
+	case sortFirstSeen:
+		order = "created_on DESC, id DESC"
+	default:
+		order = "last_seen DESC, id DESC"
+	}
+	err := s.filtered(ctx, q).Select(listColumns).Order(order).
+		Limit(q.Size).Offset((res.Page - 1) * q.Size).Find(&res.Errors).Error
+	if err != nil {
+		return res, fmt.Errorf("errmon: list errors: %w", err)
+	}
+	return res, nil
+}
+
+// getError returns the error with the given hash, or gorm.ErrRecordNotFound.
+func (s *store) getError(ctx context.Context, hash string) (*ErrorRecord, error) {
+	var rec ErrorRecord
+	err := s.db.WithContext(ctx).Where("hash = ?", hash).Take(&rec).Error
+	if err != nil {
+		return nil, fmt.Errorf("errmon: get error %s: %w", hash, err)
+	}
+	return &rec, nil
+}
+
+// lastOccurrences returns the newest samples of an error, newest first.
+func (s *store) lastOccurrences(ctx context.Context, hash string, limit int) ([]ErrorOccurrence, error) {
+	var out []ErrorOccurrence
+	err := s.db.WithContext(ctx).Where("hash = ?", hash).Order("id DESC").Limit(limit).Find(&out).Error
+	if err != nil {
+		return nil, fmt.Errorf("errmon: occurrences of %s: %w", hash, err)
+	}
+	return out, nil
+}
+
+// hourStart is the start of t's hour, in UTC.
+func hourStart(t time.Time) time.Time { return t.UTC().Truncate(time.Hour) }
+
+// hourlyCounts returns, for each hash, its occurrences per hour over the n
+// hours that end with now's hour: index 0 is the oldest hour, n-1 the
+// current one. Hashes without occurrences in the window are absent.
+func (s *store) hourlyCounts(ctx context.Context, hashes []string, now time.Time, n int) (map[string][]int64, error) {
+	out := make(map[string][]int64, len(hashes))
+	if len(hashes) == 0 || n < 1 {
+		return out, nil
+	}
+	end := hourStart(now)
+	start := end.Add(-time.Duration(n-1) * time.Hour)
+	var rows []ErrorHourly
+	err := s.db.WithContext(ctx).Where("hash IN ? AND hour >= ?", hashes, start).Find(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("errmon: hourly counts: %w", err)
+	}
+	for _, r := range rows {
+		i := int(hourStart(r.Hour).Sub(start) / time.Hour)
+		if i < 0 || i >= n {
+			continue
+		}
+		if out[r.Hash] == nil {
+			out[r.Hash] = make([]int64, n)
+		}
+		out[r.Hash][i] += r.Count
+	}
+	return out, nil
+}
+
+// setResolved resolves (or reopens) the errors with the given hashes and
+// returns how many rows changed state.
+func (s *store) setResolved(ctx context.Context, hashes []string, resolved bool, now time.Time) (int64, error) {
+	if len(hashes) == 0 {
+		return 0, nil
+	}
+	var at *time.Time
+	if resolved {
+		t := dbTime(now)
+		at = &t
+	}
+	r := s.db.WithContext(ctx).Model(&ErrorRecord{}).
+		Where("hash IN ? AND resolved = ?", hashes, !resolved).
+		Updates(map[string]any{"resolved": resolved, "resolved_at": at})
+	if r.Error != nil {
+		return 0, fmt.Errorf("errmon: set resolved=%v: %w", resolved, r.Error)
+	}
+	return r.RowsAffected, nil
+}
+
+// deleteErrors removes the errors with the given hashes with their
+// occurrence samples and hourly counts, in one transaction, and returns how
+// many errors were deleted.
+func (s *store) deleteErrors(ctx context.Context, hashes []string) (int64, error) {
+	if len(hashes) == 0 {
+		return 0, nil
+	}
+	var n int64
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Where("hash IN ?", hashes).Delete(&ErrorOccurrence{}).Error; err != nil {
+			return fmt.Errorf("delete app_error_occurrences: %w", err)
+		}
+		if err := tx.Where("hash IN ?", hashes).Delete(&ErrorHourly{}).Error; err != nil {
+			return fmt.Errorf("delete app_error_hourly: %w", err)
+		}
+		r := tx.Where("hash IN ?", hashes).Delete(&ErrorRecord{})
+		if r.Error != nil {
+			return fmt.Errorf("delete app_errors: %w", r.Error)
+		}
+		n = r.RowsAffected
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("errmon: delete errors: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,166 @@
+package errmon
+
+import (
+	"fmt"
+	"html/template"
+	"strings"
+	"time"
+)
+
+// Charts are drawn on the server as inline SVG: no script, no external
+// resource, and nothing a Content-Security-Policy has to allow. Colours come
+// from the dashboard's style sheet through the classes used here.
+
+// chart describes a bar chart of counts, oldest first.
+type chart struct {
+	Counts []int64
+	Width  int    // in CSS pixels
+	Height int    // in CSS pixels
+	Class  string // CSS class of the <svg>
+	Label  string // accessible description of the whole chart
+	// Title returns the tooltip of bar i; nil for none.
+	Title func(i int) string
+	// Axis returns the label under bar i, or "" for none; nil for no axis.
+	Axis func(i int) string
+}
+
+const axisHeight = 14 // pixels under the bars for axis labels
+
+// svg renders the chart. The output holds only numbers and escaped text.
+func (ch chart) svg() template.HTML {
+	n := len(ch.Counts)
+	if n == 0 || ch.Width <= 0 || ch.Height <= 0 {
+		return ""
+	}
+	var peak int64
+	for _, c := range ch.Counts {
+		peak = max(peak, c)
+	}
+	barsH := ch.Height
+	if ch.Axis != nil {
+		barsH -= axisHeight
+	}
+	slot := float64(ch.Width) / float64(n)
+	gap := slot * 0.2
+	if slot < 3 {
+		gap = 0
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg class="%s" width="%d" height="%d" viewBox="0 0 %d %d" role="img" aria-label="%s" xmlns="http://www.w3.org/2000/svg">`,
+		template.HTMLEscapeString(ch.Class), ch.Width, ch.Height, ch.Width, ch.Height, template.HTMLEscapeString(ch.Label))
+	fmt.Fprintf(&b, `<line class="base" x1="0" y1="%d" x2="%d" y2="%d"/>`, barsH, ch.Width, barsH)
+	for i, c := range ch.Counts {
+		x := float64(i)*slot + gap/2
+		w := slot - gap
+		h := 0.0
+		if peak > 0 && c > 0 {
+			h = max(float64(barsH-1)*float64(c)/float64(peak), 1.5)
+		}
+		class := "bar"
+		if c == 0 {
+			class = "bar zero"
+			h = 1
+		}
+		fmt.Fprintf(&b, `<rect class="%s" x="%.2f" y="%.2f" width="%.2f" height="%.2f">`, class, x, float64(barsH)-h, w, h)
+		if ch.Title != nil {
+			fmt.Fprintf(&b, `<title>%s</title>`, template.HTMLEscapeString(ch.Title(i)))
+		}
+		b.WriteString(`</rect>`)
+		if ch.Axis != nil {
+			if l := ch.Axis(i); l != "" {
+				fmt.Fprintf(&b, `<text class="axis" x="%.2f" y="%d" text-anchor="middle">%s</text>`,
+					x+w/2, ch.Height-2, template.HTMLEscapeString(l))
+			}
+		}
+	}
+	b.WriteString(`</svg>`)
+	return template.HTML(b.String()) //nolint:gosec // numbers and escaped text only
+}
+
+// plural formats n with a noun in the singular or plural.
+func plural(n int64, one, many string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, one)
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+// sum adds counts.
+func sum(counts []int64) int64 {
+	var t int64
+	for _, c := range counts {
+		t += c
+	}
+	return t
+}
+
+// sparkline is the list's small chart: occurrences per hour over the last
+// 24 hours, ending with the hour of now.
+func sparkline(counts []int64, now time.Time) template.HTML {
+	if counts == nil {
+		counts = make([]int64, sparkHours)
+	}
+	start := hourStart(now).Add(-time.Duration(len(counts)-1) * time.Hour)
+	return chart{
+		Counts: counts, Width: 96, Height: 22, Class: "spark",
+		Label: plural(sum(counts), "occurrence", "occurrences") + " in the last 24 hours",
+		Title: func(i int) string {
+			h := start.Add(time.Duration(i) * time.Hour)
+			return fmt.Sprintf("%s UTC: %s", h.Format("Jan 2 15:04"), plural(counts[i], "occurrence", "occurrences"))
+		},
+	}.svg()
+}
+
+// hourlyChart is the detail page's chart of the last 24 hours.
+func hourlyChart(counts []int64, now time.Time) template.HTML {
+	start := hourStart(now).Add(-time.Duration(len(counts)-1) * time.Hour)
+	return chart{
+		Counts: counts, Width: 720, Height: 110, Class: "chart",
+		Label: plural(sum(counts), "occurrence", "occurrences") + " in the last 24 hours, per hour",
+		Title: func(i int) string {
+			h := start.Add(time.Duration(i) * time.Hour)
+			return fmt.Sprintf("%s–%s UTC: %s", h.Format("Jan 2 15:04"), h.Add(time.Hour).Format("15:04"),
+				plural(counts[i], "occurrence", "occurrences"))
+		},
+		Axis: func(i int) string {
+			h := start.Add(time.Duration(i) * time.Hour)
+			if h.Hour()%6 == 0 {
+				return h.Format("15:00")
+			}
+			return ""
+		},
+	}.svg()
+}
+
+// dailyChart is the detail page's chart of the last days, one bar per UTC
+// day; hourly holds the counts of the hours that end with now's hour.
+func dailyChart(hourly []int64, now time.Time, days int) template.HTML {
+	start := hourStart(now).Add(-time.Duration(len(hourly)-1) * time.Hour)
+	today := now.UTC().Truncate(24 * time.Hour)
+	first := today.AddDate(0, 0, -(days - 1))
+	counts := make([]int64, days)
+	for i, c := range hourly {
+		d := int(start.Add(time.Duration(i)*time.Hour).Truncate(24*time.Hour).Sub(first) / (24 * time.Hour))
+		if d >= 0 && d < days {
+			counts[d] += c
+		}
+	}
+	return chart{
+		Counts: counts, Width: 720, Height: 80, Class: "chart",
+		Label: plural(sum(counts), "occurrence", "occurrences") + fmt.Sprintf(" in the last %d days, per day", days),
+		Title: func(i int) string {
+			return fmt.Sprintf("%s: %s", first.AddDate(0, 0, i).Format("Mon Jan 2"), plural(counts[i], "occurrence", "occurrences"))
+		},
+		Axis: func(i int) string {
+			if (days-1-i)%2 == 0 {
+				return first.AddDate(0, 0, i).Format("Jan 2")
+			}
+			return ""
+		},
+	}.svg()
+}
+
+const (
+	sparkHours = 24
+	chartDays  = 14
+)
