@@ -2,8 +2,13 @@ package errmon
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
 	"sync"
 	"time"
 )
@@ -130,30 +135,54 @@ const (
 	// rather than waiting on each error in turn.
 	maxConsecutiveFailures = 3
 	// maxWriteFailures drops an error whose writes keep failing while
-	// others succeed (a value the database rejects).
+	// others succeed (a value the database rejects). Failures that say the
+	// database is unreachable, busy or shutting down never count.
 	maxWriteFailures = 5
 	// flushTimeout bounds one pass of the writer.
 	flushTimeout = 30 * time.Second
 	// failureLogEvery rate-limits the log of a database that stays down.
 	failureLogEvery = 30 * time.Second
+	// maxRetryBackoff caps the pause between the writer's own attempts
+	// while the database fails; Flush always tries at once.
+	maxRetryBackoff = 30 * time.Second
 )
 
 // writer is the monitor's one background goroutine for storage: it stores
-// the queue every FlushInterval and when asked by Flush.
+// the queue every FlushInterval and when asked by Flush. While the database
+// fails, its own attempts back off (doubling up to maxRetryBackoff) so that
+// a recovering database is not hammered; occurrences keep being counted in
+// memory meanwhile.
 func (m *Monitor) writer() {
 	defer m.wg.Done()
 	tick := time.NewTicker(m.cfg.FlushInterval)
 	defer tick.Stop()
 	pruneEvery := time.NewTicker(time.Hour)
 	defer pruneEvery.Stop()
+	var (
+		backoff time.Duration
+		retryAt time.Time
+	)
+	pass := func() error {
+		err := m.flushOnce()
+		if err == nil {
+			backoff, retryAt = 0, time.Time{}
+			return nil
+		}
+		backoff = min(max(2*backoff, m.cfg.FlushInterval), maxRetryBackoff)
+		retryAt = time.Now().Add(backoff)
+		return err
+	}
 	for {
 		select {
 		case <-m.stop:
 			return
-		case <-tick.C:
-			_ = m.flushOnce()
+		case now := <-tick.C:
+			if now.Before(retryAt) {
+				continue
+			}
+			_ = pass()
 		case req := <-m.flushReq:
-			req.done <- m.flushOnce()
+			req.done <- pass()
 		case <-pruneEvery.C:
 			ctx, cancel := context.WithTimeout(m.base, flushTimeout)
 			if err := m.store.pruneHourly(ctx, time.Now()); err != nil {
@@ -165,6 +194,9 @@ func (m *Monitor) writer() {
 }
 
 // flushOnce stores everything pending and returns what could not be stored.
+// Each error is written in its own transaction, so a failed write is
+// retried later without double counting; its occurrences go back to the
+// queue and merge with those recorded meanwhile.
 func (m *Monitor) flushOnce() error {
 	batch := m.queue.take()
 	if len(batch) == 0 {
@@ -174,57 +206,136 @@ func (m *Monitor) flushOnce() error {
 	defer cancel()
 	failed := make(map[string]*pending)
 	var (
-		stored, consecutive, successes int
-		firstErr                       error
-		lost                           int64
+		settled, consecutive, successes int
+		firstErr                        error
+		rejected                        = map[string]error{} // failures that may be about the value
 	)
 	for hash, p := range batch {
 		if consecutive >= maxConsecutiveFailures || ctx.Err() != nil {
 			failed[hash] = p
 			continue
 		}
-		res, err := m.store.write(ctx, p)
+		res, err := m.writeSafely(ctx, p)
 		if err != nil {
 			consecutive++
 			if firstErr == nil {
 				firstErr = err
 			}
 			failed[hash] = p
+			if !transientDBError(err) {
+				rejected[hash] = err
+			}
 			continue
 		}
 		consecutive = 0
 		successes++
-		stored++
+		settled++
 		m.stats.stored.Add(p.count)
-		m.afterWrite(p, res)
+		m.afterWriteSafely(p, res)
 	}
 	if len(failed) == 0 {
 		m.noteRecovered()
-		m.queue.settle(stored, nil)
+		m.queue.settle(settled, nil)
 		return nil
 	}
-	// A write that fails while others succeed is about the value, not the
-	// database: give up on it after a few tries rather than retry forever.
+	// A write that fails while others succeed, with an error that is not
+	// about the connection, is about the value: give up on it after a few
+	// tries rather than retry forever.
+	var lost int64
 	if successes > 0 {
-		for hash, p := range failed {
+		for hash, err := range rejected {
+			p := failed[hash]
 			if p.failures++; p.failures >= maxWriteFailures {
 				delete(failed, hash)
-				stored++ // settled
+				settled++
 				lost += p.count
 				m.stats.dropped.Add(p.count)
 				m.log.Error("errmon: giving up on storing an error the database keeps rejecting",
-					"hash", hash, "occurrences", p.count, "err", firstErr)
+					"hash", hash, "occurrences", p.count, "attempts", p.failures, "err", err)
 			}
 		}
 	}
-	m.queue.settle(stored, failed)
+	// Count before settling: from then on the queue owns the batches again.
 	var n int64
 	for _, p := range failed {
 		n += p.count
 	}
-	err := fmt.Errorf("errmon: %d occurrences of %d errors not stored yet (kept in memory to retry): %w", n, len(failed), firstErr)
-	m.noteFailure(n, len(failed), lost, firstErr)
+	errs := len(failed)
+	m.queue.settle(settled, failed)
+	if errs == 0 {
+		m.noteRecovered()
+		return nil
+	}
+	err := fmt.Errorf("errmon: %d occurrences of %d errors not stored yet (kept in memory to retry): %w", n, errs, firstErr)
+	m.noteFailure(n, errs, lost, firstErr)
 	return err
+}
+
+// writeSafely is store.write with a panic (in a GORM plugin or driver)
+// turned into an error, so that the writer goroutine never dies.
+func (m *Monitor) writeSafely(ctx context.Context, p *pending) (res upsertResult, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("errmon: panic while storing an error: %s", sanitize(m.mask.text(messageOf(r)), 1024))
+		}
+	}()
+	return m.store.write(ctx, p)
+}
+
+// afterWriteSafely runs the alert decision; a panic there is logged and
+// never stops the writer.
+func (m *Monitor) afterWriteSafely(p *pending, res upsertResult) {
+	defer func() {
+		if r := recover(); r != nil {
+			m.log.Error("errmon: internal panic while deciding an alert", "hash", p.last.Hash,
+				"panic", sanitize(m.mask.text(messageOf(r)), 1024))
+		}
+	}()
+	m.afterWrite(p, res)
+}
+
+// transientDBError reports whether err says that the database could not be
+// reached or could not serve the write now (down, restarting, busy,
+// locked, cancelled), rather than that it refused the value: such failures
+// are retried for as long as it takes and never make errmon give up on an
+// error.
+func transientDBError(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, sql.ErrConnDone) || errors.Is(err, sql.ErrTxDone) {
+		return true
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) {
+		return true
+	}
+	var coded interface{ SQLState() string }
+	if errors.As(err, &coded) {
+		switch state := coded.SQLState(); {
+		case strings.HasPrefix(state, "08"), // connection exception
+			strings.HasPrefix(state, "40"), // serialization failure, deadlock
+			strings.HasPrefix(state, "53"), // insufficient resources (disk full, too many connections)
+			strings.HasPrefix(state, "55"), // lock not available, object in use
+			strings.HasPrefix(state, "57"), // admin shutdown, query cancelled, cannot connect now
+			strings.HasPrefix(state, "58"), // system error (I/O)
+			strings.HasPrefix(state, "42"): // undefined table or column: a schema being migrated
+			return true
+		}
+		return false
+	}
+	msg := strings.ToLower(err.Error())
+	for _, s := range []string{
+		"database is locked", "database table is locked", "busy", "connection refused", "connection reset",
+		"broken pipe", "no such table", "disk i/o error", "database or disk is full", "closed", "timeout",
+	} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // noteFailure logs a failed flush, at most once per failureLogEvery while
