@@ -60,12 +60,6 @@ const (
 // instead of retried.
 var ErrPermanent = errors.New("permanent failure")
 
-// ErrNotDelivered is wrapped by the error of [Monitor.Flush] (and Close)
-// when alerts or tickets could not be delivered since the previous Flush.
-// The errors themselves are stored; the failures are logged with their
-// hashes.
-var ErrNotDelivered = errors.New("errmon: alerts not delivered")
-
 // afterWrite decides, from what the database said about a write, whether
 // this process alerts and raises a ticket. The database decides (the
 // upsert's write token for new errors and regressions, the count before and
@@ -244,7 +238,7 @@ func oneLine(s string, max int) string {
 
 var alertText = texttemplate.Must(texttemplate.New("text").Parse(`{{.Headline}}: {{.Rec.ExceptionName}}{{with .Rec.Message}}: {{.}}{{end}}
 
-Where:      {{with .Rec.Method}}{{.}} {{end}}{{.Rec.Path}}{{with .Rec.Route}} (route {{.}}){{end}}{{with .Rec.Host}} on {{.}}{{end}}
+Where:      {{if or .Rec.Method .Rec.Path}}{{with .Rec.Method}}{{.}} {{end}}{{.Rec.Path}}{{with .Rec.Route}} (route {{.}}){{end}}{{with .Rec.Host}} on {{.}}{{end}}{{else}}recorded outside a request{{end}}
 Count:      {{.Rec.Count}}
 First seen: {{.Rec.CreatedOn.UTC.Format "2006-01-02 15:04:05 MST"}}
 Last seen:  {{.Rec.LastSeen.UTC.Format "2006-01-02 15:04:05 MST"}}
@@ -262,7 +256,7 @@ var alertHTML = htmltemplate.Must(htmltemplate.New("html").Parse(`<!doctype html
 <h2 style="margin:0 0 8px">{{.Headline}}</h2>
 <p style="font-size:16px"><b>{{.Rec.ExceptionName}}</b>{{with .Rec.Message}}: {{.}}{{end}}</p>
 <table style="border-collapse:collapse">
-<tr><td style="padding:2px 12px 2px 0;color:#59636e">Where</td><td>{{with .Rec.Method}}{{.}} {{end}}{{.Rec.Path}}{{with .Rec.Route}} (route {{.}}){{end}}{{with .Rec.Host}} on {{.}}{{end}}</td></tr>
+<tr><td style="padding:2px 12px 2px 0;color:#59636e">Where</td><td>{{if or .Rec.Method .Rec.Path}}{{with .Rec.Method}}{{.}} {{end}}{{.Rec.Path}}{{with .Rec.Route}} (route {{.}}){{end}}{{with .Rec.Host}} on {{.}}{{end}}{{else}}recorded outside a request{{end}}</td></tr>
 <tr><td style="padding:2px 12px 2px 0;color:#59636e">Count</td><td>{{.Rec.Count}}</td></tr>
 <tr><td style="padding:2px 12px 2px 0;color:#59636e">First seen</td><td>{{.Rec.CreatedOn.UTC.Format "2006-01-02 15:04:05 MST"}}</td></tr>
 <tr><td style="padding:2px 12px 2px 0;color:#59636e">Last seen</td><td>{{.Rec.LastSeen.UTC.Format "2006-01-02 15:04:05 MST"}}</td></tr>
@@ -280,7 +274,7 @@ var alertHTML = htmltemplate.Must(htmltemplate.New("html").Parse(`<!doctype html
 type alertJob struct {
 	note    *Notification
 	ticket  *ErrorRecord
-	barrier chan error // receives the failures since the previous barrier
+	barrier chan struct{}
 }
 
 // alerts delivers notifications and tickets in order, off the request path
@@ -291,11 +285,6 @@ type alerts struct {
 	dropped int64
 	mu      sync.Mutex
 	log     *slog.Logger
-
-	// Owned by the run goroutine: failures not yet reported to a Flush.
-	failed     int
-	failedHash []string
-	lastErr    error
 }
 
 const (
@@ -335,10 +324,10 @@ func (j alertJob) what() string {
 	return "alert"
 }
 
-// wait returns when every job queued before it is done, or ctx is done. It
-// reports the deliveries that failed since the previous wait.
+// wait returns when every job queued before it is done (delivered, or
+// given up and logged), or ctx is done.
 func (a *alerts) wait(ctx context.Context) error {
-	b := make(chan error, 1)
+	b := make(chan struct{})
 	select {
 	case a.jobs <- alertJob{barrier: b}:
 	case <-ctx.Done():
@@ -347,8 +336,8 @@ func (a *alerts) wait(ctx context.Context) error {
 		return ErrClosed
 	}
 	select {
-	case err := <-b:
-		return err
+	case <-b:
+		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("errmon: flush alerts: %w", ctx.Err())
 	case <-a.m.stop:
@@ -366,28 +355,25 @@ func (a *alerts) run() {
 		case j := <-a.jobs:
 			switch {
 			case j.barrier != nil:
-				j.barrier <- a.report()
+				close(j.barrier)
 			case j.note != nil:
 				a.deliver(j, func(ctx context.Context) error {
-					return a.m.cfg.Notifier.Notify(ctx, j.note)
+					// Each attempt gets its own copy: an abandoned attempt
+					// may still be running.
+					note := *j.note
+					note.To = append([]string(nil), j.note.To...)
+					rec := *j.note.Error
+					note.Error = &rec
+					return a.m.cfg.Notifier.Notify(ctx, &note)
 				})
 			case j.ticket != nil:
 				a.deliver(j, func(ctx context.Context) error {
-					return a.m.cfg.Ticketing.RaiseTicket(ctx, j.ticket)
+					rec := *j.ticket
+					return a.m.cfg.Ticketing.RaiseTicket(ctx, &rec)
 				})
 			}
 		}
 	}
-}
-
-// report returns the failures since the last report, and forgets them.
-func (a *alerts) report() error {
-	if a.failed == 0 {
-		return nil
-	}
-	err := fmt.Errorf("%w: %d failed (hashes %s): %w", ErrNotDelivered, a.failed, strings.Join(a.failedHash, ", "), a.lastErr)
-	a.failed, a.failedHash, a.lastErr = 0, nil, nil
-	return err
 }
 
 // abandon logs the jobs still queued when the monitor stops.
@@ -396,8 +382,7 @@ func (a *alerts) abandon() {
 		select {
 		case j := <-a.jobs:
 			if j.barrier != nil {
-				j.barrier <- ErrClosed
-				continue
+				continue // its Flush returns ErrClosed
 			}
 			a.m.stats.alertsFailed.Add(1)
 			a.log.Error("errmon: monitor closed before this "+j.what()+" was delivered", "hash", j.hash())
@@ -415,8 +400,9 @@ func (a *alerts) backoff(attempt int) time.Duration {
 }
 
 // deliver tries send a few times with growing pauses, each try bounded by
-// Config.NotifyTimeout; a panic in send counts as a failure, and an error
-// wrapping ErrPermanent is not retried.
+// Config.NotifyTimeout. An error wrapping ErrPermanent, or a panic, is not
+// retried. Failures are logged with the error's hash and counted in
+// Stats.AlertsFailed; Flush does not report them.
 func (a *alerts) deliver(j alertJob, send func(context.Context) error) {
 	var err error
 	attempts := 0
@@ -441,17 +427,13 @@ func (a *alerts) deliver(j alertJob, send func(context.Context) error) {
 		}
 	}
 	a.m.stats.alertsFailed.Add(1)
-	a.failed++
-	if len(a.failedHash) < 10 {
-		a.failedHash = append(a.failedHash, j.hash())
-	}
-	a.lastErr = err
 	a.log.Error("errmon: could not deliver "+j.what(), "hash", j.hash(), "attempts", attempts, "err", err)
 }
 
 // try runs send once with a context bounded by Config.NotifyTimeout. A send
 // that ignores its context is abandoned shortly after the timeout (its
-// goroutine ends whenever send returns); a panic is returned as an error.
+// goroutine ends whenever send returns); a panic is returned as a
+// permanent error.
 func (a *alerts) try(send func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(a.m.base, a.m.cfg.NotifyTimeout)
 	defer cancel()
@@ -459,7 +441,7 @@ func (a *alerts) try(send func(context.Context) error) error {
 	go func() {
 		defer func() {
 			if r := recover(); r != nil {
-				done <- fmt.Errorf("panic: %s", messageOf(r))
+				done <- fmt.Errorf("%w: panic: %s", ErrPermanent, a.m.mask.text(messageOf(r)))
 			}
 		}()
 		done <- send(ctx)

@@ -139,7 +139,7 @@ func (n *Notifier) Notify(ctx context.Context, note *errmon.Notification) error 
 func (n *Notifier) Message(note *errmon.Notification) *gomail.Message {
 	m := gomail.NewMessage()
 	m.SetHeader("From", note.From)
-	m.SetHeader("To", note.To...)
+	m.SetHeader("To", append([]string(nil), note.To...)...) // gomail encodes in place
 	m.SetHeader("Subject", oneLine(note.Subject))
 	m.SetDateHeader("Date", time.Now())
 	m.SetHeader("Message-Id", n.messageID(note.From))

@@ -1,0 +1,927 @@
+package errmon
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"mime"
+	"mime/multipart"
+	"mime/quotedprintable"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	netmail "net/mail"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/gin-gonic/gin"
+	"gopkg.in/gomail.v2"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+)
+
+// Tests of the alert policy and its delivery, through a real SMTP
+// conversation: an in-process go-smtp server receives what the monitor
+// sends through gomail, and the messages are taken apart with net/mail and
+// mime/multipart. (The mail package cannot be used here: it imports this
+// one. mail/mail_test.go runs the same scenarios with mail.Notifier.)
+
+// ntMail is one received message.
+type ntMail struct {
+	From string
+	To   []string
+	Raw  string
+}
+
+// ntSMTP is a real SMTP server on 127.0.0.1 that keeps what it receives.
+type ntSMTP struct {
+	Host   string
+	Port   int
+	mu     sync.Mutex
+	mails  []ntMail
+	reject *smtp.SMTPError
+}
+
+func ntStartSMTP(t testing.TB, reject *smtp.SMTPError) *ntSMTP {
+	t.Helper()
+	s := &ntSMTP{reject: reject}
+	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
+		return &ntSession{s: s}, nil
+	}))
+	srv.Domain = "localhost"
+	srv.AllowInsecureAuth = true
+	srv.ReadTimeout = 10 * time.Second
+	srv.WriteTimeout = 10 * time.Second
+	srv.ErrorLog = log.New(io.Discard, "", 0)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Host, s.Port = "127.0.0.1", l.Addr().(*net.TCPAddr).Port
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(l) }()
+	t.Cleanup(func() { srv.Close(); <-done })
+	return s
+}
+
+func (s *ntSMTP) Addr() string { return net.JoinHostPort(s.Host, strconv.Itoa(s.Port)) }
+
+func (s *ntSMTP) received() []ntMail {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]ntMail(nil), s.mails...)
+}
+
+type ntSession struct {
+	s   *ntSMTP
+	cur ntMail
+}
+
+func (x *ntSession) Mail(from string, _ *smtp.MailOptions) error {
+	x.cur = ntMail{From: from}
+	return nil
+}
+
+func (x *ntSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	x.cur.To = append(x.cur.To, to)
+	return nil
+}
+
+func (x *ntSession) Data(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	if x.s.reject != nil {
+		return x.s.reject
+	}
+	x.cur.Raw = string(b)
+	x.s.mu.Lock()
+	x.s.mails = append(x.s.mails, x.cur)
+	x.s.mu.Unlock()
+	return nil
+}
+
+func (x *ntSession) Reset()        { x.cur = ntMail{} }
+func (x *ntSession) Logout() error { return nil }
+
+// ntGomail is a Notifier that sends each alert with gomail's own Dialer.
+// Unlike mail.Notifier it cannot honour its context: against a server that
+// hangs it blocks until the connection closes, which the monitor must
+// survive.
+type ntGomail struct {
+	addr  string
+	calls atomic.Int64
+}
+
+func (g *ntGomail) Notify(_ context.Context, n *Notification) error {
+	g.calls.Add(1)
+	host, port, err := net.SplitHostPort(g.addr)
+	if err != nil {
+		return err
+	}
+	p, _ := strconv.Atoi(port)
+	msg := gomail.NewMessage()
+	msg.SetHeader("From", n.From)
+	msg.SetHeader("To", append([]string(nil), n.To...)...)
+	msg.SetHeader("Subject", n.Subject)
+	msg.SetHeader("X-Errmon-Reason", n.Reason)
+	msg.SetHeader("X-Errmon-Hash", n.Error.Hash)
+	msg.SetBody("text/plain", n.Text)
+	msg.AddAlternative("text/html", n.HTML)
+	return gomail.NewDialer(host, p, "", "").DialAndSend(msg)
+}
+
+// ntParsed is a message taken apart: headers, and each part decoded.
+type ntParsed struct {
+	Header  netmail.Header
+	Subject string
+	Text    string
+	HTML    string
+	Raw     string
+}
+
+func ntParse(t testing.TB, raw string) ntParsed {
+	t.Helper()
+	msg, err := netmail.ReadMessage(strings.NewReader(raw))
+	if err != nil {
+		t.Fatalf("parse message: %v\n%s", err, raw)
+	}
+	p := ntParsed{Header: msg.Header, Raw: raw}
+	if p.Subject, err = new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject")); err != nil {
+		t.Fatalf("Subject: %v", err)
+	}
+	mt, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/alternative" {
+		t.Fatalf("Content-Type %q (%v), want multipart/alternative", msg.Header.Get("Content-Type"), err)
+	}
+	mr := multipart.NewReader(msg.Body, params["boundary"])
+	for {
+		part, err := mr.NextRawPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("multipart: %v", err)
+		}
+		var r io.Reader = part
+		if strings.EqualFold(part.Header.Get("Content-Transfer-Encoding"), "quoted-printable") {
+			r = quotedprintable.NewReader(part)
+		}
+		b, err := io.ReadAll(r)
+		if err != nil {
+			t.Fatalf("part: %v", err)
+		}
+		body := strings.ReplaceAll(string(b), "\r\n", "\n")
+		switch pt, _, _ := mime.ParseMediaType(part.Header.Get("Content-Type")); pt {
+		case "text/plain":
+			p.Text = body
+		case "text/html":
+			p.HTML = body
+		default:
+			t.Errorf("unexpected part %q", pt)
+		}
+	}
+	if p.Text == "" || p.HTML == "" {
+		t.Fatalf("want both parts; text %q html %q", p.Text, p.HTML)
+	}
+	return p
+}
+
+// ntLog collects a monitor's slog output.
+type ntLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *ntLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *ntLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// ntMonitor starts a monitor that mails alerts to srv (when srv is not nil).
+func ntMonitor(t testing.TB, db *gorm.DB, notifier Notifier, tweak func(*Config)) (*Monitor, *ntLog) {
+	t.Helper()
+	logs := &ntLog{}
+	cfg := DefaultConfig()
+	cfg.DB = db
+	cfg.Output = nil
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	cfg.SendNotification = notifier != nil
+	cfg.Notifier = notifier
+	cfg.RecipientEmail = []string{"team@example.com", "oncall@example.com"}
+	cfg.EmailSender = "errmon@example.com"
+	cfg.SubjectPrefix = "shop"
+	cfg.BaseURL = "https://shop.example.com"
+	cfg.FlushInterval = time.Hour // the tests flush
+	cfg.NotifyTimeout = 2 * time.Second
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	m, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m, logs
+}
+
+func ntFlush(t testing.TB, m *Monitor) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := m.Flush(ctx); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+}
+
+// Secrets sent with every request of ntRouter; none may reach a mail.
+const (
+	ntQuerySecret  = "qry-pw-1x7"
+	ntBodySecret   = "json-pw-2y8"
+	ntBearerSecret = "bearer-tok-3z9"
+)
+
+func ntLoginFailed(c *gin.Context) {
+	var body map[string]any
+	_ = c.ShouldBindJSON(&body)
+	panic(fmt.Sprintf("login failed for %v", body["user"]))
+}
+
+func ntRouter(m *Monitor) *gin.Engine {
+	gin.SetMode(gin.TestMode)
+	r := gin.New()
+	r.Use(m.Middleware())
+	r.POST("/api/login", ntLoginFailed)
+	r.GET("/ok", func(c *gin.Context) { c.String(http.StatusOK, "fine") })
+	return r
+}
+
+// ntHit sends the failing login request n times and checks each answer.
+func ntHit(t testing.TB, r http.Handler, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		req := httptest.NewRequest(http.MethodPost, "/api/login?lang=en&password="+ntQuerySecret,
+			strings.NewReader(`{"user":"bob","password":"`+ntBodySecret+`","profile":{"client_secret":"`+ntBodySecret+`"}}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+ntBearerSecret)
+		w := httptest.NewRecorder()
+		r.ServeHTTP(w, req)
+		if w.Code != http.StatusInternalServerError {
+			t.Fatalf("request %d: status %d, want 500", i, w.Code)
+		}
+	}
+}
+
+func ntOnlyRecord(t testing.TB, db *gorm.DB) ErrorRecord {
+	t.Helper()
+	var recs []ErrorRecord
+	if err := db.Find(&recs).Error; err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1 {
+		t.Fatalf("%d stored errors, want 1", len(recs))
+	}
+	return recs[0]
+}
+
+func ntResolve(t testing.TB, db *gorm.DB, hash string) {
+	t.Helper()
+	if err := db.Model(&ErrorRecord{}).Where("hash = ?", hash).Update("resolved", true).Error; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestNotifyEmailPolicy: one mail for a new error hit 50 times, with the
+// expected headers, both parts, the link and no secret; one more after
+// resolve and recur; nothing for further repeats.
+func TestNotifyEmailPolicy(t *testing.T) {
+	eachDB(t, func(t *testing.T, tdb testDB) {
+		srv := ntStartSMTP(t, nil)
+		m, logs := ntMonitor(t, tdb.DB, &ntGomail{addr: srv.Addr()}, nil)
+		r := ntRouter(m)
+
+		ntHit(t, r, 50)
+		ntFlush(t, m)
+		mails := srv.received()
+		if len(mails) != 1 {
+			t.Fatalf("%d mails for a new error hit 50 times, want 1", len(mails))
+		}
+		rec := ntOnlyRecord(t, tdb.DB)
+		if rec.Count != 50 {
+			t.Errorf("count %d, want 50", rec.Count)
+		}
+		got := mails[0]
+		if got.From != "errmon@example.com" || strings.Join(got.To, ",") != "team@example.com,oncall@example.com" {
+			t.Errorf("envelope from %q to %v", got.From, got.To)
+		}
+		p := ntParse(t, got.Raw)
+		if from := p.Header.Get("From"); from != "errmon@example.com" {
+			t.Errorf("From = %q", from)
+		}
+		if to := p.Header.Get("To"); !strings.Contains(to, "team@example.com") || !strings.Contains(to, "oncall@example.com") {
+			t.Errorf("To = %q", to)
+		}
+		wantSubject := "[shop] [POST] /api/login " + rec.ExceptionName + ": login failed for bob"
+		if p.Subject != wantSubject {
+			t.Errorf("Subject = %q, want %q", p.Subject, wantSubject)
+		}
+		if reason := p.Header.Get("X-Errmon-Reason"); reason != ReasonNew {
+			t.Errorf("reason %q, want %q", reason, ReasonNew)
+		}
+		link := "https://shop.example.com/dev/error/" + rec.Hash
+		for name, body := range map[string]string{"text": p.Text, "html": p.HTML} {
+			for _, want := range []string{"A new error", link, "login failed for bob", "ntLoginFailed", "Count", "First seen", "Last seen", DefaultMaskWith, `"lang"`} {
+				if name == "html" && want == `"lang"` {
+					want = "&#34;lang&#34;"
+				}
+				if !strings.Contains(body, want) {
+					t.Errorf("%s part lacks %q:\n%s", name, want, body)
+				}
+			}
+		}
+		if !strings.Contains(p.HTML, `<a href="`+link+`">`) {
+			t.Errorf("html part has no link to %s", link)
+		}
+		if strings.Contains(p.Text, "&#34;") || strings.Contains(p.Text, "&lt;") {
+			t.Errorf("text part is HTML-escaped:\n%s", p.Text)
+		}
+		for _, secret := range []string{ntQuerySecret, ntBodySecret, ntBearerSecret} {
+			for name, s := range map[string]string{"raw message": got.Raw, "text": p.Text, "html": p.HTML, "log": logs.String()} {
+				if strings.Contains(s, secret) {
+					t.Errorf("secret %q in the %s", secret, name)
+				}
+			}
+		}
+
+		// Resolve, recur: one regression mail.
+		ntResolve(t, tdb.DB, rec.Hash)
+		ntHit(t, r, 5)
+		ntFlush(t, m)
+		mails = srv.received()
+		if len(mails) != 2 {
+			t.Fatalf("%d mails after resolve and recur, want 2", len(mails))
+		}
+		p = ntParse(t, mails[1].Raw)
+		if reason := p.Header.Get("X-Errmon-Reason"); reason != ReasonRegression {
+			t.Errorf("second mail's reason %q, want %q", reason, ReasonRegression)
+		}
+		if !strings.Contains(p.Text, "A resolved error happened again") || !strings.Contains(p.Text, "Count:      55") {
+			t.Errorf("regression mail:\n%s", p.Text)
+		}
+		if p.Subject != wantSubject {
+			t.Errorf("Subject = %q, want %q", p.Subject, wantSubject)
+		}
+
+		// Repeats of the open error: nothing more.
+		ntHit(t, r, 20)
+		ntFlush(t, m)
+		if n := len(srv.received()); n != 2 {
+			t.Fatalf("%d mails after repeats of an open error, want 2", n)
+		}
+		if rec := ntOnlyRecord(t, tdb.DB); rec.Count != 75 || rec.Resolved {
+			t.Errorf("count %d resolved %v, want 75 false", rec.Count, rec.Resolved)
+		}
+		if s := m.Stats(); s.AlertsSent != 2 || s.AlertsFailed != 0 {
+			t.Errorf("stats %+v, want 2 sent, 0 failed", s)
+		}
+	})
+}
+
+// TestNotifyDisabled: SendNotification false sends nothing, whatever
+// happens.
+func TestNotifyDisabled(t *testing.T) {
+	eachDB(t, func(t *testing.T, tdb testDB) {
+		srv := ntStartSMTP(t, nil)
+		n := &ntGomail{addr: srv.Addr()}
+		m, _ := ntMonitor(t, tdb.DB, n, func(c *Config) {
+			c.SendNotification = false
+			c.NotifyThresholds = []int64{10}
+			c.NotifyEvery = time.Nanosecond
+		})
+		r := ntRouter(m)
+		ntHit(t, r, 30)
+		ntFlush(t, m)
+		ntResolve(t, tdb.DB, ntOnlyRecord(t, tdb.DB).Hash)
+		ntHit(t, r, 3)
+		ntFlush(t, m)
+		if got := len(srv.received()); got != 0 || n.calls.Load() != 0 {
+			t.Fatalf("%d mails, %d Notify calls with SendNotification false; want none", got, n.calls.Load())
+		}
+	})
+}
+
+// ntRecorder is an in-memory Notifier for policy tests.
+type ntRecorder struct {
+	mu    sync.Mutex
+	notes []*Notification
+}
+
+func (n *ntRecorder) Notify(_ context.Context, note *Notification) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.notes = append(n.notes, note)
+	return nil
+}
+
+func (n *ntRecorder) reasons() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []string
+	for _, note := range n.notes {
+		out = append(out, note.Reason)
+	}
+	return out
+}
+
+func (n *ntRecorder) last() *Notification {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.notes[len(n.notes)-1]
+}
+
+// TestNotifyThresholds: an open error re-alerts once at each threshold it
+// reaches, however its occurrences are batched.
+func TestNotifyThresholds(t *testing.T) {
+	eachDB(t, func(t *testing.T, tdb testDB) {
+		n := &ntRecorder{}
+		m, _ := ntMonitor(t, tdb.DB, n, func(c *Config) { c.NotifyThresholds = []int64{100, 10, 1000} })
+		boom := errors.New("threshold boom")
+		steps := []struct {
+			record int
+			want   []string
+		}{
+			{5, []string{"new"}},
+			{4, []string{"new"}},                              // 9
+			{1, []string{"new", "threshold"}},                 // 10
+			{85, []string{"new", "threshold"}},                // 95
+			{2000, []string{"new", "threshold", "threshold"}}, // 2095: 100 and 1000 in one write, one alert
+			{10, []string{"new", "threshold", "threshold"}},   // 2105
+		}
+		total := 0
+		for i, s := range steps {
+			for j := 0; j < s.record; j++ {
+				m.Record(nil, boom)
+			}
+			total += s.record
+			ntFlush(t, m)
+			if got := n.reasons(); strings.Join(got, ",") != strings.Join(s.want, ",") {
+				t.Fatalf("step %d (count %d): alerts %v, want %v", i, total, got, s.want)
+			}
+			if i == 2 && !strings.Contains(n.last().Text, "reached 10 occurrences") {
+				t.Errorf("threshold alert text:\n%s", n.last().Text)
+			}
+			if i == 4 && !strings.Contains(n.last().Text, "reached 1000 occurrences") {
+				t.Errorf("threshold alert names the highest threshold crossed:\n%s", n.last().Text)
+			}
+		}
+		if rec := ntOnlyRecord(t, tdb.DB); rec.Count != int64(total) {
+			t.Errorf("count %d, want %d", rec.Count, total)
+		}
+		// Recorded outside a request: no method or path in the subject.
+		if s := n.last().Subject; s != "[shop] *errors.errorString: threshold boom" {
+			t.Errorf("subject %q", s)
+		}
+	})
+}
+
+// TestNotifyEvery: with NotifyEvery, an open error that keeps occurring is
+// re-announced once per interval, decided in the database.
+func TestNotifyEvery(t *testing.T) {
+	eachDB(t, func(t *testing.T, tdb testDB) {
+		n := &ntRecorder{}
+		m, _ := ntMonitor(t, tdb.DB, n, func(c *Config) { c.NotifyEvery = time.Hour })
+		boom := errors.New("ongoing boom")
+		m.Record(nil, boom)
+		ntFlush(t, m)
+		m.Record(nil, boom)
+		ntFlush(t, m)
+		if got := n.reasons(); strings.Join(got, ",") != "new" {
+			t.Fatalf("alerts %v, want [new]: the interval starts at the first alert", got)
+		}
+		rec := ntOnlyRecord(t, tdb.DB)
+		if rec.LastNotifiedAt == nil {
+			t.Fatal("last_notified_at not set by the first alert")
+		}
+		// The interval has passed.
+		if err := tdb.DB.Model(&ErrorRecord{}).Where("hash = ?", rec.Hash).
+			Update("last_notified_at", dbTime(time.Now().Add(-2*time.Hour))).Error; err != nil {
+			t.Fatal(err)
+		}
+		m.Record(nil, boom)
+		ntFlush(t, m)
+		m.Record(nil, boom)
+		ntFlush(t, m)
+		if got := n.reasons(); strings.Join(got, ",") != "new,ongoing" {
+			t.Fatalf("alerts %v, want [new ongoing]", got)
+		}
+		if !strings.Contains(n.last().Text, "keeps happening") || !strings.Contains(n.last().Text, "Count:      3") {
+			t.Errorf("ongoing alert:\n%s", n.last().Text)
+		}
+	})
+}
+
+// ntTicketing counts tickets per hash; it can fail or panic.
+type ntTicketing struct {
+	mu    sync.Mutex
+	calls map[string]int
+	fail  error
+	panic bool
+}
+
+func (k *ntTicketing) RaiseTicket(_ context.Context, rec *ErrorRecord) error {
+	k.mu.Lock()
+	if k.calls == nil {
+		k.calls = map[string]int{}
+	}
+	k.calls[rec.Hash]++
+	k.mu.Unlock()
+	if k.panic {
+		panic("ticketing exploded")
+	}
+	return k.fail
+}
+
+func (k *ntTicketing) count(hash string) int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.calls[hash]
+}
+
+// ntPanicky is a Notifier that panics.
+type ntPanicky struct{ calls atomic.Int64 }
+
+func (p *ntPanicky) Notify(context.Context, *Notification) error {
+	p.calls.Add(1)
+	panic("notifier exploded")
+}
+
+// TestNotifyTicketing: a ticket for each new error and each regression,
+// never for repeats; failing and panicking Ticketing and Notifier are
+// logged with the hash and never escape.
+func TestNotifyTicketing(t *testing.T) {
+	cases := []struct {
+		name     string
+		fail     error // what the Ticketing returns
+		panic    bool  // whether it panics
+		notifier func(*ntSMTP) Notifier
+		wantMail bool
+		wantLog  []string
+	}{
+		{"works", nil, false, func(s *ntSMTP) Notifier { return &ntGomail{addr: s.Addr()} }, true, nil},
+		{"ticketing fails", fmt.Errorf("tracker down: %w", ErrPermanent), false,
+			func(s *ntSMTP) Notifier { return &ntGomail{addr: s.Addr()} }, true, []string{"could not deliver ticket", "tracker down"}},
+		{"ticketing and notifier panic", nil, true,
+			func(*ntSMTP) Notifier { return &ntPanicky{} }, false,
+			[]string{"could not deliver ticket", "ticketing exploded", "could not deliver alert", "notifier exploded"}},
+		{"ticketing without notifications", nil, false, nil, false, nil},
+	}
+	eachDB(t, func(t *testing.T, tdb testDB) {
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				tdb.DB.Exec("DELETE FROM app_errors")
+				srv := ntStartSMTP(t, nil)
+				var notifier Notifier
+				if tc.notifier != nil {
+					notifier = tc.notifier(srv)
+				}
+				ticket := &ntTicketing{fail: tc.fail, panic: tc.panic}
+				m, logs := ntMonitor(t, tdb.DB, notifier, func(c *Config) { c.Ticketing = ticket })
+				r := ntRouter(m)
+				ntHit(t, r, 30)
+				ntFlush(t, m)
+				h := ntOnlyRecord(t, tdb.DB).Hash
+				if got := ticket.count(h); got != 1 {
+					t.Fatalf("%d tickets for a new error, want 1", got)
+				}
+				ntHit(t, r, 10)
+				ntFlush(t, m)
+				ntResolve(t, tdb.DB, h)
+				ntHit(t, r, 10)
+				ntFlush(t, m)
+				if got := ticket.count(h); got != 2 {
+					t.Fatalf("%d tickets after a regression, want 2", got)
+				}
+				wantMails := 0
+				if tc.wantMail {
+					wantMails = 2
+				}
+				if got := len(srv.received()); got != wantMails {
+					t.Errorf("%d mails, want %d", got, wantMails)
+				}
+				for _, want := range tc.wantLog {
+					if !strings.Contains(logs.String(), want) {
+						t.Errorf("log lacks %q:\n%s", want, logs.String())
+					}
+				}
+				if len(tc.wantLog) > 0 && !strings.Contains(logs.String(), "hash="+h) {
+					t.Errorf("log does not name the hash %s:\n%s", h, logs.String())
+				}
+				// The host is unharmed.
+				w := httptest.NewRecorder()
+				r.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/ok", nil))
+				if w.Code != http.StatusOK {
+					t.Errorf("GET /ok: %d", w.Code)
+				}
+			})
+		}
+	})
+}
+
+// ntHangingServer accepts connections and never answers.
+func ntHangingServer(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return l.Addr().String()
+}
+
+// TestNotifyFaultySMTP: a server that refuses, hangs or answers 5xx never
+// changes a response, Flush returns within its context, and the failure
+// is logged with the error's hash.
+func TestNotifyFaultySMTP(t *testing.T) {
+	cases := []struct {
+		name string
+		addr func(t *testing.T) string
+	}{
+		{"refused", func(t *testing.T) string {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr := l.Addr().String()
+			l.Close()
+			return addr
+		}},
+		{"hangs", func(t *testing.T) string { return ntHangingServer(t) }},
+		{"5xx", func(t *testing.T) string {
+			return ntStartSMTP(t, &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 0, 0}, Message: "no thanks"}).Addr()
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tdb := openSQLite(t)
+			n := &ntGomail{addr: tc.addr(t)}
+			m, logs := ntMonitor(t, tdb.DB, n, func(c *Config) { c.NotifyTimeout = 200 * time.Millisecond })
+			r := ntRouter(m)
+			ntHit(t, r, 10)
+			for i := 0; i < 10; i++ {
+				w := httptest.NewRecorder()
+				r.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/ok", nil))
+				if w.Code != http.StatusOK || w.Body.String() != "fine" {
+					t.Fatalf("GET /ok: %d %q", w.Code, w.Body.String())
+				}
+			}
+			// The error is stored; the alert is still being tried: a Flush
+			// with a short deadline returns when the deadline passes.
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			err := m.Flush(ctx)
+			cancel()
+			if tc.name != "5xx" && !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("Flush with a short deadline = %v, want DeadlineExceeded", err)
+			}
+			h := ntOnlyRecord(t, tdb.DB).Hash
+			// Wait for the retries to end, then read the log.
+			ntFlush(t, m)
+			if s := m.Stats(); s.AlertsFailed != 1 || s.AlertsSent != 0 {
+				t.Errorf("stats %+v, want 1 failed alert", s)
+			}
+			if !strings.Contains(logs.String(), "could not deliver alert") || !strings.Contains(logs.String(), "hash="+h) {
+				t.Errorf("log does not report the failed alert for %s:\n%s", h, logs.String())
+			}
+			if n.calls.Load() < 1 {
+				t.Errorf("notifier never called")
+			}
+			// Requests are still fine after the failures.
+			ntHit(t, r, 1)
+		})
+	}
+}
+
+// TestNotifyCloseWithHangingSMTP: Close returns even while an alert is
+// stuck on a server that never answers, with a Notifier that ignores its
+// context.
+func TestNotifyCloseWithHangingSMTP(t *testing.T) {
+	tdb := openSQLite(t)
+	m, logs := ntMonitor(t, tdb.DB, &ntGomail{addr: ntHangingServer(t)}, func(c *Config) {
+		c.NotifyTimeout = time.Hour
+		c.CloseTimeout = 200 * time.Millisecond
+	})
+	ntHit(t, ntRouter(m), 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := m.Flush(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Flush = %v, want DeadlineExceeded", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- m.Close() }()
+	select {
+	case <-done:
+	case <-time.After(time.Minute): // a generous bound: a hang, not a timing
+		t.Fatal("Close hung on a hanging SMTP server")
+	}
+	h := ntOnlyRecord(t, tdb.DB).Hash
+	if !strings.Contains(logs.String(), "hash="+h) {
+		t.Errorf("the undelivered alert is not logged with its hash:\n%s", logs.String())
+	}
+}
+
+func TestNotifySubjectAndLink(t *testing.T) {
+	tdb := openSQLite(t)
+	cases := []struct {
+		prefix, base, urlPrefix string
+		rec                     ErrorRecord
+		subject, link           string
+	}{
+		{"shop", "https://shop.example.com/", "/dev/error/", ErrorRecord{Hash: "h1", Method: "GET", Path: "/a", ExceptionName: "E", Message: "m"},
+			"[shop] [GET] /a E: m", "https://shop.example.com/dev/error/h1"},
+		{"", "", "/dev/error", ErrorRecord{Hash: "h2", ExceptionName: "E", Message: "line one\nline\ttwo\r\nBcc: x@example.com"},
+			"E: line one line two Bcc: x@example.com", ""},
+		{"p", "https://x.example.com/svc", "/errors/", ErrorRecord{Hash: "h3", Method: "PUT", Path: "/b", ExceptionName: "E"},
+			"[p] [PUT] /b E", "https://x.example.com/svc/errors/h3"},
+		{"", "", "/dev/error", ErrorRecord{ExceptionName: "E", Message: strings.Repeat("é", 300)}, "", ""},
+	}
+	for i, tc := range cases {
+		m, _ := ntMonitor(t, tdb.DB, nil, func(c *Config) {
+			c.SubjectPrefix, c.BaseURL, c.URLPrefix = tc.prefix, tc.base, tc.urlPrefix
+		})
+		n := m.compose(&tc.rec, ReasonNew, 0)
+		if tc.subject != "" && n.Subject != tc.subject {
+			t.Errorf("case %d: subject %q, want %q", i, n.Subject, tc.subject)
+		}
+		if len(n.Subject) > MaxSubjectBytes || strings.ContainsAny(n.Subject, "\r\n") {
+			t.Errorf("case %d: subject of %d bytes or on several lines: %q", i, len(n.Subject), n.Subject)
+		}
+		if n.Link != tc.link {
+			t.Errorf("case %d: link %q, want %q", i, n.Link, tc.link)
+		}
+	}
+}
+
+// Multi-process: several OS processes share one PostgreSQL schema and
+// record the same new error at the same moment; the team gets one mail
+// and one ticket.
+
+const (
+	ntEnvHelper = "ERRMON_NOTIFY_HELPER"
+	ntEnvDSN    = "ERRMON_NOTIFY_DSN"
+	ntEnvSMTP   = "ERRMON_NOTIFY_SMTP"
+)
+
+// ntMailTicketing raises a ticket by mail, so the parent can count them.
+type ntMailTicketing struct{ addr string }
+
+func (k ntMailTicketing) RaiseTicket(ctx context.Context, rec *ErrorRecord) error {
+	g := &ntGomail{addr: k.addr}
+	return g.Notify(ctx, &Notification{
+		From: "tickets@example.com", To: []string{"tracker@example.com"},
+		Subject: "TICKET " + rec.Hash, Text: "ticket", HTML: "<p>ticket</p>", Error: rec, Reason: "ticket",
+	})
+}
+
+// TestNotifyHelperProcess is not a test: it is a child process of
+// TestNotifyMultiProcessOneMail.
+func TestNotifyHelperProcess(t *testing.T) {
+	if os.Getenv(ntEnvHelper) != "1" {
+		t.Skip("helper process for TestNotifyMultiProcessOneMail")
+	}
+	db, err := gorm.Open(postgres.Open(os.Getenv(ntEnvDSN)), quietGorm())
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := os.Getenv(ntEnvSMTP)
+	m, _ := ntMonitor(t, db, &ntGomail{addr: addr}, func(c *Config) {
+		c.Ticketing = ntMailTicketing{addr: addr}
+		c.FlushInterval = time.Millisecond
+	})
+	r := ntRouter(m)
+	fmt.Println("ready")
+	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	ntHit(t, r, 20)
+	ntFlush(t, m)
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestNotifyMultiProcessOneMail(t *testing.T) {
+	tdb := openPostgres(t)
+	// Create the tables once, as a deploy would, before the processes start.
+	if err := (&store{db: tdb.DB}).migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	srv := ntStartSMTP(t, nil)
+	const procs = 4
+	type child struct {
+		cmd   *exec.Cmd
+		stdin io.WriteCloser
+		out   *bufio.Reader
+		buf   *bytes.Buffer
+	}
+	var children []child
+	for i := 0; i < procs; i++ {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestNotifyHelperProcess$", "-test.count=1")
+		cmd.Env = append(os.Environ(), ntEnvHelper+"=1", ntEnvDSN+"="+tdb.DSN, ntEnvSMTP+"="+srv.Addr())
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		errBuf := &bytes.Buffer{}
+		cmd.Stderr = errBuf
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		children = append(children, child{cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout), buf: errBuf})
+	}
+	// Wait until every process is ready, then start them at once.
+	for i, c := range children {
+		for {
+			line, err := c.out.ReadString('\n')
+			if err != nil {
+				t.Fatalf("child %d: %v\n%s", i, err, c.buf)
+			}
+			if strings.TrimSpace(line) == "ready" {
+				break
+			}
+		}
+	}
+	for _, c := range children {
+		io.WriteString(c.stdin, "go\n")
+	}
+	for i, c := range children {
+		rest, _ := io.ReadAll(c.out)
+		if err := c.cmd.Wait(); err != nil {
+			t.Fatalf("child %d: %v\n%s%s", i, err, rest, c.buf)
+		}
+	}
+	rec := ntOnlyRecord(t, tdb.DB)
+	if rec.Count != procs*20 {
+		t.Errorf("count %d, want %d", rec.Count, procs*20)
+	}
+	var alerts, tickets int
+	for _, mail := range srv.received() {
+		p := ntParse(t, mail.Raw)
+		switch {
+		case p.Subject == "TICKET "+rec.Hash:
+			tickets++
+		case p.Header.Get("X-Errmon-Reason") == ReasonNew:
+			alerts++
+		default:
+			t.Errorf("unexpected mail %q", p.Subject)
+		}
+	}
+	if alerts != 1 || tickets != 1 {
+		t.Fatalf("%d alert mails and %d tickets from %d processes, want 1 and 1", alerts, tickets, procs)
+	}
+}
