@@ -548,6 +548,7 @@ type detailView struct {
 	Daily       template.HTML
 	Last24      int64
 	Occurrences []occurrenceView
+	History     int // samples kept per error
 	Notice      string
 }
 
@@ -566,7 +567,7 @@ func (d *dashboard) detail(c *gin.Context) {
 		d.serverError(c, err)
 		return
 	}
-	v := detailView{common: d.common(rec.ExceptionName), E: rec, Notice: notices[c.Query("notice")]}
+	v := detailView{common: d.common(rec.ExceptionName), E: rec, Notice: notices[c.Query("notice")], History: OccurrenceHistory}
 	v.Groups, v.InAppFrames = parseTraceback(rec.Traceback)
 	v.Context, v.ContextJSON = requestContext(rec.RequestData)
 	hours := chartDays * 24

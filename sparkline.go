@@ -115,7 +115,7 @@ func sparkline(counts []int64, now time.Time) template.HTML {
 func hourlyChart(counts []int64, now time.Time) template.HTML {
 	start := hourStart(now).Add(-time.Duration(len(counts)-1) * time.Hour)
 	return chart{
-		Counts: counts, Width: 720, Height: 110, Class: "chart",
+		Counts: counts, Width: 1000, Height: 120, Class: "chart",
 		Label: plural(sum(counts), "occurrence", "occurrences") + " in the last 24 hours, per hour",
 		Title: func(i int) string {
 			h := start.Add(time.Duration(i) * time.Hour)
@@ -146,7 +146,7 @@ func dailyChart(hourly []int64, now time.Time, days int) template.HTML {
 		}
 	}
 	return chart{
-		Counts: counts, Width: 720, Height: 80, Class: "chart",
+		Counts: counts, Width: 1000, Height: 90, Class: "chart",
 		Label: plural(sum(counts), "occurrence", "occurrences") + fmt.Sprintf(" in the last %d days, per day", days),
 		Title: func(i int) string {
 			return fmt.Sprintf("%s: %s", first.AddDate(0, 0, i).Format("Mon Jan 2"), plural(counts[i], "occurrence", "occurrences"))
