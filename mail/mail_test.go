@@ -12,12 +12,16 @@ import (
 	"errors"
 	"io"
 	"log"
+	"log/slog"
 	"math/big"
 	"mime"
 	"mime/multipart"
 	"mime/quotedprintable"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	netmail "net/mail"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,7 +30,11 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+	"github.com/gin-gonic/gin"
 	"go.uber.org/goleak"
+	"gorm.io/driver/sqlite"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
 
 	"github.com/errmon/errmon"
 	"github.com/errmon/errmon/mail"
@@ -507,5 +515,183 @@ func TestNewDefaults(t *testing.T) {
 		if got := mail.New(tc.cfg).Addr(); got != tc.addr {
 			t.Errorf("New(%+v).Addr() = %q, want %q", tc.cfg, got, tc.addr)
 		}
+	}
+}
+
+// End to end: a gin service with an errmon monitor that mails through a
+// mail.Notifier to the test server.
+
+type syncLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+const (
+	secretQuery  = "q-pw-51aa"
+	secretBody   = "b-pw-62bb"
+	secretBearer = "bearer-73cc"
+)
+
+func monitorWithMail(t *testing.T, n errmon.Notifier, notifyTimeout time.Duration) (*errmon.Monitor, *gin.Engine, *gorm.DB, *syncLog) {
+	t.Helper()
+	db, err := gorm.Open(sqlite.Open(filepath.Join(t.TempDir(), "errors.db")+"?_busy_timeout=10000"),
+		&gorm.Config{Logger: logger.Default.LogMode(logger.Silent)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if s, err := db.DB(); err == nil {
+			s.Close()
+		}
+	})
+	logs := &syncLog{}
+	cfg := errmon.DefaultConfig()
+	cfg.DB = db
+	cfg.Output = nil
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	cfg.SendNotification = true
+	cfg.Notifier = n
+	cfg.RecipientEmail = []string{"team@example.com"}
+	cfg.EmailSender = "errmon@example.com"
+	cfg.SubjectPrefix = "billing"
+	cfg.BaseURL = "https://billing.example.com"
+	cfg.FlushInterval = time.Hour
+	cfg.NotifyTimeout = notifyTimeout
+	m, err := errmon.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	gin.SetMode(gin.TestMode)
+	r := gin.New()
+	m.InitApp(r)
+	r.POST("/charge", func(c *gin.Context) {
+		var body map[string]any
+		_ = c.ShouldBindJSON(&body)
+		panic("card declined")
+	})
+	r.GET("/ok", func(c *gin.Context) { c.String(http.StatusOK, "ok") })
+	return m, r, db, logs
+}
+
+func charge(t *testing.T, r http.Handler, times int) {
+	t.Helper()
+	for i := 0; i < times; i++ {
+		req := httptest.NewRequest(http.MethodPost, "/charge?currency=eur&password="+secretQuery,
+			strings.NewReader(`{"amount":12,"card":{"password":"`+secretBody+`"}}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+secretBearer)
+		w := httptest.NewRecorder()
+		r.ServeHTTP(w, req)
+		if w.Code != http.StatusInternalServerError {
+			t.Fatalf("POST /charge: %d, want 500", w.Code)
+		}
+		w = httptest.NewRecorder()
+		r.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/ok", nil))
+		if w.Code != http.StatusOK {
+			t.Fatalf("GET /ok: %d", w.Code)
+		}
+	}
+}
+
+func flushWithin(m *errmon.Monitor, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return m.Flush(ctx)
+}
+
+func TestMonitorMailsOneAlert(t *testing.T) {
+	srv := startSMTP(t, nil)
+	m, r, db, logs := monitorWithMail(t, mail.New(mail.Config{Host: srv.Host, Port: srv.Port, Timeout: 5 * time.Second}), 5*time.Second)
+	charge(t, r, 50)
+	if err := flushWithin(m, 30*time.Second); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+	msgs := srv.messages()
+	if len(msgs) != 1 {
+		t.Fatalf("%d mails for one new error hit 50 times, want 1", len(msgs))
+	}
+	var rec errmon.ErrorRecord
+	if err := db.Take(&rec).Error; err != nil {
+		t.Fatal(err)
+	}
+	p := parse(t, msgs[0].Data)
+	if want := "[billing] [POST] /charge " + rec.ExceptionName + ": card declined"; p.subject(t) != want {
+		t.Errorf("Subject %q, want %q", p.subject(t), want)
+	}
+	if p.Header.Get("X-Errmon-Hash") != rec.Hash || p.Header.Get("X-Errmon-Reason") != errmon.ReasonNew {
+		t.Errorf("X-Errmon headers: %q %q", p.Header.Get("X-Errmon-Hash"), p.Header.Get("X-Errmon-Reason"))
+	}
+	link := "https://billing.example.com/dev/error/" + rec.Hash
+	for _, ct := range []string{"text/plain", "text/html"} {
+		body := p.Parts[ct]
+		for _, want := range []string{link, "card declined", "First seen", errmon.DefaultMaskWith} {
+			if !strings.Contains(body, want) {
+				t.Errorf("%s part lacks %q:\n%s", ct, want, body)
+			}
+		}
+	}
+	for _, secret := range []string{secretQuery, secretBody, secretBearer} {
+		if strings.Contains(p.Raw, secret) || strings.Contains(p.Parts["text/plain"], secret) ||
+			strings.Contains(p.Parts["text/html"], secret) || strings.Contains(logs.String(), secret) {
+			t.Errorf("secret %q reached the mail or the log", secret)
+		}
+	}
+}
+
+func TestMonitorWithFaultySMTP(t *testing.T) {
+	cases := []struct {
+		name  string
+		start func(t *testing.T) (string, int)
+	}{
+		{"refused", func(t *testing.T) (string, int) { return "127.0.0.1", closedPort(t) }},
+		{"hangs", hangingServer},
+		{"5xx", func(t *testing.T) (string, int) { s := startSMTP(t, nil, withReject(550)); return s.Host, s.Port }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			host, port := tc.start(t)
+			m, r, db, logs := monitorWithMail(t, mail.New(mail.Config{Host: host, Port: port, Timeout: time.Hour}), 200*time.Millisecond)
+			charge(t, r, 5)
+			// A short deadline: Flush returns with it while the alert is
+			// still being tried (the 5xx is not retried and may be done).
+			err := flushWithin(m, 100*time.Millisecond)
+			if tc.name != "5xx" && !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("Flush(100ms) = %v, want DeadlineExceeded", err)
+			}
+			if err := flushWithin(m, time.Minute); err != nil {
+				t.Fatalf("Flush: %v", err)
+			}
+			var rec errmon.ErrorRecord
+			if err := db.Take(&rec).Error; err != nil {
+				t.Fatal(err)
+			}
+			if rec.Count != 5 {
+				t.Errorf("count %d, want 5", rec.Count)
+			}
+			if s := m.Stats(); s.AlertsFailed != 1 {
+				t.Errorf("stats %+v, want one failed alert", s)
+			}
+			out := logs.String()
+			if !strings.Contains(out, "could not deliver alert") || !strings.Contains(out, "hash="+rec.Hash) {
+				t.Errorf("failure not logged with the hash %s:\n%s", rec.Hash, out)
+			}
+			if tc.name == "5xx" && !strings.Contains(out, "attempts=1") {
+				t.Errorf("a 5xx refusal should not be retried:\n%s", out)
+			}
+			charge(t, r, 1) // still serving
+		})
 	}
 }
