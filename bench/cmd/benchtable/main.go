@@ -1,0 +1,198 @@
+// Command benchtable reads the output of `go test -bench` (several -count
+// runs) and prints errmon's performance table in Markdown: the median of
+// each figure, the ratios the targets are about, and whether each target is
+// met.
+//
+//	go run ./cmd/benchtable results/bench-*.txt
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// samples holds, per benchmark name (without the -GOMAXPROCS suffix), the
+// values seen for each unit.
+type samples map[string]map[string][]float64
+
+var procSuffix = regexp.MustCompile(`-\d+$`)
+
+func parse(r io.Reader, s samples) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
+			continue
+		}
+		if _, err := strconv.Atoi(f[1]); err != nil {
+			continue
+		}
+		name := procSuffix.ReplaceAllString(f[0], "")
+		if s[name] == nil {
+			s[name] = map[string][]float64{}
+		}
+		for i := 2; i+1 < len(f); i += 2 {
+			v, err := strconv.ParseFloat(f[i], 64)
+			if err != nil {
+				continue
+			}
+			s[name][f[i+1]] = append(s[name][f[i+1]], v)
+		}
+	}
+	return sc.Err()
+}
+
+func median(vs []float64) (float64, bool) {
+	if len(vs) == 0 {
+		return 0, false
+	}
+	vs = slices.Clone(vs)
+	slices.Sort(vs)
+	n := len(vs)
+	if n%2 == 1 {
+		return vs[n/2], true
+	}
+	return (vs[n/2-1] + vs[n/2]) / 2, true
+}
+
+func (s samples) get(name, unit string) (float64, bool) {
+	return median(s[name][unit])
+}
+
+func num(v float64, ok bool) string {
+	if !ok {
+		return "–"
+	}
+	switch {
+	case v >= 100:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case v >= 10:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	default:
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	}
+}
+
+func ratio(a, b float64, okA, okB bool) (float64, string) {
+	if !okA || !okB || b == 0 {
+		return 0, "–"
+	}
+	r := a / b
+	return r, strconv.FormatFloat(r, 'f', 2, 64) + "x"
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "**missed**"
+}
+
+func main() {
+	s := samples{}
+	if len(os.Args) < 2 {
+		if err := parse(os.Stdin, s); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
+	for _, path := range os.Args[1:] {
+		f, err := os.Open(path)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		err = parse(f, s)
+		f.Close()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
+
+	fmt.Println("#### Request path (median ns/op and allocs/op; ratios against gin's Recovery)")
+	fmt.Println()
+	fmt.Println("| Benchmark | Middleware | ns/op | B/op | allocs/op | vs gin | Target | |")
+	fmt.Println("|---|---|---:|---:|---:|---:|---|---|")
+	for _, bench := range []string{"BenchmarkHappy", "BenchmarkHappyPOST", "BenchmarkPanic"} {
+		gin := bench + "/mw=gin"
+		gns, gok := s.get(gin, "ns/op")
+		gal, galok := s.get(gin, "allocs/op")
+		mws := []string{"none", "gin", "errmon", "sentry"}
+		if bench == "BenchmarkPanic" {
+			mws = []string{"gin", "errmon", "sentry+gin"}
+		}
+		for _, mw := range mws {
+			name := bench + "/mw=" + mw
+			ns, ok := s.get(name, "ns/op")
+			if !ok {
+				continue
+			}
+			bop, bok := s.get(name, "B/op")
+			al, alok := s.get(name, "allocs/op")
+			r, rs := ratio(ns, gns, ok, gok)
+			target, met := "", ""
+			switch {
+			case mw == "errmon" && bench != "BenchmarkPanic":
+				target = "≤ 1.05x gin, same allocs"
+				met = verdict(r <= 1.05 && alok && galok && al == gal)
+			case mw == "errmon":
+				target = "≤ 2x gin"
+				met = verdict(r <= 2)
+			case mw == "sentry":
+				en, eok := s.get(bench+"/mw=errmon", "ns/op")
+				target = "errmon faster"
+				met = verdict(eok && en < ns)
+			}
+			fmt.Printf("| %s | %s | %s | %s | %s | %s | %s | %s |\n",
+				strings.TrimPrefix(bench, "Benchmark"), mw, num(ns, ok), num(bop, bok), num(al, alok), rs, target, met)
+		}
+	}
+
+	fmt.Println()
+	fmt.Println("#### Storms (100,000 occurrences from 64 goroutines, SQLite, flush every 100ms; counts checked exactly)")
+	fmt.Println()
+	fmt.Println("| Benchmark | ns/event | events/upsert | upserts | SQL statements | statements/upsert | peak heap MB | dropped |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|")
+	for _, name := range []string{"BenchmarkStorm/errors=1", "BenchmarkStorm/errors=10000", "BenchmarkStormFull"} {
+		if _, ok := s[name]; !ok {
+			continue
+		}
+		dropped := "0"
+		if v, ok := s.get(name, "dropped"); ok {
+			dropped = num(v, ok)
+		}
+		label := strings.TrimPrefix(name, "Benchmark")
+		if name == "BenchmarkStormFull" {
+			label = "StormFull (10,000 new errors, MaxPending 100, writer idle)"
+		}
+		fmt.Printf("| %s | %s | %s | %s | %s | %s | %s | %s |\n", label,
+			num(s.get(name, "ns/event")), num(s.get(name, "events/upsert")), num(s.get(name, "upserts")),
+			num(s.get(name, "stmts")), num(s.get(name, "stmts/upsert")), num(s.get(name, "peak-heap-MB")), dropped)
+	}
+
+	fmt.Println()
+	fmt.Println("#### Ingest throughput (events stored per second, one producer; naive = one synchronous upsert per event)")
+	fmt.Println()
+	fmt.Println("| Database | Load | errmon events/s | naive events/s | errmon / naive | Target ≥ 10x |")
+	fmt.Println("|---|---|---:|---:|---:|---|")
+	for _, db := range []string{"sqlite", "postgres"} {
+		for _, load := range []string{"repeated", "distinct"} {
+			base := "BenchmarkIngest/db=" + db + "/load=" + load + "/impl="
+			e, eok := s.get(base+"errmon", "events/s")
+			n, nok := s.get(base+"naive", "events/s")
+			if !eok && !nok {
+				continue
+			}
+			r, rs := ratio(e, n, eok, nok)
+			fmt.Printf("| %s | %s | %s | %s | %s | %s |\n", db, load, num(e, eok), num(n, nok), rs, verdict(eok && nok && r >= 10))
+		}
+	}
+}
