@@ -19,6 +19,9 @@
 # bench/ has its own go.mod, go vet and a one-iteration smoke run of its
 # tests and benchmarks. The last line is "errmon: N passed, N failed,
 # N skipped"; the exit status is non-zero on any failure.
+#
+# Arguments are passed to the main module's go test, for a partial run that
+# skips bench/:  bash scripts/test.sh -run 'TestConfig'
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -96,12 +99,13 @@ export ERRMON_PG_BIN=$PG_BIN
 note "server binaries: $PG_BIN ($("$PG_BIN/postgres" --version))"
 
 # as_pg CMD...: runs a command as the postgres user when root (initdb and
-# pg_ctl refuse to run as root), else as the current user.
+# pg_ctl refuse to run as root), else as the current user; from /, which
+# that user can always enter.
 as_pg() {
 	if [ "$(id -u)" -eq 0 ]; then
-		runuser -u postgres -- "$@"
+		(cd / && runuser -u postgres -- "$@")
 	else
-		"$@"
+		(cd / && "$@")
 	fi
 }
 
@@ -137,7 +141,7 @@ start_throwaway_pg() {
 		chown postgres: "$PG_TMP"
 	fi
 	note "throwaway cluster in $PG_TMP on 127.0.0.1:$port"
-	as_pg "$PG_BIN/initdb" -D "$PG_TMP/data" -A trust -U postgres -E UTF8 --no-sync >"$PG_TMP/initdb.log" 2>&1 ||
+	as_pg "$PG_BIN/initdb" -D "$PG_TMP/data" -A trust -U postgres -E UTF8 --no-locale --no-sync >"$PG_TMP/initdb.log" 2>&1 ||
 		{
 			cat "$PG_TMP/initdb.log" >&2
 			die "initdb failed"
@@ -189,26 +193,32 @@ note "$ERRMON_CHROMIUM: $("$ERRMON_CHROMIUM" --version 2>/dev/null || echo 'vers
 
 # ---------------------------------------------------------------- checks
 
-step "gofmt -l ."
-if ! unformatted=$(gofmt -l . 2>&1); then
-	printf '%s\n' "$unformatted" >&2
-	die "gofmt could not read every file (listed above)"
-fi
-if [ -n "$unformatted" ]; then
-	printf '%s\n' "$unformatted" >&2
-	die "these files need gofmt -w (listed above)"
-fi
-
-step "go vet ./..."
-go vet ./... || die "go vet ./... reported problems"
-
-# ---------------------------------------------------------------- tests
-
 PASSED=0
 FAILED=0
 SKIPPED=0
-FAILURES=()
+FAILURES=() # names of the failed steps; the tests still run after a failed check
 LOGDIR=$(mktemp -d "${TMPDIR:-/tmp}/errmon-test-logs.XXXXXX")
+
+# check_failed NAME MESSAGE: records a failed check.
+check_failed() {
+	printf '    FAILED: %s\n' "$2" >&2
+	FAILED=$((FAILED + 1))
+	FAILURES+=("$1")
+}
+
+step "gofmt -l ."
+if ! unformatted=$(gofmt -l . 2>&1); then
+	printf '%s\n' "$unformatted" >&2
+	check_failed gofmt "gofmt could not read every file (listed above)"
+elif [ -n "$unformatted" ]; then
+	printf '%s\n' "$unformatted" >&2
+	check_failed gofmt "these files need gofmt -w (listed above)"
+fi
+
+step "go vet ./..."
+if ! go vet ./...; then
+	check_failed vet "go vet ./... reported problems (above)"
+fi
 
 # run_tests NAME DIR GO-TEST-ARGS...: runs go test -v in DIR with the full
 # log in $LOGDIR/NAME.log, showing all but the RUN/PAUSE/CONT and PASS
@@ -239,16 +249,16 @@ run_tests() {
 }
 
 step "go test -race -count=1 -timeout 30m ./..."
-run_tests main "$ROOT" -race -count=1 -timeout 30m ./...
+run_tests main "$ROOT" -race -count=1 -timeout 30m "$@" ./...
 
-if [ -f bench/go.mod ]; then
+if [ $# -gt 0 ]; then
+	note "partial run (arguments given): bench/ skipped"
+elif [ -f bench/go.mod ]; then
 	step "bench/: go vet, smoke run of tests and benchmarks (-benchtime 1x)"
-	if (cd bench && go vet ./...); then
-		run_tests bench "$ROOT/bench" -count=1 -timeout 30m -run . -bench . -benchtime 1x ./...
-	else
-		FAILED=$((FAILED + 1))
-		FAILURES+=("bench vet")
+	if ! (cd bench && go vet ./...); then
+		check_failed bench-vet "go vet in bench/ reported problems (above)"
 	fi
+	run_tests bench "$ROOT/bench" -count=1 -timeout 30m -run . -bench . -benchtime 1x ./...
 fi
 
 # ---------------------------------------------------------------- summary
