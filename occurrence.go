@@ -60,7 +60,7 @@ func (m *Monitor) capture(c *gin.Context, kind string, v any, frames []Frame, ex
 		Kind:          kind,
 		Value:         v,
 		ExceptionName: sanitize(exceptionName(v), MaxNameBytes),
-		Message:       sanitize(m.mask.text(messageOf(v)), MaxMessageBytes),
+		Message:       m.maskCap(messageOf(v), MaxMessageBytes),
 		Frames:        frames,
 		Time:          dbTime(time.Now()),
 	}
@@ -86,7 +86,7 @@ func (m *Monitor) capture(c *gin.Context, kind string, v any, frames []Frame, ex
 func (m *Monitor) requestData(c *gin.Context) (data string) {
 	defer func() {
 		if r := recover(); r != nil {
-			msg := sanitize(m.mask.text(messageOf(r)), 1024)
+			msg := m.maskCap(messageOf(r), 1024)
 			m.log.Error("errmon: ContextBuilder panicked; the error is recorded without its request context",
 				"panic", msg)
 			b, _ := marshalJSON(map[string]any{"context_error": "ContextBuilder panicked: " + msg})
@@ -95,7 +95,7 @@ func (m *Monitor) requestData(c *gin.Context) (data string) {
 	}()
 	raw := m.cfg.ContextBuilder.BuildContext(c, m.mask.fn)
 	masked := maskTree(raw, m.mask.fn, m.mask.with, func(s string) string {
-		return sanitize(m.mask.text(s), maxContextString)
+		return m.maskCap(s, maxContextString)
 	})
 	b, err := marshalJSON(masked)
 	if err != nil {
@@ -128,25 +128,41 @@ func marshalJSON(v any) ([]byte, error) {
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
+// maskCap masks the secrets written in s and sanitizes it to at most max
+// bytes. A long s is cut before it is masked, so that masking costs no more
+// for a 10 MB value than for one just past the cap.
+func (m *Monitor) maskCap(s string, max int) string {
+	const slack = 512 // room for a key=value pair that straddles the cut
+	if len(s) <= max+slack {
+		return sanitize(m.mask.text(s), max)
+	}
+	return sanitizeOf(m.mask.text(s[:max+slack]), max, len(s))
+}
+
 // sanitize makes s storable in any database: valid UTF-8, no NUL bytes, at
 // most max bytes (cut at a character boundary, with a marker).
-func sanitize(s string, max int) string {
+func sanitize(s string, max int) string { return sanitizeOf(s, max, len(s)) }
+
+// sanitizeOf is sanitize for s cut from a value of total bytes: the marker
+// counts what was cut from the whole value.
+func sanitizeOf(s string, limit, total int) string {
+	whole := total <= len(s)
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "\uFFFD")
 	}
 	if strings.IndexByte(s, 0) >= 0 {
 		s = strings.ReplaceAll(s, "\x00", "\uFFFD")
 	}
-	if len(s) <= max {
+	if len(s) <= limit && whole {
 		return s
 	}
-	marker := fmt.Sprintf("… [%d bytes cut]", len(s)-max)
-	cut := max - len(marker)
-	if cut < 0 {
-		cut = 0
-	}
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
+	total = max(total, len(s))
+	// The marker is sized for the largest count it can hold, so that the
+	// result never passes limit.
+	cut := limit - len(fmt.Sprintf("… [%d bytes cut]", total))
+	cut = min(max(cut, 0), len(s))
+	for cut > 0 && cut < len(s) && !utf8.RuneStart(s[cut]) {
 		cut--
 	}
-	return s[:cut] + marker
+	return s[:cut] + fmt.Sprintf("… [%d bytes cut]", total-cut)
 }

@@ -112,7 +112,7 @@ func (m *Monitor) handlePanic(c *gin.Context, rec any, body *bodyCapture) {
 	}
 	if isErr && (errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)) {
 		if m.out != nil {
-			m.out.Printf("%s\n%s%s", m.mask.text(messageOf(rec)), m.requestDump(c.Request), reset)
+			m.out.Printf("%s\n%s%s", m.maskCap(messageOf(rec), MaxMessageBytes), m.requestDump(c.Request), reset)
 		}
 		// As gin does: the error is attached for the host's loggers, and
 		// marked so that a status written before the write failed does not
@@ -127,7 +127,7 @@ func (m *Monitor) handlePanic(c *gin.Context, rec any, body *bodyCapture) {
 	}
 	m.record(c, "panic", rec, frames, nil)
 	if m.out != nil {
-		msg := m.mask.text(messageOf(rec))
+		msg := m.maskCap(messageOf(rec), MaxMessageBytes)
 		stack := formatTraceback(frames)
 		if gin.IsDebugging() {
 			m.out.Printf("[Recovery] %s panic recovered:\n%s\n%s\n%s%s",
@@ -144,7 +144,7 @@ func (m *Monitor) handlePanic(c *gin.Context, rec any, body *bodyCapture) {
 func (m *Monitor) respond(c *gin.Context, rec any) {
 	defer func() {
 		if r := recover(); r != nil {
-			m.log.Error("errmon: RecoveryHandler panicked", "panic", m.mask.text(messageOf(r)))
+			m.log.Error("errmon: RecoveryHandler panicked", "panic", m.maskCap(messageOf(r), MaxMessageBytes))
 			c.AbortWithStatus(http.StatusInternalServerError)
 		}
 	}()
@@ -184,7 +184,7 @@ func (m *Monitor) requestDump(r *http.Request) string {
 		case m.mask.secretHeader(k):
 			v = m.mask.with
 		default:
-			v = m.mask.text(v)
+			v = m.maskCap(v, maxContextString)
 		}
 		b.WriteString(k + ": " + v + "\r\n")
 	}
