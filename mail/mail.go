@@ -116,7 +116,9 @@ func (n *Notifier) Addr() string {
 // Notify sends one alert as a multipart/alternative email (text/plain and
 // text/html) from note.From to note.To, within Config.Timeout and ctx.
 // A rejection by the server (an SMTP 5xx reply) wraps
-// [errmon.ErrPermanent], which tells errmon not to retry it.
+// [errmon.ErrPermanent], which tells errmon not to retry it; a send that
+// runs out of time wraps context.DeadlineExceeded, and one whose ctx is
+// cancelled wraps context.Canceled.
 func (n *Notifier) Notify(ctx context.Context, note *errmon.Notification) error {
 	if note == nil {
 		return fmt.Errorf("mail: nil notification: %w", errmon.ErrPermanent)
@@ -203,8 +205,14 @@ func (n *Notifier) send(ctx context.Context, msg *gomail.Message) (err error) {
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	defer func() {
-		if err != nil && ctx.Err() != nil {
+		// Out of time, whichever of the connection's deadline and ctx's
+		// timer fired first: say so in terms of ctx.
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
 			err = fmt.Errorf("%w (%w)", ctx.Err(), err)
+		case !time.Now().Before(deadline):
+			err = fmt.Errorf("%w (%w)", context.DeadlineExceeded, err)
 		}
 	}()
 

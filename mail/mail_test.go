@@ -448,7 +448,7 @@ func TestNotifierFaults(t *testing.T) {
 		wantCtxErr    error
 	}{
 		{name: "refused", start: func(t *testing.T) (string, int) { return "127.0.0.1", closedPort(t) }, timeout: 5 * time.Second},
-		{name: "hangs: Timeout bounds it", start: hangingServer, timeout: 300 * time.Millisecond},
+		{name: "hangs: Timeout bounds it", start: hangingServer, timeout: 300 * time.Millisecond, wantCtxErr: context.DeadlineExceeded},
 		{name: "hangs: caller's deadline bounds it", start: hangingServer, timeout: time.Minute, ctxTimeout: 300 * time.Millisecond,
 			wantCtxErr: context.DeadlineExceeded},
 		{name: "hangs: caller's cancel ends it", start: hangingServer, timeout: time.Minute, cancelAfter: 200 * time.Millisecond,
