@@ -85,12 +85,42 @@ type store struct {
 	db *gorm.DB
 }
 
-// migrate creates or updates errmon's tables.
+// migrateLockKey is the PostgreSQL advisory lock that serializes errmon's
+// migrations ("errmon" in ASCII).
+const migrateLockKey = 0x6572726d6f6e
+
+// migrate creates or updates errmon's tables. Several instances of a service
+// may start at once on one database: on PostgreSQL the migration runs in a
+// transaction holding an advisory lock, so that they take turns; on any
+// database a migration that lost a race (a table created meanwhile) is
+// tried again, and then finds the tables in place.
 func (s *store) migrate(ctx context.Context) error {
-	if err := s.db.WithContext(ctx).AutoMigrate(&ErrorRecord{}, &ErrorOccurrence{}, &ErrorHourly{}); err != nil {
-		return fmt.Errorf("errmon: migrate tables: %w", err)
+	models := []any{&ErrorRecord{}, &ErrorOccurrence{}, &ErrorHourly{}}
+	db := s.db.WithContext(ctx)
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("errmon: migrate tables: %w (after %w)", ctx.Err(), err)
+			case <-time.After(time.Duration(attempt) * 50 * time.Millisecond):
+			}
+		}
+		if db.Dialector.Name() == "postgres" {
+			err = db.Transaction(func(tx *gorm.DB) error {
+				if err := tx.Exec("SELECT pg_advisory_xact_lock(?)", migrateLockKey).Error; err != nil {
+					return fmt.Errorf("take the migration lock: %w", err)
+				}
+				return tx.AutoMigrate(models...)
+			})
+		} else {
+			err = db.AutoMigrate(models...)
+		}
+		if err == nil {
+			return nil
+		}
 	}
-	return nil
+	return fmt.Errorf("errmon: migrate tables: %w", err)
 }
 
 // upsertResult tells what one write did to an error's row.
