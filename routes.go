@@ -297,9 +297,15 @@ type pageLink struct {
 	Gap     bool // an ellipsis between page numbers
 }
 
+// listRow is one row of the list. Its fields are its own, not an embedded
+// ErrorRecord: text/template finds promoted fields slowly, with allocations.
 type listRow struct {
-	ErrorRecord
-	Spark template.HTML
+	Hash, ExceptionName, Message string
+	Method, Route, Path          string
+	Count, Regressions           int64
+	Resolved                     bool
+	LastSeen, CreatedOn          time.Time
+	Spark                        template.HTML
 }
 
 type listView struct {
@@ -355,7 +361,13 @@ func (d *dashboard) list(c *gin.Context) {
 		return
 	}
 	for _, e := range res.Errors {
-		v.Rows = append(v.Rows, listRow{ErrorRecord: e, Spark: sparkline(hourly[e.Hash], v.Now)})
+		v.Rows = append(v.Rows, listRow{
+			Hash: e.Hash, ExceptionName: e.ExceptionName, Message: e.Message,
+			Method: e.Method, Route: e.Route, Path: e.Path,
+			Count: e.Count, Regressions: e.Regressions, Resolved: e.Resolved,
+			LastSeen: e.LastSeen, CreatedOn: e.CreatedOn,
+			Spark: sparkline(hourly[e.Hash], v.Now),
+		})
 	}
 	for _, s := range []struct{ key, label string }{{sortLastSeen, "Last seen"}, {sortCount, "Count"}, {sortFirstSeen, "First seen"}} {
 		o := q

@@ -3,6 +3,7 @@ package errmon
 import (
 	"fmt"
 	"html/template"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -48,27 +49,36 @@ func (ch chart) svg() template.HTML {
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg class="%s" width="%d" height="%d" viewBox="0 0 %d %d" role="img" aria-label="%s" xmlns="http://www.w3.org/2000/svg">`,
 		template.HTMLEscapeString(ch.Class), ch.Width, ch.Height, ch.Width, ch.Height, template.HTMLEscapeString(ch.Label))
-	fmt.Fprintf(&b, `<line class="base" x1="0" y1="%d" x2="%d" y2="%d"/>`, barsH, ch.Width, barsH)
+	fmt.Fprintf(&b, `<line class="base" x1="0" y1="%.1f" x2="%d" y2="%.1f"/>`, float64(barsH)-0.5, ch.Width, float64(barsH)-0.5)
+	var buf []byte // reused for numbers
+	num := func(f float64) string {
+		buf = strconv.AppendFloat(buf[:0], f, 'f', 1, 64)
+		return string(buf)
+	}
 	for i, c := range ch.Counts {
 		x := float64(i)*slot + gap/2
 		w := slot - gap
-		h := 0.0
-		if peak > 0 && c > 0 {
-			h = max(float64(barsH-1)*float64(c)/float64(peak), 1.5)
+		if c > 0 { // empty hours are the base line: no element each
+			h := max(float64(barsH-1)*float64(c)/float64(peak), 1.5)
+			b.WriteString(`<rect class="bar" x="`)
+			b.WriteString(num(x))
+			b.WriteString(`" y="`)
+			b.WriteString(num(float64(barsH) - h))
+			b.WriteString(`" width="`)
+			b.WriteString(num(w))
+			b.WriteString(`" height="`)
+			b.WriteString(num(h))
+			b.WriteString(`">`)
+			if ch.Title != nil {
+				b.WriteString(`<title>`)
+				b.WriteString(template.HTMLEscapeString(ch.Title(i)))
+				b.WriteString(`</title>`)
+			}
+			b.WriteString(`</rect>`)
 		}
-		class := "bar"
-		if c == 0 {
-			class = "bar zero"
-			h = 1
-		}
-		fmt.Fprintf(&b, `<rect class="%s" x="%.2f" y="%.2f" width="%.2f" height="%.2f">`, class, x, float64(barsH)-h, w, h)
-		if ch.Title != nil {
-			fmt.Fprintf(&b, `<title>%s</title>`, template.HTMLEscapeString(ch.Title(i)))
-		}
-		b.WriteString(`</rect>`)
 		if ch.Axis != nil {
 			if l := ch.Axis(i); l != "" {
-				fmt.Fprintf(&b, `<text class="axis" x="%.2f" y="%d" text-anchor="middle">%s</text>`,
+				fmt.Fprintf(&b, `<text class="axis" x="%.1f" y="%d" text-anchor="middle">%s</text>`,
 					x+w/2, ch.Height-2, template.HTMLEscapeString(l))
 			}
 		}
