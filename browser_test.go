@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
@@ -283,6 +284,23 @@ func TestDashboardBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`nav.tabs a.active[href="./"]`)),
 	)
 	screenshot("list-after-resolve.png")
+
+	// The same page in dark mode: the style sheet follows the system.
+	if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	bodyStyle, err := chromedp.Run(ctx, chromedp.ComputedStyle(chromedp.CSS("body")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range bodyStyle {
+		if p.Name == "background-color" && p.Value != "rgb(15, 19, 24)" {
+			t.Errorf("dark mode background %s", p.Value)
+		}
+	}
+	screenshot("list-dark.png")
 
 	if rec := (&dashEnv{db: tdb.DB}).get(t, dashHashOfFirst(t, m)); rec == nil || !rec.Resolved {
 		t.Errorf("the database does not have the error resolved: %+v", rec)

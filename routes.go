@@ -111,7 +111,9 @@ func methodNotAllowed(c *gin.Context) {
 // permission answers 401 unless Config.ViewPermission allows the request.
 func (m *Monitor) permission(c *gin.Context) {
 	if !m.cfg.ViewPermission(c) {
-		c.AbortWithStatus(http.StatusUnauthorized)
+		c.Data(http.StatusUnauthorized, "text/plain; charset=utf-8",
+			[]byte("errmon: not allowed to see the error dashboard (see Config.ViewPermission)\n"))
+		c.Abort()
 		return
 	}
 	c.Next()
