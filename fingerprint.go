@@ -91,18 +91,31 @@ func makeFrame(f runtime.Frame) Frame {
 	return Frame{Function: f.Function, File: f.File, Line: f.Line, InApp: inApp(f.Function, f.File)}
 }
 
-var mainModuleRoot = func() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Path != "" {
-		root, _, _ := strings.Cut(bi.Main.Path, "/")
-		return root
+// The build's modules: the main module's path and its dependencies'. Frames
+// of a dependency are library frames, as the standard library's are.
+var mainModulePath, depModules = func() (string, []string) {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "", nil
 	}
-	return ""
+	deps := make([]string, 0, len(bi.Deps))
+	for _, d := range bi.Deps {
+		deps = append(deps, d.Path)
+	}
+	main := bi.Main.Path
+	if main == "command-line-arguments" {
+		main = ""
+	}
+	return main, deps
 }()
+
+var mainModuleRoot, _, _ = strings.Cut(mainModulePath, "/")
 
 const selfPkg = "github.com/errmon/errmon"
 
-// inApp tells application frames from the runtime's, the standard
-// library's, gin's and errmon's own (errmon's tests count as an application).
+// inApp tells application frames from library frames: the runtime's, the
+// standard library's, those of the modules the build depends on (gin's
+// among them) and errmon's own (errmon's tests count as an application).
 func inApp(function, file string) bool {
 	if function == "" {
 		return false
@@ -115,12 +128,29 @@ func inApp(function, file string) bool {
 		return false
 	case pkg == selfPkg || strings.HasPrefix(pkg, selfPkg+"/mail"):
 		return strings.HasSuffix(file, "_test.go")
+	case inModule(pkg, mainModulePath):
+		return true
+	}
+	for _, d := range depModules {
+		if inModule(pkg, d) {
+			return false
+		}
+	}
+	if strings.Contains(file, "/pkg/mod/") || strings.Contains(file, "@v") {
+		// a file of the module cache (module@version), also under
+		// -trimpath: a dependency, when the build info lists none (tests).
+		return false
 	}
 	root, _, _ := strings.Cut(pkg, "/")
 	if !strings.Contains(root, ".") && root != mainModuleRoot {
 		return false // the standard library
 	}
 	return true
+}
+
+// inModule reports whether the package path pkg belongs to module mod.
+func inModule(pkg, mod string) bool {
+	return mod != "" && (pkg == mod || strings.HasPrefix(pkg, mod+"/"))
 }
 
 // funcPackage returns the import path of a function name such as

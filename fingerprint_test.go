@@ -323,3 +323,27 @@ func TestMessageOfPanickingStringer(t *testing.T) {
 type badStringer struct{}
 
 func (badStringer) String() string { panic("stringer bug") }
+
+func TestInApp(t *testing.T) {
+	for _, tc := range []struct {
+		function, file string
+		want           bool
+	}{
+		{"main.handler", "/src/app/main.go", true},
+		{"main.main.func1", "/src/app/main.go", true},
+		{"runtime.gopanic", "/go/src/runtime/panic.go", false},
+		{"net/http.(*conn).serve", "/go/src/net/http/server.go", false},
+		{"github.com/gin-gonic/gin.(*Context).Next", "/mod/gin/context.go", false},
+		{"gorm.io/gorm.(*DB).Create", "/root/go/pkg/mod/gorm.io/gorm@v1.31.2/finisher_api.go", false},
+		{"github.com/pkg/errors.New", "github.com/pkg/errors@v0.9.1/errors.go", false}, // -trimpath
+		{"example.com/lib.F", "/home/u/go/pkg/mod/example.com/lib@v1.0.0/f.go", false},
+		{"github.com/errmon/errmon.(*Monitor).record", "/src/errmon/plugin.go", false},
+		{"github.com/errmon/errmon.panicIndex", "/src/errmon/recovery_test.go", true},
+		{"example.com/app/handlers.(*API).Get", "/src/app/handlers/api.go", true},
+		{"", "", false},
+	} {
+		if got := inApp(tc.function, tc.file); got != tc.want {
+			t.Errorf("inApp(%q) = %v, want %v", tc.function, got, tc.want)
+		}
+	}
+}
