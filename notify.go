@@ -219,8 +219,12 @@ func alertData(rec *ErrorRecord, reason string, threshold int64, link string) al
 	ctx := rec.RequestData
 	var v any
 	if json.Unmarshal([]byte(ctx), &v) == nil {
-		if b, err := json.MarshalIndent(v, "", "  "); err == nil {
-			ctx = string(b)
+		var b strings.Builder
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false) // the HTML part is escaped by its template
+		enc.SetIndent("", "  ")
+		if enc.Encode(v) == nil {
+			ctx = strings.TrimSuffix(b.String(), "\n")
 		}
 	}
 	if ctx == "" {
