@@ -159,6 +159,14 @@ type nilThing struct{ v int }
 func panicNilPointer(p *nilThing) int { return p.v }
 
 //go:noinline
+func panicNil() { panic(nil) }
+
+//go:noinline
+func panicInDefer() {
+	defer func() { panic("from defer") }()
+}
+
+//go:noinline
 func panicWithError() { panic(errors.New("an error value")) }
 
 // ---- drop-in for gin's recovery ----
@@ -301,6 +309,24 @@ func TestRecoveryStatus(t *testing.T) {
 	}
 }
 
+func TestRecoveryHandlerThatPanics(t *testing.T) {
+	withGinMode(t, gin.TestMode)
+	tm := sqliteMonitor(t, func(c *Config) {
+		c.RecoveryHandler = func(c *gin.Context, rec any) { panic("handler bug password=rh-secret") }
+	})
+	r := tm.engine(false)
+	r.GET("/p", func(c *gin.Context) { panicWithString() })
+	if w := serve(r, "GET", "/p", nil, nil); w.Code != 500 {
+		t.Errorf("status %d, want 500", w.Code)
+	}
+	if !strings.Contains(tm.logs.String(), "RecoveryHandler panicked") || strings.Contains(tm.logs.String(), "rh-secret") {
+		t.Errorf("log:\n%s", tm.logs)
+	}
+	if recs := tm.records(t); len(recs) != 1 || recs[0].Message != "boom-value" {
+		t.Errorf("rows %+v, want the original panic", recs)
+	}
+}
+
 func TestRecoveryBrokenConnection(t *testing.T) {
 	withGinMode(t, gin.TestMode)
 	opErr := func(errno syscall.Errno) error {
@@ -408,6 +434,8 @@ func TestPanicStackCapturedAtPanicSite(t *testing.T) {
 		{"nil map", func(c *gin.Context) { panicNilMap() }, "panicNilMap", "runtime.plainError", "assignment to entry in nil map", false},
 		{"nil pointer", func(c *gin.Context) { panicNilPointer(nil) }, "panicNilPointer", "runtime.errorString", "nil pointer dereference", false},
 		{"index out of range in Track", func(c *gin.Context) { panicIndex(5) }, "panicIndex", "runtime.boundsError", "index out of range", true},
+		{"panic(nil)", func(c *gin.Context) { panicNil() }, "panicNil", "*runtime.PanicNilError", "panic called with nil argument", false},
+		{"panic in a deferred call", func(c *gin.Context) { panicInDefer() }, "panicInDefer.func1", "string", "from defer", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tm := sqliteMonitor(t, nil)
