@@ -120,7 +120,10 @@ type Config struct {
 	// NotifyThresholds re-sends an alert when an open error's count reaches
 	// each of these values. Key APP_ERROR_NOTIFY_THRESHOLDS, default none.
 	NotifyThresholds []int64
-	// NotifyTimeout bounds one delivery attempt of an alert or ticket.
+	// NotifyTimeout bounds one delivery attempt of an alert or ticket. A
+	// failed delivery is tried up to 4 times, with a backoff doubling from
+	// min(500ms, NotifyTimeout); errors wrapping [ErrPermanent] and panics
+	// are not retried.
 	// Default 30s.
 	NotifyTimeout time.Duration
 	// CloseTimeout bounds how long Close waits for pending work. Default 5s.
@@ -133,7 +136,8 @@ type Config struct {
 	// Notifier delivers alerts, for instance a [github.com/errmon/errmon/mail]
 	// Notifier. Optional unless SendNotification is true.
 	Notifier Notifier
-	// Ticketing, when set, raises a ticket for each new error and regression.
+	// Ticketing, when set, raises a ticket for each new error and regression,
+	// whether or not SendNotification is set.
 	Ticketing Ticketing
 	// ContextBuilder builds the request context stored with each error.
 	// Default [DefaultContextBuilder]{}. Whatever it returns is masked again
