@@ -412,3 +412,20 @@ func TestHostileRequestDumpInDebugMode(t *testing.T) {
 		t.Errorf("the secret reached the debug request dump:\n%s", out.String())
 	}
 }
+
+// Inputs the fuzzers found that the masker does not handle yet (fixes are
+// in the hardening report; mask.go is not the hardening work's file).
+func TestHostileMaskerFuzzFindings(t *testing.T) {
+	m := newMasker([]string{"password", "secret"}, DefaultMaskWith)
+	for _, tc := range []struct{ in, secret string }{
+		// An empty value lets the next key be taken for a bare value,
+		// which stops at the quote of the real secret.
+		{"password= password='" + hzSecret + "' tail", hzSecret},
+		{"secret: password='" + hzSecret + "'", hzSecret},
+	} {
+		if out := m.text(tc.in); strings.Contains(out, tc.secret) {
+			hzKnownBug(t, "mask.go: a bare value may swallow the next key and stop at its quote",
+				"%q -> %q", tc.in, out)
+		}
+	}
+}

@@ -21,7 +21,7 @@ type pending struct {
 	first    time.Time
 	lastSeen time.Time
 	hours    map[int64]int64 // unix start of hour -> occurrences
-	failures int             // failed writes while other writes succeeded
+	failures int             // writes refused for the value (not the connection) while others succeeded
 }
 
 func (p *pending) add(o *Occurrence) {
