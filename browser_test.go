@@ -54,7 +54,7 @@ func TestDashboardBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = m.Close() })
-	gin.SetMode(gin.TestMode)
+	dashQuietGin(t)
 	app := gin.New()
 	m.InitApp(app)
 	app.GET("/items/:id", browserItemHandler)

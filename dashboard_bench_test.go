@@ -170,7 +170,7 @@ func BenchmarkDashboard(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer m.Close()
-	gin.SetMode(gin.ReleaseMode)
+	dashQuietGin(b)
 	e := gin.New()
 	m.RegisterRoutes(e)
 	detail := dashHash("bench12345")

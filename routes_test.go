@@ -58,7 +58,7 @@ func newDash(t *testing.T, tdb testDB, tune func(*Config), middleware ...gin.Han
 		t.Fatalf("New: %v", err)
 	}
 	t.Cleanup(func() { _ = m.Close() })
-	gin.SetMode(gin.TestMode)
+	dashQuietGin(t)
 	e := gin.New()
 	m.RegisterRoutes(e, middleware...)
 	return &dashEnv{m: m, db: tdb.DB, h: e}
@@ -857,7 +857,7 @@ func TestDashboardMountedAnywhere(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = m.Close() })
-		gin.SetMode(gin.TestMode)
+		dashQuietGin(t)
 		e := gin.New()
 		seen := 0
 		m.RegisterRoutes(e.Group("/v1", func(c *gin.Context) { seen++ }))
@@ -934,4 +934,11 @@ func dashFlush(t *testing.T, m *Monitor) {
 	if err := m.Flush(ctx); err != nil {
 		t.Fatalf("Flush: %v", err)
 	}
+}
+
+// dashQuietGin puts gin in test mode (no route log) for the test.
+func dashQuietGin(t testing.TB) {
+	prev := gin.Mode()
+	gin.SetMode(gin.TestMode)
+	t.Cleanup(func() { gin.SetMode(prev) })
 }
