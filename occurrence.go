@@ -49,6 +49,7 @@ const (
 	MaxRequestDataBytes = 64 << 10
 	MaxPathBytes        = 2 << 10
 	MaxHostBytes        = 255
+	MaxMethodBytes      = 16
 	MaxNameBytes        = 512
 	maxContextString    = 8 << 10 // one string inside the request context
 )
@@ -66,8 +67,10 @@ func (m *Monitor) capture(c *gin.Context, kind string, v any, frames []Frame, ex
 	}
 	if c != nil && c.Request != nil {
 		o.Host = sanitize(c.Request.Host, MaxHostBytes)
-		o.Path = sanitize(c.Request.URL.Path, MaxPathBytes)
-		o.Method = sanitize(c.Request.Method, 16)
+		if c.Request.URL != nil {
+			o.Path = sanitize(c.Request.URL.Path, MaxPathBytes)
+		}
+		o.Method = sanitize(c.Request.Method, MaxMethodBytes)
 		o.Route = sanitize(c.FullPath(), MaxPathBytes)
 		o.RequestData = m.requestData(c)
 	}
@@ -159,10 +162,16 @@ func sanitizeOf(s string, limit, total int) string {
 	total = max(total, len(s))
 	// The marker is sized for the largest count it can hold, so that the
 	// result never passes limit.
-	cut := limit - len(fmt.Sprintf("… [%d bytes cut]", total))
-	cut = min(max(cut, 0), len(s))
+	marker := len(fmt.Sprintf("… [%d bytes cut]", total))
+	if marker > limit/2 {
+		marker = 0 // a short column (a method, say): cut without a marker
+	}
+	cut := min(max(limit-marker, 0), len(s))
 	for cut > 0 && cut < len(s) && !utf8.RuneStart(s[cut]) {
 		cut--
+	}
+	if marker == 0 {
+		return s[:cut]
 	}
 	return s[:cut] + fmt.Sprintf("… [%d bytes cut]", total-cut)
 }

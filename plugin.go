@@ -115,6 +115,7 @@ func (m *Monitor) Record(c *gin.Context, err error) {
 		return
 	}
 	m.record(c, "record", err, errorFrames(err), callerFrames(2))
+	markRecorded(c, err)
 }
 
 // record captures and queues one occurrence; a panic in errmon's own code
@@ -237,8 +238,9 @@ func Track(h gin.HandlerFunc) gin.HandlerFunc {
 // Record records err with the default monitor; without one it does
 // nothing. See [Monitor.Record].
 func Record(c *gin.Context, err error) {
-	if m := Default(); m != nil {
+	if m := Default(); m != nil && err != nil {
 		m.record(c, "record", err, errorFrames(err), callerFrames(2))
+		markRecorded(c, err)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"syscall"
@@ -95,9 +96,50 @@ func (m *Monitor) recordErrors(c *gin.Context, body *bodyCapture, from int) {
 		if e.Err != nil {
 			err = e.Err
 		}
+		if recordedByHand(c, err) {
+			continue // Record took it already
+		}
 		m.record(c, "error", err, errorFrames(err), nil)
 	}
 	c.Set(recordedKey, len(c.Errors))
+}
+
+// byHandKey holds, in a request's gin.Context, the errors given to Record,
+// so that the same error attached with c.Error is not counted twice.
+const byHandKey = "github.com/errmon/errmon.byhand"
+
+func markRecorded(c *gin.Context, err error) {
+	if c == nil {
+		return
+	}
+	v, _ := c.Get(byHandKey)
+	list, _ := v.([]error)
+	if len(list) < 16 {
+		c.Set(byHandKey, append(list, err))
+	}
+}
+
+func recordedByHand(c *gin.Context, err error) bool {
+	v, _ := c.Get(byHandKey)
+	list, _ := v.([]error)
+	for _, e := range list {
+		if sameError(e, err) {
+			return true
+		}
+	}
+	return false
+}
+
+// sameError reports whether a and b are the same error value, without
+// panicking on error types that cannot be compared.
+func sameError(a, b error) (same bool) {
+	defer func() {
+		if recover() != nil { // a struct holding an incomparable value
+			same = false
+		}
+	}()
+	ta := reflect.TypeOf(a)
+	return ta == reflect.TypeOf(b) && ta != nil && ta.Comparable() && a == b
 }
 
 // handlePanic is called by the deferred function that recovered rec, so

@@ -572,6 +572,41 @@ func TestRecordByHand(t *testing.T) {
 			t.Fatalf("rows %+v", recs)
 		}
 	})
+	t.Run("request without URL", func(t *testing.T) {
+		tm := sqliteMonitor(t, nil)
+		recordHere(tm.Monitor, &gin.Context{Request: &http.Request{Method: "GET"}}, errors.New("odd context"))
+		if recs := tm.records(t); len(recs) != 1 || recs[0].Method != "GET" {
+			t.Fatalf("rows %+v", recs)
+		}
+	})
+	t.Run("Record and c.Error of the same error count once", func(t *testing.T) {
+		tm := sqliteMonitor(t, nil)
+		r := tm.engine(false)
+		type uncomparable struct {
+			error
+			parts []string
+		}
+		r.GET("/both", func(c *gin.Context) {
+			err := errors.New("charged twice?")
+			tm.Record(c, err)
+			_ = c.AbortWithError(500, err)
+		})
+		r.GET("/other", func(c *gin.Context) {
+			tm.Record(c, uncomparable{errors.New("first"), []string{"a"}})
+			_ = c.AbortWithError(500, uncomparable{errors.New("second"), []string{"b"}})
+		})
+		serve(r, "GET", "/both", nil, nil)
+		serve(r, "GET", "/other", nil, nil)
+		recs := tm.records(t)
+		if len(recs) != 3 {
+			t.Fatalf("rows %+v, want 3", recs)
+		}
+		for _, rec := range recs {
+			if rec.Count != 1 {
+				t.Errorf("%s %q counted %d times", rec.Path, rec.Message, rec.Count)
+			}
+		}
+	})
 	t.Run("nil monitor", func(t *testing.T) {
 		var m *Monitor
 		m.Record(nil, errors.New("x")) // must not panic

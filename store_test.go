@@ -270,6 +270,8 @@ func TestOversizedAndHostileValues(t *testing.T) {
 		r.POST("/big/*rest", func(c *gin.Context) { panic(huge) })
 		r.POST("/nul/*rest", func(c *gin.Context) { panic("nul\x00byte and \xff\xfe invalid") })
 		r.POST("/err", func(c *gin.Context) { _ = c.AbortWithError(500, errors.New("bad\x00\xc3(")) })
+		longMethod := strings.Repeat("PROPFIND", 6) // 48 bytes, past the 16 of the method column
+		r.Handle(longMethod, "/method", func(c *gin.Context) { panic("long method") })
 
 		bigBody := strings.Repeat(`{"k":"`+strings.Repeat("v", 1000)+`"},`, 10<<10) // ~10 MB
 		w := serve(r, "POST", "/big/"+strings.Repeat("p", 5000), strings.NewReader(bigBody), map[string]string{
@@ -287,9 +289,12 @@ func TestOversizedAndHostileValues(t *testing.T) {
 			t.Fatalf("status %d", w.Code)
 		}
 		serve(r, "POST", "/err", strings.NewReader("raw \x00 body \xfe"), map[string]string{"Content-Type": "text/plain"})
+		if w := serve(r, longMethod, "/method", nil, nil); w.Code != 500 {
+			t.Fatalf("long method: status %d", w.Code)
+		}
 		recs := tm.records(t)
-		if len(recs) != 3 {
-			t.Fatalf("%d rows, want 3; log:\n%s", len(recs), tm.logs)
+		if len(recs) != 4 {
+			t.Fatalf("%d rows, want 4; log:\n%s", len(recs), tm.logs)
 		}
 		for _, rec := range recs {
 			for name, v := range map[string]string{
@@ -321,6 +326,10 @@ func TestOversizedAndHostileValues(t *testing.T) {
 				data := decodeRequestData(t, rec.RequestData)
 				if v, _ := jsonAt(data, "headers", "X-Bad"); v != "v\uFFFDv" {
 					t.Errorf("header X-Bad stored as %q", v)
+				}
+			case "/method":
+				if rec.Method != longMethod[:MaxMethodBytes] {
+					t.Errorf("method stored as %q", rec.Method)
 				}
 			case "/err":
 				if !strings.HasPrefix(rec.Message, "bad\uFFFD") {
@@ -373,20 +382,21 @@ func TestSanitize(t *testing.T) {
 		{"invalid UTF-8", "a\xffb", 10, "a\uFFFDb"},
 		{"cut", long, 100, ""},
 		{"cut multibyte", strings.Repeat("日本", 100), 50, ""},
-		{"tiny limit", long, 3, ""},
+		{"tiny limit", long, 3, "aba"},
+		{"method column", strings.Repeat("M", 40), 16, strings.Repeat("M", 16)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := sanitize(tc.in, tc.limit)
 			if tc.want != "" && got != tc.want {
 				t.Errorf("sanitize = %q, want %q", got, tc.want)
 			}
-			if tc.limit >= 30 && len(got) > tc.limit {
+			if len(got) > tc.limit {
 				t.Errorf("%d bytes, limit %d", len(got), tc.limit)
 			}
 			if !utf8.ValidString(got) || strings.ContainsRune(got, 0) {
 				t.Errorf("not sanitized: %q", got)
 			}
-			if len(tc.in) > tc.limit && !strings.HasSuffix(got, " bytes cut]") {
+			if len(tc.in) > tc.limit && tc.limit >= 50 && !strings.HasSuffix(got, " bytes cut]") {
 				t.Errorf("no marker: %q", got)
 			}
 		})
