@@ -44,8 +44,24 @@ func (b *bodyCapture) keep(p []byte) {
 		p = p[:room]
 		b.truncated = true
 	}
+	if need := len(b.buf) + len(p); need > cap(b.buf) {
+		// Grow by doubling but never past the limit, so that a pooled
+		// buffer stays reusable (see release) whatever the body's size.
+		grown := make([]byte, len(b.buf), min(max(need, 2*cap(b.buf), minCaptureBuffer), b.limit))
+		copy(grown, b.buf)
+		b.buf = grown
+	}
 	b.buf = append(b.buf, p...)
 }
+
+const (
+	// minCaptureBuffer is the smallest buffer a capture allocates.
+	minCaptureBuffer = 512
+	// maxPooledBuffer is the largest buffer kept in the pool: a capture
+	// whose limit (Config.MaxBodyBytes) is larger gives its buffer back to
+	// the garbage collector instead, so the pool never pins big buffers.
+	maxPooledBuffer = 64 << 10
+)
 
 // Close implements io.Closer.
 func (b *bodyCapture) Close() error { return b.orig.Close() }
@@ -68,8 +84,7 @@ func (b *bodyCapture) release(r *http.Request) {
 	if r.Body == b {
 		r.Body = b.orig
 	}
-	const keepBuffer = 64 << 10
-	if cap(b.buf) > keepBuffer {
+	if cap(b.buf) > maxPooledBuffer {
 		b.buf = nil
 	}
 	*b = bodyCapture{buf: b.buf[:0]}

@@ -121,7 +121,7 @@ func main() {
 	fmt.Println()
 	fmt.Println("| Benchmark | Middleware | ns/op | B/op | allocs/op | vs gin | Target | |")
 	fmt.Println("|---|---|---:|---:|---:|---:|---|---|")
-	for _, bench := range []string{"BenchmarkHappy", "BenchmarkHappyPOST", "BenchmarkPanic"} {
+	for _, bench := range []string{"BenchmarkHappy", "BenchmarkHappyPOST", "BenchmarkHappyUpload", "BenchmarkPanic"} {
 		gin := bench + "/mw=gin"
 		gns, gok := s.get(gin, "ns/op")
 		gal, galok := s.get(gin, "allocs/op")
