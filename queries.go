@@ -102,15 +102,6 @@ func (s *store) listErrors(ctx context.Context, q listQuery) (listResult, error)
 	if q.Size < 1 {
 		q.Size = DefaultListSize
 	}
-	if err := s.filtered(ctx, q).Count(&res.Total).Error; err != nil {
-		return res, fmt.Errorf("errmon: count errors: %w", err)
-	}
-	res.Pages = int((res.Total + int64(q.Size) - 1) / int64(q.Size))
-	res.Pages = max(res.Pages, 1)
-	res.Page = min(max(q.Page, 1), res.Pages)
-	if res.Total == 0 {
-		return res, nil
-	}
 	var order string
 	switch q.Sort {
 	case sortCount:
@@ -120,6 +111,39 @@ func (s *store) listErrors(ctx context.Context, q listQuery) (listResult, error)
 	default:
 		order = "last_seen DESC, id DESC"
 	}
+	paginate := func(total int64) {
+		res.Total = total
+		res.Pages = max(int((total+int64(q.Size)-1)/int64(q.Size)), 1)
+		res.Page = min(max(q.Page, 1), res.Pages)
+	}
+	if strings.TrimSpace(q.Q) != "" && q.Page <= maxSearchPage {
+		// A search scans the table whatever the indexes: count the matches
+		// and take the page in that one scan.
+		page := max(q.Page, 1)
+		var rows []searchRow
+		err := s.filtered(ctx, q).Select(searchColumns).Order(order).
+			Limit(q.Size).Offset((page - 1) * q.Size).Find(&rows).Error
+		if err != nil {
+			return res, fmt.Errorf("errmon: search errors: %w", err)
+		}
+		if len(rows) > 0 {
+			paginate(rows[0].TotalRows)
+			res.Errors = make([]ErrorRecord, len(rows))
+			for i := range rows {
+				res.Errors[i] = rows[i].ErrorRecord
+			}
+			return res, nil
+		}
+		// No match, or a page past the end: count, and clamp below.
+	}
+	var total int64
+	if err := s.filtered(ctx, q).Count(&total).Error; err != nil {
+		return res, fmt.Errorf("errmon: count errors: %w", err)
+	}
+	paginate(total)
+	if res.Total == 0 {
+		return res, nil
+	}
 	err := s.filtered(ctx, q).Select(listColumns).Order(order).
 		Limit(q.Size).Offset((res.Page - 1) * q.Size).Find(&res.Errors).Error
 	if err != nil {
@@ -127,6 +151,19 @@ func (s *store) listErrors(ctx context.Context, q listQuery) (listResult, error)
 	}
 	return res, nil
 }
+
+// maxSearchPage bounds the page a search asks for in its single pass;
+// later pages are clamped after a count.
+const maxSearchPage = 1 << 20
+
+// searchRow is a search result with the number of all matches.
+type searchRow struct {
+	ErrorRecord `gorm:"embedded"`
+	TotalRows   int64
+}
+
+// searchColumns selects the list's columns and the number of matches.
+var searchColumns = strings.Join(listColumns, ", ") + ", COUNT(*) OVER () AS total_rows"
 
 // getError returns the error with the given hash, or gorm.ErrRecordNotFound.
 func (s *store) getError(ctx context.Context, hash string) (*ErrorRecord, error) {

@@ -681,6 +681,13 @@ func TestDashboardPaginationAndSort(t *testing.T) {
 			{url.Values{"status": {"resolved"}, "sort": {"count"}}, 1, 4, "e7,e5,e3"},
 			{url.Values{"status": {"bogus"}}, 1, 8, "e0,e1,e2"},
 			{url.Values{"q": {"nothing matches"}, "page": {"7"}}, 1, 0, ""},
+			{url.Values{"q": {"message of e"}}, 1, 8, "e0,e1,e2"},
+			{url.Values{"q": {"message of e"}, "page": {"2"}}, 2, 8, "e3,e4,e5"},
+			{url.Values{"q": {"message of e"}, "page": {"99"}}, 3, 8, "e6,e7"},
+			{url.Values{"q": {"message of e"}, "page": {"999999999999"}}, 3, 8, "e6,e7"},
+			{url.Values{"q": {"message of e"}, "page": {"-5"}}, 1, 8, "e0,e1,e2"},
+			{url.Values{"q": {"MESSAGE OF E"}, "status": {"open"}, "sort": {"count"}}, 1, 4, "e6,e4,e2"},
+			{url.Values{"q": {"e5"}, "sort": {"first_seen"}}, 1, 1, "e5"},
 		}
 		for _, tc := range cases {
 			list := d.apiList(t, tc.query)
