@@ -126,6 +126,10 @@ func (s *store) listErrors(ctx context.Context, q listQuery) (listResult, error)
 		if err != nil {
 			return res, fmt.Errorf("errmon: search errors: %w", err)
 		}
+		if len(rows) == 0 && page == 1 {
+			paginate(0) // nothing matches
+			return res, nil
+		}
 		if len(rows) > 0 {
 			paginate(rows[0].TotalRows)
 			res.Errors = make([]ErrorRecord, len(rows))
@@ -134,7 +138,7 @@ func (s *store) listErrors(ctx context.Context, q listQuery) (listResult, error)
 			}
 			return res, nil
 		}
-		// No match, or a page past the end: count, and clamp below.
+		// A page past the end: count, and clamp below.
 	}
 	var total int64
 	if err := s.filtered(ctx, q).Count(&total).Error; err != nil {
