@@ -29,8 +29,8 @@ import (
 //
 // The browser is ERRMON_CHROMIUM (default /usr/bin/chromium). When it is
 // missing the test skips, unless ERRMON_REQUIRE_BROWSER=1 (CI), where it
-// fails. Screenshots go to a temp dir, and also to ERRMON_SCREENSHOT_DIR
-// when it is set (testdata/output/ is ignored by git for that purpose).
+// fails. Screenshots are kept in testdata/output/ (ignored by git), or in
+// ERRMON_SCREENSHOT_DIR when it is set.
 func TestDashboardBrowser(t *testing.T) {
 	bin := os.Getenv("ERRMON_CHROMIUM")
 	if bin == "" {
@@ -147,7 +147,13 @@ func TestDashboardBrowser(t *testing.T) {
 		}
 		return len(nodes)
 	}
-	shotDir := t.TempDir()
+	shotDir := os.Getenv("ERRMON_SCREENSHOT_DIR")
+	if shotDir == "" {
+		shotDir = filepath.Join("testdata", "output") // ignored by git
+	}
+	if err := os.MkdirAll(shotDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	screenshot := func(name string) {
 		t.Helper()
 		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
@@ -157,18 +163,11 @@ func TestDashboardBrowser(t *testing.T) {
 		if !bytes.HasPrefix(png, []byte("\x89PNG\r\n\x1a\n")) || len(png) < 1000 {
 			t.Fatalf("screenshot %s is not a PNG (%d bytes)", name, len(png))
 		}
-		for _, dir := range []string{shotDir, os.Getenv("ERRMON_SCREENSHOT_DIR")} {
-			if dir == "" {
-				continue
-			}
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
-				t.Fatal(err)
-			}
+		path := filepath.Join(shotDir, "dashboard-"+name)
+		if err := os.WriteFile(path, png, 0o644); err != nil {
+			t.Fatal(err)
 		}
-		t.Logf("screenshot %s: %d bytes in %s", name, len(png), shotDir)
+		t.Logf("screenshot: %s (%d bytes)", path, len(png))
 	}
 
 	// 1. The list shows the three errors, as text.
