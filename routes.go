@@ -503,6 +503,11 @@ func requestContext(data string) ([]ctxEntry, string) {
 		e := ctxEntry{Key: k}
 		switch v := obj[k].(type) {
 		case map[string]any:
+			if !flat(v) { // a JSON body, say: keep its shape
+				b, _ := json.MarshalIndent(v, "", "  ")
+				e.JSON = string(b)
+				break
+			}
 			sub := make([]string, 0, len(v))
 			for sk := range v {
 				sub = append(sub, sk)
@@ -520,6 +525,24 @@ func requestContext(data string) ([]ctxEntry, string) {
 		out = append(out, e)
 	}
 	return out, string(pretty)
+}
+
+// flat reports whether every value of m is a scalar or a list of strings,
+// so that m reads well as a two-column table (headers, query, form).
+func flat(m map[string]any) bool {
+	for _, v := range m {
+		switch x := v.(type) {
+		case map[string]any:
+			return false
+		case []any:
+			for _, p := range x {
+				if _, ok := p.(string); !ok {
+					return false
+				}
+			}
+		}
+	}
+	return true
 }
 
 // scalarText shows a JSON value on one line: strings as they are, lists of

@@ -924,6 +924,21 @@ func TestDashboardHelpers(t *testing.T) {
 	if got := strings.Join(nums, " "); got != "1 … 48 49 50 51 52 … 100" {
 		t.Errorf("pageLinks = %s", got)
 	}
+	entries, raw := requestContext(`{"body":{"user":{"id":1}},"method":"POST","headers":{"Accept":["a","b"]},"zeta":[1,2]}`)
+	var keys []string
+	for _, e := range entries {
+		keys = append(keys, e.Key)
+	}
+	if strings.Join(keys, ",") != "method,headers,body,zeta" {
+		t.Errorf("context order: %v", keys)
+	}
+	if entries[0].Text != "POST" || len(entries[1].Table) != 1 || entries[1].Table[0] != [2]string{"Accept", "a, b"} ||
+		!strings.Contains(entries[2].JSON, `"id": 1`) || !strings.Contains(raw, "\n  ") {
+		t.Errorf("context entries: %+v", entries)
+	}
+	if entries, _ := requestContext("not json"); len(entries) != 1 || entries[0].Text != "not json" {
+		t.Errorf("non-JSON context: %+v", entries)
+	}
 	if got := formatCount(1234567); got != "1,234,567" {
 		t.Errorf("formatCount = %s", got)
 	}
