@@ -284,6 +284,29 @@ func TestDashboardBrowser(t *testing.T) {
 	)
 	screenshot("list-after-resolve.png")
 
+	// 6. The bulk form: tick one error and delete it.
+	var pay ErrorRecord
+	if err := tdb.DB.Where("message = ?", "payment gateway timeout").Take(&pay).Error; err != nil {
+		t.Fatal(err)
+	}
+	run("bulk delete",
+		chromedp.Click(chromedp.CSS(`input[type=checkbox][value="`+pay.Hash+`"]`)),
+		chromedp.Click(chromedp.CSS(`.bulkbar button[value="delete"]`)),
+		chromedp.WaitVisible(chromedp.CSS(".notice")),
+	)
+	if n := text(".notice"); !strings.Contains(n, "Deleted") {
+		t.Errorf("bulk delete notice %q", n)
+	}
+	if n := count("table.errors tbody tr"); n != 2 {
+		t.Errorf("after bulk delete: %d rows, want 2", n)
+	}
+	if body := text("main"); strings.Contains(body, "payment gateway timeout") {
+		t.Error("the deleted error is still listed")
+	}
+	if (&dashEnv{db: tdb.DB}).get(t, pay.Hash) != nil {
+		t.Error("the deleted error is still stored")
+	}
+
 	// The same page in dark mode: the style sheet follows the system.
 	if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
 		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}},

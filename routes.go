@@ -332,7 +332,7 @@ type listView struct {
 var notices = map[string]string{
 	"resolved":   "Marked as resolved. It reopens if it happens again.",
 	"unresolved": "Reopened.",
-	"deleted":    "Deleted, with its samples and hourly counts.",
+	"deleted":    "Deleted, with the samples and hourly counts.",
 	"none":       "Nothing selected.",
 }
 
