@@ -3,6 +3,7 @@ package errmon
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"mime"
 	"net/http"
@@ -114,6 +115,13 @@ func addBody(ctx map[string]any, c *gin.Context, mask func(string) (bool, string
 			ctx["json"] = maskTree(v, mask, with, nil)
 			return
 		}
+		// Cut short (or malformed): keep what could be read, in its
+		// structure, so that secret keys are masked at any depth.
+		if v := partialJSON(body); v != nil {
+			ctx["json"] = maskTree(v, mask, with, nil)
+			ctx["json_incomplete"] = true
+			return
+		}
 	case mediaType == "application/x-www-form-urlencoded":
 		if vs, err := url.ParseQuery(string(body)); err == nil && !truncated {
 			ctx["form"] = maskTree(vs, mask, with, nil)
@@ -130,6 +138,67 @@ func addBody(ctx map[string]any, c *gin.Context, mask func(string) (bool, string
 	// Free text (or JSON cut short): kept, and masked as text before it is
 	// stored.
 	ctx["body"] = string(body)
+}
+
+// maxPartialDepth bounds the nesting partialJSON follows.
+const maxPartialDepth = 256
+
+// partialJSON decodes a JSON document that was cut short: the values read
+// before the cut, in their structure. A string or number cut in the middle
+// is left out. It returns nil when not even the start could be read.
+func partialJSON(body []byte) any {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	v, _ := readPartial(dec, 0)
+	return v
+}
+
+func readPartial(dec *json.Decoder, depth int) (any, error) {
+	if depth > maxPartialDepth {
+		return nil, errors.New("too deep")
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	d, ok := tok.(json.Delim)
+	if !ok {
+		return tok, nil
+	}
+	switch d {
+	case '{':
+		obj := map[string]any{}
+		for dec.More() {
+			kt, err := dec.Token()
+			if err != nil {
+				return obj, err
+			}
+			k, _ := kt.(string)
+			v, err := readPartial(dec, depth+1)
+			if v != nil || err == nil {
+				obj[k] = v
+			}
+			if err != nil {
+				return obj, err
+			}
+		}
+		_, err := dec.Token()
+		return obj, err
+	case '[':
+		arr := []any{}
+		for dec.More() {
+			v, err := readPartial(dec, depth+1)
+			if v != nil || err == nil {
+				arr = append(arr, v)
+			}
+			if err != nil {
+				return arr, err
+			}
+		}
+		_, err := dec.Token()
+		return arr, err
+	}
+	return nil, errors.New("unexpected delimiter")
 }
 
 // maskQuery masks a raw query string, keeping its order and encoding.

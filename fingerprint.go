@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Frame is one call in a traceback.
@@ -167,10 +168,14 @@ func funcPackage(function string) string {
 // stackTracer is the interface of github.com/pkg/errors and
 // github.com/cockroachdb/errors, found by reflection so that errmon does not
 // import them: a StackTrace method returning a slice of program counters.
+//
+// errorFrames returns the innermost such stack of err's chain: the one
+// taken where the error was born, not where it was wrapped on the way up.
 func errorFrames(err error) []Frame {
-	for e := err; e != nil; {
+	var found []uintptr
+	for e, depth := err, 0; e != nil && depth < 100; depth++ {
 		if pcs := stackOf(e); len(pcs) > 0 {
-			return pcsToFrames(pcs)
+			found = pcs
 		}
 		u, ok := e.(interface{ Unwrap() error })
 		if !ok {
@@ -178,7 +183,7 @@ func errorFrames(err error) []Frame {
 		}
 		e = u.Unwrap()
 	}
-	return nil
+	return pcsToFrames(found)
 }
 
 func stackOf(e error) []uintptr {
@@ -296,7 +301,11 @@ const hexStep = 2
 // with placeholders, so that they do not split its group.
 func NormalizeMessage(msg string) string {
 	if len(msg) > maxHashedMsg {
-		msg = msg[:maxHashedMsg]
+		cut := maxHashedMsg
+		for cut > 0 && !utf8.RuneStart(msg[cut]) {
+			cut--
+		}
+		msg = msg[:cut]
 	}
 	for i, n := range normalizers {
 		msg = n.re.ReplaceAllString(msg, n.with)

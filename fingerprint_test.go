@@ -219,6 +219,9 @@ func newPkgError() error { return pkgerrors.New("pkg error with its own stack") 
 func newPkgErrorElsewhere() error { return pkgerrors.New("pkg error with its own stack") }
 
 //go:noinline
+func wrapPkgErrorAgain() error { return pkgerrors.Wrap(newPkgErrorElsewhere(), "again") }
+
+//go:noinline
 func wrapPkgError() error {
 	return pkgerrors.Wrap(fs.ErrNotExist, "loading config")
 }
@@ -234,8 +237,10 @@ func TestFingerprintErrorsWithTheirOwnStack(t *testing.T) {
 	r.GET("/two", handler)
 	r.GET("/two-b", handler)
 	r.GET("/three", func(c *gin.Context) { tm.Record(c, newPkgErrorElsewhere()) })
+	// Wrapped on the way up: the innermost stack, where it was born.
+	r.GET("/three-wrapped", func(c *gin.Context) { tm.Record(c, wrapPkgErrorAgain()) })
 	r.GET("/wrapped", func(c *gin.Context) { tm.Record(c, fmt.Errorf("outer: %w", wrapPkgError())) })
-	for _, p := range []string{"/one", "/two", "/two-b", "/three", "/wrapped"} {
+	for _, p := range []string{"/one", "/two", "/two-b", "/three", "/three-wrapped", "/wrapped"} {
 		serve(r, "GET", p, nil, nil)
 	}
 	recs := tm.records(t)
@@ -256,8 +261,13 @@ func TestFingerprintErrorsWithTheirOwnStack(t *testing.T) {
 	} else if rec.ExceptionName != "*fs.PathError" && rec.ExceptionName != "*errors.errorString" {
 		t.Errorf("wrapped pkg error ExceptionName %q, want the cause's type", rec.ExceptionName)
 	}
-	if len(recs) != 4 {
-		t.Errorf("%d rows, want 4: %v", len(recs), keys(byTop))
+	for _, rec := range recs {
+		if rec.Path == "/three-wrapped" && topFunction(rec.Traceback) != pkgPath+"newPkgErrorElsewhere" {
+			t.Errorf("wrapped pkg error: traceback starts at %q, want the innermost stack", topFunction(rec.Traceback))
+		}
+	}
+	if len(recs) != 5 {
+		t.Errorf("%d rows, want 5: %v", len(recs), keys(byTop))
 	}
 }
 

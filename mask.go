@@ -14,6 +14,9 @@ type masker struct {
 	keys []string // lower-cased
 	with string
 	raw  *regexp.Regexp // key=value and "key": value pairs in free text
+	// rawAt is raw anchored at the start: whether a text starts with a
+	// secret key and its separator.
+	rawAt *regexp.Regexp
 }
 
 // alwaysSecretHeader lists header name parts that always hide the value.
@@ -34,8 +37,9 @@ func newMasker(keys []string, with string) *masker {
 		}
 		// a key containing a secret word, an optional closing quote, a
 		// separator, then the value: quoted (possibly cut short) or bare.
-		m.raw = regexp.MustCompile(`(?i)([\w.\-\[\]]*(?:` + strings.Join(quoted, "|") +
-			`)[\w.\-\[\]]*"?'?\s*(?:=|:)\s*)("(?:[^"\\]|\\.)*"?|'[^']*'?|[^\s&,;}\]"']*)`)
+		key := `[\w.\-\[\]]*(?:` + strings.Join(quoted, "|") + `)[\w.\-\[\]]*"?'?\s*(?:=|:)\s*`
+		m.raw = regexp.MustCompile(`(?i)(` + key + `)("(?:[^"\\]|\\.)*"?|'[^']*'?|[^\s&,;}\]"']*)`)
+		m.rawAt = regexp.MustCompile(`(?i)^"?` + key)
 	}
 	return m
 }
@@ -69,7 +73,9 @@ func (m *masker) fn(key string) (bool, string) {
 
 // text hides the values of secret keys written as key=value or "key": value
 // in free text (raw bodies, messages, query strings) and the passwords of
-// URLs.
+// URLs. A value that opens a bracket ("passwords": ["a", {"b": 1}]) is
+// hidden up to the bracket that closes it, or to the end of a text cut
+// short.
 func (m *masker) text(s string) string {
 	if s == "" {
 		return s
@@ -80,20 +86,74 @@ func (m *masker) text(s string) string {
 	if m.raw == nil {
 		return s
 	}
-	return m.raw.ReplaceAllStringFunc(s, func(match string) string {
-		sub := m.raw.FindStringSubmatch(match)
-		if len(sub) != 3 {
-			return m.with
+	var b strings.Builder
+	pos := 0
+	for pos < len(s) {
+		loc := m.raw.FindStringSubmatchIndex(s[pos:])
+		if loc == nil {
+			break
 		}
-		value := sub[2]
+		if b.Len() == 0 {
+			b.Grow(len(s))
+		}
+		vs, ve := pos+loc[4], pos+loc[5]
+		b.WriteString(s[pos:vs])
+		value := s[vs:ve]
+		quoted := strings.HasPrefix(value, `"`) || strings.HasPrefix(value, `'`)
+		if !quoted && vs < len(s) && m.rawAt.MatchString(s[vs:]) {
+			// What looks like a bare value is the next secret key: this
+			// key's value is empty, and the next one is masked in turn.
+			pos = vs
+			continue
+		}
 		switch {
 		case strings.HasPrefix(value, `"`):
-			return sub[1] + `"` + m.with + `"`
+			b.WriteString(`"` + m.with + `"`)
 		case strings.HasPrefix(value, `'`):
-			return sub[1] + `'` + m.with + `'`
+			b.WriteString(`'` + m.with + `'`)
+		case strings.HasPrefix(value, "[") || strings.HasPrefix(value, "{"):
+			ve = vs + bracketEnd(s[vs:])
+			b.WriteString(m.with)
+		default:
+			b.WriteString(m.with)
 		}
-		return sub[1] + m.with
-	})
+		pos = ve
+	}
+	if pos == 0 {
+		return s
+	}
+	b.WriteString(s[pos:])
+	return b.String()
+}
+
+// bracketEnd returns the length of the bracketed value s starts with (up
+// to the bracket that closes it, strings skipped), or len(s) when s ends
+// first.
+func bracketEnd(s string) int {
+	depth, inString := 0, false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if inString {
+			switch c {
+			case '\\':
+				i++
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '[', '{':
+			depth++
+		case ']', '}':
+			if depth--; depth == 0 {
+				return i + 1
+			}
+		}
+	}
+	return len(s)
 }
 
 // value masks a decoded structure: every map key that names a secret, at

@@ -182,6 +182,15 @@ func maskCases() []maskCase {
 			shown:   map[string][]any{"visible-name": {"json", 1, "name"}},
 		},
 		{
+			name: "JSON cut short by the body cap", method: "POST", target: "/m",
+			body: jsonBody(`{"user":"visible-user","password":"cut-secret-26","nested":{"tokens":[{"secret":"cut-secret-27"}]},` +
+				`"passwords":["cut-secret-28",{"old":"cut-secret-29"},"` + strings.Repeat("z", 70<<10) + `"],"after":"never-read"}`),
+			handler: func(c *gin.Context) { panic("json cut case") },
+			secrets: []string{"cut-secret-26", "cut-secret-27", "cut-secret-28", "cut-secret-29", "never-read"},
+			masked:  [][]any{{"json", "password"}, {"json", "nested", "tokens", 0, "secret"}, {"json", "passwords"}},
+			shown:   map[string][]any{"visible-user": {"json", "user"}, "true": {"json_incomplete"}},
+		},
+		{
 			name: "multipart fields parsed", method: "POST", target: "/m",
 			body: multipartBody(map[string]string{"password": "mpt-secret-20", "name": "visible-name"}, "file body"),
 			handler: func(c *gin.Context) {
@@ -346,6 +355,12 @@ func TestMaskerUnits(t *testing.T) {
 		{`client_secret: 'abc'`, `client_secret: '***'`},
 		{"postgres://u:pw@h/db", "postgres://u:***@h/db"},
 		{"nothing here", "nothing here"},
+		{`{"passwords": ["a1", {"b": "a2]"}], "x": 1}`, `{"passwords": ***, "x": 1}`},
+		{`{"secret": {"old": "a3", "new": [1, 2]}, "y": "z"}`, `{"secret": ***, "y": "z"}`},
+		{`{"secret": [1, {"cut short`, `{"secret": ***`},
+		{`password= password='a4' tail`, `password= password='***' tail`},
+		{`secret: password='a5'`, `secret: password='***'`},
+		{`a=1&password=a6&secret=&b=2`, `a=1&password=***&secret=***&b=2`},
 	} {
 		if got := m.text(tc.in); got != tc.want {
 			t.Errorf("text(%q) = %q, want %q", tc.in, got, tc.want)

@@ -123,7 +123,7 @@ func (m *Monitor) Record(c *gin.Context, err error) {
 func (m *Monitor) record(c *gin.Context, kind string, v any, frames, extra []Frame) {
 	defer func() {
 		if r := recover(); r != nil {
-			m.log.Error("errmon: internal panic while recording an error", "panic", messageOf(r))
+			m.log.Error("errmon: internal panic while recording an error", "panic", m.maskCap(messageOf(r), 1024))
 		}
 	}()
 	if m.closed.Load() {

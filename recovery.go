@@ -154,7 +154,7 @@ func (m *Monitor) handlePanic(c *gin.Context, rec any, body *bodyCapture) {
 	}
 	if isErr && (errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)) {
 		if m.out != nil {
-			m.out.Printf("%s\n%s%s", m.maskCap(messageOf(rec), MaxMessageBytes), m.requestDump(c.Request), reset)
+			m.logOutput("%s\n%s%s", m.maskCap(messageOf(rec), MaxMessageBytes), m.requestDump(c.Request), reset)
 		}
 		// As gin does: the error is attached for the host's loggers, and
 		// marked so that a status written before the write failed does not
@@ -167,18 +167,38 @@ func (m *Monitor) handlePanic(c *gin.Context, rec any, body *bodyCapture) {
 	if body != nil && c.Request.Body != body {
 		c.Set(captureKey, body)
 	}
-	m.record(c, "panic", rec, frames, nil)
+	// An error that carries its own stack (github.com/pkg/errors...) is
+	// grouped and stored by it: it tells where the error was made; the log
+	// shows where it was thrown, as gin's does.
+	stored := frames
+	if isErr {
+		if own := errorFrames(err); len(own) > 0 {
+			stored = own
+		}
+	}
+	m.record(c, "panic", rec, stored, nil)
 	if m.out != nil {
 		msg := m.maskCap(messageOf(rec), MaxMessageBytes)
 		stack := formatTraceback(frames)
 		if gin.IsDebugging() {
-			m.out.Printf("[Recovery] %s panic recovered:\n%s\n%s\n%s%s",
+			m.logOutput("[Recovery] %s panic recovered:\n%s\n%s\n%s%s",
 				timeFormat(time.Now()), m.requestDump(c.Request), msg, stack, reset)
 		} else {
-			m.out.Printf("[Recovery] %s panic recovered:\n%s\n%s%s", timeFormat(time.Now()), msg, stack, reset)
+			m.logOutput("[Recovery] %s panic recovered:\n%s\n%s%s", timeFormat(time.Now()), msg, stack, reset)
 		}
 	}
 	m.respond(c, rec)
+}
+
+// logOutput writes one entry to Config.Output; a writer that panics does
+// not take the request down with it.
+func (m *Monitor) logOutput(format string, args ...any) {
+	defer func() {
+		if r := recover(); r != nil {
+			m.log.Error("errmon: Config.Output panicked", "panic", m.maskCap(messageOf(r), 1024))
+		}
+	}()
+	m.out.Printf(format, args...)
 }
 
 // respond runs the RecoveryHandler; if it panics too, the request gets a

@@ -327,6 +327,30 @@ func TestRecoveryHandlerThatPanics(t *testing.T) {
 	}
 }
 
+type panickingWriter struct{}
+
+func (panickingWriter) Write([]byte) (int, error) { panic("writer bug") }
+
+func TestRecoveryOutputThatPanics(t *testing.T) {
+	withGinMode(t, gin.DebugMode)
+	tm := sqliteMonitor(t, func(c *Config) { c.Output = panickingWriter{} })
+	r := tm.engine(false)
+	r.GET("/p", func(c *gin.Context) { panicWithString() })
+	r.GET("/pipe", func(c *gin.Context) {
+		panic(&net.OpError{Op: "write", Err: &os.SyscallError{Syscall: "write", Err: syscall.EPIPE}})
+	})
+	if w := serve(r, "GET", "/p", nil, nil); w.Code != 500 {
+		t.Errorf("status %d, want 500", w.Code)
+	}
+	serve(r, "GET", "/pipe", nil, nil)
+	if !strings.Contains(tm.logs.String(), "Config.Output panicked") {
+		t.Errorf("log:\n%s", tm.logs)
+	}
+	if recs := tm.records(t); len(recs) != 1 {
+		t.Errorf("rows %+v, want the panic recorded", recs)
+	}
+}
+
 func TestRecoveryBrokenConnection(t *testing.T) {
 	withGinMode(t, gin.TestMode)
 	opErr := func(errno syscall.Errno) error {
@@ -434,6 +458,7 @@ func TestPanicStackCapturedAtPanicSite(t *testing.T) {
 		{"nil map", func(c *gin.Context) { panicNilMap() }, "panicNilMap", "runtime.plainError", "assignment to entry in nil map", false},
 		{"nil pointer", func(c *gin.Context) { panicNilPointer(nil) }, "panicNilPointer", "runtime.errorString", "nil pointer dereference", false},
 		{"index out of range in Track", func(c *gin.Context) { panicIndex(5) }, "panicIndex", "runtime.boundsError", "index out of range", true},
+		{"panic(pkg/errors error): the error's own stack", func(c *gin.Context) { panic(newPkgError()) }, "newPkgError", "*errors.fundamental", "pkg error with its own stack", false},
 		{"panic(nil)", func(c *gin.Context) { panicNil() }, "panicNil", "*runtime.PanicNilError", "panic called with nil argument", false},
 		{"panic in a deferred call", func(c *gin.Context) { panicInDefer() }, "panicInDefer.func1", "string", "from defer", false},
 	} {
