@@ -82,14 +82,18 @@ func hzNew(t testing.TB, cfg Config) *Monitor {
 // connections.
 func hzFlushUntilStored(t testing.TB, m *Monitor) {
 	t.Helper()
-	var err error
+	var err, lastErr error
 	for attempt := 0; attempt < 60; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		err = m.Flush(ctx)
 		cancel()
 		if err == nil {
+			if attempt > 0 {
+				t.Logf("stored after %d failed Flush attempts (last: %v)", attempt, lastErr)
+			}
 			return
 		}
+		lastErr = err
 		time.Sleep(250 * time.Millisecond)
 	}
 	t.Fatalf("Flush never stored everything: %v (stats %+v)", err, m.Stats())
@@ -547,6 +551,56 @@ func TestFaultTableLockNeverBlocksRequests(t *testing.T) {
 	if st := m.Stats(); st.Dropped != 0 {
 		t.Errorf("dropped %d occurrences", st.Dropped)
 	}
+}
+
+// The same on SQLite: another connection holds the database's write lock
+// (BEGIN EXCLUSIVE); requests are all answered, and once the lock is gone
+// the counts are exact.
+func TestFaultSQLiteWriteLockNeverBlocksRequests(t *testing.T) {
+	tdb := openSQLite(t)
+	var logs hzLog
+	m := hzNew(t, hzConfig(tdb.DB, &logs))
+	defer m.Close()
+	r := hzFaultRouter(m)
+	m.Record(nil, errors.New("fault warmup"))
+	hzFlushUntilStored(t, m)
+	sqlDB, err := tdb.DB.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := sqlDB.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(context.Background(), "BEGIN EXCLUSIVE"); err != nil {
+		t.Fatalf("lock: %v", err)
+	}
+	locked := true
+	unlock := func() {
+		if locked {
+			locked = false
+			if _, err := conn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
+				t.Errorf("unlock: %v", err)
+			}
+		}
+	}
+	defer unlock()
+	load := hzStartLoad(r, 4)
+	load.waitSent(t, 2000)
+	want := load.finish()
+	if n := load.badCodes.Load(); n != 0 {
+		t.Errorf("%d requests got a wrong status while the database was locked", n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	if err := m.Flush(ctx); err == nil {
+		t.Error("Flush succeeded while another connection held the write lock: the test tests nothing")
+	}
+	cancel()
+	unlock()
+	hzFlushUntilStored(t, m)
+	want["fault warmup"] = 1
+	hzSameCounts(t, hzCounts(t, tdb.DB), want)
 }
 
 // ---------------------------------------------------------------------------
