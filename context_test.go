@@ -240,3 +240,43 @@ func TestContextBuilders(t *testing.T) {
 		}
 	})
 }
+
+// TestRecordMidRequestLeavesTheBody: Record called before the handler reads
+// the body must not take bytes from it.
+func TestRecordMidRequestLeavesTheBody(t *testing.T) {
+	withGinMode(t, gin.TestMode)
+	big := bytes.Repeat([]byte("0123456789"), 20_000) // 200 KB, past the cap
+	for _, tc := range []struct {
+		name  string
+		track bool
+		body  []byte
+	}{
+		{"middleware, small body", false, []byte(`{"a":"b"}`)},
+		{"middleware, big body", false, big},
+		{"track only, big body", true, big},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tm := sqliteMonitor(t, nil)
+			r := tm.engine(tc.track)
+			h := func(c *gin.Context) {
+				tm.Record(c, errors.New("noted before reading"))
+				b, err := io.ReadAll(c.Request.Body)
+				if err != nil || !bytes.Equal(b, tc.body) {
+					c.String(400, "handler got %d bytes, want %d", len(b), len(tc.body))
+					return
+				}
+				c.Status(204)
+			}
+			if tc.track {
+				h = tm.Track(h)
+			}
+			r.POST("/r", h)
+			if w := serve(r, "POST", "/r", bytes.NewReader(tc.body), nil); w.Code != 204 {
+				t.Fatalf("status %d: %s", w.Code, w.Body)
+			}
+			if recs := tm.records(t); len(recs) != 1 {
+				t.Fatalf("%d rows", len(recs))
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	pkgerrors "github.com/pkg/errors"
@@ -33,6 +34,11 @@ func TestNormalizeMessageGroups(t *testing.T) {
 				t.Errorf("%q -> %q\n%q -> %q\nwant equal", tc.a, na, tc.b, nb)
 			}
 		})
+	}
+	for _, long := range []string{strings.Repeat("日本", 400), "a" + strings.Repeat("€", 600)} {
+		if got := NormalizeMessage(long); !utf8.ValidString(got) || len(got) > maxHashedMsg {
+			t.Errorf("NormalizeMessage of %d bytes: %d bytes, valid UTF-8 %v", len(long), len(got), utf8.ValidString(got))
+		}
 	}
 	for _, tc := range []struct{ a, b string }{
 		{"user not found", "order not found"},

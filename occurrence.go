@@ -66,6 +66,12 @@ func (m *Monitor) capture(c *gin.Context, kind string, v any, frames []Frame, ex
 		Time:          dbTime(time.Now()),
 	}
 	if c != nil && c.Request != nil {
+		if kind == "record" {
+			// Record runs while the handler may still read the body:
+			// the context takes only what was read so far.
+			c.Set(midRequestKey, true)
+			defer c.Set(midRequestKey, false)
+		}
 		o.Host = sanitize(c.Request.Host, MaxHostBytes)
 		if c.Request.URL != nil {
 			o.Path = sanitize(c.Request.URL.Path, MaxPathBytes)
