@@ -184,12 +184,23 @@ func (m *Monitor) writer() {
 		case req := <-m.flushReq:
 			req.done <- pass()
 		case <-pruneEvery.C:
-			ctx, cancel := context.WithTimeout(m.base, flushTimeout)
-			if err := m.store.pruneHourly(ctx, time.Now()); err != nil {
-				m.log.Warn("errmon: could not prune hourly counts", "err", err)
-			}
-			cancel()
+			m.prune()
 		}
+	}
+}
+
+// prune deletes old hourly counts; a failure or a panic there is logged
+// and never stops the writer.
+func (m *Monitor) prune() {
+	defer func() {
+		if r := recover(); r != nil {
+			m.log.Error("errmon: internal panic while pruning hourly counts", "panic", sanitize(m.mask.text(messageOf(r)), 1024))
+		}
+	}()
+	ctx, cancel := context.WithTimeout(m.base, flushTimeout)
+	defer cancel()
+	if err := m.store.pruneHourly(ctx, time.Now()); err != nil {
+		m.log.Warn("errmon: could not prune hourly counts", "err", err)
 	}
 }
 
