@@ -145,7 +145,6 @@ const upsertSQL = `INSERT INTO app_errors
  ON CONFLICT (hash) DO UPDATE SET
   count = app_errors.count + excluded.count,
   last_seen = CASE WHEN excluded.last_seen > app_errors.last_seen THEN excluded.last_seen ELSE app_errors.last_seen END,
-  created_on = CASE WHEN excluded.created_on < app_errors.created_on THEN excluded.created_on ELSE app_errors.created_on END,
   host = excluded.host,
   path = excluded.path,
   method = excluded.method,

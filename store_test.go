@@ -126,6 +126,14 @@ func TestCreatedOnNeverMoves(t *testing.T) {
 		if !first[0].LastSeen.Equal(first[0].CreatedOn) {
 			t.Errorf("first write: LastSeen %v != CreatedOn %v", first[0].LastSeen, first[0].CreatedOn)
 		}
+		// An occurrence older than the row, stored late by another
+		// instance, does not move CreatedOn either.
+		late := newTestMonitor(t, tdb.DB, nil)
+		old := late.capture(nil, "record", err, nil, nil)
+		old.Time = first[0].CreatedOn.Add(-time.Second)
+		late.queue.add(old)
+		late.flush(t)
+		first[0].Count++
 		prevSeen := first[0].LastSeen
 		for i, tm := range []*testMonitor{a, b, a} {
 			waitClockPast(prevSeen)
@@ -142,7 +150,7 @@ func TestCreatedOnNeverMoves(t *testing.T) {
 			if !rec.LastSeen.After(prevSeen) {
 				t.Errorf("round %d: LastSeen %v did not advance past %v", i, rec.LastSeen, prevSeen)
 			}
-			if want := int64(3 + 2*i); rec.Count != want {
+			if want := int64(4 + 2*i); rec.Count != want {
 				t.Errorf("round %d: count %d, want %d", i, rec.Count, want)
 			}
 			prevSeen = rec.LastSeen
