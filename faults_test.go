@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -997,4 +998,204 @@ func TestFaultTransientErrorClassification(t *testing.T) {
 			t.Errorf("transientDBError(%v) = %v, want %v", tc.err, got, tc.want)
 		}
 	}
+}
+
+// ---------------------------------------------------------------------------
+// A network partition: the database neither answers nor refuses
+
+// hzProxy forwards TCP connections to a database; partition makes every
+// connection, old and new, hang without an answer (a black hole), heal
+// lets the traffic through again.
+type hzProxy struct {
+	ln       net.Listener
+	upstream string
+	mu       sync.Mutex
+	gate     chan struct{} // closed while traffic may flow
+	conns    []net.Conn
+	wg       sync.WaitGroup
+}
+
+func hzStartProxy(t *testing.T, upstream string) *hzProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &hzProxy{ln: ln, upstream: upstream, gate: make(chan struct{})}
+	close(p.gate)
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *hzProxy) addr() string { return p.ln.Addr().String() }
+
+func (p *hzProxy) currentGate() chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.gate
+}
+
+func (p *hzProxy) partition() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.gate:
+		p.gate = make(chan struct{})
+	default:
+	}
+}
+
+func (p *hzProxy) heal() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.gate:
+	default:
+		close(p.gate)
+	}
+}
+
+func (p *hzProxy) track(c net.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.conns = append(p.conns, c)
+}
+
+func (p *hzProxy) accept() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.track(c)
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			<-p.currentGate() // a new connection waits for the network
+			up, err := net.Dial("tcp", p.upstream)
+			if err != nil {
+				c.Close()
+				return
+			}
+			p.track(up)
+			p.wg.Add(2)
+			go p.pipe(up, c)
+			go p.pipe(c, up)
+		}()
+	}
+}
+
+// pipe copies src to dst, holding every chunk while partitioned.
+func (p *hzProxy) pipe(dst, src net.Conn) {
+	defer p.wg.Done()
+	defer dst.Close()
+	defer src.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			<-p.currentGate()
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (p *hzProxy) close() {
+	p.heal()
+	p.ln.Close()
+	p.mu.Lock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+// hzPGAddr returns host:port of a key=value or URL PostgreSQL DSN.
+func hzPGAddr(dsn string) string {
+	host, port := "127.0.0.1", "5432"
+	if u, err := url.Parse(dsn); err == nil && u.Host != "" {
+		if h := u.Hostname(); h != "" {
+			host = h
+		}
+		if p := u.Port(); p != "" {
+			port = p
+		}
+		return net.JoinHostPort(host, port)
+	}
+	for _, kv := range strings.Fields(dsn) {
+		k, v, _ := strings.Cut(kv, "=")
+		switch k {
+		case "host":
+			host = v
+		case "port":
+			port = v
+		}
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func TestFaultNetworkPartition(t *testing.T) {
+	tdb := openPostgres(t) // creates the schema on the shared server
+	var schema string
+	tdb.DB.Raw("SELECT current_schema()").Scan(&schema)
+	proxy := hzStartProxy(t, hzPGAddr(pgDSN(t)))
+	host, port, _ := net.SplitHostPort(proxy.addr())
+	var user, dbname string
+	tdb.DB.Raw("SELECT current_user").Scan(&user)
+	tdb.DB.Raw("SELECT current_database()").Scan(&dbname)
+	dsn := fmt.Sprintf("host=%s port=%s user=%s dbname=%s sslmode=disable search_path=%s connect_timeout=3", host, port, user, dbname, schema)
+	db, err := gorm.Open(postgres.Open(dsn), quietGorm())
+	if err != nil {
+		t.Fatalf("open through the proxy: %v", err)
+	}
+	t.Cleanup(func() {
+		if s, err := db.DB(); err == nil {
+			s.Close()
+		}
+	})
+	var logs hzLog
+	cfg := hzConfig(db, &logs)
+	cfg.CloseTimeout = 300 * time.Millisecond
+	m := hzNew(t, cfg)
+	r := hzFaultRouter(m)
+	m.Record(nil, errors.New("fault warmup"))
+	hzFlushUntilStored(t, m)
+
+	proxy.partition()
+	load := hzStartLoad(r, 4)
+	load.waitSent(t, 2000)
+	want := load.finish()
+	if n := load.badCodes.Load(); n != 0 {
+		t.Errorf("%d requests got a wrong status during the partition", n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	if err := m.Flush(ctx); err == nil {
+		t.Error("Flush succeeded during a partition: the test tests nothing")
+	}
+	cancel()
+	proxy.heal()
+	hzFlushUntilStored(t, m)
+	want["fault warmup"] = 1
+	hzSameCounts(t, hzCounts(t, tdb.DB), want)
+
+	// Close during a partition returns (CloseTimeout, then the pending
+	// write is cancelled) and reports what it could not store.
+	proxy.partition()
+	for i := 0; i < 5; i++ {
+		m.Record(nil, errors.New("fault partitioned"))
+	}
+	err = hzClose(t, m)
+	if err == nil || !strings.Contains(err.Error(), "5 occurrences of 1 errors not stored") {
+		t.Errorf("Close during a partition = %v, want it to report 5 occurrences not stored", err)
+	}
+	proxy.heal()
 }
