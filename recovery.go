@@ -17,12 +17,6 @@ import (
 // recorded already (by Track), so that each is recorded once.
 const recordedKey = "github.com/errmon/errmon.recorded"
 
-// brokenConnection is the Meta of the gin.Error attached for a broken
-// connection: it is not a bug, and is never recorded.
-var brokenConnection any = brokenConnMeta{}
-
-type brokenConnMeta struct{}
-
 // Middleware returns the monitor's gin middleware, a drop-in replacement
 // for gin.Recovery: it recovers panics, logs them to Config.Output as
 // gin.RecoveryWithWriter does, lets Config.RecoveryHandler write the
@@ -89,23 +83,21 @@ func (m *Monitor) recordErrors(c *gin.Context, body *bodyCapture, from int) {
 		c.Set(captureKey, body)
 	}
 	for _, e := range c.Errors[from:] {
-		if e.Meta == brokenConnection {
-			continue // logged, never a bug
-		}
 		var err error = e
 		if e.Err != nil {
 			err = e.Err
 		}
 		if recordedByHand(c, err) {
-			continue // Record took it already
+			continue // Record took it already, or a broken connection
 		}
 		m.record(c, "error", err, errorFrames(err), nil)
 	}
 	c.Set(recordedKey, len(c.Errors))
 }
 
-// byHandKey holds, in a request's gin.Context, the errors given to Record,
-// so that the same error attached with c.Error is not counted twice.
+// byHandKey holds, in a request's gin.Context, the errors given to Record
+// and the broken connections, so that the same error attached with c.Error
+// is not recorded (again).
 const byHandKey = "github.com/errmon/errmon.byhand"
 
 func markRecorded(c *gin.Context, err error) {
@@ -156,10 +148,11 @@ func (m *Monitor) handlePanic(c *gin.Context, rec any, body *bodyCapture) {
 		if m.out != nil {
 			m.logOutput("%s\n%s%s", m.maskCap(messageOf(rec), MaxMessageBytes), m.requestDump(c.Request), reset)
 		}
-		// As gin does: the error is attached for the host's loggers, and
-		// marked so that a status written before the write failed does not
-		// make it recorded later.
-		_ = c.Error(err).SetMeta(brokenConnection)
+		// As gin does: the error is attached for the host's loggers. It is
+		// noted as taken care of, so that a status written before the write
+		// failed does not make it recorded later.
+		_ = c.Error(err)
+		markRecorded(c, err)
 		c.Abort()
 		return
 	}

@@ -387,8 +387,10 @@ func TestRecoveryBrokenConnection(t *testing.T) {
 			if w.Code == 500 && tc.pre == nil {
 				t.Errorf("a broken connection got a 500")
 			}
-			if len(errs) != 1 || !errors.Is(errs[0], tc.err) {
+			if len(errs) != 1 || !errors.Is(errs[0], tc.err) || errs[0].Meta != nil {
 				t.Errorf("c.Errors = %v, want the connection error, as gin does", errs)
+			} else if got := errs[0].JSON(); fmt.Sprint(got) != fmt.Sprint(gin.H{"error": tc.err.Error()}) {
+				t.Errorf("c.Errors[0].JSON() = %v, want gin's", got)
 			}
 			if !strings.Contains(tm.out.String(), "broken pipe") && !strings.Contains(tm.out.String(), "connection reset") {
 				t.Errorf("broken connection not logged:\n%s", tm.out)
