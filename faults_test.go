@@ -259,10 +259,18 @@ func (c *pgCluster) open(t testing.TB) *gorm.DB {
 	return db
 }
 
+// hzReleaseMode puts gin in release mode (no route log) for the test and
+// restores the mode it found afterwards.
+func hzReleaseMode(t testing.TB) {
+	prev := gin.Mode()
+	gin.SetMode(gin.ReleaseMode)
+	t.Cleanup(func() { gin.SetMode(prev) })
+}
+
 // hzFaultRouter answers /ok with 200, /err/:kind with a 500 carrying the
 // error "fault <kind>", and /panic with a panic.
-func hzFaultRouter(m *Monitor) *gin.Engine {
-	gin.SetMode(gin.ReleaseMode)
+func hzFaultRouter(t testing.TB, m *Monitor) *gin.Engine {
+	hzReleaseMode(t)
 	r := gin.New()
 	r.Use(m.Middleware())
 	r.GET("/ok", func(c *gin.Context) { c.String(http.StatusOK, "ok") })
@@ -357,7 +365,7 @@ func TestFaultPostgresRestartMidLoad(t *testing.T) {
 			cfg.MaxPending = 100
 			m := hzNew(t, cfg)
 			defer m.Close()
-			r := hzFaultRouter(m)
+			r := hzFaultRouter(t, m)
 
 			load := hzStartLoad(r, 4)
 			load.waitSent(t, 300) // stored normally
@@ -495,7 +503,7 @@ func TestFaultTableLockNeverBlocksRequests(t *testing.T) {
 	cfg := hzConfig(tdb.DB, &logs)
 	m := hzNew(t, cfg)
 	defer m.Close()
-	r := hzFaultRouter(m)
+	r := hzFaultRouter(t, m)
 	// The table exists and the writer works.
 	m.Record(nil, errors.New("fault warmup"))
 	hzFlushUntilStored(t, m)
@@ -562,7 +570,7 @@ func TestFaultSQLiteWriteLockNeverBlocksRequests(t *testing.T) {
 	var logs hzLog
 	m := hzNew(t, hzConfig(tdb.DB, &logs))
 	defer m.Close()
-	r := hzFaultRouter(m)
+	r := hzFaultRouter(t, m)
 	m.Record(nil, errors.New("fault warmup"))
 	hzFlushUntilStored(t, m)
 	sqlDB, err := tdb.DB.DB()
@@ -612,7 +620,7 @@ func TestFaultDatabaseRejectsWritesThenRecovers(t *testing.T) {
 		var logs hzLog
 		m := hzNew(t, hzConfig(tdb.DB, &logs))
 		defer m.Close()
-		r := hzFaultRouter(m)
+		r := hzFaultRouter(t, m)
 		if err := tdb.DB.Exec("ALTER TABLE app_errors RENAME TO app_errors_away").Error; err != nil {
 			t.Fatal(err)
 		}
@@ -726,7 +734,7 @@ func TestFaultManyMonitorsOverlappingErrors(t *testing.T) {
 		cfg.EmailSender = "errmon@example.com"
 		m := hzNew(t, cfg)
 		ms = append(ms, m)
-		routers = append(routers, hzFaultRouter(m))
+		routers = append(routers, hzFaultRouter(t, m))
 	}
 	want := map[string]int64{}
 	var wantMu sync.Mutex
@@ -865,6 +873,7 @@ func TestFaultPanickingExtensionsNeverEscape(t *testing.T) {
 		{"RecoveryHandler", func(c *Config) { c.RecoveryHandler = func(*gin.Context, any) { panic("recovery handler exploded") } }, `"method":"GET"`},
 		{"Output", func(c *Config) { c.Output = hzPanickingWriter{} }, `"method":"GET"`},
 	}
+	hzReleaseMode(t) // restored once the parallel subtests are done
 	for _, kind := range dbKinds {
 		for _, tc := range cases {
 			t.Run(kind+"/"+tc.name, func(t *testing.T) {
@@ -874,7 +883,7 @@ func TestFaultPanickingExtensionsNeverEscape(t *testing.T) {
 				cfg := hzConfig(tdb.DB, &logs)
 				tc.set(&cfg)
 				m := hzNew(t, cfg)
-				r := hzFaultRouter(m)
+				r := hzFaultRouter(t, m)
 				for _, path := range []string{"/panic", "/err/extension"} {
 					rec := httptest.NewRecorder()
 					escaped := func() (p any) {
@@ -1166,7 +1175,7 @@ func TestFaultNetworkPartition(t *testing.T) {
 	cfg := hzConfig(db, &logs)
 	cfg.CloseTimeout = 300 * time.Millisecond
 	m := hzNew(t, cfg)
-	r := hzFaultRouter(m)
+	r := hzFaultRouter(t, m)
 	m.Record(nil, errors.New("fault warmup"))
 	hzFlushUntilStored(t, m)
 

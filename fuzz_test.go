@@ -202,7 +202,6 @@ func FuzzContextBuilder(f *testing.F) {
 	f.Add([]byte(strings.Repeat("a", 5000)), "text/plain", "X-Password", "x", "x=1&x=2", uint8(1))
 	const secret = "PLANTED-kq7wz-secret"
 	m := hzFuzzMonitor()
-	gin.SetMode(gin.ReleaseMode)
 	f.Fuzz(func(t *testing.T, body []byte, ctype, hname, hval, query string, mode uint8) {
 		if bytes.Contains(body, []byte(secret)) || strings.Contains(ctype+hname+hval+query, secret) {
 			return

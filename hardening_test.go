@@ -163,7 +163,7 @@ func TestHostilePanicValues(t *testing.T) {
 		cfg.Output = &out
 		m := hzNew(t, cfg)
 		defer m.Close()
-		gin.SetMode(gin.ReleaseMode)
+		hzReleaseMode(t)
 		r := gin.New()
 		r.Use(m.Middleware())
 		for _, tc := range cases {
@@ -300,7 +300,7 @@ func TestHostileRequests(t *testing.T) {
 		cfg.Output = &out
 		m := hzNew(t, cfg)
 		defer m.Close()
-		gin.SetMode(gin.ReleaseMode)
+		hzReleaseMode(t)
 		r := gin.New()
 		r.MaxMultipartMemory = 1 << 20
 		r.Use(m.Middleware())

@@ -53,7 +53,7 @@ func TestLeakNoneAfterClose(t *testing.T) {
 		cfg.Ticketing = &hzCountingTicketing{}
 		verify := hzLeakCheck(t)
 		m := hzNew(t, cfg)
-		r := hzFaultRouter(m)
+		r := hzFaultRouter(t, m)
 		for i := 0; i < 50; i++ {
 			for _, path := range []string{"/ok", "/panic", "/err/leak"} {
 				r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, path, nil))
