@@ -46,7 +46,7 @@ const maxBulk = 1000
 
 var (
 	dashboardCSS = mustRead("templates/dashboard.css")
-	pages        = map[string]*template.Template{
+	dashPages    = map[string]*template.Template{
 		"list":     parsePage("list"),
 		"detail":   parsePage("detail"),
 		"notfound": parsePage("notfound"),
@@ -63,11 +63,11 @@ func mustRead(name string) []byte {
 }
 
 var templateFuncs = template.FuncMap{
-	"ago":    ago,
+	"ago":    agoText,
 	"utc":    func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
 	"iso":    func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"num":    formatCount,
-	"plural": plural,
+	"plural": pluralize,
 }
 
 // parsePage parses the layout with one page's templates.
@@ -244,8 +244,8 @@ func (q listQuery) values(page int) url.Values {
 	return v
 }
 
-// href is a relative link to the list with v as its query.
-func href(v url.Values) string {
+// listHref is a relative link to the list with v as its query.
+func listHref(v url.Values) string {
 	if len(v) == 0 {
 		return "./"
 	}
@@ -269,24 +269,25 @@ func (d *dashboard) notFound(c *gin.Context, api bool) {
 		c.AbortWithStatusJSON(http.StatusNotFound, gin.H{"error": "no error with this hash"})
 		return
 	}
-	c.Render(http.StatusNotFound, render.HTML{Template: pages["notfound"], Name: "layout", Data: d.common("Not found")})
+	c.Render(http.StatusNotFound, render.HTML{Template: dashPages["notfound"], Name: "layout", Data: d.frame("Not found")})
 	c.Abort()
 }
 
-// common is what every page shows around its content.
-type common struct {
+// pageCommon is what every page shows around its content.
+type pageCommon struct {
 	Title string
 	Stats Stats
 	Now   time.Time
 }
 
-func (d *dashboard) common(title string) common {
-	return common{Title: title, Stats: d.m.Stats(), Now: time.Now().UTC()}
+// frame fills what every page shows around its content.
+func (d *dashboard) frame(title string) pageCommon {
+	return pageCommon{Title: title, Stats: d.m.Stats(), Now: time.Now().UTC()}
 }
 
 // --- list ---
 
-type link struct {
+type tabLink struct {
 	Label  string
 	Href   string
 	Active bool
@@ -311,7 +312,7 @@ type listRow struct {
 }
 
 type listView struct {
-	common
+	pageCommon
 	Query        listQuery
 	Rows         []listRow
 	Total        int64
@@ -319,8 +320,8 @@ type listView struct {
 	From, To     int64
 	PageLinks    []pageLink
 	Prev, Next   string
-	Sorts        []link
-	Statuses     []link
+	Sorts        []tabLink
+	Statuses     []tabLink
 	Filtered     bool
 	Notice       string
 	URLPrefix    string
@@ -345,7 +346,7 @@ func (d *dashboard) list(c *gin.Context) {
 		return
 	}
 	v := listView{
-		common: d.common("Errors"), Query: q, Total: res.Total, Page: res.Page, Pages: res.Pages,
+		pageCommon: d.frame("Errors"), Query: q, Total: res.Total, Page: res.Page, Pages: res.Pages,
 		Filtered: q.Q != "" || q.Status != statusAll, Notice: notices[c.Query("notice")],
 		URLPrefix: d.m.cfg.URLPrefix, FlushSeconds: d.m.cfg.FlushInterval.String(),
 	}
@@ -374,21 +375,21 @@ func (d *dashboard) list(c *gin.Context) {
 	for _, s := range []struct{ key, label string }{{sortLastSeen, "Last seen"}, {sortCount, "Count"}, {sortFirstSeen, "First seen"}} {
 		o := q
 		o.Sort = s.key
-		v.Sorts = append(v.Sorts, link{Label: s.label, Href: href(o.values(1)), Active: q.Sort == s.key || (q.Sort == "" && s.key == sortLastSeen)})
+		v.Sorts = append(v.Sorts, tabLink{Label: s.label, Href: listHref(o.values(1)), Active: q.Sort == s.key || (q.Sort == "" && s.key == sortLastSeen)})
 	}
 	for _, s := range []struct{ key, label string }{{statusAll, "All"}, {statusOpen, "Open"}, {statusResolved, "Resolved"}} {
 		o := q
 		o.Status = s.key
-		v.Statuses = append(v.Statuses, link{Label: s.label, Href: href(o.values(1)), Active: q.Status == s.key})
+		v.Statuses = append(v.Statuses, tabLink{Label: s.label, Href: listHref(o.values(1)), Active: q.Status == s.key})
 	}
 	if res.Page > 1 {
-		v.Prev = href(q.values(res.Page - 1))
+		v.Prev = listHref(q.values(res.Page - 1))
 	}
 	if res.Page < res.Pages {
-		v.Next = href(q.values(res.Page + 1))
+		v.Next = listHref(q.values(res.Page + 1))
 	}
-	v.PageLinks = pageLinks(res.Page, res.Pages, func(p int) string { return href(q.values(p)) })
-	c.Render(http.StatusOK, render.HTML{Template: pages["list"], Name: "layout", Data: v})
+	v.PageLinks = pageLinks(res.Page, res.Pages, func(p int) string { return listHref(q.values(p)) })
+	c.Render(http.StatusOK, render.HTML{Template: dashPages["list"], Name: "layout", Data: v})
 }
 
 // pageLinks lists the first and last pages and those around the current
@@ -503,7 +504,7 @@ func requestContext(data string) ([]ctxEntry, string) {
 		e := ctxEntry{Key: k}
 		switch v := obj[k].(type) {
 		case map[string]any:
-			if !flat(v) { // a JSON body, say: keep its shape
+			if !flatObject(v) { // a JSON body, say: keep its shape
 				b, _ := json.MarshalIndent(v, "", "  ")
 				e.JSON = string(b)
 				break
@@ -527,9 +528,9 @@ func requestContext(data string) ([]ctxEntry, string) {
 	return out, string(pretty)
 }
 
-// flat reports whether every value of m is a scalar or a list of strings,
+// flatObject reports whether every value of m is a scalar or a list of strings,
 // so that m reads well as a two-column table (headers, query, form).
-func flat(m map[string]any) bool {
+func flatObject(m map[string]any) bool {
 	for _, v := range m {
 		switch x := v.(type) {
 		case map[string]any:
@@ -575,7 +576,7 @@ type occurrenceView struct {
 }
 
 type detailView struct {
-	common
+	pageCommon
 	E           *ErrorRecord
 	Groups      []frameGroup
 	InAppFrames int64
@@ -604,7 +605,7 @@ func (d *dashboard) detail(c *gin.Context) {
 		d.serverError(c, err)
 		return
 	}
-	v := detailView{common: d.common(rec.ExceptionName), E: rec, Notice: notices[c.Query("notice")], History: OccurrenceHistory}
+	v := detailView{pageCommon: d.frame(rec.ExceptionName), E: rec, Notice: notices[c.Query("notice")], History: OccurrenceHistory}
 	v.Groups, v.InAppFrames = parseTraceback(rec.Traceback)
 	v.Context, v.ContextJSON = requestContext(rec.RequestData)
 	hours := chartDays * 24
@@ -618,7 +619,7 @@ func (d *dashboard) detail(c *gin.Context) {
 		counts = make([]int64, hours)
 	}
 	last := counts[hours-sparkHours:]
-	v.Last24 = sum(last)
+	v.Last24 = sumCounts(last)
 	v.Hourly = hourlyChart(last, v.Now)
 	v.Daily = dailyChart(counts, v.Now, chartDays)
 	occ, err := d.m.store.lastOccurrences(ctx, hash, OccurrenceHistory)
@@ -630,7 +631,7 @@ func (d *dashboard) detail(c *gin.Context) {
 		entries, _ := requestContext(o.RequestData)
 		v.Occurrences = append(v.Occurrences, occurrenceView{ErrorOccurrence: o, Context: entries})
 	}
-	c.Render(http.StatusOK, render.HTML{Template: pages["detail"], Name: "layout", Data: v})
+	c.Render(http.StatusOK, render.HTML{Template: dashPages["detail"], Name: "layout", Data: v})
 }
 
 // --- actions ---
@@ -732,7 +733,7 @@ func (d *dashboard) bulk(c *gin.Context) {
 	default:
 		back.Set("notice", act+"d")
 	}
-	seeOther(c, http.StatusSeeOther, href(back))
+	seeOther(c, http.StatusSeeOther, listHref(back))
 }
 
 // --- JSON API ---
@@ -864,8 +865,8 @@ func (d *dashboard) apiDetail(c *gin.Context) {
 
 // --- formatting ---
 
-// ago says how long before now t was, briefly.
-func ago(t time.Time) string {
+// agoText says how long before now t was, briefly.
+func agoText(t time.Time) string {
 	d := time.Since(t)
 	switch {
 	case d < 0:

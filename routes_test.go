@@ -30,8 +30,8 @@ const dashPrefix = "/dev/error"
 
 // dashHash is a valid fingerprint derived from s.
 func dashHash(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:])
+	sumCounts := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sumCounts[:])
 }
 
 // dashEnv is a monitor with its dashboard mounted on a gin engine.

@@ -12,8 +12,8 @@ import (
 // resource, and nothing a Content-Security-Policy has to allow. Colours come
 // from the dashboard's style sheet through the classes used here.
 
-// chart describes a bar chart of counts, oldest first.
-type chart struct {
+// barChart describes a bar chart of counts, oldest first.
+type barChart struct {
 	Counts []int64
 	Width  int    // in CSS pixels
 	Height int    // in CSS pixels
@@ -28,7 +28,7 @@ type chart struct {
 const axisHeight = 14 // pixels under the bars for axis labels
 
 // svg renders the chart. The output holds only numbers and escaped text.
-func (ch chart) svg() template.HTML {
+func (ch barChart) svg() template.HTML {
 	n := len(ch.Counts)
 	if n == 0 || ch.Width <= 0 || ch.Height <= 0 {
 		return ""
@@ -87,16 +87,16 @@ func (ch chart) svg() template.HTML {
 	return template.HTML(b.String()) //nolint:gosec // numbers and escaped text only
 }
 
-// plural formats n with a noun in the singular or plural.
-func plural(n int64, one, many string) string {
+// pluralize formats n with a noun in the singular or plural.
+func pluralize(n int64, one, many string) string {
 	if n == 1 {
 		return fmt.Sprintf("%d %s", n, one)
 	}
 	return fmt.Sprintf("%d %s", n, many)
 }
 
-// sum adds counts.
-func sum(counts []int64) int64 {
+// sumCounts adds counts.
+func sumCounts(counts []int64) int64 {
 	var t int64
 	for _, c := range counts {
 		t += c
@@ -111,12 +111,12 @@ func sparkline(counts []int64, now time.Time) template.HTML {
 		counts = make([]int64, sparkHours)
 	}
 	start := hourStart(now).Add(-time.Duration(len(counts)-1) * time.Hour)
-	return chart{
+	return barChart{
 		Counts: counts, Width: 96, Height: 22, Class: "spark",
-		Label: plural(sum(counts), "occurrence", "occurrences") + " in the last 24 hours",
+		Label: pluralize(sumCounts(counts), "occurrence", "occurrences") + " in the last 24 hours",
 		Title: func(i int) string {
 			h := start.Add(time.Duration(i) * time.Hour)
-			return fmt.Sprintf("%s UTC: %s", h.Format("Jan 2 15:04"), plural(counts[i], "occurrence", "occurrences"))
+			return fmt.Sprintf("%s UTC: %s", h.Format("Jan 2 15:04"), pluralize(counts[i], "occurrence", "occurrences"))
 		},
 	}.svg()
 }
@@ -124,13 +124,13 @@ func sparkline(counts []int64, now time.Time) template.HTML {
 // hourlyChart is the detail page's chart of the last 24 hours.
 func hourlyChart(counts []int64, now time.Time) template.HTML {
 	start := hourStart(now).Add(-time.Duration(len(counts)-1) * time.Hour)
-	return chart{
+	return barChart{
 		Counts: counts, Width: 1000, Height: 120, Class: "chart",
-		Label: plural(sum(counts), "occurrence", "occurrences") + " in the last 24 hours, per hour",
+		Label: pluralize(sumCounts(counts), "occurrence", "occurrences") + " in the last 24 hours, per hour",
 		Title: func(i int) string {
 			h := start.Add(time.Duration(i) * time.Hour)
 			return fmt.Sprintf("%s–%s UTC: %s", h.Format("Jan 2 15:04"), h.Add(time.Hour).Format("15:04"),
-				plural(counts[i], "occurrence", "occurrences"))
+				pluralize(counts[i], "occurrence", "occurrences"))
 		},
 		Axis: func(i int) string {
 			h := start.Add(time.Duration(i) * time.Hour)
@@ -155,11 +155,11 @@ func dailyChart(hourly []int64, now time.Time, days int) template.HTML {
 			counts[d] += c
 		}
 	}
-	return chart{
+	return barChart{
 		Counts: counts, Width: 1000, Height: 90, Class: "chart",
-		Label: plural(sum(counts), "occurrence", "occurrences") + fmt.Sprintf(" in the last %d days, per day", days),
+		Label: pluralize(sumCounts(counts), "occurrence", "occurrences") + fmt.Sprintf(" in the last %d days, per day", days),
 		Title: func(i int) string {
-			return fmt.Sprintf("%s: %s", first.AddDate(0, 0, i).Format("Mon Jan 2"), plural(counts[i], "occurrence", "occurrences"))
+			return fmt.Sprintf("%s: %s", first.AddDate(0, 0, i).Format("Mon Jan 2"), pluralize(counts[i], "occurrence", "occurrences"))
 		},
 		Axis: func(i int) string {
 			if (days-1-i)%2 == 0 {
