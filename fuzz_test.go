@@ -40,8 +40,7 @@ func FuzzNormalizeMessage(f *testing.F) {
 			t.Errorf("a digit survived: %q -> %q", s, out)
 		}
 		if utf8.ValidString(s) && !utf8.ValidString(out) {
-			hzKnownBug(t, "fingerprint.go: NormalizeMessage cuts at byte 1024 inside a character",
-				"valid UTF-8 in, invalid out: %.120q", out)
+			t.Errorf("valid UTF-8 in, invalid out: %.120q", out)
 		}
 		if len(out) <= maxHashedMsg {
 			if again := NormalizeMessage(out); again != out {
@@ -116,11 +115,6 @@ func FuzzMaskText(f *testing.F) {
 		}
 		out := m.text(full)
 		if strings.Contains(out, value) {
-			if m.raw.MatchString(around) { // a secret key before ours may swallow it
-				hzKnownBug(t, "mask.go: a bare value may swallow the next key and stop at its quote",
-					"%q -> %q", full, out)
-				return
-			}
 			t.Errorf("secret survived:\n in: %q\nout: %q", full, out)
 		}
 	})
