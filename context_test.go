@@ -279,4 +279,29 @@ func TestRecordMidRequestLeavesTheBody(t *testing.T) {
 			}
 		})
 	}
+	t.Run("after binding, the context has the body", func(t *testing.T) {
+		tm := sqliteMonitor(t, nil)
+		r := tm.engine(false)
+		r.POST("/r", func(c *gin.Context) {
+			var v map[string]any
+			_ = c.ShouldBindJSON(&v)
+			tm.Record(c, errors.New("noted after binding"))
+			c.Status(202)
+		})
+		if w := serve(r, "POST", "/r", strings.NewReader(`{"order":"o-17","password":"bound-secret"}`),
+			map[string]string{"Content-Type": "application/json"}); w.Code != 202 {
+			t.Fatalf("status %d", w.Code)
+		}
+		recs := tm.records(t)
+		if len(recs) != 1 {
+			t.Fatalf("%d rows", len(recs))
+		}
+		data := decodeRequestData(t, recs[0].RequestData)
+		if v, _ := jsonAt(data, "json", "order"); v != "o-17" {
+			t.Errorf("json.order = %v: %s", v, recs[0].RequestData)
+		}
+		if v, _ := jsonAt(data, "json", "password"); v != DefaultMaskWith {
+			t.Errorf("json.password = %v", v)
+		}
+	})
 }
