@@ -418,3 +418,18 @@ func TestSanitize(t *testing.T) {
 		t.Errorf("maskCap = %q", got)
 	}
 }
+
+// BenchmarkPanicWithHugeBody is the error path of a request that panics
+// with a 10 MB text body and a 1 MB message (storage excluded).
+func BenchmarkPanicWithHugeBody(b *testing.B) {
+	gin.SetMode(gin.ReleaseMode)
+	tm := newTestMonitor(b, openSQLite(b).DB, func(c *Config) { c.MaxBodyBytes = 10 << 20; c.Output = nil })
+	r := tm.engine(false)
+	msg := strings.Repeat("m", 1<<20)
+	r.POST("/p", func(c *gin.Context) { panic(msg) })
+	body := strings.Repeat("x", 10<<20)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		serve(r, "POST", "/p", strings.NewReader(body), map[string]string{"Content-Type": "text/plain"})
+	}
+}
