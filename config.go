@@ -86,8 +86,8 @@ type Config struct {
 	URLPrefix string
 	// EmailSender is the From address of alerts. Key APP_ERROR_EMAIL_SENDER.
 	EmailSender string
-	// ListSize is the page size of the dashboard and its JSON API. Key
-	// APP_DEFAULT_LIST_SIZE, default 20.
+	// ListSize is the page size of the dashboard and its JSON API, from 1 to
+	// 1000. Key APP_DEFAULT_LIST_SIZE, default 20.
 	ListSize int
 	// BaseURL is the external address of the service (scheme and host, and
 	// any path the service is mounted under), used for links in alerts. Key
@@ -205,7 +205,7 @@ func configFromLookup(lookup func(string) (string, bool)) (Config, error) {
 		if v, ok := lookup(key); ok {
 			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %q is not an integer", key, v))
+				errs = append(errs, &ConfigError{Key: key, Reason: fmt.Sprintf("%q is not an integer", v)})
 				return
 			}
 			set(n)
@@ -215,7 +215,7 @@ func configFromLookup(lookup func(string) (string, bool)) (Config, error) {
 		if v, ok := lookup(key); ok {
 			d, err := time.ParseDuration(strings.TrimSpace(v))
 			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %q is not a duration such as \"1s\"", key, v))
+				errs = append(errs, &ConfigError{Key: key, Reason: fmt.Sprintf("%q is not a duration such as \"1s\"", v)})
 				return
 			}
 			*dst = d
@@ -224,7 +224,7 @@ func configFromLookup(lookup func(string) (string, bool)) (Config, error) {
 	if v, ok := lookup(EnvSendNotification); ok {
 		b, err := strconv.ParseBool(strings.TrimSpace(v))
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %q is not a boolean (true or false)", EnvSendNotification, v))
+			errs = append(errs, &ConfigError{Key: EnvSendNotification, Reason: fmt.Sprintf("%q is not a boolean (true or false)", v)})
 		}
 		cfg.SendNotification = b
 	}
@@ -248,16 +248,13 @@ func configFromLookup(lookup func(string) (string, bool)) (Config, error) {
 		for _, s := range splitList(v) {
 			n, err := strconv.ParseInt(s, 10, 64)
 			if err != nil || n <= 0 {
-				errs = append(errs, fmt.Errorf("%s: %q is not a positive integer", EnvNotifyThresholds, s))
+				errs = append(errs, &ConfigError{Key: EnvNotifyThresholds, Reason: fmt.Sprintf("%q is not a positive integer", s)})
 				continue
 			}
 			cfg.NotifyThresholds = append(cfg.NotifyThresholds, n)
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return cfg, fmt.Errorf("errmon: config from environment: %w", err)
-	}
-	return cfg, nil
+	return cfg, errors.Join(errs...)
 }
 
 func splitList(v string) []string {
@@ -284,9 +281,6 @@ func (e *ConfigError) Error() string { return "errmon: invalid config: " + e.Key
 func (cfg Config) withDefaults() Config {
 	if cfg.MaskWith == "" {
 		cfg.MaskWith = DefaultMaskWith
-	}
-	if len(cfg.MaskedKeyHas) == 0 {
-		cfg.MaskedKeyHas = append([]string(nil), DefaultMaskedKeyHas...)
 	}
 	if cfg.URLPrefix == "" {
 		cfg.URLPrefix = DefaultURLPrefix
@@ -329,6 +323,9 @@ func (cfg Config) withDefaults() Config {
 		if k = strings.ToLower(strings.TrimSpace(k)); k != "" {
 			lower = append(lower, k)
 		}
+	}
+	if len(lower) == 0 { // an empty (or blank) list would unmask everything
+		lower = append(lower, DefaultMaskedKeyHas...)
 	}
 	cfg.MaskedKeyHas = lower
 	if len(cfg.URLPrefix) > 1 {
@@ -382,7 +379,7 @@ func (cfg Config) validate() error {
 	}
 	if cfg.BaseURL != "" {
 		u, err := url.Parse(cfg.BaseURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 			bad(EnvBaseURL, "%q must be an absolute http(s) URL such as https://api.example.com", cfg.BaseURL)
 		}
 	}
