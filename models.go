@@ -27,10 +27,10 @@ type ErrorRecord struct {
 	// CreatedOn is when the error was first seen; it never moves.
 	CreatedOn time.Time `gorm:"not null;index" json:"created_on"`
 	// LastSeen is when the error was last seen.
-	LastSeen time.Time `gorm:"not null;index" json:"last_seen"`
+	LastSeen time.Time `gorm:"not null;index;index:idx_app_errors_resolved_last_seen,priority:2" json:"last_seen"`
 	// Resolved is set from the dashboard; an occurrence of a resolved error
 	// reopens it (a regression) and keeps its count.
-	Resolved   bool       `gorm:"not null;default:false;index" json:"resolved"`
+	Resolved   bool       `gorm:"not null;default:false;index:idx_app_errors_resolved_last_seen,priority:1" json:"resolved"`
 	ResolvedAt *time.Time `json:"resolved_at,omitempty"`
 	// Regressions counts how often the error reopened after being resolved.
 	Regressions int64 `gorm:"not null;default:0" json:"regressions"`
