@@ -1,0 +1,114 @@
+package errmon
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"gorm.io/gorm"
+)
+
+// The dashboard's state changes: resolve, reopen and delete, one by one
+// or in bulk. They answer POST only.
+
+func (d *dashboard) action(c *gin.Context) {
+	hash, act := c.Param("hash"), c.Param("action")
+	if !validHash(hash) || (act != "resolve" && act != "unresolve" && act != "delete") {
+		d.notFound(c, false)
+		return
+	}
+	ctx := c.Request.Context()
+	if _, err := d.m.store.getError(ctx, hash); errors.Is(err, gorm.ErrRecordNotFound) {
+		d.notFound(c, false)
+		return
+	} else if err != nil {
+		d.serverError(c, err)
+		return
+	}
+	var err error
+	switch act {
+	case "resolve":
+		_, err = d.m.store.setResolved(ctx, []string{hash}, true, time.Now())
+	case "unresolve":
+		_, err = d.m.store.setResolved(ctx, []string{hash}, false, time.Now())
+	case "delete":
+		_, err = d.m.store.deleteErrors(ctx, []string{hash})
+	}
+	if err != nil {
+		d.serverError(c, err)
+		return
+	}
+	if wantsJSON(c) {
+		if act == "delete" {
+			c.JSON(http.StatusOK, gin.H{"hash": hash, "deleted": true})
+			return
+		}
+		rec, err := d.m.store.getError(ctx, hash)
+		if err != nil {
+			d.serverError(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, toAPI(rec))
+		return
+	}
+	switch act {
+	case "delete":
+		seeOther(c, http.StatusSeeOther, "../?notice=deleted")
+	case "resolve":
+		seeOther(c, http.StatusSeeOther, "../"+hash+"?notice=resolved")
+	default:
+		seeOther(c, http.StatusSeeOther, "../"+hash+"?notice=unresolved")
+	}
+}
+
+func (d *dashboard) bulk(c *gin.Context) {
+	act := c.PostForm("action")
+	if act != "resolve" && act != "unresolve" && act != "delete" {
+		if wantsJSON(c) {
+			c.AbortWithStatusJSON(http.StatusBadRequest, gin.H{"error": "action must be resolve, unresolve or delete"})
+			return
+		}
+		c.Data(http.StatusBadRequest, "text/plain; charset=utf-8", []byte("action must be resolve, unresolve or delete\n"))
+		return
+	}
+	var hashes []string
+	for _, h := range c.PostFormArray("hash") {
+		if validHash(h) && len(hashes) < maxBulk {
+			hashes = append(hashes, h)
+		}
+	}
+	ctx := c.Request.Context()
+	var n int64
+	var err error
+	switch act {
+	case "resolve":
+		n, err = d.m.store.setResolved(ctx, hashes, true, time.Now())
+	case "unresolve":
+		n, err = d.m.store.setResolved(ctx, hashes, false, time.Now())
+	case "delete":
+		n, err = d.m.store.deleteErrors(ctx, hashes)
+	}
+	if err != nil {
+		d.serverError(c, err)
+		return
+	}
+	if wantsJSON(c) {
+		c.JSON(http.StatusOK, gin.H{"action": act, "selected": len(hashes), "changed": n})
+		return
+	}
+	back := d.parseListQuery(c.PostForm).values(0)
+	if p, err := strconv.Atoi(c.PostForm("page")); err == nil && p > 1 {
+		back.Set("page", strconv.Itoa(p))
+	}
+	switch {
+	case len(hashes) == 0:
+		back.Set("notice", "none")
+	case act == "delete":
+		back.Set("notice", "deleted")
+	default:
+		back.Set("notice", act+"d")
+	}
+	seeOther(c, http.StatusSeeOther, listHref(back))
+}

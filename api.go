@@ -1,0 +1,138 @@
+package errmon
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"gorm.io/gorm"
+)
+
+// The dashboard's JSON API.
+
+type APIError struct {
+	Hash          string     `json:"hash"`
+	ExceptionName string     `json:"exception_name"`
+	Message       string     `json:"message"`
+	Host          string     `json:"host"`
+	Path          string     `json:"path"`
+	Route         string     `json:"route"`
+	Method        string     `json:"method"`
+	Count         int64      `json:"count"`
+	CreatedOn     time.Time  `json:"created_on"`
+	LastSeen      time.Time  `json:"last_seen"`
+	Resolved      bool       `json:"resolved"`
+	ResolvedAt    *time.Time `json:"resolved_at"`
+	Regressions   int64      `json:"regressions"`
+}
+
+// APIErrorDetail is one error with everything stored about it, as
+// GET {prefix}/api/errors/{hash} shows it.
+type APIErrorDetail struct {
+	APIError
+	Traceback   string          `json:"traceback"`
+	RequestData json.RawMessage `json:"request_data"` // an object
+	// Hourly holds the occurrences per hour over the last 24 hours, oldest
+	// first.
+	Hourly      []int64         `json:"hourly"`
+	Occurrences []APIOccurrence `json:"occurrences"` // newest first
+}
+
+// APIOccurrence is one stored sample of an error.
+type APIOccurrence struct {
+	SeenAt      time.Time       `json:"seen_at"`
+	Host        string          `json:"host"`
+	Path        string          `json:"path"`
+	Method      string          `json:"method"`
+	Message     string          `json:"message"`
+	RequestData json.RawMessage `json:"request_data"`
+}
+
+// APIErrorList is a page of errors, as GET {prefix}/api/errors shows it.
+type APIErrorList struct {
+	Errors   []APIError `json:"errors"`
+	Total    int64      `json:"total"`
+	Page     int        `json:"page"`
+	Pages    int        `json:"pages"`
+	PageSize int        `json:"page_size"`
+}
+
+func toAPI(e *ErrorRecord) APIError {
+	return APIError{
+		Hash: e.Hash, ExceptionName: e.ExceptionName, Message: e.Message, Host: e.Host,
+		Path: e.Path, Route: e.Route, Method: e.Method, Count: e.Count,
+		CreatedOn: e.CreatedOn.UTC(), LastSeen: e.LastSeen.UTC(), Resolved: e.Resolved,
+		ResolvedAt: e.ResolvedAt, Regressions: e.Regressions,
+	}
+}
+
+// jsonObject returns stored context JSON as an object: {} when empty, and
+// {"raw": text} when it is not a JSON object.
+func jsonObject(s string) json.RawMessage {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return json.RawMessage("{}")
+	}
+	if strings.HasPrefix(s, "{") && json.Valid([]byte(s)) {
+		return json.RawMessage(s)
+	}
+	b, _ := json.Marshal(map[string]string{"raw": s})
+	return b
+}
+
+func (d *dashboard) apiList(c *gin.Context) {
+	q := d.parseListQuery(c.Query)
+	res, err := d.m.store.listErrors(c.Request.Context(), q)
+	if err != nil {
+		d.serverError(c, err)
+		return
+	}
+	out := APIErrorList{Errors: make([]APIError, 0, len(res.Errors)), Total: res.Total, Page: res.Page, Pages: res.Pages, PageSize: q.Size}
+	for i := range res.Errors {
+		out.Errors = append(out.Errors, toAPI(&res.Errors[i]))
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func (d *dashboard) apiDetail(c *gin.Context) {
+	hash := c.Param("hash")
+	if !validHash(hash) {
+		d.notFound(c, true)
+		return
+	}
+	ctx := c.Request.Context()
+	rec, err := d.m.store.getError(ctx, hash)
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		d.notFound(c, true)
+		return
+	} else if err != nil {
+		d.serverError(c, err)
+		return
+	}
+	out := APIErrorDetail{APIError: toAPI(rec), Traceback: rec.Traceback, RequestData: jsonObject(rec.RequestData)}
+	hourly, err := d.m.store.hourlyCounts(ctx, []string{hash}, time.Now(), sparkHours)
+	if err != nil {
+		d.serverError(c, err)
+		return
+	}
+	out.Hourly = hourly[hash]
+	if out.Hourly == nil {
+		out.Hourly = make([]int64, sparkHours)
+	}
+	occ, err := d.m.store.lastOccurrences(ctx, hash, OccurrenceHistory)
+	if err != nil {
+		d.serverError(c, err)
+		return
+	}
+	out.Occurrences = make([]APIOccurrence, 0, len(occ))
+	for _, o := range occ {
+		out.Occurrences = append(out.Occurrences, APIOccurrence{
+			SeenAt: o.SeenAt.UTC(), Host: o.Host, Path: o.Path, Method: o.Method,
+			Message: o.Message, RequestData: jsonObject(o.RequestData),
+		})
+	}
+	c.JSON(http.StatusOK, out)
+}

@@ -1,0 +1,402 @@
+package errmon
+
+import (
+	"encoding/json"
+	"errors"
+	"html/template"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/gin-gonic/gin/render"
+	"gorm.io/gorm"
+)
+
+// The dashboard's HTML pages: the list and the detail of one error.
+
+type tabLink struct {
+	Label  string
+	Href   string
+	Active bool
+}
+
+type pageLink struct {
+	Num     int
+	Href    string
+	Current bool
+	Gap     bool // an ellipsis between page numbers
+}
+
+// listRow is one row of the list. Its fields are its own, not an embedded
+// ErrorRecord: text/template finds promoted fields slowly, with allocations.
+type listRow struct {
+	Hash, ExceptionName, Message string
+	Method, Route, Path          string
+	Count, Regressions           int64
+	Resolved                     bool
+	LastSeen, CreatedOn          time.Time
+	Spark                        template.HTML
+}
+
+type listView struct {
+	pageCommon
+	Query        listQuery
+	Rows         []listRow
+	Total        int64
+	Page, Pages  int
+	From, To     int64
+	PageLinks    []pageLink
+	Prev, Next   string
+	Sorts        []tabLink
+	Statuses     []tabLink
+	Filtered     bool
+	Notice       string
+	URLPrefix    string
+	FlushSeconds string
+}
+
+// notices are the fixed messages an action's redirect may ask the list or
+// detail page to show.
+var notices = map[string]string{
+	"resolved":   "Marked as resolved. It reopens if it happens again.",
+	"unresolved": "Reopened.",
+	"deleted":    "Deleted, with the samples and hourly counts.",
+	"none":       "Nothing selected.",
+}
+
+func (d *dashboard) list(c *gin.Context) {
+	q := d.parseListQuery(c.Query)
+	ctx := c.Request.Context()
+	res, err := d.m.store.listErrors(ctx, q)
+	if err != nil {
+		d.serverError(c, err)
+		return
+	}
+	v := listView{
+		pageCommon: d.frame("Errors"), Query: q, Total: res.Total, Page: res.Page, Pages: res.Pages,
+		Filtered: q.Q != "" || q.Status != statusAll, Notice: notices[c.Query("notice")],
+		URLPrefix: d.m.cfg.URLPrefix, FlushSeconds: d.m.cfg.FlushInterval.String(),
+	}
+	if res.Total > 0 {
+		v.From = int64(res.Page-1)*int64(q.Size) + 1
+		v.To = v.From + int64(len(res.Errors)) - 1
+	}
+	hashes := make([]string, len(res.Errors))
+	for i, e := range res.Errors {
+		hashes[i] = e.Hash
+	}
+	hourly, err := d.m.store.hourlyCounts(ctx, hashes, v.Now, sparkHours)
+	if err != nil {
+		d.serverError(c, err)
+		return
+	}
+	for _, e := range res.Errors {
+		v.Rows = append(v.Rows, listRow{
+			Hash: e.Hash, ExceptionName: e.ExceptionName, Message: e.Message,
+			Method: e.Method, Route: e.Route, Path: e.Path,
+			Count: e.Count, Regressions: e.Regressions, Resolved: e.Resolved,
+			LastSeen: e.LastSeen, CreatedOn: e.CreatedOn,
+			Spark: sparkline(hourly[e.Hash], v.Now),
+		})
+	}
+	for _, s := range []struct{ key, label string }{{sortLastSeen, "Last seen"}, {sortCount, "Count"}, {sortFirstSeen, "First seen"}} {
+		o := q
+		o.Sort = s.key
+		v.Sorts = append(v.Sorts, tabLink{Label: s.label, Href: listHref(o.values(1)), Active: q.Sort == s.key || (q.Sort == "" && s.key == sortLastSeen)})
+	}
+	for _, s := range []struct{ key, label string }{{statusAll, "All"}, {statusOpen, "Open"}, {statusResolved, "Resolved"}} {
+		o := q
+		o.Status = s.key
+		v.Statuses = append(v.Statuses, tabLink{Label: s.label, Href: listHref(o.values(1)), Active: q.Status == s.key})
+	}
+	if res.Page > 1 {
+		v.Prev = listHref(q.values(res.Page - 1))
+	}
+	if res.Page < res.Pages {
+		v.Next = listHref(q.values(res.Page + 1))
+	}
+	v.PageLinks = pageLinks(res.Page, res.Pages, func(p int) string { return listHref(q.values(p)) })
+	c.Render(http.StatusOK, render.HTML{Template: dashPages["list"], Name: "layout", Data: v})
+}
+
+// pageLinks lists the first and last pages and those around the current
+// one, with gaps between.
+func pageLinks(cur, total int, hrefOf func(int) string) []pageLink {
+	if total <= 1 {
+		return nil
+	}
+	nums := []int{1}
+	for p := max(cur-2, 2); p <= min(cur+2, total-1); p++ {
+		nums = append(nums, p)
+	}
+	nums = append(nums, total)
+	var out []pageLink
+	for i, p := range nums {
+		if i > 0 && p > nums[i-1]+1 {
+			out = append(out, pageLink{Gap: true})
+		}
+		out = append(out, pageLink{Num: p, Href: hrefOf(p), Current: p == cur})
+	}
+	return out
+}
+
+// --- detail ---
+
+type tbFrame struct {
+	Function string
+	File     string
+	Line     string
+	InApp    bool
+}
+
+type frameGroup struct {
+	InApp  bool
+	Frames []tbFrame
+}
+
+// parseTraceback reads the stored traceback ("function\n\tfile:line\n" per
+// frame, newest first) into runs of application and library frames.
+func parseTraceback(tb string) (groups []frameGroup, inAppCount int64) {
+	lines := strings.Split(strings.TrimRight(tb, "\n"), "\n")
+	for i := 0; i < len(lines); i++ {
+		if strings.TrimSpace(lines[i]) == "" {
+			continue
+		}
+		f := tbFrame{Function: lines[i]}
+		if i+1 < len(lines) && strings.HasPrefix(lines[i+1], "\t") {
+			loc := strings.TrimPrefix(lines[i+1], "\t")
+			if j := strings.LastIndexByte(loc, ':'); j > 0 {
+				f.File, f.Line = loc[:j], loc[j+1:]
+			} else {
+				f.File = loc
+			}
+			i++
+		}
+		f.InApp = inApp(f.Function, f.File)
+		if f.InApp {
+			inAppCount++
+		}
+		if n := len(groups); n > 0 && groups[n-1].InApp == f.InApp {
+			groups[n-1].Frames = append(groups[n-1].Frames, f)
+		} else {
+			groups = append(groups, frameGroup{InApp: f.InApp, Frames: []tbFrame{f}})
+		}
+	}
+	return groups, inAppCount
+}
+
+// ctxEntry is one top-level key of the request context.
+type ctxEntry struct {
+	Key   string
+	Text  string      // a scalar value
+	Table [][2]string // an object of scalars or lists of them
+	JSON  string      // anything else, indented
+}
+
+// contextOrder puts the request's identity first.
+var contextOrder = []string{"method", "url", "route", "host", "client_ip", "proto", "params", "query", "headers", "cookies", "form", "files", "body"}
+
+// requestContext renders the stored context JSON for the detail page, and
+// returns it indented.
+func requestContext(data string) ([]ctxEntry, string) {
+	if data == "" {
+		return nil, ""
+	}
+	var obj map[string]any
+	if err := json.Unmarshal([]byte(data), &obj); err != nil {
+		return []ctxEntry{{Key: "raw", Text: data}}, data
+	}
+	pretty, _ := json.MarshalIndent(obj, "", "  ")
+	keys := make([]string, 0, len(obj))
+	for k := range obj {
+		keys = append(keys, k)
+	}
+	rank := func(k string) int {
+		for i, o := range contextOrder {
+			if o == k {
+				return i
+			}
+		}
+		return len(contextOrder)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		ri, rj := rank(keys[i]), rank(keys[j])
+		if ri != rj {
+			return ri < rj
+		}
+		return keys[i] < keys[j]
+	})
+	out := make([]ctxEntry, 0, len(keys))
+	for _, k := range keys {
+		e := ctxEntry{Key: k}
+		switch v := obj[k].(type) {
+		case map[string]any:
+			if !flatObject(v) { // a JSON body, say: keep its shape
+				b, _ := json.MarshalIndent(v, "", "  ")
+				e.JSON = string(b)
+				break
+			}
+			sub := make([]string, 0, len(v))
+			for sk := range v {
+				sub = append(sub, sk)
+			}
+			sort.Strings(sub)
+			for _, sk := range sub {
+				e.Table = append(e.Table, [2]string{sk, scalarText(v[sk])})
+			}
+		case []any:
+			b, _ := json.MarshalIndent(v, "", "  ")
+			e.JSON = string(b)
+		default:
+			e.Text = scalarText(v)
+		}
+		out = append(out, e)
+	}
+	return out, string(pretty)
+}
+
+// flatObject reports whether every value of m is a scalar or a list of strings,
+// so that m reads well as a two-column table (headers, query, form).
+func flatObject(m map[string]any) bool {
+	for _, v := range m {
+		switch x := v.(type) {
+		case map[string]any:
+			return false
+		case []any:
+			for _, p := range x {
+				if _, ok := p.(string); !ok {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+// scalarText shows a JSON value on one line: strings as they are, lists of
+// strings joined by commas, anything else as compact JSON.
+func scalarText(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case nil:
+		return ""
+	case []any:
+		parts := make([]string, 0, len(x))
+		for _, p := range x {
+			s, ok := p.(string)
+			if !ok {
+				b, _ := json.Marshal(x)
+				return string(b)
+			}
+			parts = append(parts, s)
+		}
+		return strings.Join(parts, ", ")
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+type occurrenceView struct {
+	ErrorOccurrence
+	Context []ctxEntry
+}
+
+type detailView struct {
+	pageCommon
+	E           *ErrorRecord
+	Groups      []frameGroup
+	InAppFrames int64
+	Context     []ctxEntry
+	ContextJSON string
+	Hourly      template.HTML
+	Daily       template.HTML
+	Last24      int64
+	Occurrences []occurrenceView
+	History     int // samples kept per error
+	Notice      string
+}
+
+func (d *dashboard) detail(c *gin.Context) {
+	hash := c.Param("hash")
+	if !validHash(hash) {
+		d.notFound(c, false)
+		return
+	}
+	ctx := c.Request.Context()
+	rec, err := d.m.store.getError(ctx, hash)
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		d.notFound(c, false)
+		return
+	} else if err != nil {
+		d.serverError(c, err)
+		return
+	}
+	v := detailView{pageCommon: d.frame(rec.ExceptionName), E: rec, Notice: notices[c.Query("notice")], History: OccurrenceHistory}
+	v.Groups, v.InAppFrames = parseTraceback(rec.Traceback)
+	v.Context, v.ContextJSON = requestContext(rec.RequestData)
+	hours := chartDays * 24
+	hourly, err := d.m.store.hourlyCounts(ctx, []string{hash}, v.Now, hours)
+	if err != nil {
+		d.serverError(c, err)
+		return
+	}
+	counts := hourly[hash]
+	if counts == nil {
+		counts = make([]int64, hours)
+	}
+	last := counts[hours-sparkHours:]
+	v.Last24 = sumCounts(last)
+	v.Hourly = hourlyChart(last, v.Now)
+	v.Daily = dailyChart(counts, v.Now, chartDays)
+	occ, err := d.m.store.lastOccurrences(ctx, hash, OccurrenceHistory)
+	if err != nil {
+		d.serverError(c, err)
+		return
+	}
+	for _, o := range occ {
+		entries, _ := requestContext(o.RequestData)
+		v.Occurrences = append(v.Occurrences, occurrenceView{ErrorOccurrence: o, Context: entries})
+	}
+	c.Render(http.StatusOK, render.HTML{Template: dashPages["detail"], Name: "layout", Data: v})
+}
+
+func agoText(t time.Time) string {
+	d := time.Since(t)
+	switch {
+	case d < 0:
+		return "just now"
+	case d < time.Minute:
+		return strconv.Itoa(int(d.Seconds())) + "s ago"
+	case d < time.Hour:
+		return strconv.Itoa(int(d.Minutes())) + "m ago"
+	case d < 48*time.Hour:
+		return strconv.Itoa(int(d.Hours())) + "h ago"
+	case d < 60*24*time.Hour:
+		return strconv.Itoa(int(d.Hours()/24)) + "d ago"
+	}
+	return t.UTC().Format("2006-01-02")
+}
+
+// formatCount groups digits by thousands: 1234567 -> "1,234,567".
+func formatCount(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	if neg {
+		s = s[1:]
+	}
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
