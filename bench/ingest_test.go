@@ -62,9 +62,13 @@ type load struct {
 
 var repeatedErr = errors.New("payment gateway timed out")
 
+// The loads: one error over and over; 1,000 distinct errors in turn (a
+// service where many things fail at once); and every event a new error, the
+// worst case, where there is nothing to coalesce.
 var loads = []load{
 	{"repeated", func(int) error { return repeatedErr }},
-	{"distinct", func(i int) error { return errors.New("ingest failure in step " + word(i)) }},
+	{"distinct1000", func(i int) error { return errors.New("ingest failure in step " + word(i%1000)) }},
+	{"unique", func(i int) error { return errors.New("ingest failure in step " + word(i)) }},
 }
 
 // BenchmarkIngest measures events per second stored, errmon against the
