@@ -68,10 +68,21 @@ func (b *bodyCapture) Close() error { return b.orig.Close() }
 
 // captureBody puts a capture in front of the request body, when there is
 // one to capture. release must be called when the request is done.
+//
+// captureBody is small enough to be inlined, so that a request without a
+// body (a GET) pays only these comparisons.
 func captureBody(r *http.Request, limit int64) *bodyCapture {
 	if limit <= 0 || r.Body == nil || r.Body == http.NoBody {
 		return nil
 	}
+	return startCapture(r, limit)
+}
+
+// startCapture takes a capture from the pool and puts it in front of r.Body.
+// It is kept out of line so that captureBody stays inlinable.
+//
+//go:noinline
+func startCapture(r *http.Request, limit int64) *bodyCapture {
 	b := capturePool.Get().(*bodyCapture)
 	b.orig, b.limit = r.Body, int(limit)
 	r.Body = b
