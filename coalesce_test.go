@@ -337,19 +337,11 @@ func TestCoalesceFullPendingSet(t *testing.T) {
 	})
 }
 
-// queueCountsInflight is true once pipeline.go keeps counting the new
-// occurrences of errors being written when the pending set is full.
-const queueCountsInflight = false
-
 // TestCoalesceInflightStillCounted records an error again while the writer
 // is storing its earlier occurrences and the set is full: MaxPending bounds
 // distinct errors, and "further occurrences of pending errors are still
 // counted exactly" (Config.MaxPending), in flight or not.
 func TestCoalesceInflightStillCounted(t *testing.T) {
-	if !queueCountsInflight {
-		t.Skip("pipeline.go drops new occurrences of an error being written when the set is full; " +
-			"set queueCountsInflight once the queue keeps them (the change is in the performance report)")
-	}
 	eachDB(t, func(t *testing.T, tdb testDB) {
 		const maxPending = 2
 		m := coalesceMonitor(t, tdb.DB, func(cfg *Config) {

@@ -64,9 +64,14 @@ type queue struct {
 	mu       sync.Mutex
 	pending  map[string]*pending
 	inflight int // distinct errors taken by the writer and not yet settled
-	max      int
-	closed   bool
-	dropped  int64 // occurrences dropped because the queue was full or closed
+	// writing is the batch the writer holds (read-only for both sides), and
+	// overlap how many pending errors are also in it: a new occurrence of
+	// an error being written is counted, since it adds no distinct error.
+	writing map[string]*pending
+	overlap int
+	max     int
+	closed  bool
+	dropped int64 // occurrences dropped because the queue was full or closed
 }
 
 // add counts one occurrence. It never blocks on I/O; it reports false when
@@ -80,7 +85,9 @@ func (q *queue) add(o *Occurrence) bool {
 	}
 	p := q.pending[o.Hash]
 	if p == nil {
-		if len(q.pending)+q.inflight >= q.max {
+		if _, beingWritten := q.writing[o.Hash]; beingWritten {
+			q.overlap++
+		} else if len(q.pending)-q.overlap+q.inflight >= q.max {
 			q.dropped++
 			return false
 		}
@@ -98,6 +105,7 @@ func (q *queue) take() map[string]*pending {
 	batch := q.pending
 	q.pending = make(map[string]*pending, len(batch))
 	q.inflight += len(batch)
+	q.writing, q.overlap = batch, 0
 	return batch
 }
 
@@ -106,6 +114,7 @@ func (q *queue) settle(stored int, failed map[string]*pending) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.inflight -= stored + len(failed)
+	q.writing, q.overlap = nil, 0
 	for hash, f := range failed {
 		if p := q.pending[hash]; p != nil {
 			f.merge(p)
@@ -122,7 +131,7 @@ func (q *queue) size() (occurrences int64, errs int, dropped int64) {
 	for _, p := range q.pending {
 		occurrences += p.count
 	}
-	return occurrences, len(q.pending) + q.inflight, q.dropped
+	return occurrences, len(q.pending) - q.overlap + q.inflight, q.dropped
 }
 
 // flushRequest asks the writer to store everything now.
