@@ -337,7 +337,7 @@ func fingerprint(o *Occurrence, custom func(*Occurrence) string) string {
 	write := func(s string) { h.Write([]byte(s)); h.Write([]byte{0}) }
 	write("v1")
 	write(o.ExceptionName)
-	write(NormalizeMessage(o.Message))
+	write(normalizeCache.get(o.Message, NormalizeMessage))
 	if len(o.Frames) == 0 {
 		write(o.Method)
 		write(o.Route)

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -169,44 +170,175 @@ const pruneOccurrencesSQL = `DELETE FROM app_error_occurrences WHERE hash = ? AN
 // so a failed write can be retried without double counting.
 func (s *store) write(ctx context.Context, p *pending) (upsertResult, error) {
 	var res upsertResult
-	token := newToken()
-	o := p.last
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var rows []returnedRow
-		err := tx.Raw(upsertSQL,
-			o.Hash, o.Host, o.Path, o.Method, o.Route, o.ExceptionName, o.Message,
-			o.Traceback, o.RequestData, p.count, p.first, p.lastSeen, false, token, false,
-		).Scan(&rows).Error
-		if err != nil {
-			return fmt.Errorf("upsert app_errors: %w", err)
-		}
-		if len(rows) != 1 {
-			return fmt.Errorf("upsert app_errors: %d rows returned", len(rows))
-		}
-		r := rows[0]
-		res = upsertResult{ID: r.ID, Count: r.Count, Regressions: r.Regressions}
-		if r.WriteToken == token {
-			res.Created = r.Count == p.count
-			res.Reopened = !res.Created
-		}
-		for hour, n := range p.hours {
-			if err := tx.Exec(hourlySQL, o.Hash, time.Unix(hour, 0).UTC(), n).Error; err != nil {
-				return fmt.Errorf("upsert app_error_hourly: %w", err)
-			}
-		}
-		sample := ErrorOccurrence{
-			Hash: o.Hash, SeenAt: p.lastSeen, Host: o.Host, Path: o.Path,
-			Method: o.Method, Message: o.Message, RequestData: o.RequestData,
-		}
-		if err := tx.Create(&sample).Error; err != nil {
-			return fmt.Errorf("insert app_error_occurrences: %w", err)
-		}
-		if err := tx.Exec(pruneOccurrencesSQL, o.Hash, o.Hash, OccurrenceHistory).Error; err != nil {
-			return fmt.Errorf("prune app_error_occurrences: %w", err)
-		}
-		return nil
+		var err error
+		res, err = writeTx(tx, p)
+		return err
 	})
 	return res, err
+}
+
+// writeBatch stores several coalesced errors in one transaction, all or
+// none: one commit for many errors.
+func (s *store) writeBatch(ctx context.Context, ps []*pending) ([]upsertResult, error) {
+	var res []upsertResult
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var err error
+		res, err = writeManyTx(tx, ps)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// upsertHead and upsertTail frame upsertSQL's statement for many rows.
+var upsertHead, upsertTail = func() (string, string) {
+	head, rest, _ := strings.Cut(upsertSQL, "VALUES")
+	_, tail, _ := strings.Cut(rest, ")")
+	return head + "VALUES ", strings.Replace(tail, "RETURNING id,", "RETURNING hash, id,", 1)
+}()
+
+const upsertRow = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)"
+
+type returnedHashRow struct {
+	Hash        string
+	ID          uint
+	Count       int64
+	WriteToken  string
+	Regressions int64
+}
+
+// writeManyTx writes several coalesced errors (of distinct hashes) inside
+// tx with one statement per table: the upsert of app_errors, the hourly
+// counts, the samples; only errors seen more than OccurrenceHistory times
+// have samples to prune.
+func writeManyTx(tx *gorm.DB, ps []*pending) ([]upsertResult, error) {
+	var (
+		q      strings.Builder
+		args   = make([]any, 0, 15*len(ps))
+		tokens = make(map[string]string, len(ps))
+	)
+	q.WriteString(upsertHead)
+	for i, p := range ps {
+		o := p.last
+		token := newToken()
+		tokens[o.Hash] = token
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString(upsertRow)
+		args = append(args, o.Hash, o.Host, o.Path, o.Method, o.Route, o.ExceptionName, o.Message,
+			o.Traceback, o.RequestData, p.count, p.first, p.lastSeen, false, token)
+	}
+	q.WriteString(upsertTail)
+	args = append(args, false)
+	var rows []returnedHashRow
+	if err := tx.Raw(q.String(), args...).Scan(&rows).Error; err != nil {
+		return nil, fmt.Errorf("upsert app_errors: %w", err)
+	}
+	if len(rows) != len(ps) {
+		return nil, fmt.Errorf("upsert app_errors: %d rows returned for %d errors", len(rows), len(ps))
+	}
+	byHash := make(map[string]returnedRow, len(rows))
+	for _, r := range rows {
+		byHash[r.Hash] = returnedRow{ID: r.ID, Count: r.Count, WriteToken: r.WriteToken, Regressions: r.Regressions}
+	}
+
+	res := make([]upsertResult, len(ps))
+	var (
+		hq      strings.Builder
+		hargs   []any
+		samples = make([]ErrorOccurrence, 0, len(ps))
+		prune   []string
+	)
+	for i, p := range ps {
+		o := p.last
+		r, ok := byHash[o.Hash]
+		if !ok {
+			return nil, fmt.Errorf("upsert app_errors: no row returned for %s", o.Hash)
+		}
+		res[i] = upsertResult{ID: r.ID, Count: r.Count, Regressions: r.Regressions}
+		if r.WriteToken == tokens[o.Hash] {
+			res[i].Created = r.Count == p.count
+			res[i].Reopened = !res[i].Created
+		}
+		for hour, n := range p.hours {
+			if len(hargs) > 0 {
+				hq.WriteString(", ")
+			}
+			hq.WriteString("(?, ?, ?)")
+			hargs = append(hargs, o.Hash, time.Unix(hour, 0).UTC(), n)
+		}
+		samples = append(samples, ErrorOccurrence{
+			Hash: o.Hash, SeenAt: p.lastSeen, Host: o.Host, Path: o.Path,
+			Method: o.Method, Message: o.Message, RequestData: o.RequestData,
+		})
+		if r.Count > OccurrenceHistory {
+			prune = append(prune, o.Hash)
+		}
+	}
+	if len(hargs) > 0 {
+		stmt := "INSERT INTO app_error_hourly (hash, hour, count) VALUES " + hq.String() +
+			" ON CONFLICT (hash, hour) DO UPDATE SET count = app_error_hourly.count + excluded.count"
+		if err := tx.Exec(stmt, hargs...).Error; err != nil {
+			return nil, fmt.Errorf("upsert app_error_hourly: %w", err)
+		}
+	}
+	if err := tx.Create(&samples).Error; err != nil {
+		return nil, fmt.Errorf("insert app_error_occurrences: %w", err)
+	}
+	for _, hash := range prune {
+		if err := tx.Exec(pruneOccurrencesSQL, hash, hash, OccurrenceHistory).Error; err != nil {
+			return nil, fmt.Errorf("prune app_error_occurrences: %w", err)
+		}
+	}
+	return res, nil
+}
+
+// writeTx writes one coalesced error inside the transaction tx.
+func writeTx(tx *gorm.DB, p *pending) (upsertResult, error) {
+	var res upsertResult
+	token := newToken()
+	o := p.last
+	var rows []returnedRow
+	err := tx.Raw(upsertSQL,
+		o.Hash, o.Host, o.Path, o.Method, o.Route, o.ExceptionName, o.Message,
+		o.Traceback, o.RequestData, p.count, p.first, p.lastSeen, false, token, false,
+	).Scan(&rows).Error
+	if err != nil {
+		return res, fmt.Errorf("upsert app_errors: %w", err)
+	}
+	if len(rows) != 1 {
+		return res, fmt.Errorf("upsert app_errors: %d rows returned", len(rows))
+	}
+	r := rows[0]
+	res = upsertResult{ID: r.ID, Count: r.Count, Regressions: r.Regressions}
+	if r.WriteToken == token {
+		res.Created = r.Count == p.count
+		res.Reopened = !res.Created
+	}
+	for hour, n := range p.hours {
+		if err := tx.Exec(hourlySQL, o.Hash, time.Unix(hour, 0).UTC(), n).Error; err != nil {
+			return res, fmt.Errorf("upsert app_error_hourly: %w", err)
+		}
+	}
+	sample := ErrorOccurrence{
+		Hash: o.Hash, SeenAt: p.lastSeen, Host: o.Host, Path: o.Path,
+		Method: o.Method, Message: o.Message, RequestData: o.RequestData,
+	}
+	if err := tx.Create(&sample).Error; err != nil {
+		return res, fmt.Errorf("insert app_error_occurrences: %w", err)
+	}
+	// Each write adds one sample, so an error counted no more than
+	// OccurrenceHistory times has nothing to prune.
+	if r.Count > OccurrenceHistory {
+		if err := tx.Exec(pruneOccurrencesSQL, o.Hash, o.Hash, OccurrenceHistory).Error; err != nil {
+			return res, fmt.Errorf("prune app_error_occurrences: %w", err)
+		}
+	}
+	return res, nil
 }
 
 // claimNotification decides, in the database, whether this process sends a

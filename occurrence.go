@@ -61,7 +61,7 @@ func (m *Monitor) capture(c *gin.Context, kind string, v any, frames []Frame, ex
 		Kind:          kind,
 		Value:         v,
 		ExceptionName: sanitize(exceptionName(v), MaxNameBytes),
-		Message:       m.maskCap(messageOf(v), MaxMessageBytes),
+		Message:       m.messages.get(messageOf(v), func(s string) string { return m.maskCap(s, MaxMessageBytes) }),
 		Frames:        frames,
 		Time:          dbTime(time.Now()),
 	}

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -147,6 +149,8 @@ const (
 	// others succeed (a value the database rejects). Failures that say the
 	// database is unreachable, busy or shutting down never count.
 	maxWriteFailures = 5
+	// writeBatchSize is how many errors one transaction stores.
+	writeBatchSize = 128
 	// flushTimeout bounds one pass of the writer.
 	flushTimeout = 30 * time.Second
 	// failureLogEvery rate-limits the log of a database that stays down.
@@ -230,12 +234,7 @@ func (m *Monitor) flushOnce() error {
 		firstErr                        error
 		rejected                        = map[string]error{} // failures that may be about the value
 	)
-	for hash, p := range batch {
-		if consecutive >= maxConsecutiveFailures || ctx.Err() != nil {
-			failed[hash] = p
-			continue
-		}
-		res, err := m.writeSafely(ctx, p)
+	one := func(hash string, p *pending, res upsertResult, err error) {
 		if err != nil {
 			consecutive++
 			if firstErr == nil {
@@ -245,13 +244,51 @@ func (m *Monitor) flushOnce() error {
 			if !transientDBError(err) {
 				rejected[hash] = err
 			}
-			continue
+			return
 		}
 		consecutive = 0
 		successes++
 		settled++
 		m.stats.stored.Add(p.count)
 		m.afterWriteSafely(p, res)
+	}
+	// Errors are written in chunks of writeBatchSize, one transaction (one
+	// commit) each, in hash order so that processes sharing a database take
+	// row locks in the same order.
+	hashes := slices.Sorted(maps.Keys(batch))
+	for chunk := range slices.Chunk(hashes, writeBatchSize) {
+		if consecutive >= maxConsecutiveFailures || ctx.Err() != nil {
+			for _, hash := range chunk {
+				failed[hash] = batch[hash]
+			}
+			continue
+		}
+		ps := make([]*pending, len(chunk))
+		for i, hash := range chunk {
+			ps[i] = batch[hash]
+		}
+		results, err := m.writeBatchSafely(ctx, ps)
+		switch {
+		case err == nil:
+			for i, hash := range chunk {
+				one(hash, ps[i], results[i], nil)
+			}
+		case len(chunk) == 1 || transientDBError(err):
+			for i, hash := range chunk {
+				one(hash, ps[i], upsertResult{}, err)
+			}
+		default:
+			// A value the database rejects fails its whole chunk: write the
+			// chunk's errors one by one, so that only that one is held back.
+			for i, hash := range chunk {
+				if consecutive >= maxConsecutiveFailures || ctx.Err() != nil {
+					failed[hash] = ps[i]
+					continue
+				}
+				res, err := m.writeSafely(ctx, ps[i])
+				one(hash, ps[i], res, err)
+			}
+		}
 	}
 	if len(failed) == 0 {
 		m.noteRecovered()
@@ -300,6 +337,16 @@ func (m *Monitor) writeSafely(ctx context.Context, p *pending) (res upsertResult
 		}
 	}()
 	return m.store.write(ctx, p)
+}
+
+// writeBatchSafely is store.writeBatch with a panic turned into an error.
+func (m *Monitor) writeBatchSafely(ctx context.Context, ps []*pending) (res []upsertResult, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("errmon: panic while storing errors: %s", sanitize(m.mask.text(messageOf(r)), 1024))
+		}
+	}()
+	return m.store.writeBatch(ctx, ps)
 }
 
 // afterWriteSafely runs the alert decision; a panic there is logged and

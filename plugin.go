@@ -44,6 +44,8 @@ type Monitor struct {
 	out   *log.Logger // the panic log (Config.Output), nil when silenced
 	queue *queue
 
+	messages textCache // masked and capped messages, by raw message
+
 	alerts   *alerts
 	flushReq chan flushRequest
 	base     context.Context // cancelled by Close: ends every database call
