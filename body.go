@@ -129,11 +129,10 @@ func RequestBody(c *gin.Context) (body []byte, truncated bool) {
 // fill reads what the handler left unread, up to the limit, so that the
 // context holds the body even when the handler failed before reading it.
 func (b *bodyCapture) fill() {
-	if b.eof || b.truncated || len(b.buf) >= b.limit {
-		return
-	}
 	var chunk [4096]byte
-	for !b.eof && !b.truncated && len(b.buf) < b.limit {
+	// One byte past the limit tells whether the body goes on: keep then
+	// marks the capture truncated.
+	for !b.eof && !b.truncated {
 		n, err := b.orig.Read(chunk[:min(len(chunk), b.limit-len(b.buf)+1)])
 		if n > 0 {
 			b.keep(chunk[:n])

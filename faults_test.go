@@ -954,20 +954,6 @@ func TestFaultPanickingExtensionsNeverEscape(t *testing.T) {
 	}
 }
 
-// hzKnownBug reports a defect whose fix belongs to a file the hardening
-// work does not own (see the hardening report for the exact change). It
-// fails under ERRMON_STRICT=1 and is logged otherwise, so that the rest of
-// the suite stays usable until the fix lands.
-func hzKnownBug(t testing.TB, bug, format string, args ...any) {
-	t.Helper()
-	msg := "KNOWN BUG (" + bug + "): " + fmt.Sprintf(format, args...)
-	if os.Getenv("ERRMON_STRICT") == "1" {
-		t.Error(msg)
-		return
-	}
-	t.Log(msg)
-}
-
 // hzStateErr is a driver error carrying a SQLSTATE, as pgconn.PgError does.
 type hzStateErr struct{ state string }
 
