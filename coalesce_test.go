@@ -3,8 +3,10 @@ package errmon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -369,4 +371,29 @@ func TestCoalesceInflightStillCounted(t *testing.T) {
 			t.Fatalf("stats %+v, %d stored: an occurrence of an error in flight was dropped", st, total)
 		}
 	})
+}
+
+// TestCoalesceDropsLogged checks that what a full pending set drops is
+// logged with its count, by the writer and at the latest when it stops.
+func TestCoalesceDropsLogged(t *testing.T) {
+	tdb := openSQLite(t)
+	var logs syncBuffer
+	m := coalesceMonitor(t, tdb.DB, func(cfg *Config) {
+		cfg.MaxPending = 1
+		cfg.FlushInterval = time.Hour // only Close writes: the set stays full
+		cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	for i := range 3 {
+		m.Record(nil, fmt.Errorf("distinct error %c", 'a'+i))
+	}
+	if st := m.Stats(); st.Dropped != 2 {
+		t.Fatalf("stats %+v: want 2 dropped", st)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	out := logs.String()
+	if !strings.Contains(out, "occurrences dropped") || !strings.Contains(out, "dropped=2") {
+		t.Fatalf("drops not logged with their count:\n%s", out)
+	}
 }

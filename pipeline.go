@@ -172,9 +172,12 @@ func (m *Monitor) writer() {
 	pruneEvery := time.NewTicker(time.Hour)
 	defer pruneEvery.Stop()
 	var (
-		backoff time.Duration
-		retryAt time.Time
+		backoff     time.Duration
+		retryAt     time.Time
+		dropsLogged int64
+		lastDropLog time.Time
 	)
+	defer func() { m.noteDrops(&dropsLogged, &lastDropLog, true) }()
 	pass := func() error {
 		err := m.flushOnce()
 		if err == nil {
@@ -190,6 +193,7 @@ func (m *Monitor) writer() {
 		case <-m.stop:
 			return
 		case now := <-tick.C:
+			m.noteDrops(&dropsLogged, &lastDropLog, false)
 			if now.Before(retryAt) {
 				continue
 			}
@@ -200,6 +204,22 @@ func (m *Monitor) writer() {
 			m.prune()
 		}
 	}
+}
+
+// noteDrops logs the occurrences the full pending set dropped since the
+// last report, at most once per failureLogEvery, or now when forced (the
+// writer stopping).
+func (m *Monitor) noteDrops(logged *int64, last *time.Time, force bool) {
+	m.queue.mu.Lock()
+	dropped := m.queue.dropped
+	m.queue.mu.Unlock()
+	now := time.Now()
+	if dropped == *logged || (!force && !last.IsZero() && now.Sub(*last) < failureLogEvery) {
+		return
+	}
+	m.log.Warn("errmon: occurrences dropped: the pending set was full or the monitor closed",
+		"dropped", dropped-*logged, "dropped_total", dropped, "max_pending", m.cfg.MaxPending)
+	*logged, *last = dropped, now
 }
 
 // prune deletes old hourly counts; a failure or a panic there is logged
