@@ -178,11 +178,13 @@ func (m *Monitor) Close() error {
 	m.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.CloseTimeout)
 		defer cancel()
-		flushErr := m.Flush(ctx)
-		m.closed.Store(true)
+		// Close the queue first: what is recorded from now on is dropped and
+		// counted, and everything recorded before is in the final flush.
 		m.queue.mu.Lock()
 		m.queue.closed = true
 		m.queue.mu.Unlock()
+		flushErr := m.Flush(ctx)
+		m.closed.Store(true)
 		close(m.stop)
 		m.cancel()
 		m.wg.Wait()
