@@ -1,7 +1,6 @@
 package errmon
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -36,30 +35,12 @@ import (
 // ---------------------------------------------------------------------------
 // helpers
 
-// hzLog is a goroutine-safe buffer for a monitor's slog output.
-type hzLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *hzLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *hzLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func (l *hzLog) logger() *slog.Logger {
+func (l *syncBuffer) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // hzConfig is a quiet config on db with a fast writer.
-func hzConfig(db *gorm.DB, log *hzLog) Config {
+func hzConfig(db *gorm.DB, log *syncBuffer) Config {
 	cfg := DefaultConfig()
 	cfg.DB = db
 	cfg.Output = nil
@@ -360,7 +341,7 @@ func TestFaultPostgresRestartMidLoad(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			pg := hzStartCluster(t)
 			db := pg.open(t)
-			var logs hzLog
+			var logs syncBuffer
 			cfg := hzConfig(db, &logs)
 			cfg.MaxPending = 100
 			m := hzNew(t, cfg)
@@ -423,7 +404,7 @@ func TestFaultPostgresRestartMidLoad(t *testing.T) {
 func TestFaultOutageBoundedByMaxPending(t *testing.T) {
 	pg := hzStartCluster(t)
 	db := pg.open(t)
-	var logs hzLog
+	var logs syncBuffer
 	cfg := hzConfig(db, &logs)
 	cfg.MaxPending = 5
 	m := hzNew(t, cfg)
@@ -461,7 +442,7 @@ func TestFaultOutageBoundedByMaxPending(t *testing.T) {
 func TestFaultCloseDuringOutage(t *testing.T) {
 	pg := hzStartCluster(t)
 	db := pg.open(t)
-	var logs hzLog
+	var logs syncBuffer
 	cfg := hzConfig(db, &logs)
 	cfg.CloseTimeout = 500 * time.Millisecond
 	m := hzNew(t, cfg)
@@ -499,7 +480,7 @@ func TestFaultCloseDuringOutage(t *testing.T) {
 
 func TestFaultTableLockNeverBlocksRequests(t *testing.T) {
 	tdb := openPostgres(t)
-	var logs hzLog
+	var logs syncBuffer
 	cfg := hzConfig(tdb.DB, &logs)
 	m := hzNew(t, cfg)
 	defer m.Close()
@@ -567,7 +548,7 @@ func TestFaultTableLockNeverBlocksRequests(t *testing.T) {
 // the counts are exact.
 func TestFaultSQLiteWriteLockNeverBlocksRequests(t *testing.T) {
 	tdb := openSQLite(t)
-	var logs hzLog
+	var logs syncBuffer
 	m := hzNew(t, hzConfig(tdb.DB, &logs))
 	defer m.Close()
 	r := hzFaultRouter(t, m)
@@ -617,7 +598,7 @@ func TestFaultSQLiteWriteLockNeverBlocksRequests(t *testing.T) {
 
 func TestFaultDatabaseRejectsWritesThenRecovers(t *testing.T) {
 	eachDB(t, func(t *testing.T, tdb testDB) {
-		var logs hzLog
+		var logs syncBuffer
 		m := hzNew(t, hzConfig(tdb.DB, &logs))
 		defer m.Close()
 		r := hzFaultRouter(t, m)
@@ -648,7 +629,7 @@ func TestFaultDatabaseRejectsWritesThenRecovers(t *testing.T) {
 // up after a few tries and counted as dropped; the others are stored.
 func TestFaultPoisonErrorGivenUp(t *testing.T) {
 	tdb := openPostgres(t)
-	var logs hzLog
+	var logs syncBuffer
 	cfg := hzConfig(tdb.DB, &logs)
 	cfg.FlushInterval = time.Hour // only Flush writes: one try per round
 	m := hzNew(t, cfg)
@@ -708,7 +689,7 @@ func (n *hzCountingNotifier) Notify(_ context.Context, note *Notification) error
 func TestFaultManyMonitorsOverlappingErrors(t *testing.T) {
 	tdb := openPostgres(t)
 	const monitors, goroutines, perG = 4, 8, 150
-	var logs hzLog
+	var logs syncBuffer
 	notifier := &hzCountingNotifier{}
 	var ms []*Monitor
 	var routers []*gin.Engine
@@ -879,7 +860,7 @@ func TestFaultPanickingExtensionsNeverEscape(t *testing.T) {
 			t.Run(kind+"/"+tc.name, func(t *testing.T) {
 				t.Parallel() // the Notifier and Ticketing cases wait out delivery retries
 				tdb := openTestDB(t, kind)
-				var logs hzLog
+				var logs syncBuffer
 				cfg := hzConfig(tdb.DB, &logs)
 				tc.set(&cfg)
 				m := hzNew(t, cfg)
@@ -1153,7 +1134,7 @@ func TestFaultNetworkPartition(t *testing.T) {
 			s.Close()
 		}
 	})
-	var logs hzLog
+	var logs syncBuffer
 	cfg := hzConfig(db, &logs)
 	cfg.CloseTimeout = 300 * time.Millisecond
 	m := hzNew(t, cfg)

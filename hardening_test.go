@@ -158,7 +158,7 @@ func TestHostilePanicValues(t *testing.T) {
 		}, "*errors.errorString", "dial postgres://app:", ""},
 	}
 	eachDB(t, func(t *testing.T, tdb testDB) {
-		var logs, out hzLog
+		var logs, out syncBuffer
 		cfg := hzConfig(tdb.DB, &logs)
 		cfg.Output = &out
 		m := hzNew(t, cfg)
@@ -289,7 +289,7 @@ func TestHostileRequests(t *testing.T) {
 			body: []byte(`[{"list":[{"client_secret":"` + hzSecret + `"},{"Password":{"x":"` + hzSecret + `"}}],"note":"password=` + hzSecret + `"}]`), parse: "read", has: []string{`"list"`}},
 	}
 	eachDB(t, func(t *testing.T, tdb testDB) {
-		var logs, out hzLog
+		var logs, out syncBuffer
 		cfg := hzConfig(tdb.DB, &logs)
 		cfg.Output = &out
 		m := hzNew(t, cfg)
@@ -377,7 +377,7 @@ func TestHostileRequests(t *testing.T) {
 // requests too.
 func TestHostileRequestDumpInDebugMode(t *testing.T) {
 	tdb := openSQLite(t)
-	var logs, out hzLog
+	var logs, out syncBuffer
 	cfg := hzConfig(tdb.DB, &logs)
 	cfg.Output = &out
 	m := hzNew(t, cfg)

@@ -48,7 +48,7 @@ func hzClose(t *testing.T, m *Monitor) error {
 
 func TestLeakNoneAfterClose(t *testing.T) {
 	eachDB(t, func(t *testing.T, tdb testDB) {
-		var logs hzLog
+		var logs syncBuffer
 		cfg := hzConfig(tdb.DB, &logs)
 		cfg.Ticketing = &hzCountingTicketing{}
 		verify := hzLeakCheck(t)
@@ -72,7 +72,7 @@ func TestLeakNoneAfterClose(t *testing.T) {
 func TestLeakNoneAfterCloseDuringOutage(t *testing.T) {
 	pg := hzStartCluster(t)
 	db := pg.open(t)
-	var logs hzLog
+	var logs syncBuffer
 	cfg := hzConfig(db, &logs)
 	cfg.CloseTimeout = 300 * time.Millisecond
 	// Pool connections exist before the snapshot, as in a running service.
@@ -98,7 +98,7 @@ func TestLeakNoneAfterCloseDuringOutage(t *testing.T) {
 // write, reports the occurrences, and leaves no goroutine behind.
 func TestLeakNoneAfterCloseUnderTableLock(t *testing.T) {
 	tdb := openPostgres(t)
-	var logs hzLog
+	var logs syncBuffer
 	cfg := hzConfig(tdb.DB, &logs)
 	cfg.CloseTimeout = 300 * time.Millisecond
 	locker, err := gorm.Open(postgres.Open(tdb.DSN), quietGorm())
@@ -171,7 +171,7 @@ func TestLeakNoneAfterCloseWithAlertsPending(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			tdb := openSQLite(t)
-			var logs hzLog
+			var logs syncBuffer
 			n := &hzBlockingNotifier{rude: rude, release: make(chan struct{})}
 			released := false
 			release := func() {

@@ -200,28 +200,10 @@ func ntParse(t testing.TB, raw string) ntParsed {
 	return p
 }
 
-// ntLog collects a monitor's slog output.
-type ntLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *ntLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *ntLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // ntMonitor starts a monitor that mails alerts to srv (when srv is not nil).
-func ntMonitor(t testing.TB, db *gorm.DB, notifier Notifier, tweak func(*Config)) (*Monitor, *ntLog) {
+func ntMonitor(t testing.TB, db *gorm.DB, notifier Notifier, tweak func(*Config)) (*Monitor, *syncBuffer) {
 	t.Helper()
-	logs := &ntLog{}
+	logs := &syncBuffer{}
 	cfg := DefaultConfig()
 	cfg.DB = db
 	cfg.Output = nil
