@@ -13,6 +13,7 @@ import (
 
 // The dashboard's JSON API.
 
+// APIError is an error as the JSON API shows it.
 type APIError struct {
 	Hash          string     `json:"hash"`
 	ExceptionName string     `json:"exception_name"`

@@ -274,6 +274,7 @@ type ConfigError struct {
 	Reason string
 }
 
+// Error implements error.
 func (e *ConfigError) Error() string { return "errmon: invalid config: " + e.Key + ": " + e.Reason }
 
 // withDefaults returns cfg with zero settings replaced by their defaults.

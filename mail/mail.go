@@ -333,6 +333,7 @@ type loginAuth struct {
 	username, password, host string
 }
 
+// Start implements smtp.Auth.
 func (a *loginAuth) Start(server *smtp.ServerInfo) (string, []byte, error) {
 	if !server.TLS && !isLocalhost(server.Name) {
 		return "", nil, errors.New("unencrypted connection: LOGIN would send the password in clear")
@@ -343,6 +344,7 @@ func (a *loginAuth) Start(server *smtp.ServerInfo) (string, []byte, error) {
 	return "LOGIN", nil, nil
 }
 
+// Next implements smtp.Auth.
 func (a *loginAuth) Next(fromServer []byte, more bool) ([]byte, error) {
 	if !more {
 		return nil, nil
