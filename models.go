@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // ErrorRecord is one bug: every occurrence with the same fingerprint is
@@ -74,7 +75,22 @@ type ErrorHourly struct {
 // TableName implements GORM's Tabler.
 func (ErrorHourly) TableName() string { return "app_error_hourly" }
 
+// ErrorWrite is a receipt: one row per stored batch of errors, written in
+// the batch's transaction (table "app_error_writes"). When the answer to a
+// commit is lost, the writer looks for the batch's token to learn whether
+// it was stored, rather than storing it twice. Receipts older than
+// [ReceiptRetention] are pruned.
+type ErrorWrite struct {
+	Token     string    `gorm:"size:32;primaryKey" json:"token"`
+	WrittenAt time.Time `gorm:"not null;index" json:"written_at"`
+}
+
+// TableName implements GORM's Tabler.
+func (ErrorWrite) TableName() string { return "app_error_writes" }
+
 const (
+	// ReceiptRetention is how long write receipts are kept.
+	ReceiptRetention = 24 * time.Hour
 	// OccurrenceHistory is how many occurrence samples are kept per error.
 	OccurrenceHistory = 10
 	// HourlyRetention is how long hourly counts are kept.
@@ -96,7 +112,7 @@ const migrateLockKey = 0x6572726d6f6e
 // database a migration that lost a race (a table created meanwhile) is
 // tried again, and then finds the tables in place.
 func (s *store) migrate(ctx context.Context) error {
-	models := []any{&ErrorRecord{}, &ErrorOccurrence{}, &ErrorHourly{}}
+	models := []any{&ErrorRecord{}, &ErrorOccurrence{}, &ErrorHourly{}, &ErrorWrite{}}
 	db := s.db.WithContext(ctx)
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
@@ -166,26 +182,31 @@ const pruneOccurrencesSQL = `DELETE FROM app_error_occurrences WHERE hash = ? AN
  (SELECT id FROM app_error_occurrences WHERE hash = ? ORDER BY id DESC LIMIT ?)`
 
 // write stores one coalesced error in one transaction: the row upsert, the
-// hourly counts and the newest sample. Either all of it is stored or none,
-// so a failed write can be retried without double counting.
-func (s *store) write(ctx context.Context, p *pending) (upsertResult, error) {
+// hourly counts, the newest sample and the receipt token. Either all of it
+// is stored or none, so a failed write can be retried without double
+// counting, once [store.settled] tells whether it was stored.
+func (s *store) write(ctx context.Context, token string, p *pending) (upsertResult, error) {
 	var res upsertResult
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.inTx(ctx, func(tx *gorm.DB) error {
 		var err error
-		res, err = writeTx(tx, p)
-		return err
+		if res, err = writeTx(tx, token, p); err != nil {
+			return err
+		}
+		return insertReceipt(tx, token)
 	})
 	return res, err
 }
 
-// writeBatch stores several coalesced errors in one transaction, all or
-// none: one commit for many errors.
-func (s *store) writeBatch(ctx context.Context, ps []*pending) ([]upsertResult, error) {
+// writeBatch stores several coalesced errors and the receipt token in one
+// transaction, all or none: one commit for many errors.
+func (s *store) writeBatch(ctx context.Context, token string, ps []*pending) ([]upsertResult, error) {
 	var res []upsertResult
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.inTx(ctx, func(tx *gorm.DB) error {
 		var err error
-		res, err = writeManyTx(tx, ps)
-		return err
+		if res, err = writeManyTx(tx, token, ps); err != nil {
+			return err
+		}
+		return insertReceipt(tx, token)
 	})
 	if err != nil {
 		return nil, err
@@ -214,17 +235,14 @@ type returnedHashRow struct {
 // tx with one statement per table: the upsert of app_errors, the hourly
 // counts, the samples; only errors seen more than OccurrenceHistory times
 // have samples to prune.
-func writeManyTx(tx *gorm.DB, ps []*pending) ([]upsertResult, error) {
+func writeManyTx(tx *gorm.DB, token string, ps []*pending) ([]upsertResult, error) {
 	var (
-		q      strings.Builder
-		args   = make([]any, 0, 15*len(ps))
-		tokens = make(map[string]string, len(ps))
+		q    strings.Builder
+		args = make([]any, 0, 15*len(ps))
 	)
 	q.WriteString(upsertHead)
 	for i, p := range ps {
 		o := p.last
-		token := newToken()
-		tokens[o.Hash] = token
 		if i > 0 {
 			q.WriteString(", ")
 		}
@@ -260,7 +278,7 @@ func writeManyTx(tx *gorm.DB, ps []*pending) ([]upsertResult, error) {
 			return nil, fmt.Errorf("upsert app_errors: no row returned for %s", o.Hash)
 		}
 		res[i] = upsertResult{ID: r.ID, Count: r.Count, Regressions: r.Regressions}
-		if r.WriteToken == tokens[o.Hash] {
+		if r.WriteToken == token {
 			res[i].Created = r.Count == p.count
 			res[i].Reopened = !res[i].Created
 		}
@@ -297,10 +315,10 @@ func writeManyTx(tx *gorm.DB, ps []*pending) ([]upsertResult, error) {
 	return res, nil
 }
 
-// writeTx writes one coalesced error inside the transaction tx.
-func writeTx(tx *gorm.DB, p *pending) (upsertResult, error) {
+// writeTx writes one coalesced error inside the transaction tx; token is
+// the write's own (see ErrorRecord.WriteToken).
+func writeTx(tx *gorm.DB, token string, p *pending) (upsertResult, error) {
 	var res upsertResult
-	token := newToken()
 	o := p.last
 	var rows []returnedRow
 	err := tx.Raw(upsertSQL,
@@ -351,6 +369,86 @@ func (s *store) claimNotification(ctx context.Context, hash string, now time.Tim
 	}
 	r := q.Update("last_notified_at", now)
 	return r.RowsAffected == 1, r.Error
+}
+
+// commitError is the failure of a COMMIT: unlike the failure of any
+// statement before it, it does not say that the transaction was rolled
+// back; its answer may be what was lost.
+type commitError struct{ err error }
+
+func (e *commitError) Error() string { return "commit: " + e.err.Error() }
+func (e *commitError) Unwrap() error { return e.err }
+
+// inTx runs fc in a transaction, rolled back if fc fails or panics. A
+// failed commit is a *commitError.
+func (s *store) inTx(ctx context.Context, fc func(tx *gorm.DB) error) error {
+	tx := s.db.WithContext(ctx).Begin()
+	if tx.Error != nil {
+		return fmt.Errorf("begin: %w", tx.Error)
+	}
+	done := false
+	defer func() {
+		if !done {
+			tx.Rollback()
+		}
+	}()
+	if err := fc(tx); err != nil {
+		return err
+	}
+	done = true
+	if err := tx.Commit().Error; err != nil {
+		return &commitError{err: err}
+	}
+	return nil
+}
+
+// insertReceipt records, inside a write's transaction, that the write
+// with this token was stored. It comes last, just before the commit.
+func insertReceipt(tx *gorm.DB, token string) error {
+	if err := tx.Create(&ErrorWrite{Token: token, WrittenAt: dbTime(time.Now())}).Error; err != nil {
+		return fmt.Errorf("insert app_error_writes: %w", err)
+	}
+	return nil
+}
+
+// settled tells whether the write with this token was stored, when its
+// answer was lost. It does not merely look for the receipt: it inserts the
+// token itself, unless it is there. A conflict means the write committed
+// (the insert waits for a transaction still holding the token to end); an
+// insert that succeeds means it never did, and from now on never can (its
+// receipt would conflict), so that its occurrences may be written again.
+func (s *store) settled(ctx context.Context, token string) (bool, error) {
+	r := s.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).
+		Create(&ErrorWrite{Token: token, WrittenAt: dbTime(time.Now())})
+	if r.Error != nil {
+		return false, fmt.Errorf("errmon: look up write receipt: %w", r.Error)
+	}
+	return r.RowsAffected == 0, nil
+}
+
+// lostWriteResults returns, for the errors of a write with this token that
+// was found stored after its answer was lost, what the write did to the
+// rows it created or reopened (the rows still carrying its token); rows it
+// merely counted are left out.
+func (s *store) lostWriteResults(ctx context.Context, token string, hashes []string) (map[string]upsertResult, error) {
+	var rows []returnedHashRow
+	err := s.db.WithContext(ctx).Model(&ErrorRecord{}).
+		Select("hash, id, count, write_token, regressions").
+		Where("write_token = ? AND hash IN ?", token, hashes).Scan(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("errmon: read rows of a lost write: %w", err)
+	}
+	out := make(map[string]upsertResult, len(rows))
+	for _, r := range rows {
+		out[r.Hash] = upsertResult{ID: r.ID, Count: r.Count, Regressions: r.Regressions,
+			Created: r.Regressions == 0, Reopened: r.Regressions > 0}
+	}
+	return out, nil
+}
+
+// pruneReceipts deletes write receipts older than ReceiptRetention.
+func (s *store) pruneReceipts(ctx context.Context, now time.Time) error {
+	return s.db.WithContext(ctx).Where("written_at < ?", dbTime(now.Add(-ReceiptRetention))).Delete(&ErrorWrite{}).Error
 }
 
 // pruneHourly deletes hourly counts older than HourlyRetention.

@@ -1,6 +1,7 @@
 package errmon
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"database/sql/driver"
@@ -67,10 +68,17 @@ type queue struct {
 	pending  map[string]*pending
 	inflight int // distinct errors taken by the writer and not yet settled
 	// writing is the batch the writer holds (read-only for both sides), and
-	// overlap how many pending errors are also in it: a new occurrence of
-	// an error being written is counted, since it adds no distinct error.
+	// overlap how many pending errors are also in it or parked: a new
+	// occurrence of an error being written is counted, since it adds no
+	// distinct error.
 	writing map[string]*pending
 	overlap int
+	// parked are chunks whose write failed in a way that may have committed
+	// (the answer was lost): they stay inflight until the writer learns,
+	// from their receipt, whether they were stored. parkedN counts the
+	// parked chunks holding each error.
+	parked  []*parkedChunk
+	parkedN map[string]int
 	max     int
 	closed  bool
 	dropped int64 // occurrences dropped because the queue was full or closed
@@ -87,7 +95,7 @@ func (q *queue) add(o *Occurrence) bool {
 	}
 	p := q.pending[o.Hash]
 	if p == nil {
-		if _, beingWritten := q.writing[o.Hash]; beingWritten {
+		if q.held(o.Hash) {
 			q.overlap++
 		} else if len(q.pending)-q.overlap+q.inflight >= q.max {
 			q.dropped++
@@ -98,6 +106,83 @@ func (q *queue) add(o *Occurrence) bool {
 	}
 	p.add(o)
 	return true
+}
+
+// held reports whether an error is being written or parked.
+func (q *queue) held(hash string) bool {
+	if _, beingWritten := q.writing[hash]; beingWritten {
+		return true
+	}
+	return q.parkedN[hash] > 0
+}
+
+// recountOverlap recomputes overlap once the writer holds no batch.
+func (q *queue) recountOverlap() {
+	q.overlap = 0
+	if len(q.parkedN) == 0 {
+		return
+	}
+	for hash := range q.pending {
+		if q.parkedN[hash] > 0 {
+			q.overlap++
+		}
+	}
+}
+
+// parkedChunk is a chunk of a batch whose write may or may not have been
+// stored: the transaction carrying its receipt token failed without a
+// definite answer.
+type parkedChunk struct {
+	token string
+	items map[string]*pending
+}
+
+// park keeps a chunk whose write may have committed. Its errors stay
+// counted as inflight (settle leaves them out) until unpark.
+func (q *queue) park(c *parkedChunk) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.parkedN == nil {
+		q.parkedN = make(map[string]int, len(c.items))
+	}
+	for hash := range c.items {
+		q.parkedN[hash]++
+	}
+	q.parked = append(q.parked, c)
+}
+
+// parkedChunks returns the parked chunks (the writer's own; only the
+// writer parks and unparks).
+func (q *queue) parkedChunks() []*parkedChunk {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return slices.Clone(q.parked)
+}
+
+// unpark ends a parked chunk: stored, it leaves; not stored, its
+// occurrences come back to the queue like a failed batch.
+func (q *queue) unpark(c *parkedChunk, stored bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	i := slices.Index(q.parked, c)
+	if i < 0 {
+		return
+	}
+	q.parked = slices.Delete(q.parked, i, i+1)
+	q.inflight -= len(c.items)
+	for hash, f := range c.items {
+		if q.parkedN[hash]--; q.parkedN[hash] <= 0 {
+			delete(q.parkedN, hash)
+		}
+		if stored {
+			continue
+		}
+		if p := q.pending[hash]; p != nil {
+			f.merge(p)
+		}
+		q.pending[hash] = f
+	}
+	q.recountOverlap() // the writer unparks only between its batches
 }
 
 // take hands the pending set to the writer.
@@ -116,22 +201,41 @@ func (q *queue) settle(stored int, failed map[string]*pending) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.inflight -= stored + len(failed)
-	q.writing, q.overlap = nil, 0
+	q.writing = nil
 	for hash, f := range failed {
 		if p := q.pending[hash]; p != nil {
 			f.merge(p)
 		}
 		q.pending[hash] = f
 	}
+	q.recountOverlap()
 }
 
-// size returns the occurrences and distinct errors waiting, and the
-// dropped count.
+// parkedSize returns the occurrences and errors parked.
+func (q *queue) parkedSize() (occurrences int64, errs int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, c := range q.parked {
+		for _, p := range c.items {
+			occurrences += p.count
+		}
+		errs += len(c.items)
+	}
+	return occurrences, errs
+}
+
+// size returns the occurrences and distinct errors waiting (parked ones
+// included), and the dropped count.
 func (q *queue) size() (occurrences int64, errs int, dropped int64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for _, p := range q.pending {
 		occurrences += p.count
+	}
+	for _, c := range q.parked {
+		for _, p := range c.items {
+			occurrences += p.count
+		}
 	}
 	return occurrences, len(q.pending) - q.overlap + q.inflight, q.dropped
 }
@@ -235,19 +339,96 @@ func (m *Monitor) prune() {
 	if err := m.store.pruneHourly(ctx, time.Now()); err != nil {
 		m.log.Warn("errmon: could not prune hourly counts", "err", err)
 	}
+	if err := m.store.pruneReceipts(ctx, time.Now()); err != nil {
+		m.log.Warn("errmon: could not prune write receipts", "err", err)
+	}
+}
+
+// mayHaveCommitted reports whether a failed write may nevertheless have
+// been stored: its COMMIT was sent, and the connection broke or the wait
+// was cancelled before the answer came, so the answer may be what was
+// lost. A failure before the commit, an error the database answered (an
+// SQLSTATE) or a lock SQLite reported means the transaction was rolled
+// back.
+func mayHaveCommitted(err error) bool {
+	var ce *commitError
+	if !errors.As(err, &ce) {
+		return false
+	}
+	var coded interface{ SQLState() string }
+	if errors.As(err, &coded) {
+		return false
+	}
+	msg := strings.ToLower(err.Error())
+	return !strings.Contains(msg, "database is locked") && !strings.Contains(msg, "database table is locked") &&
+		!strings.Contains(msg, "busy")
+}
+
+// resolveParked settles the chunks parked by earlier passes: stored ones
+// are counted as stored, the others come back to the queue to be written
+// again. A chunk whose receipt cannot be checked stays parked; the first
+// such error is returned.
+func (m *Monitor) resolveParked(ctx context.Context) error {
+	var firstErr error
+	for _, c := range m.queue.parkedChunks() {
+		stored, err := m.settledSafely(ctx, c.token)
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		if !stored {
+			m.queue.unpark(c, false)
+			continue
+		}
+		hashes := slices.Sorted(maps.Keys(c.items))
+		results, err := m.store.lostWriteResults(ctx, c.token, hashes)
+		if err != nil {
+			m.log.Warn("errmon: could not tell which errors a lost write created; no alert for them", "err", err)
+		}
+		var n int64
+		for _, p := range c.items {
+			n += p.count
+		}
+		m.stats.stored.Add(n)
+		m.queue.unpark(c, true)
+		m.log.Info("errmon: a write whose answer was lost had been stored", "occurrences", n, "errors", len(c.items))
+		for _, hash := range hashes {
+			if res, ok := results[hash]; ok {
+				m.afterWriteSafely(c.items[hash], res)
+			}
+		}
+	}
+	return firstErr
+}
+
+// settledSafely is store.settled with a panic turned into an error.
+func (m *Monitor) settledSafely(ctx context.Context, token string) (stored bool, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("errmon: panic while checking a write receipt: %s", sanitize(m.mask.text(messageOf(r)), 1024))
+		}
+	}()
+	return m.store.settled(ctx, token)
 }
 
 // flushOnce stores everything pending and returns what could not be stored.
-// Each error is written in its own transaction, so a failed write is
+// Errors are written in chunks, one transaction each, so a failed write is
 // retried later without double counting; its occurrences go back to the
-// queue and merge with those recorded meanwhile.
+// queue and merge with those recorded meanwhile. A chunk whose write may
+// have committed although it failed (the answer was lost) is parked
+// instead, until the next pass finds out from its receipt whether it was
+// stored: that pass starts by resolving the parked chunks.
 func (m *Monitor) flushOnce() error {
-	batch := m.queue.take()
-	if len(batch) == 0 {
-		return nil
-	}
 	ctx, cancel := context.WithTimeout(m.base, flushTimeout)
 	defer cancel()
+	parkedErr := m.resolveParked(ctx)
+	batch := m.queue.take()
+	if len(batch) == 0 {
+		m.queue.settle(0, nil)
+		return m.parkedError(parkedErr)
+	}
 	failed := make(map[string]*pending)
 	var (
 		settled, consecutive, successes int
@@ -259,6 +440,9 @@ func (m *Monitor) flushOnce() error {
 			consecutive++
 			if firstErr == nil {
 				firstErr = err
+			}
+			if mayHaveCommitted(err) {
+				return // parked by the caller
 			}
 			failed[hash] = p
 			if !transientDBError(err) {
@@ -287,15 +471,19 @@ func (m *Monitor) flushOnce() error {
 		for i, hash := range chunk {
 			ps[i] = batch[hash]
 		}
-		results, err := m.writeBatchSafely(ctx, ps)
+		token := newToken()
+		results, err := m.writeBatchSafely(ctx, token, ps)
 		switch {
 		case err == nil:
 			for i, hash := range chunk {
 				one(hash, ps[i], results[i], nil)
 			}
-		case len(chunk) == 1 || transientDBError(err):
+		case len(chunk) == 1 || transientDBError(err) || mayHaveCommitted(err):
 			for i, hash := range chunk {
 				one(hash, ps[i], upsertResult{}, err)
+			}
+			if mayHaveCommitted(err) {
+				m.park(token, chunk, ps)
 			}
 		default:
 			// A value the database rejects fails its whole chunk: write the
@@ -305,20 +493,30 @@ func (m *Monitor) flushOnce() error {
 					failed[hash] = ps[i]
 					continue
 				}
-				res, err := m.writeSafely(ctx, ps[i])
+				token := newToken()
+				res, err := m.writeSafely(ctx, token, ps[i])
 				one(hash, ps[i], res, err)
+				if mayHaveCommitted(err) {
+					m.park(token, chunk[i:i+1], ps[i:i+1])
+				}
 			}
 		}
 	}
 	if len(failed) == 0 {
-		m.noteRecovered()
 		m.queue.settle(settled, nil)
+		if err := m.parkedError(cmp.Or(firstErr, parkedErr)); err != nil {
+			return err
+		}
+		m.noteRecovered()
 		return nil
 	}
 	// A write that fails while others succeed, with an error that is not
 	// about the connection, is about the value: give up on it after a few
 	// tries rather than retry forever.
 	var lost int64
+	if firstErr == nil {
+		firstErr = parkedErr
+	}
 	if successes > 0 {
 		for hash, err := range rejected {
 			p := failed[hash]
@@ -340,33 +538,63 @@ func (m *Monitor) flushOnce() error {
 	errs := len(failed)
 	m.queue.settle(settled, failed)
 	if errs == 0 {
+		if err := m.parkedError(firstErr); err != nil {
+			return err
+		}
 		m.noteRecovered()
 		return nil
+	}
+	if pn, perrs := m.queue.parkedSize(); perrs > 0 {
+		n, errs = n+pn, errs+perrs
 	}
 	err := fmt.Errorf("errmon: %d occurrences of %d errors not stored yet (kept in memory to retry): %w", n, errs, firstErr)
 	m.noteFailure(n, errs, lost, firstErr)
 	return err
 }
 
+// park keeps a chunk whose write may have committed for the next pass.
+func (m *Monitor) park(token string, hashes []string, ps []*pending) {
+	items := make(map[string]*pending, len(hashes))
+	for i, hash := range hashes {
+		items[hash] = ps[i]
+	}
+	m.queue.park(&parkedChunk{token: token, items: items})
+}
+
+// parkedError is the error of a pass that leaves parked chunks, which are
+// not known to be stored yet; nil when there are none.
+func (m *Monitor) parkedError(cause error) error {
+	n, errs := m.queue.parkedSize()
+	if errs == 0 {
+		return nil
+	}
+	if cause == nil {
+		cause = errors.New("errmon: the answer to a write was lost")
+	}
+	err := fmt.Errorf("errmon: %d occurrences of %d errors not stored yet, as far as known (the answer to their write was lost; the next pass checks whether it was stored): %w", n, errs, cause)
+	m.noteFailure(n, errs, 0, cause)
+	return err
+}
+
 // writeSafely is store.write with a panic (in a GORM plugin or driver)
 // turned into an error, so that the writer goroutine never dies.
-func (m *Monitor) writeSafely(ctx context.Context, p *pending) (res upsertResult, err error) {
+func (m *Monitor) writeSafely(ctx context.Context, token string, p *pending) (res upsertResult, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("errmon: panic while storing an error: %s", sanitize(m.mask.text(messageOf(r)), 1024))
 		}
 	}()
-	return m.store.write(ctx, p)
+	return m.store.write(ctx, token, p)
 }
 
 // writeBatchSafely is store.writeBatch with a panic turned into an error.
-func (m *Monitor) writeBatchSafely(ctx context.Context, ps []*pending) (res []upsertResult, err error) {
+func (m *Monitor) writeBatchSafely(ctx context.Context, token string, ps []*pending) (res []upsertResult, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("errmon: panic while storing errors: %s", sanitize(m.mask.text(messageOf(r)), 1024))
 		}
 	}()
-	return m.store.writeBatch(ctx, ps)
+	return m.store.writeBatch(ctx, token, ps)
 }
 
 // afterWriteSafely runs the alert decision; a panic there is logged and
