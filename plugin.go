@@ -67,7 +67,8 @@ type Monitor struct {
 }
 
 // New fills the defaults of cfg, validates it, and creates errmon's tables
-// in cfg.DB (app_errors, app_error_occurrences, app_error_hourly). An
+// in cfg.DB (app_errors, app_error_occurrences, app_error_hourly,
+// app_error_writes). An
 // invalid Config is a *[ConfigError] (several are joined) naming the
 // APP_ERROR_* key at fault.
 func New(cfg Config) (*Monitor, error) {
