@@ -149,16 +149,15 @@ type upsertResult struct {
 	Regressions int64
 }
 
-type returnedRow struct {
-	ID          uint
-	Count       int64
-	WriteToken  string
-	Regressions int64
-}
-
-const upsertSQL = `INSERT INTO app_errors
+// The upsert of app_errors for one or many rows: upsertHeadSQL, then
+// upsertRowSQL per error (comma-separated), then upsertTailSQL. Columns are
+// qualified with the table, as PostgreSQL requires in DO UPDATE.
+const (
+	upsertHeadSQL = `INSERT INTO app_errors
  (hash, host, path, method, route, exception_name, message, traceback, request_data, count, created_on, last_seen, resolved, regressions, write_token)
- VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)
+ VALUES `
+	upsertRowSQL  = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)"
+	upsertTailSQL = `
  ON CONFLICT (hash) DO UPDATE SET
   count = app_errors.count + excluded.count,
   last_seen = CASE WHEN excluded.last_seen > app_errors.last_seen THEN excluded.last_seen ELSE app_errors.last_seen END,
@@ -173,32 +172,24 @@ const upsertSQL = `INSERT INTO app_errors
   regressions = CASE WHEN app_errors.resolved THEN app_errors.regressions + 1 ELSE app_errors.regressions END,
   resolved = ?,
   resolved_at = NULL
- RETURNING id, count, write_token, regressions`
+ RETURNING hash, id, count, write_token, regressions`
+)
 
-const hourlySQL = `INSERT INTO app_error_hourly (hash, hour, count) VALUES (?, ?, ?)
- ON CONFLICT (hash, hour) DO UPDATE SET count = app_error_hourly.count + excluded.count`
+// The hourly counts' upsert: hourlyHeadSQL, "(?, ?, ?)" per bucket, then
+// hourlyTailSQL.
+const (
+	hourlyHeadSQL = "INSERT INTO app_error_hourly (hash, hour, count) VALUES "
+	hourlyTailSQL = " ON CONFLICT (hash, hour) DO UPDATE SET count = app_error_hourly.count + excluded.count"
+)
 
 const pruneOccurrencesSQL = `DELETE FROM app_error_occurrences WHERE hash = ? AND id NOT IN
  (SELECT id FROM app_error_occurrences WHERE hash = ? ORDER BY id DESC LIMIT ?)`
 
-// write stores one coalesced error in one transaction: the row upsert, the
-// hourly counts, the newest sample and the receipt token. Either all of it
-// is stored or none, so a failed write can be retried without double
-// counting, once [store.settled] tells whether it was stored.
-func (s *store) write(ctx context.Context, token string, p *pending) (upsertResult, error) {
-	var res upsertResult
-	err := s.inTx(ctx, func(tx *gorm.DB) error {
-		var err error
-		if res, err = writeTx(tx, token, p); err != nil {
-			return err
-		}
-		return insertReceipt(tx, token)
-	})
-	return res, err
-}
-
-// writeBatch stores several coalesced errors and the receipt token in one
-// transaction, all or none: one commit for many errors.
+// writeBatch stores coalesced errors (one or many) and the receipt token
+// in one transaction: the row upserts, the hourly counts and the newest
+// samples. Either all of it is stored or none, so a failed write can be
+// retried without double counting, once [store.settled] tells whether it
+// was stored.
 func (s *store) writeBatch(ctx context.Context, token string, ps []*pending) ([]upsertResult, error) {
 	var res []upsertResult
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
@@ -213,15 +204,6 @@ func (s *store) writeBatch(ctx context.Context, token string, ps []*pending) ([]
 	}
 	return res, nil
 }
-
-// upsertHead and upsertTail frame upsertSQL's statement for many rows.
-var upsertHead, upsertTail = func() (string, string) {
-	head, rest, _ := strings.Cut(upsertSQL, "VALUES")
-	_, tail, _ := strings.Cut(rest, ")")
-	return head + "VALUES ", strings.Replace(tail, "RETURNING id,", "RETURNING hash, id,", 1)
-}()
-
-const upsertRow = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)"
 
 type returnedHashRow struct {
 	Hash        string
@@ -240,17 +222,17 @@ func writeManyTx(tx *gorm.DB, token string, ps []*pending) ([]upsertResult, erro
 		q    strings.Builder
 		args = make([]any, 0, 15*len(ps))
 	)
-	q.WriteString(upsertHead)
+	q.WriteString(upsertHeadSQL)
 	for i, p := range ps {
 		o := p.last
 		if i > 0 {
 			q.WriteString(", ")
 		}
-		q.WriteString(upsertRow)
+		q.WriteString(upsertRowSQL)
 		args = append(args, o.Hash, o.Host, o.Path, o.Method, o.Route, o.ExceptionName, o.Message,
 			o.Traceback, o.RequestData, p.count, p.first, p.lastSeen, false, token)
 	}
-	q.WriteString(upsertTail)
+	q.WriteString(upsertTailSQL)
 	args = append(args, false)
 	var rows []returnedHashRow
 	if err := tx.Raw(q.String(), args...).Scan(&rows).Error; err != nil {
@@ -259,9 +241,9 @@ func writeManyTx(tx *gorm.DB, token string, ps []*pending) ([]upsertResult, erro
 	if len(rows) != len(ps) {
 		return nil, fmt.Errorf("upsert app_errors: %d rows returned for %d errors", len(rows), len(ps))
 	}
-	byHash := make(map[string]returnedRow, len(rows))
+	byHash := make(map[string]returnedHashRow, len(rows))
 	for _, r := range rows {
-		byHash[r.Hash] = returnedRow{ID: r.ID, Count: r.Count, WriteToken: r.WriteToken, Regressions: r.Regressions}
+		byHash[r.Hash] = r
 	}
 
 	res := make([]upsertResult, len(ps))
@@ -298,8 +280,7 @@ func writeManyTx(tx *gorm.DB, token string, ps []*pending) ([]upsertResult, erro
 		}
 	}
 	if len(hargs) > 0 {
-		stmt := "INSERT INTO app_error_hourly (hash, hour, count) VALUES " + hq.String() +
-			" ON CONFLICT (hash, hour) DO UPDATE SET count = app_error_hourly.count + excluded.count"
+		stmt := hourlyHeadSQL + hq.String() + hourlyTailSQL
 		if err := tx.Exec(stmt, hargs...).Error; err != nil {
 			return nil, fmt.Errorf("upsert app_error_hourly: %w", err)
 		}
@@ -310,50 +291,6 @@ func writeManyTx(tx *gorm.DB, token string, ps []*pending) ([]upsertResult, erro
 	for _, hash := range prune {
 		if err := tx.Exec(pruneOccurrencesSQL, hash, hash, OccurrenceHistory).Error; err != nil {
 			return nil, fmt.Errorf("prune app_error_occurrences: %w", err)
-		}
-	}
-	return res, nil
-}
-
-// writeTx writes one coalesced error inside the transaction tx; token is
-// the write's own (see ErrorRecord.WriteToken).
-func writeTx(tx *gorm.DB, token string, p *pending) (upsertResult, error) {
-	var res upsertResult
-	o := p.last
-	var rows []returnedRow
-	err := tx.Raw(upsertSQL,
-		o.Hash, o.Host, o.Path, o.Method, o.Route, o.ExceptionName, o.Message,
-		o.Traceback, o.RequestData, p.count, p.first, p.lastSeen, false, token, false,
-	).Scan(&rows).Error
-	if err != nil {
-		return res, fmt.Errorf("upsert app_errors: %w", err)
-	}
-	if len(rows) != 1 {
-		return res, fmt.Errorf("upsert app_errors: %d rows returned", len(rows))
-	}
-	r := rows[0]
-	res = upsertResult{ID: r.ID, Count: r.Count, Regressions: r.Regressions}
-	if r.WriteToken == token {
-		res.Created = r.Count == p.count
-		res.Reopened = !res.Created
-	}
-	for hour, n := range p.hours {
-		if err := tx.Exec(hourlySQL, o.Hash, time.Unix(hour, 0).UTC(), n).Error; err != nil {
-			return res, fmt.Errorf("upsert app_error_hourly: %w", err)
-		}
-	}
-	sample := ErrorOccurrence{
-		Hash: o.Hash, SeenAt: p.lastSeen, Host: o.Host, Path: o.Path,
-		Method: o.Method, Message: o.Message, RequestData: o.RequestData,
-	}
-	if err := tx.Create(&sample).Error; err != nil {
-		return res, fmt.Errorf("insert app_error_occurrences: %w", err)
-	}
-	// Each write adds one sample, so an error counted no more than
-	// OccurrenceHistory times has nothing to prune.
-	if r.Count > OccurrenceHistory {
-		if err := tx.Exec(pruneOccurrencesSQL, o.Hash, o.Hash, OccurrenceHistory).Error; err != nil {
-			return res, fmt.Errorf("prune app_error_occurrences: %w", err)
 		}
 	}
 	return res, nil

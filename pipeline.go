@@ -576,18 +576,17 @@ func (m *Monitor) parkedError(cause error) error {
 	return err
 }
 
-// writeSafely is store.write with a panic (in a GORM plugin or driver)
-// turned into an error, so that the writer goroutine never dies.
-func (m *Monitor) writeSafely(ctx context.Context, token string, p *pending) (res upsertResult, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("errmon: panic while storing an error: %s", sanitize(m.mask.text(messageOf(r)), 1024))
-		}
-	}()
-	return m.store.write(ctx, token, p)
+// writeSafely stores one error in a transaction of its own.
+func (m *Monitor) writeSafely(ctx context.Context, token string, p *pending) (upsertResult, error) {
+	res, err := m.writeBatchSafely(ctx, token, []*pending{p})
+	if err != nil {
+		return upsertResult{}, err
+	}
+	return res[0], nil
 }
 
-// writeBatchSafely is store.writeBatch with a panic turned into an error.
+// writeBatchSafely is store.writeBatch with a panic (in a GORM plugin or
+// driver) turned into an error, so that the writer goroutine never dies.
 func (m *Monitor) writeBatchSafely(ctx context.Context, token string, ps []*pending) (res []upsertResult, err error) {
 	defer func() {
 		if r := recover(); r != nil {
