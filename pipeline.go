@@ -502,21 +502,10 @@ func (m *Monitor) flushOnce() error {
 			}
 		}
 	}
-	if len(failed) == 0 {
-		m.queue.settle(settled, nil)
-		if err := m.parkedError(cmp.Or(firstErr, parkedErr)); err != nil {
-			return err
-		}
-		m.noteRecovered()
-		return nil
-	}
 	// A write that fails while others succeed, with an error that is not
 	// about the connection, is about the value: give up on it after a few
 	// tries rather than retry forever.
 	var lost int64
-	if firstErr == nil {
-		firstErr = parkedErr
-	}
 	if successes > 0 {
 		for hash, err := range rejected {
 			p := failed[hash]
@@ -537,6 +526,7 @@ func (m *Monitor) flushOnce() error {
 	}
 	errs := len(failed)
 	m.queue.settle(settled, failed)
+	firstErr = cmp.Or(firstErr, parkedErr)
 	if errs == 0 {
 		if err := m.parkedError(firstErr); err != nil {
 			return err
