@@ -105,26 +105,34 @@ func (b *bodyCapture) release(r *http.Request) {
 // RequestBody returns the first bytes of the request body (up to
 // Config.MaxBodyBytes), whether or not the handler has read it, and whether
 // it was cut short. It is meant for custom ContextBuilders; the slice is
-// valid until the request ends.
+// valid until the request ends. While the handler is still running (an
+// error recorded with Record), it returns only what the handler has read
+// so far, never taking bytes the handler has yet to read; the body then
+// counts as cut short unless it was read to its end.
 func RequestBody(c *gin.Context) (body []byte, truncated bool) {
 	if c == nil || c.Request == nil {
 		return nil, false
 	}
-	if b, ok := c.Request.Body.(*bodyCapture); ok {
-		b.fill()
-		return b.buf, b.truncated
-	}
-	if v, ok := c.Get(gin.BodyBytesKey); ok {
-		if p, ok := v.([]byte); ok {
-			return p, false
+	b, ok := c.Request.Body.(*bodyCapture)
+	if !ok {
+		if v, ok := c.Get(gin.BodyBytesKey); ok {
+			if p, ok := v.([]byte); ok {
+				return p, false
+			}
+		}
+		if b = captureOf(c); b == nil {
+			return nil, false
 		}
 	}
-	if cb := captureOf(c); cb != nil {
-		cb.fill()
-		return cb.buf, cb.truncated
+	if !c.GetBool(midRequestKey) {
+		b.fill()
 	}
-	return nil, false
+	return b.buf, b.truncated || !b.eof
 }
+
+// midRequestKey marks, in a request's gin.Context, a capture made while
+// the handler runs (Record): the body must not be read on its behalf.
+const midRequestKey = "github.com/errmon/errmon.midrequest"
 
 // fill reads what the handler left unread, up to the limit, so that the
 // context holds the body even when the handler failed before reading it.

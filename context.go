@@ -94,15 +94,7 @@ func addBody(ctx map[string]any, c *gin.Context, mask func(string) (bool, string
 		}
 		return
 	}
-	var (
-		body      []byte
-		truncated bool
-	)
-	if c.GetBool(midRequestKey) {
-		body, truncated = bodyReadSoFar(c)
-	} else {
-		body, truncated = RequestBody(c)
-	}
+	body, truncated := RequestBody(c)
 	if len(body) == 0 {
 		if len(r.PostForm) > 0 {
 			ctx["form"] = maskTree(r.PostForm, mask, with, nil)
@@ -146,28 +138,6 @@ func addBody(ctx map[string]any, c *gin.Context, mask func(string) (bool, string
 	// Free text (or JSON cut short): kept, and masked as text before it is
 	// stored.
 	ctx["body"] = string(body)
-}
-
-// midRequestKey marks, in a request's gin.Context, a capture made while
-// the handler runs (Record): the body must not be read on its behalf.
-const midRequestKey = "github.com/errmon/errmon.midrequest"
-
-// bodyReadSoFar is RequestBody without reading on: the bytes the handler
-// has read so far, and whether the body goes on past them (or past the
-// cap).
-func bodyReadSoFar(c *gin.Context) ([]byte, bool) {
-	if b, ok := c.Request.Body.(*bodyCapture); ok {
-		return b.buf, b.truncated || !b.eof
-	}
-	if v, ok := c.Get(gin.BodyBytesKey); ok {
-		if p, ok := v.([]byte); ok {
-			return p, false
-		}
-	}
-	if b := captureOf(c); b != nil {
-		return b.buf, b.truncated || !b.eof
-	}
-	return nil, false
 }
 
 // maxPartialDepth bounds the nesting partialJSON follows.

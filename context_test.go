@@ -183,6 +183,14 @@ func (customBuilder) BuildContext(c *gin.Context, mask func(string) (bool, strin
 	}
 }
 
+// bodyBuilder is a custom builder that keeps the body through RequestBody.
+type bodyBuilder struct{}
+
+func (bodyBuilder) BuildContext(c *gin.Context, _ func(string) (bool, string)) map[string]any {
+	body, truncated := RequestBody(c)
+	return map[string]any{"body_len": len(body), "truncated": truncated}
+}
+
 type panickingBuilder struct{}
 
 func (panickingBuilder) BuildContext(*gin.Context, func(string) (bool, string)) map[string]any {
@@ -279,6 +287,29 @@ func TestRecordMidRequestLeavesTheBody(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a custom builder's RequestBody takes nothing from the handler", func(t *testing.T) {
+		tm := sqliteMonitor(t, func(c *Config) { c.ContextBuilder = bodyBuilder{} })
+		r := tm.engine(false)
+		r.POST("/r", func(c *gin.Context) {
+			tm.Record(c, errors.New("noted before reading"))
+			b, err := io.ReadAll(c.Request.Body)
+			if err != nil || !bytes.Equal(b, big) {
+				c.String(400, "handler got %d bytes, want %d", len(b), len(big))
+				return
+			}
+			c.Status(204)
+		})
+		if w := serve(r, "POST", "/r", bytes.NewReader(big), nil); w.Code != 204 {
+			t.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+		recs := tm.records(t)
+		if len(recs) != 1 {
+			t.Fatalf("%d rows", len(recs))
+		}
+		if data := decodeRequestData(t, recs[0].RequestData); fmt.Sprint(data["body_len"]) != "0" || data["truncated"] != true {
+			t.Errorf("context %s, want nothing read yet and the body marked cut short", recs[0].RequestData)
+		}
+	})
 	t.Run("after binding, the context has the body", func(t *testing.T) {
 		tm := sqliteMonitor(t, nil)
 		r := tm.engine(false)
