@@ -219,12 +219,8 @@ func alertData(rec *ErrorRecord, reason string, threshold int64, link string) al
 	ctx := rec.RequestData
 	var v any
 	if json.Unmarshal([]byte(ctx), &v) == nil {
-		var b strings.Builder
-		enc := json.NewEncoder(&b)
-		enc.SetEscapeHTML(false) // the HTML part is escaped by its template
-		enc.SetIndent("", "  ")
-		if enc.Encode(v) == nil {
-			ctx = strings.TrimSuffix(b.String(), "\n")
+		if b, err := indentJSON(v); err == nil { // the HTML part is escaped by its template
+			ctx = string(b)
 		}
 	}
 	if ctx == "" {

@@ -127,10 +127,17 @@ func (m *Monitor) requestData(c *gin.Context) (data string) {
 
 // marshalJSON encodes v as compact JSON without escaping &, < and > (the
 // stored context is read by people; the dashboard escapes what it shows).
-func marshalJSON(v any) ([]byte, error) {
+func marshalJSON(v any) ([]byte, error) { return encodeJSON(v, "") }
+
+// indentJSON is marshalJSON indented by two spaces, for people to read in
+// alerts and on the dashboard.
+func indentJSON(v any) ([]byte, error) { return encodeJSON(v, "  ") }
+
+func encodeJSON(v any, indent string) ([]byte, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
+	enc.SetIndent("", indent)
 	if err := enc.Encode(v); err != nil {
 		return nil, fmt.Errorf("encode request context: %w", err)
 	}

@@ -209,7 +209,7 @@ func requestContext(data string) ([]ctxEntry, string) {
 	if err := json.Unmarshal([]byte(data), &obj); err != nil {
 		return []ctxEntry{{Key: "raw", Text: data}}, data
 	}
-	pretty, _ := json.MarshalIndent(obj, "", "  ")
+	pretty, _ := indentJSON(obj)
 	keys := make([]string, 0, len(obj))
 	for k := range obj {
 		keys = append(keys, k)
@@ -235,7 +235,7 @@ func requestContext(data string) ([]ctxEntry, string) {
 		switch v := obj[k].(type) {
 		case map[string]any:
 			if !flatObject(v) { // a JSON body, say: keep its shape
-				b, _ := json.MarshalIndent(v, "", "  ")
+				b, _ := indentJSON(v)
 				e.JSON = string(b)
 				break
 			}
@@ -248,7 +248,7 @@ func requestContext(data string) ([]ctxEntry, string) {
 				e.Table = append(e.Table, [2]string{sk, scalarText(v[sk])})
 			}
 		case []any:
-			b, _ := json.MarshalIndent(v, "", "  ")
+			b, _ := indentJSON(v)
 			e.JSON = string(b)
 		default:
 			e.Text = scalarText(v)
@@ -289,14 +289,14 @@ func scalarText(v any) string {
 		for _, p := range x {
 			s, ok := p.(string)
 			if !ok {
-				b, _ := json.Marshal(x)
+				b, _ := marshalJSON(x)
 				return string(b)
 			}
 			parts = append(parts, s)
 		}
 		return strings.Join(parts, ", ")
 	}
-	b, _ := json.Marshal(v)
+	b, _ := marshalJSON(v)
 	return string(b)
 }
 

@@ -964,3 +964,33 @@ func dashQuietGin(t testing.TB) {
 	gin.SetMode(gin.TestMode)
 	t.Cleanup(func() { gin.SetMode(prev) })
 }
+
+// TestDashboardContextNotHTMLEscapedTwice checks that the request context
+// is shown as stored: "&" in a query is neither \u0026 (JSON's HTML
+// escape) on the page nor double-escaped.
+func TestDashboardContextNotHTMLEscapedTwice(t *testing.T) {
+	withGinMode(t, gin.TestMode)
+	tm := sqliteMonitor(t, nil)
+	r := tm.engine(false)
+	tm.RegisterRoutes(r)
+	r.POST("/amp", func(c *gin.Context) { panic("with a body") })
+	serve(r, "POST", "/amp?a=1&b=2", strings.NewReader(`{"note":"x & y <z>"}`), map[string]string{"Content-Type": "application/json"})
+	recs := tm.records(t)
+	if len(recs) != 1 {
+		t.Fatalf("%d rows", len(recs))
+	}
+	req := httptest.NewRequest("GET", tm.Config().URLPrefix+"/"+recs[0].Hash, nil)
+	req.RemoteAddr = "127.0.0.1:1234"
+	w := httptest.NewRecorder()
+	r.ServeHTTP(w, req)
+	if w.Code != 200 {
+		t.Fatalf("detail: %d", w.Code)
+	}
+	page := w.Body.String()
+	if strings.Contains(page, `\u0026`) || strings.Contains(page, `\u003c`) {
+		t.Errorf("the page shows JSON's HTML escapes")
+	}
+	if !strings.Contains(page, "x &amp; y &lt;z&gt;") || !strings.Contains(page, "a=1&amp;b=2") {
+		t.Errorf("the page does not show the context as stored, escaped once")
+	}
+}
