@@ -513,14 +513,7 @@ func TestFaultTableLockNeverBlocksRequests(t *testing.T) {
 
 	// The writer is stuck behind the lock...
 	m.Record(nil, errors.New("fault warmup"))
-	var waiting int64
-	for i := 0; i < 600 && waiting == 0; i++ {
-		locker.Raw(`SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'app_errors'::regclass`).Scan(&waiting)
-		time.Sleep(10 * time.Millisecond)
-	}
-	if waiting == 0 {
-		t.Fatal("the writer never waited on the lock: the test does not test anything")
-	}
+	hzAwaitLockWaiter(t, locker)
 	// ...and every request is still answered while the lock is held.
 	load := hzStartLoad(r, 4)
 	load.waitSent(t, 2000)
@@ -932,6 +925,21 @@ func TestFaultPanickingExtensionsNeverEscape(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// hzAwaitLockWaiter waits (up to 6 s) until a session waits for a lock on
+// app_errors, the writer stuck behind a held table lock; without it a lock
+// test would test nothing.
+func hzAwaitLockWaiter(t *testing.T, locker *gorm.DB) {
+	t.Helper()
+	var waiting int64
+	for i := 0; i < 600 && waiting == 0; i++ {
+		locker.Raw(`SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'app_errors'::regclass`).Scan(&waiting)
+		time.Sleep(10 * time.Millisecond)
+	}
+	if waiting == 0 {
+		t.Fatal("the writer never waited on the lock: the test does not test anything")
 	}
 }
 

@@ -122,14 +122,7 @@ func TestLeakNoneAfterCloseUnderTableLock(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		m.Record(nil, errors.New("leak locked"))
 	}
-	var waiting int64
-	for i := 0; i < 600 && waiting == 0; i++ {
-		locker.Raw(`SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'app_errors'::regclass`).Scan(&waiting)
-		time.Sleep(10 * time.Millisecond)
-	}
-	if waiting == 0 {
-		t.Fatal("the writer never waited on the lock")
-	}
+	hzAwaitLockWaiter(t, locker)
 	err = hzClose(t, m)
 	if err == nil || !strings.Contains(err.Error(), "10 occurrences of 1 errors not stored") {
 		t.Errorf("Close under a lock = %v, want it to report 10 occurrences not stored", err)
