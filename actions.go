@@ -1,6 +1,7 @@
 package errmon
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -13,9 +14,26 @@ import (
 // The dashboard's state changes: resolve, reopen and delete, one by one
 // or in bulk. They answer POST only.
 
+// validAction reports whether act is one of the dashboard's state changes.
+func validAction(act string) bool {
+	return act == "resolve" || act == "unresolve" || act == "delete"
+}
+
+// apply performs a valid action on the errors with these hashes and
+// returns how many changed.
+func (d *dashboard) apply(ctx context.Context, act string, hashes []string) (int64, error) {
+	switch act {
+	case "resolve":
+		return d.m.store.setResolved(ctx, hashes, true, time.Now())
+	case "unresolve":
+		return d.m.store.setResolved(ctx, hashes, false, time.Now())
+	}
+	return d.m.store.deleteErrors(ctx, hashes)
+}
+
 func (d *dashboard) action(c *gin.Context) {
 	hash, act := c.Param("hash"), c.Param("action")
-	if !validHash(hash) || (act != "resolve" && act != "unresolve" && act != "delete") {
+	if !validHash(hash) || !validAction(act) {
 		d.notFound(c, false)
 		return
 	}
@@ -27,16 +45,7 @@ func (d *dashboard) action(c *gin.Context) {
 		d.serverError(c, err)
 		return
 	}
-	var err error
-	switch act {
-	case "resolve":
-		_, err = d.m.store.setResolved(ctx, []string{hash}, true, time.Now())
-	case "unresolve":
-		_, err = d.m.store.setResolved(ctx, []string{hash}, false, time.Now())
-	case "delete":
-		_, err = d.m.store.deleteErrors(ctx, []string{hash})
-	}
-	if err != nil {
+	if _, err := d.apply(ctx, act, []string{hash}); err != nil {
 		d.serverError(c, err)
 		return
 	}
@@ -65,7 +74,7 @@ func (d *dashboard) action(c *gin.Context) {
 
 func (d *dashboard) bulk(c *gin.Context) {
 	act := c.PostForm("action")
-	if act != "resolve" && act != "unresolve" && act != "delete" {
+	if !validAction(act) {
 		if wantsJSON(c) {
 			c.AbortWithStatusJSON(http.StatusBadRequest, gin.H{"error": "action must be resolve, unresolve or delete"})
 			return
@@ -79,17 +88,7 @@ func (d *dashboard) bulk(c *gin.Context) {
 			hashes = append(hashes, h)
 		}
 	}
-	ctx := c.Request.Context()
-	var n int64
-	var err error
-	switch act {
-	case "resolve":
-		n, err = d.m.store.setResolved(ctx, hashes, true, time.Now())
-	case "unresolve":
-		n, err = d.m.store.setResolved(ctx, hashes, false, time.Now())
-	case "delete":
-		n, err = d.m.store.deleteErrors(ctx, hashes)
-	}
+	n, err := d.apply(c.Request.Context(), act, hashes)
 	if err != nil {
 		d.serverError(c, err)
 		return
