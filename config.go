@@ -74,6 +74,14 @@ type Config struct {
 	// MaskWith replaces every masked value. Key APP_ERROR_MASK_WITH, default
 	// "**************".
 	MaskWith string
+	// DisableBuiltinMasking turns off errmon's built-in masking: the list of
+	// sensitive key fragments (token, api_key, auth, session, jwt, cvv...)
+	// that is masked in addition to MaskedKeyHas, and the scrubbing of
+	// secret-shaped values (card numbers, JWTs, Bearer credentials) wherever
+	// they stand. Only MaskedKeyHas, URL passwords and the credential headers
+	// are then masked. Default false; there is no environment key, so that
+	// turning it off is a decision in code.
+	DisableBuiltinMasking bool
 	// MaskedKeyHas lists the substrings that make a key secret: a header,
 	// cookie, query parameter, form field or JSON key (at any depth) whose
 	// lower-cased name contains one of them is stored as MaskWith. Key
