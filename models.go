@@ -182,8 +182,13 @@ const (
 	hourlyTailSQL = " ON CONFLICT (hash, hour) DO UPDATE SET count = app_error_hourly.count + excluded.count"
 )
 
-const pruneOccurrencesSQL = `DELETE FROM app_error_occurrences WHERE hash = ? AND id NOT IN
- (SELECT id FROM app_error_occurrences WHERE hash = ? ORDER BY id DESC LIMIT ?)`
+// pruneOccurrencesSQL deletes, in one statement for the errors listed, the
+// samples beyond the newest OccurrenceHistory of each. The ranked rows are
+// a derived table, so that the DELETE never reads the table it changes
+// (which MySQL refuses).
+const pruneOccurrencesSQL = `DELETE FROM app_error_occurrences WHERE id IN
+ (SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY hash ORDER BY id DESC) AS newer
+   FROM app_error_occurrences WHERE hash IN ?) ranked WHERE newer > ?)`
 
 // writeBatch stores coalesced errors (one or many) and the receipt token
 // in one transaction: the row upserts, the hourly counts and the newest
@@ -215,8 +220,9 @@ type returnedHashRow struct {
 
 // writeManyTx writes several coalesced errors (of distinct hashes) inside
 // tx with one statement per table: the upsert of app_errors, the hourly
-// counts, the samples; only errors seen more than OccurrenceHistory times
-// have samples to prune.
+// counts, the samples, and one pruning the samples of the errors seen more
+// than OccurrenceHistory times: a chunk costs the same few statements
+// whether its errors are new or hot.
 func writeManyTx(tx *gorm.DB, token string, ps []*pending) ([]upsertResult, error) {
 	var (
 		q    strings.Builder
@@ -288,8 +294,8 @@ func writeManyTx(tx *gorm.DB, token string, ps []*pending) ([]upsertResult, erro
 	if err := tx.Create(&samples).Error; err != nil {
 		return nil, fmt.Errorf("insert app_error_occurrences: %w", err)
 	}
-	for _, hash := range prune {
-		if err := tx.Exec(pruneOccurrencesSQL, hash, hash, OccurrenceHistory).Error; err != nil {
+	if len(prune) > 0 {
+		if err := tx.Exec(pruneOccurrencesSQL, prune, OccurrenceHistory).Error; err != nil {
 			return nil, fmt.Errorf("prune app_error_occurrences: %w", err)
 		}
 	}

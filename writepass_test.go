@@ -1,0 +1,131 @@
+package errmon
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// wpLogger is a GORM logger that keeps every statement GORM traces.
+type wpLogger struct {
+	logger.Interface
+	mu    sync.Mutex
+	stmts []string
+}
+
+func (l *wpLogger) LogMode(logger.LogLevel) logger.Interface { return l }
+
+func (l *wpLogger) Trace(_ context.Context, _ time.Time, fc func() (string, int64), _ error) {
+	sql, _ := fc()
+	l.mu.Lock()
+	l.stmts = append(l.stmts, sql)
+	l.mu.Unlock()
+}
+
+func (l *wpLogger) take() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := l.stmts
+	l.stmts = nil
+	return out
+}
+
+// TestWritePassStatementsPerChunk: a pass over 1,000 hot errors (each seen
+// more often than the samples kept) costs statements per chunk of 128, not
+// per error: pruning their samples included, and whether the errors are
+// new or already stored.
+func TestWritePassStatementsPerChunk(t *testing.T) {
+	const (
+		errs   = 1000
+		chunks = (errs + writeBatchSize - 1) / writeBatchSize
+		// Per chunk: the upsert, the hourly counts, the samples, their
+		// pruning and the receipt; plus a few per pass.
+		maxStmts = 5*chunks + 10
+	)
+	eachDB(t, func(t *testing.T, tdb testDB) {
+		log := &wpLogger{Interface: logger.Discard}
+		m := coalesceMonitor(t, tdb.DB.Session(&gorm.Session{Logger: log}), func(c *Config) { c.FlushInterval = time.Hour })
+		record := func(times int) {
+			for range times {
+				for i := range errs {
+					m.Record(nil, errors.New("hot error "+letters(i)))
+				}
+				flush(t, m)
+			}
+		}
+		record(OccurrenceHistory + 1) // every error now has samples to prune
+		log.take()
+		record(1)
+		stmts := log.take()
+		var prunes int
+		for _, s := range stmts {
+			if strings.HasPrefix(strings.TrimSpace(s), "DELETE FROM app_error_occurrences") {
+				prunes++
+			}
+		}
+		if len(stmts) > maxStmts || prunes != chunks {
+			t.Errorf("one pass over %d hot errors ran %d statements (%d prunes), want at most %d (%d prunes)",
+				errs, len(stmts), prunes, maxStmts, chunks)
+		}
+		var samples int64
+		if err := tdb.DB.Model(&ErrorOccurrence{}).Count(&samples).Error; err != nil {
+			t.Fatal(err)
+		}
+		if samples != errs*OccurrenceHistory {
+			t.Errorf("%d samples kept, want %d (%d per error)", samples, errs*OccurrenceHistory, OccurrenceHistory)
+		}
+		rows := rowsByHash(t, tdb.DB)
+		for _, r := range rows {
+			if r.Count != OccurrenceHistory+2 {
+				t.Fatalf("%s: count %d, want %d", r.Message, r.Count, OccurrenceHistory+2)
+			}
+		}
+	})
+}
+
+// TestRetentionAtStart: hourly counts and write receipts past their
+// retention are pruned when a monitor starts, not an hour later, so that
+// a service restarted more often than hourly still prunes them.
+func TestRetentionAtStart(t *testing.T) {
+	eachDB(t, func(t *testing.T, tdb testDB) {
+		first := coalesceMonitor(t, tdb.DB, nil) // creates the tables
+		if err := first.Close(); err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now()
+		old, fresh := dbTime(now.Add(-HourlyRetention-time.Hour)), dbTime(now.Add(-time.Hour))
+		seed := []any{
+			&ErrorHourly{Hash: dashHash("old"), Hour: hourStart(old), Count: 1},
+			&ErrorHourly{Hash: dashHash("fresh"), Hour: hourStart(fresh), Count: 1},
+			&ErrorWrite{Token: "old-receipt", WrittenAt: dbTime(now.Add(-ReceiptRetention - time.Hour))},
+			&ErrorWrite{Token: "fresh-receipt", WrittenAt: fresh},
+		}
+		for _, row := range seed {
+			if err := tdb.DB.Create(row).Error; err != nil {
+				t.Fatal(err)
+			}
+		}
+		m := coalesceMonitor(t, tdb.DB, func(c *Config) { c.FlushInterval = time.Hour })
+		flush(t, m) // the writer prunes before it serves this
+		var hours []ErrorHourly
+		var receipts []ErrorWrite
+		if err := tdb.DB.Find(&hours).Error; err != nil {
+			t.Fatal(err)
+		}
+		if err := tdb.DB.Find(&receipts).Error; err != nil {
+			t.Fatal(err)
+		}
+		if len(hours) != 1 || hours[0].Hash != dashHash("fresh") {
+			t.Errorf("hourly counts after start: %+v, want only the fresh one", hours)
+		}
+		if len(receipts) != 1 || receipts[0].Token != "fresh-receipt" {
+			t.Errorf("receipts after start: %+v, want only the fresh one", receipts)
+		}
+	})
+}
