@@ -282,6 +282,9 @@ func (m *Monitor) writer() {
 		lastDropLog time.Time
 	)
 	defer func() { m.noteDrops(&dropsLogged, &lastDropLog, true) }()
+	// Retention runs at start, then every hour: a service restarted more
+	// often than hourly still prunes.
+	m.prune()
 	pass := func() error {
 		err := m.flushOnce()
 		if err == nil {
@@ -526,7 +529,9 @@ func (m *Monitor) flushOnce() error {
 	}
 	errs := len(failed)
 	m.queue.settle(settled, failed)
-	firstErr = cmp.Or(firstErr, parkedErr)
+	// A pass cut short by its deadline fails chunks it never tried: the
+	// deadline is then the cause.
+	firstErr = cmp.Or(firstErr, parkedErr, ctx.Err())
 	if errs == 0 {
 		if err := m.parkedError(firstErr); err != nil {
 			return err
