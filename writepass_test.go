@@ -69,6 +69,7 @@ func TestWritePassStatementsPerChunk(t *testing.T) {
 				prunes++
 			}
 		}
+		t.Logf("one pass over %d hot errors: %d statements, %d of them prunes", errs, len(stmts), prunes)
 		if len(stmts) > maxStmts || prunes != chunks {
 			t.Errorf("one pass over %d hot errors ran %d statements (%d prunes), want at most %d (%d prunes)",
 				errs, len(stmts), prunes, maxStmts, chunks)
