@@ -138,8 +138,9 @@ type Config struct {
 	CloseTimeout time.Duration
 
 	// DB is the application's database; errmon creates its tables in it.
-	// Required. errmon imports no driver: SQLite and PostgreSQL are
-	// supported.
+	// Required. errmon imports no driver: SQLite, PostgreSQL and MySQL
+	// (MariaDB 10.5 or later) are supported; a MySQL DSN needs
+	// parseTime=true.
 	DB *gorm.DB
 	// Notifier delivers alerts, for instance a [github.com/errmon/errmon/mail]
 	// Notifier. Optional unless SendNotification is true.
@@ -352,8 +353,8 @@ func (cfg Config) validate() error {
 	}
 	if cfg.DB == nil {
 		bad("Config.DB", "a *gorm.DB is required")
-	} else if name := cfg.DB.Dialector.Name(); name != "sqlite" && name != "postgres" {
-		bad("Config.DB", "dialect %q is not supported (use sqlite or postgres)", name)
+	} else if name := cfg.DB.Dialector.Name(); name != "sqlite" && name != "postgres" && name != "mysql" {
+		bad("Config.DB", "dialect %q is not supported (use sqlite, postgres or mysql)", name)
 	}
 	if !strings.HasPrefix(cfg.URLPrefix, "/") {
 		bad(EnvURLPrefix, "%q must start with \"/\"", cfg.URLPrefix)

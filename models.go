@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -106,9 +107,13 @@ type store struct {
 // migrations ("errmon" in ASCII).
 const migrateLockKey = 0x6572726d6f6e
 
+// migrateLockName is the MySQL named lock that does the same.
+const migrateLockName = "errmon_migrate"
+
 // migrate creates or updates errmon's tables. Several instances of a service
 // may start at once on one database: on PostgreSQL the migration runs in a
-// transaction holding an advisory lock, so that they take turns; on any
+// transaction holding an advisory lock, on MySQL under a named lock, so
+// that they take turns; on any
 // database a migration that lost a race (a table created meanwhile) is
 // tried again, and then finds the tables in place.
 func (s *store) migrate(ctx context.Context) error {
@@ -123,14 +128,29 @@ func (s *store) migrate(ctx context.Context) error {
 			case <-time.After(time.Duration(attempt) * 50 * time.Millisecond):
 			}
 		}
-		if db.Dialector.Name() == "postgres" {
+		switch {
+		case db.Dialector.Name() == "postgres":
 			err = db.Transaction(func(tx *gorm.DB) error {
 				if err := tx.Exec("SELECT pg_advisory_xact_lock(?)", migrateLockKey).Error; err != nil {
 					return fmt.Errorf("take the migration lock: %w", err)
 				}
 				return tx.AutoMigrate(models...)
 			})
-		} else {
+		case isMySQL(db):
+			// MySQL's DDL commits at once: a named lock, held by one
+			// connection, serializes the migrations instead.
+			err = db.Connection(func(conn *gorm.DB) error {
+				var got *int
+				if err := conn.Raw("SELECT GET_LOCK(?, ?)", migrateLockName, 60).Scan(&got).Error; err != nil {
+					return fmt.Errorf("take the migration lock: %w", err)
+				}
+				if got == nil || *got != 1 {
+					return errors.New("take the migration lock: timed out")
+				}
+				defer conn.Exec("SELECT RELEASE_LOCK(?)", migrateLockName)
+				return createMySQLTables(conn)
+			})
+		default:
 			err = db.AutoMigrate(models...)
 		}
 		if err == nil {
@@ -175,12 +195,37 @@ const (
  RETURNING hash, id, count, write_token, regressions`
 )
 
+// upsertTailMySQL is upsertTailSQL for MySQL and MariaDB, which have ON
+// DUPLICATE KEY UPDATE instead of ON CONFLICT and no RETURNING there: the
+// rows are read back in the same transaction (see writeManyTx). MySQL
+// assigns left to right, each assignment seeing the ones before it, so
+// the columns that read resolved come before resolved is cleared.
+const upsertTailMySQL = `
+ ON DUPLICATE KEY UPDATE
+  write_token = IF(resolved, VALUES(write_token), write_token),
+  regressions = IF(resolved, regressions + 1, regressions),
+  count = count + VALUES(count),
+  last_seen = GREATEST(last_seen, VALUES(last_seen)),
+  host = VALUES(host),
+  path = VALUES(path),
+  method = VALUES(method),
+  route = VALUES(route),
+  message = VALUES(message),
+  traceback = VALUES(traceback),
+  request_data = VALUES(request_data),
+  resolved = ?,
+  resolved_at = NULL`
+
 // The hourly counts' upsert: hourlyHeadSQL, "(?, ?, ?)" per bucket, then
-// hourlyTailSQL.
+// hourlyTailSQL (hourlyTailMySQL).
 const (
-	hourlyHeadSQL = "INSERT INTO app_error_hourly (hash, hour, count) VALUES "
-	hourlyTailSQL = " ON CONFLICT (hash, hour) DO UPDATE SET count = app_error_hourly.count + excluded.count"
+	hourlyHeadSQL   = "INSERT INTO app_error_hourly (hash, hour, count) VALUES "
+	hourlyTailSQL   = " ON CONFLICT (hash, hour) DO UPDATE SET count = app_error_hourly.count + excluded.count"
+	hourlyTailMySQL = " ON DUPLICATE KEY UPDATE count = count + VALUES(count)"
 )
+
+// isMySQL reports whether db speaks MySQL's dialect (MySQL or MariaDB).
+func isMySQL(db *gorm.DB) bool { return db.Dialector.Name() == "mysql" }
 
 // pruneOccurrencesSQL deletes, in one statement for the errors listed, the
 // samples beyond the newest OccurrenceHistory of each. The ranked rows are
@@ -238,11 +283,30 @@ func writeManyTx(tx *gorm.DB, token string, ps []*pending) ([]upsertResult, erro
 		args = append(args, o.Hash, o.Host, o.Path, o.Method, o.Route, o.ExceptionName, o.Message,
 			o.Traceback, o.RequestData, p.count, p.first, p.lastSeen, false, token)
 	}
-	q.WriteString(upsertTailSQL)
-	args = append(args, false)
+	mysql := isMySQL(tx)
 	var rows []returnedHashRow
-	if err := tx.Raw(q.String(), args...).Scan(&rows).Error; err != nil {
-		return nil, fmt.Errorf("upsert app_errors: %w", err)
+	if mysql {
+		q.WriteString(upsertTailMySQL)
+		args = append(args, false)
+		if err := tx.Exec(q.String(), args...).Error; err != nil {
+			return nil, fmt.Errorf("upsert app_errors: %w", err)
+		}
+		// The rows this transaction wrote are locked until it ends: what
+		// it reads of them is exactly what its upsert left.
+		hashes := make([]string, len(ps))
+		for i, p := range ps {
+			hashes[i] = p.last.Hash
+		}
+		if err := tx.Model(&ErrorRecord{}).Select("hash, id, count, write_token, regressions").
+			Where("hash IN ?", hashes).Scan(&rows).Error; err != nil {
+			return nil, fmt.Errorf("read back app_errors: %w", err)
+		}
+	} else {
+		q.WriteString(upsertTailSQL)
+		args = append(args, false)
+		if err := tx.Raw(q.String(), args...).Scan(&rows).Error; err != nil {
+			return nil, fmt.Errorf("upsert app_errors: %w", err)
+		}
 	}
 	if len(rows) != len(ps) {
 		return nil, fmt.Errorf("upsert app_errors: %d rows returned for %d errors", len(rows), len(ps))
@@ -286,7 +350,11 @@ func writeManyTx(tx *gorm.DB, token string, ps []*pending) ([]upsertResult, erro
 		}
 	}
 	if len(hargs) > 0 {
-		stmt := hourlyHeadSQL + hq.String() + hourlyTailSQL
+		tail := hourlyTailSQL
+		if mysql {
+			tail = hourlyTailMySQL
+		}
+		stmt := hourlyHeadSQL + hq.String() + tail
 		if err := tx.Exec(stmt, hargs...).Error; err != nil {
 			return nil, fmt.Errorf("upsert app_error_hourly: %w", err)
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	pkgerrors "github.com/pkg/errors"
+	"gorm.io/driver/mysql"
 	"gorm.io/driver/postgres"
 	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
@@ -59,6 +60,8 @@ func helperMain() error {
 		dial = postgres.Open(os.Getenv(helperDSNEnv))
 	case "sqlite":
 		dial = sqlite.Open(os.Getenv(helperDSNEnv))
+	case "mysql":
+		dial = mysql.Open(os.Getenv(helperDSNEnv))
 	default:
 		return errors.New("no driver")
 	}
@@ -179,6 +182,16 @@ func TestMultiProcessPostgres(t *testing.T) {
 	// The children create the tables themselves, all at once, as instances
 	// of a service starting together do.
 	runHelpers(t, processes, perG, "postgres", tdb.DSN)
+	checkMultiProcessRows(t, tdb.DB, processes*helperGoroutines*perG)
+}
+
+func TestMultiProcessMySQL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts several processes")
+	}
+	const processes, perG = 4, 300
+	tdb := openMySQL(t)
+	runHelpers(t, processes, perG, "mysql", tdb.DSN)
 	checkMultiProcessRows(t, tdb.DB, processes*helperGoroutines*perG)
 }
 

@@ -10,6 +10,7 @@ import (
 	"io"
 	"maps"
 	"net"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -622,8 +623,19 @@ func transientDBError(err error) bool {
 		return true
 	}
 	var coded interface{ SQLState() string }
-	if errors.As(err, &coded) {
-		switch state := coded.SQLState(); {
+	state, isCoded := "", errors.As(err, &coded)
+	if isCoded {
+		state = coded.SQLState()
+	} else if m := mysqlState.FindStringSubmatch(err.Error()); m != nil {
+		// go-sql-driver/mysql holds the state in a field, not a method:
+		// its text says "Error 1213 (40001): ...".
+		state, isCoded = m[1], true
+		if m[0] == "Error 1205 (HY000)" { // lock wait timeout
+			return true
+		}
+	}
+	if isCoded {
+		switch {
 		case strings.HasPrefix(state, "08"), // connection exception
 			strings.HasPrefix(state, "40"), // serialization failure, deadlock
 			strings.HasPrefix(state, "53"), // insufficient resources (disk full, too many connections)
@@ -639,6 +651,7 @@ func transientDBError(err error) bool {
 	for _, s := range []string{
 		"database is locked", "database table is locked", "busy", "connection refused", "connection reset",
 		"broken pipe", "no such table", "disk i/o error", "database or disk is full", "closed", "timeout",
+		"invalid connection", "server has gone away", "lost connection",
 	} {
 		if strings.Contains(msg, s) {
 			return true
@@ -646,6 +659,9 @@ func transientDBError(err error) bool {
 	}
 	return false
 }
+
+// mysqlState finds the SQLSTATE in a go-sql-driver/mysql error's text.
+var mysqlState = regexp.MustCompile(`Error \d+ \(([0-9A-Z]{5})\)`)
 
 // noteFailure logs a failed flush, at most once per failureLogEvery while
 // the database stays down.

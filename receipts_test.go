@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	mysqldriver "github.com/go-sql-driver/mysql"
+	"gorm.io/driver/mysql"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 )
@@ -173,15 +175,32 @@ func (p *cutProxy) close() {
 // openThroughCutProxy opens tdb's PostgreSQL schema through a cutProxy.
 func openThroughCutProxy(t *testing.T, tdb testDB) (*gorm.DB, *cutProxy) {
 	t.Helper()
-	var schema, user, dbname string
-	tdb.DB.Raw("SELECT current_schema()").Scan(&schema)
-	tdb.DB.Raw("SELECT current_user").Scan(&user)
-	tdb.DB.Raw("SELECT current_database()").Scan(&dbname)
-	proxy := startCutProxy(t, hzPGAddr(pgDSN(t)))
-	host, port, _ := net.SplitHostPort(proxy.addr())
-	dsn := fmt.Sprintf("host=%s port=%s user=%s dbname=%s sslmode=disable search_path=%s connect_timeout=5",
-		host, port, user, dbname, schema)
-	db, err := gorm.Open(postgres.Open(dsn), quietGorm())
+	var dial gorm.Dialector
+	var proxy *cutProxy
+	switch tdb.Name {
+	case "postgres":
+		var schema, user, dbname string
+		tdb.DB.Raw("SELECT current_schema()").Scan(&schema)
+		tdb.DB.Raw("SELECT current_user").Scan(&user)
+		tdb.DB.Raw("SELECT current_database()").Scan(&dbname)
+		proxy = startCutProxy(t, hzPGAddr(pgDSN(t)))
+		host, port, _ := net.SplitHostPort(proxy.addr())
+		dial = postgres.Open(fmt.Sprintf("host=%s port=%s user=%s dbname=%s sslmode=disable search_path=%s connect_timeout=5",
+			host, port, user, dbname, schema))
+	case "mysql":
+		// "user@tcp(host:port)/db?options": the same, through the proxy.
+		cfg, err := mysqldriver.ParseDSN(tdb.DSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		proxy = startCutProxy(t, cfg.Addr)
+		cfg.Addr = proxy.addr()
+		cfg.Timeout = 5 * time.Second
+		dial = mysql.Open(cfg.FormatDSN())
+	default:
+		t.Fatalf("no proxy for %s", tdb.Name)
+	}
+	db, err := gorm.Open(dial, quietGorm())
 	if err != nil {
 		t.Fatalf("open through the proxy: %v", err)
 	}
@@ -192,6 +211,10 @@ func openThroughCutProxy(t *testing.T, tdb testDB) (*gorm.DB, *cutProxy) {
 	})
 	return db, proxy
 }
+
+// serverKinds are the databases reached over the network, which a proxy
+// can cut.
+var serverKinds = []string{"postgres", "mysql"}
 
 // TestLostWriteAnswerCountedOnce cuts the connection right after the
 // writer sends COMMIT (the server commits; the answer is lost), instead of
@@ -211,94 +234,96 @@ func TestLostWriteAnswerCountedOnce(t *testing.T) {
 		{name: "commit never reached the server", trigger: "commit", drop: true, parked: true},
 		{name: "connection lost mid-transaction", trigger: "lost-answer-mid"},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			tdb := openPostgres(t)
-			db, proxy := openThroughCutProxy(t, tdb)
-			var logs syncBuffer
-			cfg := hzConfig(db, &logs)
-			cfg.FlushInterval = time.Hour // only Flush writes: the test decides the passes
-			notes := &coalesceNotifier{}
-			cfg.SendNotification = true
-			cfg.Notifier = notes
-			cfg.RecipientEmail = []string{"team@example.com"}
-			cfg.EmailSender = "errmon@example.com"
-			m := hzNew(t, cfg)
-			t.Cleanup(func() { _ = m.Close() })
-			m.Record(nil, errors.New("lost-answer warmup"))
-			hzFlushUntilStored(t, m)
+	for _, kind := range serverKinds {
+		for _, tc := range cases {
+			t.Run(kind+"/"+tc.name, func(t *testing.T) {
+				tdb := openTestDB(t, kind)
+				db, proxy := openThroughCutProxy(t, tdb)
+				var logs syncBuffer
+				cfg := hzConfig(db, &logs)
+				cfg.FlushInterval = time.Hour // only Flush writes: the test decides the passes
+				notes := &coalesceNotifier{}
+				cfg.SendNotification = true
+				cfg.Notifier = notes
+				cfg.RecipientEmail = []string{"team@example.com"}
+				cfg.EmailSender = "errmon@example.com"
+				m := hzNew(t, cfg)
+				t.Cleanup(func() { _ = m.Close() })
+				m.Record(nil, errors.New("lost-answer warmup"))
+				hzFlushUntilStored(t, m)
 
-			const n = 250
-			msgs := []string{"lost-answer-mid a", "lost-answer-mid b", "lost-answer-mid c"}
-			want := map[string]int64{"lost-answer warmup": 1}
-			for i := 0; i < n; i++ {
-				msg := msgs[i%len(msgs)]
-				m.Record(nil, errors.New(msg))
-				want[msg]++
-			}
-
-			proxy.arm(tc.trigger, tc.drop)
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			err := m.Flush(ctx)
-			cancel()
-			if proxy.cuts.Load() != 1 {
-				t.Fatalf("the proxy cut %d connections, want 1: the test tests nothing", proxy.cuts.Load())
-			}
-			if err == nil {
-				t.Fatal("Flush succeeded although the answer to its write was lost")
-			}
-			t.Logf("Flush with the answer lost: %v", err)
-			wantErr := fmt.Sprintf("%d occurrences of %d errors not stored yet (kept in memory to retry)", n, len(msgs))
-			if tc.parked {
-				wantErr = fmt.Sprintf("%d occurrences of %d errors not stored yet, as far as known", n, len(msgs))
-			}
-			if !strings.Contains(err.Error(), wantErr) {
-				t.Errorf("Flush = %v, want it to say %q", err, wantErr)
-			}
-			if st := m.Stats(); st.Pending != n || st.PendingErrors != len(msgs) {
-				t.Errorf("while unresolved: Stats = %+v, want %d occurrences of %d errors pending", st, n, len(msgs))
-			}
-
-			ctx, cancel = context.WithTimeout(context.Background(), 20*time.Second)
-			err = m.Flush(ctx)
-			cancel()
-			if err != nil {
-				t.Fatalf("second Flush: %v", err)
-			}
-			hzSameCounts(t, hzCounts(t, tdb.DB), want)
-			var total int64
-			tdb.DB.Model(&ErrorRecord{}).Select("COALESCE(SUM(count), 0)").Scan(&total)
-			if total != n+1 {
-				t.Errorf("Count total = %d, want exactly %d", total, n+1)
-			}
-			st := m.Stats()
-			if st.Dropped != 0 || st.Pending != 0 || st.PendingErrors != 0 || st.Stored != n+1 || st.Recorded != n+1 {
-				t.Errorf("Stats = %+v, want %d recorded and stored, nothing pending or dropped", st, n+1)
-			}
-			if got := strings.Contains(logs.String(), "a write whose answer was lost had been stored"); got != tc.stored {
-				t.Errorf("log says the lost write was stored: %v, want %v; log:\n%s", got, tc.stored, logs.String())
-			}
-			for _, msg := range msgs {
-				if h := hourlyTotalByMessage(t, tdb.DB, msg); h != want[msg] {
-					t.Errorf("hourly total of %q = %d, want %d", msg, h, want[msg])
+				const n = 250
+				msgs := []string{"lost-answer-mid a", "lost-answer-mid b", "lost-answer-mid c"}
+				want := map[string]int64{"lost-answer warmup": 1}
+				for i := 0; i < n; i++ {
+					msg := msgs[i%len(msgs)]
+					m.Record(nil, errors.New(msg))
+					want[msg]++
 				}
-			}
-			// Each new error is announced once, whether its write's answer
-			// was lost (and the write found stored) or it was written again.
-			for hash, rec := range rowsByHash(t, tdb.DB) {
-				if got := notes.reasons(hash); got[ReasonNew] != 1 || len(got) != 1 {
-					t.Errorf("alerts for %q: %v, want one %q", rec.Message, got, ReasonNew)
+
+				proxy.arm(tc.trigger, tc.drop)
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				err := m.Flush(ctx)
+				cancel()
+				if proxy.cuts.Load() != 1 {
+					t.Fatalf("the proxy cut %d connections, want 1: the test tests nothing", proxy.cuts.Load())
 				}
-			}
-			var receipts int64
-			tdb.DB.Model(&ErrorWrite{}).Count(&receipts)
-			if receipts < 2 {
-				t.Errorf("%d write receipts, want at least the warmup's and the lost write's", receipts)
-			}
-			if err := m.Close(); err != nil {
-				t.Errorf("Close: %v", err)
-			}
-		})
+				if err == nil {
+					t.Fatal("Flush succeeded although the answer to its write was lost")
+				}
+				t.Logf("Flush with the answer lost: %v", err)
+				wantErr := fmt.Sprintf("%d occurrences of %d errors not stored yet (kept in memory to retry)", n, len(msgs))
+				if tc.parked {
+					wantErr = fmt.Sprintf("%d occurrences of %d errors not stored yet, as far as known", n, len(msgs))
+				}
+				if !strings.Contains(err.Error(), wantErr) {
+					t.Errorf("Flush = %v, want it to say %q", err, wantErr)
+				}
+				if st := m.Stats(); st.Pending != n || st.PendingErrors != len(msgs) {
+					t.Errorf("while unresolved: Stats = %+v, want %d occurrences of %d errors pending", st, n, len(msgs))
+				}
+
+				ctx, cancel = context.WithTimeout(context.Background(), 20*time.Second)
+				err = m.Flush(ctx)
+				cancel()
+				if err != nil {
+					t.Fatalf("second Flush: %v", err)
+				}
+				hzSameCounts(t, hzCounts(t, tdb.DB), want)
+				var total int64
+				tdb.DB.Model(&ErrorRecord{}).Select("COALESCE(SUM(count), 0)").Scan(&total)
+				if total != n+1 {
+					t.Errorf("Count total = %d, want exactly %d", total, n+1)
+				}
+				st := m.Stats()
+				if st.Dropped != 0 || st.Pending != 0 || st.PendingErrors != 0 || st.Stored != n+1 || st.Recorded != n+1 {
+					t.Errorf("Stats = %+v, want %d recorded and stored, nothing pending or dropped", st, n+1)
+				}
+				if got := strings.Contains(logs.String(), "a write whose answer was lost had been stored"); got != tc.stored {
+					t.Errorf("log says the lost write was stored: %v, want %v; log:\n%s", got, tc.stored, logs.String())
+				}
+				for _, msg := range msgs {
+					if h := hourlyTotalByMessage(t, tdb.DB, msg); h != want[msg] {
+						t.Errorf("hourly total of %q = %d, want %d", msg, h, want[msg])
+					}
+				}
+				// Each new error is announced once, whether its write's answer
+				// was lost (and the write found stored) or it was written again.
+				for hash, rec := range rowsByHash(t, tdb.DB) {
+					if got := notes.reasons(hash); got[ReasonNew] != 1 || len(got) != 1 {
+						t.Errorf("alerts for %q: %v, want one %q", rec.Message, got, ReasonNew)
+					}
+				}
+				var receipts int64
+				tdb.DB.Model(&ErrorWrite{}).Count(&receipts)
+				if receipts < 2 {
+					t.Errorf("%d write receipts, want at least the warmup's and the lost write's", receipts)
+				}
+				if err := m.Close(); err != nil {
+					t.Errorf("Close: %v", err)
+				}
+			})
+		}
 	}
 }
 
@@ -364,7 +389,12 @@ func TestQueueParkedBookkeeping(t *testing.T) {
 // TestLostWriteAnswerAtClose: when the answer to Close's last write is
 // lost, Close cannot tell whether it was stored, and says so.
 func TestLostWriteAnswerAtClose(t *testing.T) {
-	tdb := openPostgres(t)
+	for _, kind := range serverKinds {
+		t.Run(kind, func(t *testing.T) { testLostWriteAnswerAtClose(t, openTestDB(t, kind)) })
+	}
+}
+
+func testLostWriteAnswerAtClose(t *testing.T, tdb testDB) {
 	db, proxy := openThroughCutProxy(t, tdb)
 	var logs syncBuffer
 	cfg := hzConfig(db, &logs)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"gorm.io/driver/mysql"
 	"gorm.io/driver/postgres"
 	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
@@ -18,8 +19,11 @@ import (
 // Test databases. SQLite is a real file in a temp dir. PostgreSQL is the
 // server named by ERRMON_TEST_PG_DSN (scripts/test.sh sets it, starting a
 // server when none runs); each test gets a schema of its own, dropped at
-// the end. Without a DSN the PostgreSQL cases skip, unless
-// ERRMON_REQUIRE_PG=1 (as in CI), where they fail.
+// the end. MySQL (MariaDB) is the server named by ERRMON_TEST_MYSQL_DSN, a
+// go-sql-driver DSN without a database ("root@tcp(127.0.0.1:3306)/"); each
+// test gets a database of its own. Without a DSN the cases of that
+// database skip, unless ERRMON_REQUIRE_PG=1 or ERRMON_REQUIRE_MYSQL=1 (as
+// in CI), where they fail.
 
 // testDB is one database under test.
 type testDB struct {
@@ -105,16 +109,68 @@ func withSearchPath(dsn, schema string) string {
 	return fmt.Sprintf("%s search_path=%s", dsn, schema)
 }
 
+// mysqlDSN returns the MySQL server's DSN for tests (no database), or
+// skips (or fails) the test.
+func mysqlDSN(t testing.TB) string {
+	t.Helper()
+	dsn := os.Getenv("ERRMON_TEST_MYSQL_DSN")
+	if dsn == "" {
+		if os.Getenv("ERRMON_REQUIRE_MYSQL") == "1" {
+			t.Fatal("ERRMON_REQUIRE_MYSQL=1 but ERRMON_TEST_MYSQL_DSN is empty: run scripts/test.sh")
+		}
+		t.Skip("MySQL tests skipped: set ERRMON_TEST_MYSQL_DSN (scripts/test.sh does) to run them")
+	}
+	return dsn
+}
+
+// mysqlOptions are what errmon needs of a MySQL DSN: times scanned as
+// time.Time, in UTC.
+const mysqlOptions = "?parseTime=true&loc=UTC"
+
+// openMySQL opens the test server in a new database of its own.
+func openMySQL(t testing.TB) testDB {
+	t.Helper()
+	base := mysqlDSN(t)
+	admin, err := gorm.Open(mysql.Open(base+mysqlOptions), quietGorm())
+	if err != nil {
+		t.Fatalf("open mysql %q: %v", base, err)
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	name := "errmon_test_" + hex.EncodeToString(b[:])
+	if err := admin.Exec("CREATE DATABASE " + name).Error; err != nil {
+		t.Fatalf("create database: %v", err)
+	}
+	dsn := base + name + mysqlOptions
+	db, err := gorm.Open(mysql.Open(dsn), quietGorm())
+	if err != nil {
+		t.Fatalf("open mysql database: %v", err)
+	}
+	t.Cleanup(func() {
+		if sqlDB, err := db.DB(); err == nil {
+			sqlDB.Close()
+		}
+		admin.Exec("DROP DATABASE " + name)
+		if sqlDB, err := admin.DB(); err == nil {
+			sqlDB.Close()
+		}
+	})
+	return testDB{Name: "mysql", DB: db, DSN: dsn}
+}
+
 // openTestDB opens the named database kind.
 func openTestDB(t testing.TB, kind string) testDB {
-	if kind == "postgres" {
+	switch kind {
+	case "postgres":
 		return openPostgres(t)
+	case "mysql":
+		return openMySQL(t)
 	}
 	return openSQLite(t)
 }
 
 // dbKinds is what every storage test runs on.
-var dbKinds = []string{"sqlite", "postgres"}
+var dbKinds = []string{"sqlite", "postgres", "mysql"}
 
 // eachDB runs f once per database kind, as subtests.
 func eachDB(t *testing.T, f func(t *testing.T, tdb testDB)) {

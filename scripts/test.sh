@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The errmon test command:  bash scripts/test.sh
 #
-# Runs every check and test on a real SQLite file, a real PostgreSQL server
-# and a real headless Chromium, installing what is missing (Debian 12, as
-# root or with sudo):
-#   gcc (cgo: SQLite and -race), postgresql (server binaries), chromium.
+# Runs every check and test on a real SQLite file, a real PostgreSQL server,
+# a real MariaDB server and a real headless Chromium, installing what is
+# missing (Debian 12, as root or with sudo):
+#   gcc (cgo: SQLite and -race), postgresql (server binaries),
+#   mariadb-server, chromium.
 #
 # PostgreSQL, in this order:
 #   1. ERRMON_TEST_PG_DSN from the environment, when set;
@@ -12,8 +13,9 @@
 #      (database "test" if it exists, else "postgres");
 #   3. a throwaway cluster in a temp dir on 127.0.0.1 (port 55432 or the next
 #      free one), removed on exit. ERRMON_FORCE_THROWAWAY_PG=1 forces it.
-# The PostgreSQL and browser tests fail rather than skip here
-# (ERRMON_REQUIRE_PG=1, ERRMON_REQUIRE_BROWSER=1).
+# MariaDB likewise (see its step below). The database and browser tests
+# fail rather than skip here (ERRMON_REQUIRE_PG=1, ERRMON_REQUIRE_MYSQL=1,
+# ERRMON_REQUIRE_BROWSER=1).
 #
 # Steps: gofmt -l, go vet, go test -race on the main module; then, when
 # bench/ has its own go.mod, go vet and a one-iteration smoke run of its
@@ -178,6 +180,81 @@ else
 fi
 export ERRMON_TEST_PG_DSN
 export ERRMON_REQUIRE_PG=1
+
+# ---------------------------------------------------------------- MySQL (MariaDB)
+
+step "MySQL (MariaDB)"
+# In this order: ERRMON_TEST_MYSQL_DSN from the environment; the local
+# server at 127.0.0.1:3306 when root can connect without a password; else a
+# throwaway MariaDB in a temp dir (port 53306 or the next free one),
+# installed from Debian's mariadb-server when missing, removed on exit.
+MY_TMP=""
+my_cleanup() {
+	if [ -n "$MY_TMP" ] && [ -d "$MY_TMP" ]; then
+		if [ -f "$MY_TMP/mariadbd.pid" ]; then
+			kill "$(cat "$MY_TMP/mariadbd.pid")" 2>/dev/null || true
+			for _ in $(seq 1 50); do
+				[ -f "$MY_TMP/mariadbd.pid" ] || break
+				sleep 0.1
+			done
+		fi
+		rm -rf "$MY_TMP"
+	fi
+}
+trap 'cleanup; my_cleanup' EXIT
+
+local_mysql() {
+	command -v mariadb >/dev/null 2>&1 &&
+		mariadb --connect-timeout=5 -h 127.0.0.1 -P 3306 -u root -N -B -e "$1" 2>/dev/null
+}
+
+start_throwaway_mysql() {
+	if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then
+		apt_install mariadb-server
+	fi
+	local port=53306
+	while port_in_use "$port"; do
+		port=$((port + 1))
+		[ "$port" -lt 53406 ] || die "no free port for a throwaway MariaDB in 53306-53405"
+	done
+	MY_TMP=$(mktemp -d /tmp/errmon-mysql.XXXXXX)
+	local user=()
+	if [ "$(id -u)" -eq 0 ]; then
+		chown mysql: "$MY_TMP"
+		user=(--user=mysql)
+	fi
+	note "throwaway MariaDB in $MY_TMP on 127.0.0.1:$port"
+	mariadb-install-db "${user[@]}" --datadir="$MY_TMP/data" --auth-root-authentication-method=normal \
+		--skip-test-db >"$MY_TMP/install.log" 2>&1 ||
+		{
+			cat "$MY_TMP/install.log" >&2
+			die "mariadb-install-db failed"
+		}
+	/usr/sbin/mariadbd "${user[@]}" --datadir="$MY_TMP/data" --socket="$MY_TMP/mysqld.sock" \
+		--pid-file="$MY_TMP/mariadbd.pid" --port="$port" --bind-address=127.0.0.1 \
+		--innodb-flush-log-at-trx-commit=0 --max-connections=300 >"$MY_TMP/server.log" 2>&1 &
+	for _ in $(seq 1 100); do
+		if mariadb --connect-timeout=2 -h 127.0.0.1 -P "$port" -u root -N -B -e 'select 1' >/dev/null 2>&1; then
+			ERRMON_TEST_MYSQL_DSN="root@tcp(127.0.0.1:$port)/"
+			return
+		fi
+		sleep 0.2
+	done
+	cat "$MY_TMP/server.log" >&2
+	die "the throwaway MariaDB did not start"
+}
+
+if [ -n "${ERRMON_TEST_MYSQL_DSN:-}" ]; then
+	note "using ERRMON_TEST_MYSQL_DSN from the environment"
+elif [ "$(local_mysql 'select 1')" = 1 ]; then
+	note "local server at 127.0.0.1:3306 answers: $(local_mysql 'select version()')"
+	ERRMON_TEST_MYSQL_DSN="root@tcp(127.0.0.1:3306)/"
+else
+	note "no usable server at 127.0.0.1:3306 (user root, no password)"
+	start_throwaway_mysql
+fi
+export ERRMON_TEST_MYSQL_DSN
+export ERRMON_REQUIRE_MYSQL=1
 
 # ---------------------------------------------------------------- Chromium
 

@@ -1,0 +1,74 @@
+package errmon
+
+import (
+	"fmt"
+
+	"gorm.io/gorm"
+)
+
+// MySQL (and MariaDB) get tables written out rather than AutoMigrate's:
+// GORM maps a string column that has a default to varchar(191), too short
+// for a traceback, and MySQL refuses a literal default on TEXT columns.
+// Times keep microseconds (DATETIME(6)), as on PostgreSQL. A column added
+// to a model must be added here too: TestMySQLSchemaMatchesModels fails
+// until it is.
+var mysqlTables = []string{
+	`CREATE TABLE IF NOT EXISTS app_errors (
+  id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  hash VARCHAR(64) NOT NULL,
+  host TEXT NOT NULL,
+  path TEXT NOT NULL,
+  method VARCHAR(16) NOT NULL DEFAULT '',
+  route TEXT NOT NULL,
+  exception_name TEXT NOT NULL,
+  message MEDIUMTEXT NOT NULL,
+  traceback MEDIUMTEXT NOT NULL,
+  request_data MEDIUMTEXT NOT NULL,
+  count BIGINT NOT NULL DEFAULT 0,
+  created_on DATETIME(6) NOT NULL,
+  last_seen DATETIME(6) NOT NULL,
+  resolved BOOLEAN NOT NULL DEFAULT FALSE,
+  resolved_at DATETIME(6) NULL,
+  regressions BIGINT NOT NULL DEFAULT 0,
+  last_notified_at DATETIME(6) NULL,
+  write_token VARCHAR(32) NOT NULL DEFAULT '',
+  UNIQUE KEY idx_app_errors_hash (hash),
+  KEY idx_app_errors_count (count),
+  KEY idx_app_errors_created_on (created_on),
+  KEY idx_app_errors_last_seen (last_seen),
+  KEY idx_app_errors_resolved_last_seen (resolved, last_seen)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+	`CREATE TABLE IF NOT EXISTS app_error_occurrences (
+  id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  hash VARCHAR(64) NOT NULL,
+  seen_at DATETIME(6) NOT NULL,
+  host TEXT NOT NULL,
+  path TEXT NOT NULL,
+  method VARCHAR(16) NOT NULL DEFAULT '',
+  message MEDIUMTEXT NOT NULL,
+  request_data MEDIUMTEXT NOT NULL,
+  KEY idx_app_error_occurrences_hash (hash)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+	`CREATE TABLE IF NOT EXISTS app_error_hourly (
+  hash VARCHAR(64) NOT NULL,
+  hour DATETIME(6) NOT NULL,
+  count BIGINT NOT NULL DEFAULT 0,
+  PRIMARY KEY (hash, hour),
+  KEY idx_app_error_hourly_hour (hour)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+	`CREATE TABLE IF NOT EXISTS app_error_writes (
+  token VARCHAR(32) NOT NULL PRIMARY KEY,
+  written_at DATETIME(6) NOT NULL,
+  KEY idx_app_error_writes_written_at (written_at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+}
+
+// createMySQLTables creates errmon's tables on MySQL when they are missing.
+func createMySQLTables(db *gorm.DB) error {
+	for _, ddl := range mysqlTables {
+		if err := db.Exec(ddl).Error; err != nil {
+			return fmt.Errorf("create table: %w", err)
+		}
+	}
+	return nil
+}
