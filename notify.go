@@ -3,7 +3,6 @@ package errmon
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	htmltemplate "html/template"
@@ -149,34 +148,30 @@ func (m *Monitor) Link(hash string) string {
 	return strings.TrimRight(m.cfg.BaseURL, "/") + strings.TrimRight(m.cfg.URLPrefix, "/") + "/" + hash
 }
 
-// Limits on what an alert carries.
-const (
-	// MaxSubjectBytes caps an alert's subject line.
-	MaxSubjectBytes = 200
-	// alertTracebackLines is how much of the traceback an alert shows (two
-	// lines per frame).
-	alertTracebackLines = 24
-	// alertContextBytes caps the request context shown in an alert.
-	alertContextBytes = 16 << 10
-)
+// MaxSubjectBytes caps an alert's subject line. (The other bounds of an
+// alert are in alertview.go.)
+const MaxSubjectBytes = 200
 
 // Subject returns an alert's subject for rec: "[SubjectPrefix] [METHOD]
 // path ExceptionName: message", the prefix left out when empty, the method
 // and path when unknown, on one line of at most [MaxSubjectBytes].
 func (m *Monitor) Subject(rec *ErrorRecord) string {
+	// Each part is cut first (the row may hold anything): folding and
+	// sanitizing then cost no more than the subject's size.
+	part := func(s string) string { return alertHead(s, 4*MaxSubjectBytes) }
 	var subj strings.Builder
 	if m.cfg.SubjectPrefix != "" {
-		subj.WriteString("[" + m.cfg.SubjectPrefix + "] ")
+		subj.WriteString("[" + part(m.cfg.SubjectPrefix) + "] ")
 	}
 	if rec.Method != "" {
-		subj.WriteString("[" + rec.Method + "] ")
+		subj.WriteString("[" + part(rec.Method) + "] ")
 	}
 	if rec.Path != "" {
-		subj.WriteString(rec.Path + " ")
+		subj.WriteString(part(rec.Path) + " ")
 	}
-	subj.WriteString(rec.ExceptionName)
+	subj.WriteString(part(rec.ExceptionName))
 	if rec.Message != "" {
-		subj.WriteString(": " + rec.Message)
+		subj.WriteString(": " + part(rec.Message))
 	}
 	return oneLine(subj.String(), MaxSubjectBytes)
 }
@@ -189,7 +184,7 @@ func (m *Monitor) compose(rec *ErrorRecord, reason string, threshold int64) *Not
 		Subject: m.Subject(rec),
 		Error:   rec,
 		Reason:  reason,
-		Link:    m.Link(rec.Hash),
+		Link:    m.Link(alertCap(rec.Hash, alertHashBytes)),
 	}
 	data := alertData(rec, reason, threshold, n.Link)
 	var text, html bytes.Buffer
@@ -204,10 +199,19 @@ func (m *Monitor) compose(rec *ErrorRecord, reason string, threshold int64) *Not
 	return n
 }
 
+// alertView is what the alert templates show: every text of the record
+// capped (see alertview.go), the times and the count as they are.
 type alertView struct {
 	Rec       *ErrorRecord
 	Headline  string
 	Link      string
+	Exception string
+	Message   string
+	Method    string
+	Path      string
+	Route     string
+	Host      string
+	Hash      string
 	Traceback string
 	Context   string
 }
@@ -224,25 +228,20 @@ func alertData(rec *ErrorRecord, reason string, threshold int64, link string) al
 	case ReasonOngoing:
 		headline = "An open error keeps happening"
 	}
-	tb := rec.Traceback
-	if lines := strings.SplitAfter(tb, "\n"); len(lines) > alertTracebackLines {
-		tb = strings.Join(lines[:alertTracebackLines], "") + "…\n"
+	return alertView{
+		Rec:       rec,
+		Headline:  headline,
+		Link:      link,
+		Exception: alertCap(rec.ExceptionName, MaxNameBytes),
+		Message:   alertCap(rec.Message, alertMessageBytes),
+		Method:    alertCap(rec.Method, MaxMethodBytes),
+		Path:      alertCap(rec.Path, MaxPathBytes),
+		Route:     alertCap(rec.Route, MaxPathBytes),
+		Host:      alertCap(rec.Host, MaxHostBytes),
+		Hash:      alertCap(rec.Hash, alertHashBytes),
+		Traceback: alertTraceback(rec.Traceback),
+		Context:   alertContext(rec.RequestData), // the HTML part is escaped by its template
 	}
-	if tb == "" {
-		tb = "(no stack)\n"
-	}
-	ctx := rec.RequestData
-	var v any
-	if json.Unmarshal([]byte(ctx), &v) == nil {
-		if b, err := indentJSON(v); err == nil { // the HTML part is escaped by its template
-			ctx = string(b)
-		}
-	}
-	if ctx == "" {
-		ctx = "(none: recorded outside a request)"
-	}
-	ctx = sanitize(ctx, alertContextBytes)
-	return alertView{Rec: rec, Headline: headline, Link: link, Traceback: tb, Context: ctx}
 }
 
 // oneLine folds s onto one line of at most max bytes.
@@ -251,14 +250,14 @@ func oneLine(s string, max int) string {
 	return sanitize(s, max)
 }
 
-var alertText = texttemplate.Must(texttemplate.New("text").Parse(`{{.Headline}}: {{.Rec.ExceptionName}}{{with .Rec.Message}}: {{.}}{{end}}
+var alertText = texttemplate.Must(texttemplate.New("text").Parse(`{{.Headline}}: {{.Exception}}{{with .Message}}: {{.}}{{end}}
 
-Where:      {{if or .Rec.Method .Rec.Path}}{{with .Rec.Method}}{{.}} {{end}}{{.Rec.Path}}{{with .Rec.Route}} (route {{.}}){{end}}{{with .Rec.Host}} on {{.}}{{end}}{{else}}recorded outside a request{{end}}
+Where:      {{if or .Method .Path}}{{with .Method}}{{.}} {{end}}{{.Path}}{{with .Route}} (route {{.}}){{end}}{{with .Host}} on {{.}}{{end}}{{else}}recorded outside a request{{end}}
 Count:      {{.Rec.Count}}
 First seen: {{.Rec.CreatedOn.UTC.Format "2006-01-02 15:04:05 MST"}}
 Last seen:  {{.Rec.LastSeen.UTC.Format "2006-01-02 15:04:05 MST"}}
 {{with .Link}}Details:    {{.}}
-{{end}}Hash:       {{.Rec.Hash}}
+{{end}}Hash:       {{.Hash}}
 
 Traceback (newest call first):
 {{.Traceback}}
@@ -269,13 +268,13 @@ Request (secrets masked):
 var alertHTML = htmltemplate.Must(htmltemplate.New("html").Parse(`<!doctype html>
 <html><body style="font-family:system-ui,sans-serif;color:#1f2328">
 <h2 style="margin:0 0 8px">{{.Headline}}</h2>
-<p style="font-size:16px"><b>{{.Rec.ExceptionName}}</b>{{with .Rec.Message}}: {{.}}{{end}}</p>
+<p style="font-size:16px"><b>{{.Exception}}</b>{{with .Message}}: {{.}}{{end}}</p>
 <table style="border-collapse:collapse">
-<tr><td style="padding:2px 12px 2px 0;color:#59636e">Where</td><td>{{if or .Rec.Method .Rec.Path}}{{with .Rec.Method}}{{.}} {{end}}{{.Rec.Path}}{{with .Rec.Route}} (route {{.}}){{end}}{{with .Rec.Host}} on {{.}}{{end}}{{else}}recorded outside a request{{end}}</td></tr>
+<tr><td style="padding:2px 12px 2px 0;color:#59636e">Where</td><td>{{if or .Method .Path}}{{with .Method}}{{.}} {{end}}{{.Path}}{{with .Route}} (route {{.}}){{end}}{{with .Host}} on {{.}}{{end}}{{else}}recorded outside a request{{end}}</td></tr>
 <tr><td style="padding:2px 12px 2px 0;color:#59636e">Count</td><td>{{.Rec.Count}}</td></tr>
 <tr><td style="padding:2px 12px 2px 0;color:#59636e">First seen</td><td>{{.Rec.CreatedOn.UTC.Format "2006-01-02 15:04:05 MST"}}</td></tr>
 <tr><td style="padding:2px 12px 2px 0;color:#59636e">Last seen</td><td>{{.Rec.LastSeen.UTC.Format "2006-01-02 15:04:05 MST"}}</td></tr>
-<tr><td style="padding:2px 12px 2px 0;color:#59636e">Hash</td><td><code>{{.Rec.Hash}}</code></td></tr>
+<tr><td style="padding:2px 12px 2px 0;color:#59636e">Hash</td><td><code>{{.Hash}}</code></td></tr>
 </table>
 {{with .Link}}<p><a href="{{.}}">Open it on the dashboard</a></p>{{end}}
 <h3>Traceback</h3>
