@@ -30,8 +30,8 @@ import (
 // for it at most NotifyTimeout; if it is still running then, that delivery
 // fails, and every later one is dropped without a call, counted in
 // Stats.AlertsSkipped and logged once, until the abandoned call returns;
-// deliveries resume then. Close does not wait for an abandoned call and
-// returns within Config.CloseTimeout.
+// deliveries resume then. Close does not wait for an abandoned call: it is
+// bounded by Config.CloseTimeout whatever the Notifier does.
 type Notifier interface {
 	Notify(ctx context.Context, n *Notification) error
 }
