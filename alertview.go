@@ -81,14 +81,27 @@ func alertTraceback(tb string) string {
 // alertContext renders the stored request context (JSON) for people:
 // indented by two spaces, levels below alertContextDepth shown as {…} or
 // […], strings cut at alertStringBytes, the whole cut at alertContextBytes.
-// A context that is not JSON is shown as text, cut the same way. It reads
-// the stored text once and allocates about what it shows.
+// A context that is not JSON is shown as text, cut the same way.
 func alertContext(raw string) string {
 	if raw == "" {
 		return "(none: recorded outside a request)"
 	}
-	r := jsonView{in: raw, maxDepth: alertContextDepth, maxString: alertStringBytes, limit: alertContextBytes}
-	r.out.Grow(min(2*len(raw), alertContextBytes+alertStringBytes))
+	if s, ok := indentBounded(raw, alertContextDepth, alertStringBytes, alertContextBytes); ok {
+		return s
+	}
+	return alertCap(raw, alertContextBytes)
+}
+
+// indentBounded renders the JSON text raw indented by two spaces, as
+// indentJSON does for what errmon stores, within bounds: maxDepth levels
+// are shown (a deeper object or array becomes one marker, {…} or […]),
+// each string or number is cut after maxString bytes, and the result is
+// at most limit bytes of valid UTF-8 (cut with a marker counting the rest
+// of raw). It reads raw once, recurses at most maxDepth levels and
+// allocates about what it returns. ok is false when raw is not JSON.
+func indentBounded(raw string, maxDepth, maxString, limit int) (s string, ok bool) {
+	r := jsonView{in: raw, maxDepth: maxDepth, maxString: maxString, limit: limit}
+	r.out.Grow(min(2*len(raw), limit+maxString))
 	err := r.value(0)
 	if err == nil {
 		r.space()
@@ -98,14 +111,13 @@ func alertContext(raw string) string {
 	}
 	switch {
 	case err == nil:
-		return sanitize(r.out.String(), alertContextBytes)
+		return sanitize(r.out.String(), limit), true
 	case errors.Is(err, errViewFull):
-		// Count what was cut in bytes of the stored context.
+		// Count what was cut in bytes of raw.
 		shown := r.out.String()
-		return sanitizeOf(shown, alertContextBytes, len(shown)+len(r.in)-r.i)
-	default:
-		return alertCap(raw, alertContextBytes)
+		return sanitizeOf(shown, limit, len(shown)+len(r.in)-r.i), true
 	}
+	return "", false
 }
 
 var (
