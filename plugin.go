@@ -149,6 +149,7 @@ type Stats struct {
 	AlertsSent      int64
 	AlertsFailed    int64 // alerts and tickets given up after retries
 	AlertsDiscarded int64 // alerts dropped because their queue was full
+	AlertsSkipped   int64 // alerts and tickets dropped without a call: their Notifier or Ticketing was still blocked in an abandoned call
 }
 
 // Stats returns the monitor's counters.
@@ -167,6 +168,7 @@ func (m *Monitor) Stats() Stats {
 		AlertsSent:      m.stats.alertsSent.Load(),
 		AlertsFailed:    m.stats.alertsFailed.Load(),
 		AlertsDiscarded: discarded,
+		AlertsSkipped:   m.alerts.skipped.Load(),
 	}
 }
 
