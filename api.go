@@ -95,7 +95,7 @@ func (d *dashboard) apiList(c *gin.Context) {
 	for i := range res.Errors {
 		out.Errors = append(out.Errors, toAPI(&res.Errors[i]))
 	}
-	c.JSON(http.StatusOK, out)
+	respondJSON(c, http.StatusOK, out)
 }
 
 func (d *dashboard) apiDetail(c *gin.Context) {
@@ -135,5 +135,5 @@ func (d *dashboard) apiDetail(c *gin.Context) {
 			Message: o.Message, RequestData: jsonObject(o.RequestData),
 		})
 	}
-	c.JSON(http.StatusOK, out)
+	respondJSON(c, http.StatusOK, out)
 }

@@ -153,8 +153,16 @@ type Config struct {
 	// Default [DefaultContextBuilder]{}. Whatever it returns is masked again
 	// before it is stored.
 	ContextBuilder ContextBuilder
-	// ViewPermission decides who may see or change anything under URLPrefix.
-	// Default: only direct loopback requests without proxy headers.
+	// ViewPermission decides who may see or change anything under URLPrefix;
+	// a refused request gets 401 with a text that says how to open it.
+	// Leaving it nil keeps the default, which depends on gin's mode, read on
+	// every request (so gin.SetMode after New counts): in debug and test
+	// mode the default is [LocalOnly] (a loopback peer, a loopback Host and
+	// no proxy headers); in release mode it refuses everyone, since nothing
+	// in a request tells a local developer from a proxy on the same machine.
+	// Set it to decide; setting errmon.LocalOnly explicitly opens the
+	// dashboard to local requests again in release mode. [Monitor.Config]
+	// reports nil while the default is in use.
 	ViewPermission func(*gin.Context) bool
 	// Output receives the panic log, in the format of gin's Recovery.
 	// DefaultConfig sets gin.DefaultErrorWriter; nil silences it.
@@ -333,9 +341,6 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.ContextBuilder == nil {
 		cfg.ContextBuilder = DefaultContextBuilder{}
-	}
-	if cfg.ViewPermission == nil {
-		cfg.ViewPermission = LocalOnly
 	}
 	if cfg.RecoveryHandler == nil {
 		cfg.RecoveryHandler = defaultRecoveryHandler

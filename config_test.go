@@ -431,7 +431,7 @@ func TestNewFillsDefaults(t *testing.T) {
 			{"NotifyTimeout", cfg.NotifyTimeout, DefaultNotifyTimeout},
 			{"CloseTimeout", cfg.CloseTimeout, DefaultCloseTimeout},
 			{"ContextBuilder set", cfg.ContextBuilder != nil, true},
-			{"ViewPermission set", cfg.ViewPermission != nil, true},
+			{"ViewPermission stays nil (the default, decided per request)", cfg.ViewPermission == nil, true},
 			{"RecoveryHandler set", cfg.RecoveryHandler != nil, true},
 			{"Logger set", cfg.Logger != nil, true},
 			{"Output stays nil (silent)", cfg.Output == nil, true},

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/gin-gonic/gin/render"
 	"gorm.io/gorm"
 )
 
@@ -119,7 +118,7 @@ func (d *dashboard) list(c *gin.Context) {
 		v.Next = listHref(q.values(res.Page + 1))
 	}
 	v.PageLinks = pageLinks(res.Page, res.Pages, func(p int) string { return listHref(q.values(p)) })
-	c.Render(http.StatusOK, render.HTML{Template: dashPages["list"], Name: "layout", Data: v})
+	respondHTML(c, http.StatusOK, "list", v)
 }
 
 // pageLinks lists the first and last pages and those around the current
@@ -361,7 +360,7 @@ func (d *dashboard) detail(c *gin.Context) {
 		entries, _ := requestContext(o.RequestData)
 		v.Occurrences = append(v.Occurrences, occurrenceView{ErrorOccurrence: o, Context: entries})
 	}
-	c.Render(http.StatusOK, render.HTML{Template: dashPages["detail"], Name: "layout", Data: v})
+	respondHTML(c, http.StatusOK, "detail", v)
 }
 
 func agoText(t time.Time) string {

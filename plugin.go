@@ -108,8 +108,9 @@ func New(cfg Config) (*Monitor, error) {
 	return m, nil
 }
 
-// Config returns a copy of the monitor's configuration, defaults filled.
-// Its slices are copies too: changing them does not change the monitor.
+// Config returns a copy of the monitor's configuration, defaults filled
+// (ViewPermission stays nil when the default permission is in use). Its
+// slices are copies too: changing them does not change the monitor.
 func (m *Monitor) Config() Config { return m.cfg.clone() }
 
 // Record records err as an error of the request c, as flask-error-monitor's
