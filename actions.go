@@ -59,7 +59,7 @@ func (d *dashboard) action(c *gin.Context) {
 			d.serverError(c, err)
 			return
 		}
-		respondJSON(c, http.StatusOK, toAPI(rec))
+		respondJSON(c, http.StatusOK, toAPI(&rec.ErrorRecord))
 		return
 	}
 	switch act {

@@ -121,10 +121,16 @@ func respondHTML(c *gin.Context, code int, page string, data any) {
 	c.Render(code, render.HTML{Template: dashPages[page], Name: "layout", Data: data})
 }
 
-// respondJSON writes v as JSON.
+// respondJSON writes v as JSON, without escaping &, < and > (a JSON
+// answer is never read as HTML: its type is set and nosniff is on), so
+// that stored text costs its own size.
 func respondJSON(c *gin.Context, code int, v any) {
-	c.Header("Content-Type", contentJSON)
-	c.Render(code, render.JSON{Data: v})
+	b, err := marshalJSON(v)
+	if err != nil {
+		respondText(c, http.StatusInternalServerError, "errmon: "+err.Error()+"\n")
+		return
+	}
+	respondData(c, code, contentJSON, b)
 }
 
 // respondText writes a plain-text answer.

@@ -781,8 +781,8 @@ func TestDashboardJSONShapes(t *testing.T) {
 
 		// A context that is not a JSON object is still an object.
 		for in, want := range map[string]string{"": "{}", "not json": `{"raw":"not json"}`, `[1]`: `{"raw":"[1]"}`, `{"a":1}`: `{"a":1}`} {
-			if got := string(jsonObject(in)); got != want {
-				t.Errorf("jsonObject(%q) = %s, want %s", in, got, want)
+			if got := string(apiContext(in, false)); got != want {
+				t.Errorf("apiContext(%q) = %s, want %s", in, got, want)
 			}
 		}
 	})
@@ -930,7 +930,7 @@ func TestDashboardHelpers(t *testing.T) {
 	if got := strings.Join(nums, " "); got != "1 … 48 49 50 51 52 … 100" {
 		t.Errorf("pageLinks = %s", got)
 	}
-	entries, raw := requestContext(`{"body":{"user":{"id":1}},"method":"POST","headers":{"Accept":["a","b"]},"zeta":[1,2]}`)
+	entries, raw := requestContext(`{"body":{"user":{"id":1}},"method":"POST","headers":{"Accept":["a","b"]},"zeta":[1,2]}`, false, contextBudget, true)
 	var keys []string
 	for _, e := range entries {
 		keys = append(keys, e.Key)
@@ -942,7 +942,7 @@ func TestDashboardHelpers(t *testing.T) {
 		!strings.Contains(entries[2].JSON, `"id": 1`) || !strings.Contains(raw, "\n  ") {
 		t.Errorf("context entries: %+v", entries)
 	}
-	if entries, _ := requestContext("not json"); len(entries) != 1 || entries[0].Text != "not json" {
+	if entries, _ := requestContext("not json", false, contextBudget, true); len(entries) != 1 || entries[0].Text != "not json" {
 		t.Errorf("non-JSON context: %+v", entries)
 	}
 	if got := formatCount(1234567); got != "1,234,567" {
