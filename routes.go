@@ -76,7 +76,8 @@ func parsePage(name string) *template.Template {
 // Config.URLPrefix. Extra middleware (gin.BasicAuth, say) runs before
 // Config.ViewPermission for every route of the group. Every response of the
 // group carries security headers (a strict Content-Security-Policy,
-// nosniff, noindex, no-store); cross-site POSTs are refused with 403.
+// nosniff, noindex, no-store) and its own Content-Type, whatever the host's
+// middleware set before; cross-site POSTs are refused with 403.
 func (m *Monitor) RegisterRoutes(r gin.IRouter, middleware ...gin.HandlerFunc) {
 	g := r.Group(m.cfg.URLPrefix)
 	g.Use(securityHeaders)
