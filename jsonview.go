@@ -37,6 +37,9 @@ const (
 	// entry of a context and one row of its tables, charged to the budget.
 	entryMarkup = 64
 	rowMarkup   = 32
+	// maxShownRows caps the entries of one context, and the rows of one of
+	// its tables, that the page shows: each costs the template work.
+	maxShownRows = 200
 )
 
 // --- scanning JSON text without decoding it ---
@@ -114,50 +117,61 @@ type jsonMember struct {
 }
 
 // objectMembers splits the JSON object text s into its members, in order,
-// without decoding the values.
-func objectMembers(s string) ([]jsonMember, bool) {
+// without decoding the values. It keeps the first limit members, and
+// beyond them up to len(contextOrder) more whose key keep reports; total
+// counts them all.
+func objectMembers(s string, limit int, keep func(string) bool) (out []jsonMember, total int, ok bool) {
 	i := skipSpace(s, 0)
 	if i >= len(s) || s[i] != '{' {
-		return nil, false
+		return nil, 0, false
 	}
-	var out []jsonMember
+	kept := 0
 	i = skipSpace(s, i+1)
 	if i < len(s) && s[i] == '}' {
-		return out, skipSpace(s, i+1) == len(s)
+		return out, 0, skipSpace(s, i+1) == len(s)
 	}
 	for {
 		if i >= len(s) || s[i] != '"' {
-			return nil, false
+			return nil, 0, false
 		}
+		kBegin := i
 		kEnd, ok := scanString(s, i)
 		if !ok {
-			return nil, false
-		}
-		key, ok := jsonText(s[i:kEnd])
-		if !ok {
-			return nil, false
+			return nil, 0, false
 		}
 		i = skipSpace(s, kEnd)
 		if i >= len(s) || s[i] != ':' {
-			return nil, false
+			return nil, 0, false
 		}
-		i = skipSpace(s, i+1)
-		vEnd, _, ok := scanValue(s, i)
+		vStart := skipSpace(s, i+1)
+		vEnd, _, ok := scanValue(s, vStart)
 		if !ok {
-			return nil, false
+			return nil, 0, false
 		}
-		out = append(out, jsonMember{Key: key, Value: s[i:vEnd]})
+		if total < limit || kept < len(contextOrder) {
+			key, ok := jsonText(s[kBegin:kEnd])
+			if !ok {
+				return nil, 0, false
+			}
+			if total < limit {
+				out = append(out, jsonMember{Key: key, Value: s[vStart:vEnd]})
+			} else if keep != nil && keep(key) {
+				out = append(out, jsonMember{Key: key, Value: s[vStart:vEnd]})
+				kept++
+			}
+		}
+		total++
 		i = skipSpace(s, vEnd)
 		if i >= len(s) {
-			return nil, false
+			return nil, 0, false
 		}
 		switch s[i] {
 		case ',':
 			i = skipSpace(s, i+1)
 		case '}':
-			return out, skipSpace(s, i+1) == len(s)
+			return out, total, skipSpace(s, i+1) == len(s)
 		default:
-			return nil, false
+			return nil, 0, false
 		}
 	}
 }
@@ -414,8 +428,9 @@ func shownJSON(v string, level int, left *int) string {
 // flatMembers returns the members of the object text v when every value is
 // a scalar or an array of strings, so that v reads well as a two-column
 // table (headers, query, form).
+// Only the first maxShownRows members, the ones a table shows, are read.
 func flatMembers(v string) ([]jsonMember, bool) {
-	members, ok := objectMembers(v)
+	members, _, ok := objectMembers(v, maxShownRows, nil)
 	if !ok {
 		return nil, false
 	}
@@ -487,16 +502,6 @@ func requestContext(data string, cut bool, budget int, raw bool) ([]ctxEntry, st
 	if strings.TrimSpace(data) == "" {
 		return nil, ""
 	}
-	left := budget
-	members, ok := objectMembers(data)
-	if cut || !ok {
-		w := shownText{left: &left}
-		w.add(data)
-		if cut && !w.cut {
-			w.add(fmt.Sprintf("… [cut: only the first %d characters were read]", maxReadContext))
-		}
-		return []ctxEntry{{Key: "raw", Text: w.b.String()}}, ""
-	}
 	rank := func(k string) int {
 		for i, o := range contextOrder {
 			if o == k {
@@ -504,6 +509,16 @@ func requestContext(data string, cut bool, budget int, raw bool) ([]ctxEntry, st
 			}
 		}
 		return len(contextOrder)
+	}
+	left := budget
+	members, total, ok := objectMembers(data, maxShownRows, func(k string) bool { return rank(k) < len(contextOrder) })
+	if cut || !ok {
+		w := shownText{left: &left}
+		w.add(data)
+		if cut && !w.cut {
+			w.add(fmt.Sprintf("… [cut: only the first %d characters were read]", maxReadContext))
+		}
+		return []ctxEntry{{Key: "raw", Text: w.b.String()}}, ""
 	}
 	sort.SliceStable(members, func(i, j int) bool {
 		ri, rj := rank(members[i].Key), rank(members[j].Key)
@@ -515,12 +530,13 @@ func requestContext(data string, cut bool, budget int, raw bool) ([]ctxEntry, st
 	out := make([]ctxEntry, 0, len(members))
 	for n, m := range members {
 		left -= entryMarkup
-		if left <= 0 {
-			out = append(out, ctxEntry{Key: "…", Text: fmt.Sprintf("%d more keys not shown (the page shows part of this context; GET api/errors/{hash} has the stored object)", len(members)-n)})
+		if left <= 0 || n == maxShownRows {
+			out = append(out, ctxEntry{Key: "…", Text: fmt.Sprintf("%d more keys not shown (the page shows part of this context; GET api/errors/{hash} has the stored object)", total-n)})
 			break
 		}
-		left -= htmlCost(m.Key)
-		e := ctxEntry{Key: m.Key}
+		k := shownText{left: &left}
+		k.add(m.Key)
+		e := ctxEntry{Key: k.b.String()}
 		switch m.Value[0] {
 		case '{':
 			sub, flat := flatMembers(m.Value)
@@ -529,8 +545,8 @@ func requestContext(data string, cut bool, budget int, raw bool) ([]ctxEntry, st
 				break
 			}
 			sort.SliceStable(sub, func(i, j int) bool { return sub[i].Key < sub[j].Key })
-			for _, sm := range sub {
-				if left -= rowMarkup; left <= 0 {
+			for r, sm := range sub {
+				if left -= rowMarkup; left <= 0 || r == maxShownRows {
 					e.Table = append(e.Table, [2]string{"…", cutNote})
 					break
 				}

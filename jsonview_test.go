@@ -40,6 +40,8 @@ func hostileContexts() []boundedCase {
 		{"45KB table of quotes", `{"headers":{` + strings.TrimSuffix(strings.Repeat(`"a":"\"\"\"\"\"\"",`, 45<<10/20), ",") + `}}`},
 		{"45KB not JSON", strings.Repeat("<&", 22<<10)},
 		{"45KB arrays, not closed", `{"json":` + strings.Repeat("[", 45<<10)},
+		{"60KB of tiny keys", `{` + strings.TrimSuffix(strings.Repeat(`"k":1,`, 60<<10/6), ",") + `}`},
+		{"60KB key of quotes", `{"` + strings.Repeat(`\"`, 30<<10) + `":1}`},
 		{"2MB string", `{"body":"` + strings.Repeat("x", 2<<20) + `"}`},
 		{"2MB of many keys", `{` + strings.TrimSuffix(strings.Repeat(`"k":[1,[2,[3]]],`, 2<<20/16), ",") + `}`},
 	}
@@ -51,7 +53,7 @@ func hostileContexts() []boundedCase {
 const (
 	maxPageBytes  = 400 << 10
 	maxAPIBytes   = 1 << 20
-	maxAllocBytes = 32 << 20
+	maxAllocBytes = 16 << 20
 )
 
 // TestDashboardBoundedContext stores hostile request_data in app_errors
