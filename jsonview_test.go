@@ -230,3 +230,34 @@ func TestDashboardBoundedTexts(t *testing.T) {
 		}
 	})
 }
+
+// FuzzJSONView checks that the views never panic, that the API's view is
+// always a JSON object, and that the page's view stays within its budget.
+func FuzzJSONView(f *testing.F) {
+	f.Add(`{"j":` + nested("[", "]", 100) + `}`)
+	f.Add(`{"j":` + nested(`{"a":`, "}", 80) + `}`)
+	f.Add(`{"s":"` + strings.Repeat(`\"<&`, 2000) + `"}`)
+	f.Add(strings.Repeat("[", 300))
+	f.Add(`{"a":[1,{"b":"c"}],"headers":{"X":["1","2"]},"k\"":"\u00e9"}`)
+	f.Add(`{"a":[}`)
+	f.Add(`{"a" 1}`)
+	f.Add(`{1:2}`)
+	f.Fuzz(func(t *testing.T, data string) {
+		var obj map[string]any
+		if got := apiContext(data, false); json.Unmarshal(got, &obj) != nil {
+			t.Fatalf("apiContext(%q) = %q, not a JSON object", data, got)
+		}
+		const budget = 4 << 10
+		entries, raw := requestContext(data, false, budget, true)
+		size := 0
+		for _, e := range entries {
+			size += htmlCost(e.Key) + htmlCost(e.Text) + htmlCost(e.JSON)
+			for _, r := range e.Table {
+				size += htmlCost(r[0]) + htmlCost(r[1])
+			}
+		}
+		if limit := budget + 4*htmlCost(cutNote) + 200; size > limit || htmlCost(raw) > limit {
+			t.Fatalf("views of %d and %d bytes for a budget of %d", size, htmlCost(raw), budget)
+		}
+	})
+}
