@@ -51,7 +51,7 @@ func (d *dashboard) action(c *gin.Context) {
 	}
 	if wantsJSON(c) {
 		if act == "delete" {
-			c.JSON(http.StatusOK, gin.H{"hash": hash, "deleted": true})
+			respondJSON(c, http.StatusOK, gin.H{"hash": hash, "deleted": true})
 			return
 		}
 		rec, err := d.m.store.getError(ctx, hash)
@@ -59,7 +59,7 @@ func (d *dashboard) action(c *gin.Context) {
 			d.serverError(c, err)
 			return
 		}
-		c.JSON(http.StatusOK, toAPI(rec))
+		respondJSON(c, http.StatusOK, toAPI(&rec.ErrorRecord))
 		return
 	}
 	switch act {
@@ -75,11 +75,7 @@ func (d *dashboard) action(c *gin.Context) {
 func (d *dashboard) bulk(c *gin.Context) {
 	act := c.PostForm("action")
 	if !validAction(act) {
-		if wantsJSON(c) {
-			c.AbortWithStatusJSON(http.StatusBadRequest, gin.H{"error": "action must be resolve, unresolve or delete"})
-			return
-		}
-		c.Data(http.StatusBadRequest, "text/plain; charset=utf-8", []byte("action must be resolve, unresolve or delete\n"))
+		abortWith(c, http.StatusBadRequest, "action must be resolve, unresolve or delete")
 		return
 	}
 	var hashes []string
@@ -94,7 +90,7 @@ func (d *dashboard) bulk(c *gin.Context) {
 		return
 	}
 	if wantsJSON(c) {
-		c.JSON(http.StatusOK, gin.H{"action": act, "selected": len(hashes), "changed": n})
+		respondJSON(c, http.StatusOK, gin.H{"action": act, "selected": len(hashes), "changed": n})
 		return
 	}
 	back := d.parseListQuery(c.PostForm).values(0)

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -34,8 +33,13 @@ type APIError struct {
 // GET {prefix}/api/errors/{hash} shows it.
 type APIErrorDetail struct {
 	APIError
-	Traceback   string          `json:"traceback"`
-	RequestData json.RawMessage `json:"request_data"` // an object
+	Traceback string `json:"traceback"`
+	// RequestData is the stored request context, an object. Levels nested
+	// deeper than 64 are replaced by a string such as "[… 8937 more
+	// levels]"; a context that is not a JSON object is {"raw": text}, with
+	// "truncated": true when text is cut (at 16 KiB, or when the context is
+	// longer than errmon stores, 64 KiB).
+	RequestData json.RawMessage `json:"request_data"`
 	// Hourly holds the occurrences per hour over the last 24 hours, oldest
 	// first.
 	Hourly      []int64         `json:"hourly"`
@@ -49,7 +53,7 @@ type APIOccurrence struct {
 	Path        string          `json:"path"`
 	Method      string          `json:"method"`
 	Message     string          `json:"message"`
-	RequestData json.RawMessage `json:"request_data"`
+	RequestData json.RawMessage `json:"request_data"` // as in APIErrorDetail
 }
 
 // APIErrorList is a page of errors, as GET {prefix}/api/errors shows it.
@@ -70,20 +74,6 @@ func toAPI(e *ErrorRecord) APIError {
 	}
 }
 
-// jsonObject returns stored context JSON as an object: {} when empty, and
-// {"raw": text} when it is not a JSON object.
-func jsonObject(s string) json.RawMessage {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return json.RawMessage("{}")
-	}
-	if strings.HasPrefix(s, "{") && json.Valid([]byte(s)) {
-		return json.RawMessage(s)
-	}
-	b, _ := json.Marshal(map[string]string{"raw": s})
-	return b
-}
-
 func (d *dashboard) apiList(c *gin.Context) {
 	q := d.parseListQuery(c.Query)
 	res, err := d.m.store.listErrors(c.Request.Context(), q)
@@ -95,7 +85,7 @@ func (d *dashboard) apiList(c *gin.Context) {
 	for i := range res.Errors {
 		out.Errors = append(out.Errors, toAPI(&res.Errors[i]))
 	}
-	c.JSON(http.StatusOK, out)
+	respondJSON(c, http.StatusOK, out)
 }
 
 func (d *dashboard) apiDetail(c *gin.Context) {
@@ -113,7 +103,7 @@ func (d *dashboard) apiDetail(c *gin.Context) {
 		d.serverError(c, err)
 		return
 	}
-	out := APIErrorDetail{APIError: toAPI(rec), Traceback: rec.Traceback, RequestData: jsonObject(rec.RequestData)}
+	out := APIErrorDetail{APIError: toAPI(&rec.ErrorRecord), Traceback: rec.Traceback, RequestData: apiContext(rec.RequestData, rec.contextCut)}
 	hourly, err := d.m.store.hourlyCounts(ctx, []string{hash}, time.Now(), sparkHours)
 	if err != nil {
 		d.serverError(c, err)
@@ -132,8 +122,8 @@ func (d *dashboard) apiDetail(c *gin.Context) {
 	for _, o := range occ {
 		out.Occurrences = append(out.Occurrences, APIOccurrence{
 			SeenAt: o.SeenAt.UTC(), Host: o.Host, Path: o.Path, Method: o.Method,
-			Message: o.Message, RequestData: jsonObject(o.RequestData),
+			Message: o.Message, RequestData: apiContext(o.RequestData, o.contextCut),
 		})
 	}
-	c.JSON(http.StatusOK, out)
+	respondJSON(c, http.StatusOK, out)
 }

@@ -8,6 +8,7 @@ import (
 	"net/mail"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -50,9 +51,10 @@ const (
 	http500              = 500
 )
 
-// DefaultMaskedKeyHas is the default for [Config.MaskedKeyHas]: any key whose
-// lower-cased name contains one of these is masked.
-var DefaultMaskedKeyHas = []string{"password", "secret"}
+// defaultMaskedKeyHas is the default of [Config.MaskedKeyHas]. It is
+// unexported so that nothing outside the package can change what errmon
+// masks by default: [DefaultConfig] returns a fresh copy of it.
+var defaultMaskedKeyHas = []string{"password", "secret"}
 
 // Config configures a [Monitor]. Start from [DefaultConfig] or
 // [ConfigFromEnv], set DB, and pass it to [New].
@@ -152,8 +154,16 @@ type Config struct {
 	// Default [DefaultContextBuilder]{}. Whatever it returns is masked again
 	// before it is stored.
 	ContextBuilder ContextBuilder
-	// ViewPermission decides who may see or change anything under URLPrefix.
-	// Default: only direct loopback requests without proxy headers.
+	// ViewPermission decides who may see or change anything under URLPrefix;
+	// a refused request gets 401 with a text that says how to open it.
+	// Leaving it nil keeps the default, which depends on gin's mode, read on
+	// every request (so gin.SetMode after New counts): in debug and test
+	// mode the default is [LocalOnly] (a loopback peer, a loopback Host and
+	// no proxy headers); in release mode it refuses everyone, since nothing
+	// in a request tells a local developer from a proxy on the same machine.
+	// Set it to decide; setting errmon.LocalOnly explicitly opens the
+	// dashboard to local requests again in release mode. [Monitor.Config]
+	// reports nil while the default is in use.
 	ViewPermission func(*gin.Context) bool
 	// Output receives the panic log, in the format of gin's Recovery.
 	// DefaultConfig sets gin.DefaultErrorWriter; nil silences it.
@@ -171,11 +181,13 @@ type Config struct {
 }
 
 // DefaultConfig returns a Config with every default set, Output included.
-// DB is left nil: set it before calling [New].
+// DB is left nil: set it before calling [New]. Each call returns slices of
+// its own: DefaultConfig().MaskedKeyHas is a fresh copy of the default list
+// ("password", "secret"), which the caller may change freely.
 func DefaultConfig() Config {
 	return Config{
 		MaskWith:        DefaultMaskWith,
-		MaskedKeyHas:    append([]string(nil), DefaultMaskedKeyHas...),
+		MaskedKeyHas:    slices.Clone(defaultMaskedKeyHas),
 		URLPrefix:       DefaultURLPrefix,
 		ListSize:        DefaultListSize,
 		RecordStatus:    DefaultRecordStatus,
@@ -286,6 +298,18 @@ type ConfigError struct {
 // Error implements error.
 func (e *ConfigError) Error() string { return "errmon: invalid config: " + e.Key + ": " + e.Reason }
 
+// clone returns a copy of cfg that shares no slice or map with it, so that
+// neither the caller of [New] nor the reader of [Monitor.Config] can change
+// a running monitor's settings through one. Keep it in step with Config's
+// fields: TestConfigCloneCoversEverySliceAndMap fails when a slice or map
+// field is added without a copy here.
+func (cfg Config) clone() Config {
+	cfg.RecipientEmail = slices.Clone(cfg.RecipientEmail)
+	cfg.MaskedKeyHas = slices.Clone(cfg.MaskedKeyHas)
+	cfg.NotifyThresholds = slices.Clone(cfg.NotifyThresholds)
+	return cfg
+}
+
 // withDefaults returns cfg with zero settings replaced by their defaults.
 // Output is deliberately left as it is: nil silences the panic log.
 func (cfg Config) withDefaults() Config {
@@ -319,9 +343,6 @@ func (cfg Config) withDefaults() Config {
 	if cfg.ContextBuilder == nil {
 		cfg.ContextBuilder = DefaultContextBuilder{}
 	}
-	if cfg.ViewPermission == nil {
-		cfg.ViewPermission = LocalOnly
-	}
 	if cfg.RecoveryHandler == nil {
 		cfg.RecoveryHandler = defaultRecoveryHandler
 	}
@@ -335,7 +356,7 @@ func (cfg Config) withDefaults() Config {
 		}
 	}
 	if len(lower) == 0 { // an empty (or blank) list would unmask everything
-		lower = append(lower, DefaultMaskedKeyHas...)
+		lower = append(lower, defaultMaskedKeyHas...)
 	}
 	cfg.MaskedKeyHas = lower
 	if len(cfg.URLPrefix) > 1 {

@@ -3,7 +3,9 @@ package errmon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -95,8 +97,8 @@ func TestDefaultConfig(t *testing.T) {
 	if got := DefaultConfig().MaskedKeyHas[0]; got != "password" {
 		t.Errorf("DefaultConfig shares its MaskedKeyHas slice: got %q after a caller changed its copy", got)
 	}
-	if DefaultMaskedKeyHas[0] != "password" {
-		t.Errorf("DefaultMaskedKeyHas changed through a DefaultConfig copy: %v", DefaultMaskedKeyHas)
+	if defaultMaskedKeyHas[0] != "password" {
+		t.Errorf("defaultMaskedKeyHas changed through a DefaultConfig copy: %v", defaultMaskedKeyHas)
 	}
 }
 
@@ -429,7 +431,7 @@ func TestNewFillsDefaults(t *testing.T) {
 			{"NotifyTimeout", cfg.NotifyTimeout, DefaultNotifyTimeout},
 			{"CloseTimeout", cfg.CloseTimeout, DefaultCloseTimeout},
 			{"ContextBuilder set", cfg.ContextBuilder != nil, true},
-			{"ViewPermission set", cfg.ViewPermission != nil, true},
+			{"ViewPermission stays nil (the default, decided per request)", cfg.ViewPermission == nil, true},
 			{"RecoveryHandler set", cfg.RecoveryHandler != nil, true},
 			{"Logger set", cfg.Logger != nil, true},
 			{"Output stays nil (silent)", cfg.Output == nil, true},
@@ -466,4 +468,127 @@ func TestNewFillsDefaults(t *testing.T) {
 			t.Errorf("New changed the caller's MaskedKeyHas slice: %q", keys)
 		}
 	})
+}
+
+// TestConfigIsAValue checks that a running monitor shares no slice with
+// anyone: not with the Config passed to New, not with what Config()
+// returns. Masking must keep hiding the configured keys whatever either
+// does to its slices afterwards.
+func TestConfigIsAValue(t *testing.T) {
+	eachDB(t, func(t *testing.T, tdb testDB) {
+		keys := []string{"password", "pin"}
+		recipients := []string{"team@example.com"}
+		thresholds := []int64{10, 100}
+		tm := newTestMonitor(t, tdb.DB, func(c *Config) {
+			c.MaskedKeyHas, c.RecipientEmail, c.NotifyThresholds = keys, recipients, thresholds
+		})
+
+		// The caller changes its slices after New...
+		keys[0], keys[1] = "nothing", "nothing-either"
+		recipients[0] = "attacker@example.com"
+		thresholds[0] = 1
+		// ...and a reader of Config() changes what it got.
+		got := tm.Config()
+		for i := range got.MaskedKeyHas {
+			got.MaskedKeyHas[i] = "unmasked"
+		}
+		got.RecipientEmail[0] = "attacker@example.com"
+		got.NotifyThresholds[0] = 2
+
+		cfg := tm.Config()
+		checks := []struct {
+			name      string
+			got, want any
+		}{
+			{"MaskedKeyHas", strings.Join(cfg.MaskedKeyHas, ","), "password,pin"},
+			{"RecipientEmail", strings.Join(cfg.RecipientEmail, ","), "team@example.com"},
+			{"NotifyThresholds", fmt.Sprint(cfg.NotifyThresholds), "[10 100]"},
+		}
+		for _, c := range checks {
+			if c.got != c.want {
+				t.Errorf("Config().%s = %v after the slices were changed, want %v", c.name, c.got, c.want)
+			}
+		}
+
+		r := tm.engine(false)
+		r.POST("/login", func(c *gin.Context) { panic("login failed") })
+		serve(r, "POST", "/login?password=hunter2&pin=4321&user=ann",
+			strings.NewReader(`{"password":"body-hunter2","nested":{"pin":"body-4321"}}`),
+			map[string]string{"Content-Type": "application/json"})
+		recs := tm.records(t)
+		if len(recs) != 1 {
+			t.Fatalf("%d errors stored, want 1", len(recs))
+		}
+		for _, secret := range []string{"hunter2", "4321"} {
+			if strings.Contains(recs[0].RequestData, secret) {
+				t.Errorf("stored request data shows %q: %s", secret, recs[0].RequestData)
+			}
+		}
+		if !strings.Contains(recs[0].RequestData, "ann") {
+			t.Errorf("stored request data lost the unmasked field: %s", recs[0].RequestData)
+		}
+	})
+}
+
+// TestDefaultMaskedKeysUnchangeable checks that the default key list can
+// only be read as a copy: changing DefaultConfig()'s list, or a monitor's
+// Config() list, leaves the default masking alone.
+func TestDefaultMaskedKeysUnchangeable(t *testing.T) {
+	def := DefaultConfig()
+	for i := range def.MaskedKeyHas {
+		def.MaskedKeyHas[i] = "changed"
+	}
+	if got := strings.Join(DefaultConfig().MaskedKeyHas, ","); got != "password,secret" {
+		t.Fatalf("DefaultConfig().MaskedKeyHas = %q after a caller changed its copy", got)
+	}
+	// An empty list falls back to the default, also after such a change.
+	tm := sqliteMonitor(t, func(c *Config) { c.MaskedKeyHas = nil })
+	got := tm.Config()
+	got.MaskedKeyHas[0] = "changed"
+	if s := strings.Join(tm.Config().MaskedKeyHas, ","); s != "password,secret" {
+		t.Errorf("Config().MaskedKeyHas = %q, want the default", s)
+	}
+	r := tm.engine(false)
+	r.GET("/p", func(c *gin.Context) { panic("p") })
+	serve(r, "GET", "/p?password=hunter2&client_secret=s3cr3tvalue", nil, nil)
+	recs := tm.records(t)
+	if len(recs) != 1 || strings.Contains(recs[0].RequestData, "hunter2") || strings.Contains(recs[0].RequestData, "s3cr3tvalue") {
+		t.Errorf("default masking broken: %+v", recs)
+	}
+}
+
+// TestConfigCloneCoversEverySliceAndMap fails when Config gains a slice or
+// map field that clone does not copy.
+func TestConfigCloneCoversEverySliceAndMap(t *testing.T) {
+	var cfg Config
+	v := reflect.ValueOf(&cfg).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		f := v.Field(i)
+		switch f.Kind() {
+		case reflect.Slice:
+			f.Set(reflect.MakeSlice(f.Type(), 1, 1))
+		case reflect.Map:
+			f.Set(reflect.MakeMap(f.Type()))
+			f.SetMapIndex(reflect.New(f.Type().Key()).Elem(), reflect.New(f.Type().Elem()).Elem())
+		}
+	}
+	c := reflect.ValueOf(cfg.clone())
+	for i := 0; i < v.NumField(); i++ {
+		name := v.Type().Field(i).Name
+		switch f := v.Field(i); f.Kind() {
+		case reflect.Slice:
+			if c.Field(i).Pointer() == f.Pointer() {
+				t.Errorf("Config.clone shares the slice Config.%s", name)
+			}
+		case reflect.Map:
+			if c.Field(i).Pointer() == f.Pointer() {
+				t.Errorf("Config.clone shares the map Config.%s", name)
+			}
+		case reflect.Pointer, reflect.Array:
+			if name == "DB" || name == "Logger" {
+				continue // shared on purpose: the application's own
+			}
+			t.Errorf("Config.%s is a %s: decide whether clone must copy it, then extend this test", name, f.Kind())
+		}
+	}
 }

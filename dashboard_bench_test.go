@@ -269,7 +269,7 @@ func benchDashboardPages(b *testing.B, db *gorm.DB) {
 			b.ReportAllocs()
 			for b.Loop() {
 				r := httptest.NewRequest(http.MethodGet, tc.target, nil)
-				r.RemoteAddr = "127.0.0.1:40000"
+				r.RemoteAddr, r.Host = "127.0.0.1:40000", dashHost
 				w := httptest.NewRecorder()
 				e.ServeHTTP(w, r)
 				if w.Code != http.StatusOK {

@@ -3,13 +3,13 @@ package errmon
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	htmltemplate "html/template"
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	texttemplate "text/template"
 	"time"
 )
@@ -19,8 +19,19 @@ import (
 // off the request path, one alert at a time, with a context bounded by
 // Config.NotifyTimeout that it must honour; a failed delivery is retried
 // with backoff (unless its error wraps [ErrPermanent]), then logged with the
-// error's hash. A Notifier that panics or ignores its context cannot block
-// or crash the monitor.
+// error's hash. A panic is recovered and logged like an error, and not
+// retried.
+//
+// A Notifier that ignores its context cannot block or crash the monitor,
+// and cannot make it pile up goroutines: a call still running
+// NotifyTimeout plus 100ms after it started is abandoned (its goroutine
+// ends whenever Notify returns), and it is the only abandoned call of that
+// Notifier: no other call starts while it runs. The next delivery waits
+// for it at most NotifyTimeout; if it is still running then, that delivery
+// fails, and every later one is dropped without a call, counted in
+// Stats.AlertsSkipped and logged once, until the abandoned call returns;
+// deliveries resume then. Close does not wait for an abandoned call: it is
+// bounded by Config.CloseTimeout whatever the Notifier does.
 type Notifier interface {
 	Notify(ctx context.Context, n *Notification) error
 }
@@ -41,7 +52,10 @@ type Notification struct {
 // Ticketing raises a ticket in an issue tracker. RaiseTicket is called once
 // for each new error and each regression, however many processes see it,
 // off the request path, with the same retries as alerts; its failures are
-// logged, never fatal.
+// logged, never fatal. A Ticketing that ignores its context is bounded as
+// a [Notifier] is, on its own: at most one abandoned call of it runs at a
+// time, and tickets are dropped (counted in Stats.AlertsSkipped, logged
+// once) while that call still runs after a wait of NotifyTimeout.
 type Ticketing interface {
 	RaiseTicket(ctx context.Context, rec *ErrorRecord) error
 }
@@ -134,34 +148,30 @@ func (m *Monitor) Link(hash string) string {
 	return strings.TrimRight(m.cfg.BaseURL, "/") + strings.TrimRight(m.cfg.URLPrefix, "/") + "/" + hash
 }
 
-// Limits on what an alert carries.
-const (
-	// MaxSubjectBytes caps an alert's subject line.
-	MaxSubjectBytes = 200
-	// alertTracebackLines is how much of the traceback an alert shows (two
-	// lines per frame).
-	alertTracebackLines = 24
-	// alertContextBytes caps the request context shown in an alert.
-	alertContextBytes = 16 << 10
-)
+// MaxSubjectBytes caps an alert's subject line. (The other bounds of an
+// alert are in alertview.go.)
+const MaxSubjectBytes = 200
 
 // Subject returns an alert's subject for rec: "[SubjectPrefix] [METHOD]
 // path ExceptionName: message", the prefix left out when empty, the method
 // and path when unknown, on one line of at most [MaxSubjectBytes].
 func (m *Monitor) Subject(rec *ErrorRecord) string {
+	// Each part is cut first (the row may hold anything): folding and
+	// sanitizing then cost no more than the subject's size.
+	part := func(s string) string { return alertHead(s, 4*MaxSubjectBytes) }
 	var subj strings.Builder
 	if m.cfg.SubjectPrefix != "" {
-		subj.WriteString("[" + m.cfg.SubjectPrefix + "] ")
+		subj.WriteString("[" + part(m.cfg.SubjectPrefix) + "] ")
 	}
 	if rec.Method != "" {
-		subj.WriteString("[" + rec.Method + "] ")
+		subj.WriteString("[" + part(rec.Method) + "] ")
 	}
 	if rec.Path != "" {
-		subj.WriteString(rec.Path + " ")
+		subj.WriteString(part(rec.Path) + " ")
 	}
-	subj.WriteString(rec.ExceptionName)
+	subj.WriteString(part(rec.ExceptionName))
 	if rec.Message != "" {
-		subj.WriteString(": " + rec.Message)
+		subj.WriteString(": " + part(rec.Message))
 	}
 	return oneLine(subj.String(), MaxSubjectBytes)
 }
@@ -174,7 +184,7 @@ func (m *Monitor) compose(rec *ErrorRecord, reason string, threshold int64) *Not
 		Subject: m.Subject(rec),
 		Error:   rec,
 		Reason:  reason,
-		Link:    m.Link(rec.Hash),
+		Link:    m.Link(alertCap(rec.Hash, alertHashBytes)),
 	}
 	data := alertData(rec, reason, threshold, n.Link)
 	var text, html bytes.Buffer
@@ -189,10 +199,19 @@ func (m *Monitor) compose(rec *ErrorRecord, reason string, threshold int64) *Not
 	return n
 }
 
+// alertView is what the alert templates show: every text of the record
+// capped (see alertview.go), the times and the count as they are.
 type alertView struct {
 	Rec       *ErrorRecord
 	Headline  string
 	Link      string
+	Exception string
+	Message   string
+	Method    string
+	Path      string
+	Route     string
+	Host      string
+	Hash      string
 	Traceback string
 	Context   string
 }
@@ -209,25 +228,20 @@ func alertData(rec *ErrorRecord, reason string, threshold int64, link string) al
 	case ReasonOngoing:
 		headline = "An open error keeps happening"
 	}
-	tb := rec.Traceback
-	if lines := strings.SplitAfter(tb, "\n"); len(lines) > alertTracebackLines {
-		tb = strings.Join(lines[:alertTracebackLines], "") + "…\n"
+	return alertView{
+		Rec:       rec,
+		Headline:  headline,
+		Link:      link,
+		Exception: alertCap(rec.ExceptionName, MaxNameBytes),
+		Message:   alertCap(rec.Message, alertMessageBytes),
+		Method:    alertCap(rec.Method, MaxMethodBytes),
+		Path:      alertCap(rec.Path, MaxPathBytes),
+		Route:     alertCap(rec.Route, MaxPathBytes),
+		Host:      alertCap(rec.Host, MaxHostBytes),
+		Hash:      alertCap(rec.Hash, alertHashBytes),
+		Traceback: alertTraceback(rec.Traceback),
+		Context:   alertContext(rec.RequestData), // the HTML part is escaped by its template
 	}
-	if tb == "" {
-		tb = "(no stack)\n"
-	}
-	ctx := rec.RequestData
-	var v any
-	if json.Unmarshal([]byte(ctx), &v) == nil {
-		if b, err := indentJSON(v); err == nil { // the HTML part is escaped by its template
-			ctx = string(b)
-		}
-	}
-	if ctx == "" {
-		ctx = "(none: recorded outside a request)"
-	}
-	ctx = sanitize(ctx, alertContextBytes)
-	return alertView{Rec: rec, Headline: headline, Link: link, Traceback: tb, Context: ctx}
 }
 
 // oneLine folds s onto one line of at most max bytes.
@@ -236,14 +250,14 @@ func oneLine(s string, max int) string {
 	return sanitize(s, max)
 }
 
-var alertText = texttemplate.Must(texttemplate.New("text").Parse(`{{.Headline}}: {{.Rec.ExceptionName}}{{with .Rec.Message}}: {{.}}{{end}}
+var alertText = texttemplate.Must(texttemplate.New("text").Parse(`{{.Headline}}: {{.Exception}}{{with .Message}}: {{.}}{{end}}
 
-Where:      {{if or .Rec.Method .Rec.Path}}{{with .Rec.Method}}{{.}} {{end}}{{.Rec.Path}}{{with .Rec.Route}} (route {{.}}){{end}}{{with .Rec.Host}} on {{.}}{{end}}{{else}}recorded outside a request{{end}}
+Where:      {{if or .Method .Path}}{{with .Method}}{{.}} {{end}}{{.Path}}{{with .Route}} (route {{.}}){{end}}{{with .Host}} on {{.}}{{end}}{{else}}recorded outside a request{{end}}
 Count:      {{.Rec.Count}}
 First seen: {{.Rec.CreatedOn.UTC.Format "2006-01-02 15:04:05 MST"}}
 Last seen:  {{.Rec.LastSeen.UTC.Format "2006-01-02 15:04:05 MST"}}
 {{with .Link}}Details:    {{.}}
-{{end}}Hash:       {{.Rec.Hash}}
+{{end}}Hash:       {{.Hash}}
 
 Traceback (newest call first):
 {{.Traceback}}
@@ -254,13 +268,13 @@ Request (secrets masked):
 var alertHTML = htmltemplate.Must(htmltemplate.New("html").Parse(`<!doctype html>
 <html><body style="font-family:system-ui,sans-serif;color:#1f2328">
 <h2 style="margin:0 0 8px">{{.Headline}}</h2>
-<p style="font-size:16px"><b>{{.Rec.ExceptionName}}</b>{{with .Rec.Message}}: {{.}}{{end}}</p>
+<p style="font-size:16px"><b>{{.Exception}}</b>{{with .Message}}: {{.}}{{end}}</p>
 <table style="border-collapse:collapse">
-<tr><td style="padding:2px 12px 2px 0;color:#59636e">Where</td><td>{{if or .Rec.Method .Rec.Path}}{{with .Rec.Method}}{{.}} {{end}}{{.Rec.Path}}{{with .Rec.Route}} (route {{.}}){{end}}{{with .Rec.Host}} on {{.}}{{end}}{{else}}recorded outside a request{{end}}</td></tr>
+<tr><td style="padding:2px 12px 2px 0;color:#59636e">Where</td><td>{{if or .Method .Path}}{{with .Method}}{{.}} {{end}}{{.Path}}{{with .Route}} (route {{.}}){{end}}{{with .Host}} on {{.}}{{end}}{{else}}recorded outside a request{{end}}</td></tr>
 <tr><td style="padding:2px 12px 2px 0;color:#59636e">Count</td><td>{{.Rec.Count}}</td></tr>
 <tr><td style="padding:2px 12px 2px 0;color:#59636e">First seen</td><td>{{.Rec.CreatedOn.UTC.Format "2006-01-02 15:04:05 MST"}}</td></tr>
 <tr><td style="padding:2px 12px 2px 0;color:#59636e">Last seen</td><td>{{.Rec.LastSeen.UTC.Format "2006-01-02 15:04:05 MST"}}</td></tr>
-<tr><td style="padding:2px 12px 2px 0;color:#59636e">Hash</td><td><code>{{.Rec.Hash}}</code></td></tr>
+<tr><td style="padding:2px 12px 2px 0;color:#59636e">Hash</td><td><code>{{.Hash}}</code></td></tr>
 </table>
 {{with .Link}}<p><a href="{{.}}">Open it on the dashboard</a></p>{{end}}
 <h3>Traceback</h3>
@@ -282,10 +296,34 @@ type alertJob struct {
 type alerts struct {
 	m       *Monitor
 	jobs    chan alertJob
-	dropped int64
+	dropped int64 // jobs the full queue refused (Stats.AlertsDiscarded)
 	mu      sync.Mutex
 	log     *slog.Logger
+
+	// skipped counts the jobs dropped without a call because their
+	// Notifier or Ticketing was still blocked in an abandoned call
+	// (Stats.AlertsSkipped).
+	skipped atomic.Int64
+	// The Notifier's and the Ticketing's state; only run's goroutine uses
+	// them.
+	notes, tickets lane
 }
+
+// lane is one Notifier or Ticketing as the sender sees it: at most one call
+// of it runs at any time, the abandoned one included.
+type lane struct {
+	owner   string        // "Notifier" or "Ticketing", for the log
+	what    string        // "alert" or "ticket": what it delivers
+	busy    chan struct{} // not nil while an abandoned call runs; closed when it returns
+	since   time.Time     // when that call started
+	stuck   bool          // a wait for busy ran out: jobs are skipped until it returns
+	skips   int64         // jobs skipped since stuck
+	waitFor time.Duration // the bound of a wait for busy (NotifyTimeout)
+}
+
+// errLaneBlocked says that a delivery was not attempted: its Notifier or
+// Ticketing was still running an abandoned call.
+var errLaneBlocked = errors.New("still blocked in an earlier call that ignored its context")
 
 const (
 	alertQueueSize = 1024
@@ -347,6 +385,8 @@ func (a *alerts) wait(ctx context.Context) error {
 
 func (a *alerts) run() {
 	defer a.m.wg.Done()
+	a.notes = lane{owner: "Notifier", what: "alert", waitFor: a.m.cfg.NotifyTimeout}
+	a.tickets = lane{owner: "Ticketing", what: "ticket", waitFor: a.m.cfg.NotifyTimeout}
 	for {
 		select {
 		case <-a.m.stop:
@@ -357,7 +397,7 @@ func (a *alerts) run() {
 			case j.barrier != nil:
 				close(j.barrier)
 			case j.note != nil:
-				a.deliver(j, func(ctx context.Context) error {
+				a.deliver(&a.notes, j, func(ctx context.Context) error {
 					// Each attempt gets its own copy: an abandoned attempt
 					// may still be running.
 					note := *j.note
@@ -367,7 +407,7 @@ func (a *alerts) run() {
 					return a.m.cfg.Notifier.Notify(ctx, &note)
 				})
 			case j.ticket != nil:
-				a.deliver(j, func(ctx context.Context) error {
+				a.deliver(&a.tickets, j, func(ctx context.Context) error {
 					rec := *j.ticket
 					return a.m.cfg.Ticketing.RaiseTicket(ctx, &rec)
 				})
@@ -402,20 +442,24 @@ func (a *alerts) backoff(attempt int) time.Duration {
 // deliver tries send a few times with growing pauses, each try bounded by
 // Config.NotifyTimeout. An error wrapping ErrPermanent, or a panic, is not
 // retried. Failures are logged with the error's hash and counted in
-// Stats.AlertsFailed; Flush does not report them.
-func (a *alerts) deliver(j alertJob, send func(context.Context) error) {
+// Stats.AlertsFailed; Flush does not report them. A job whose lane is stuck
+// (see [lane]) is skipped without a call.
+func (a *alerts) deliver(l *lane, j alertJob, send func(context.Context) error) {
+	if a.skip(l, j) {
+		return
+	}
 	var err error
 	attempts := 0
 	for attempts < alertAttempts {
 		attempts++
-		err = a.try(send)
+		err = a.try(l, send)
 		if err == nil {
 			if j.note != nil {
 				a.m.stats.alertsSent.Add(1)
 			}
 			return
 		}
-		if errors.Is(err, ErrPermanent) || attempts == alertAttempts {
+		if errors.Is(err, ErrPermanent) || errors.Is(err, errLaneBlocked) || attempts == alertAttempts {
 			break
 		}
 		t := time.NewTimer(a.backoff(attempts))
@@ -430,15 +474,87 @@ func (a *alerts) deliver(j alertJob, send func(context.Context) error) {
 	a.log.Error("errmon: could not deliver "+j.what(), "hash", j.hash(), "attempts", attempts, "err", err)
 }
 
-// try runs send once with a context bounded by Config.NotifyTimeout. A send
-// that ignores its context is abandoned shortly after the timeout (its
-// goroutine ends whenever send returns); a panic is returned as a
-// permanent error.
-func (a *alerts) try(send func(context.Context) error) error {
+// skip reports whether j is dropped without a call: l is stuck, its
+// abandoned call still running after a wait that ran out. The first skip of
+// a stuck spell is logged, the others only counted.
+func (a *alerts) skip(l *lane, j alertJob) bool {
+	if l.busy == nil {
+		return false
+	}
+	select {
+	case <-l.busy:
+		a.resume(l)
+		return false
+	default:
+	}
+	if !l.stuck {
+		return false // try waits for it
+	}
+	l.skips++
+	a.skipped.Add(1)
+	if l.skips == 1 {
+		a.log.Error("errmon: the "+l.owner+" is still blocked in a call that ignored its context; "+
+			l.what+"s are dropped until it returns",
+			"hash", j.hash(), "blocked_since", l.since.UTC().Format(time.RFC3339))
+	}
+	return true
+}
+
+// resume notes that l's abandoned call returned: l is free again.
+func (a *alerts) resume(l *lane) {
+	if l.skips > 0 {
+		a.log.Warn("errmon: the "+l.owner+" returned from its abandoned call; "+l.what+"s are delivered again",
+			"dropped", l.skips, "blocked_for", time.Since(l.since).Round(time.Millisecond).String())
+	}
+	*l = lane{owner: l.owner, what: l.what, waitFor: l.waitFor}
+}
+
+// await waits, at most l.waitFor, for l's abandoned call to return. When it
+// does not, l is stuck and errLaneBlocked is returned.
+func (a *alerts) await(l *lane) error {
+	select {
+	case <-l.busy:
+		a.resume(l)
+		return nil
+	default:
+	}
+	since := l.since.UTC().Format(time.RFC3339)
+	if l.stuck {
+		return fmt.Errorf("%w (running since %s)", errLaneBlocked, since)
+	}
+	t := time.NewTimer(l.waitFor)
+	defer t.Stop()
+	select {
+	case <-l.busy:
+		a.resume(l)
+		return nil
+	case <-t.C:
+		l.stuck = true
+		return fmt.Errorf("%w (running since %s); not called again", errLaneBlocked, since)
+	case <-a.m.stop:
+		return fmt.Errorf("%w (running since %s); the monitor closed", errLaneBlocked, since)
+	}
+}
+
+// try runs send once with a context bounded by Config.NotifyTimeout, in a
+// goroutine of its own once l's previous call has returned (see await). A
+// send that ignores its context is abandoned shortly after the timeout, or
+// at once when the monitor closes: its goroutine ends whenever send
+// returns, and l stays busy until then. A panic is returned as a permanent
+// error.
+func (a *alerts) try(l *lane, send func(context.Context) error) error {
+	if l.busy != nil {
+		if err := a.await(l); err != nil {
+			return err
+		}
+	}
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(a.m.base, a.m.cfg.NotifyTimeout)
 	defer cancel()
 	done := make(chan error, 1)
+	returned := make(chan struct{})
 	go func() {
+		defer close(returned)
 		defer func() {
 			if r := recover(); r != nil {
 				done <- fmt.Errorf("%w: panic: %s", ErrPermanent, a.m.mask.text(messageOf(r)))
@@ -446,17 +562,23 @@ func (a *alerts) try(send func(context.Context) error) error {
 		}()
 		done <- send(ctx)
 	}()
+	finish := func(err error) error {
+		<-returned // only deferred calls are left: the goroutine ends now
+		return err
+	}
 	select {
 	case err := <-done:
-		return err
+		return finish(err)
 	case <-ctx.Done():
 	}
 	grace := time.NewTimer(abandonGrace)
 	defer grace.Stop()
 	select {
 	case err := <-done:
-		return err
+		return finish(err)
 	case <-grace.C:
-		return fmt.Errorf("abandoned after %v: it ignored its context: %w", a.m.cfg.NotifyTimeout, ctx.Err())
+	case <-a.m.stop:
 	}
+	l.busy, l.since = returned, start
+	return fmt.Errorf("abandoned after %v: it ignored its context: %w", a.m.cfg.NotifyTimeout, ctx.Err())
 }

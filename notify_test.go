@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,12 +19,14 @@ import (
 	netmail "net/mail"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/emersion/go-smtp"
 	"github.com/gin-gonic/gin"
@@ -906,4 +909,178 @@ func TestNotifyMultiProcessOneMail(t *testing.T) {
 	if alerts != 1 || tickets != 1 {
 		t.Fatalf("%d alert mails and %d tickets from %d processes, want 1 and 1", alerts, tickets, procs)
 	}
+}
+
+// ntShapes is a request context of about 45 KB in several nesting shapes:
+// deep arrays, deep objects, a wide object and a long string.
+func ntShapes() string {
+	var b strings.Builder
+	b.WriteString(`{"method":"POST","url":"/api/import","route":"/api/import","body":{"deep_arrays":`)
+	b.WriteString(strings.Repeat("[", 3000) + `"bottom"` + strings.Repeat("]", 3000))
+	b.WriteString(`,"deep_objects":` + strings.Repeat(`{"a":`, 2000) + `"bottom"` + strings.Repeat("}", 2000))
+	b.WriteString(`,"long":"` + strings.Repeat("long ", 2400) + `","wide":{`)
+	for i := 0; i < 1200; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `"key%04d":%d`, i, i)
+	}
+	b.WriteString(`}}}`)
+	return b.String()
+}
+
+// TestNotifyAlertBounded: the alert for a stored row is bounded in size and
+// in what composing it allocates, whatever the row holds (rows may come
+// from older versions or other processes: nothing in them is trusted to be
+// capped).
+func TestNotifyAlertBounded(t *testing.T) {
+	const (
+		maxText  = 48 << 10  // every part capped, plus the template
+		maxHTML  = 256 << 10 // the same, HTML-escaped
+		maxAlloc = 16 << 20  // bytes allocated by one compose
+	)
+	deep := strings.Repeat("[", 9000) + strings.Repeat("]", 9000) // 18 KB, 9,000 levels
+	shapes := ntShapes()
+	if len(shapes) < 45_000 || !json.Valid([]byte(shapes)) {
+		t.Fatalf("the shapes body is %d bytes (valid: %v), want 45 KB of JSON", len(shapes), json.Valid([]byte(shapes)))
+	}
+	longLines := strings.Repeat("main.handler(...)\n\t/src/app/main.go:42 +0x1d\n", 50_000) // 2.3 MB
+	cases := []struct {
+		name string
+		rec  ErrorRecord
+		want []string // in the text part
+	}{
+		{"arrays nested 9,000 deep", ErrorRecord{RequestData: deep}, []string{"[…]"}},
+		{"45 KB in several shapes", ErrorRecord{RequestData: shapes},
+			[]string{`"deep_arrays": [`, `"deep_objects": {`, "{…}", `"key0000": 0`, `"long": "long long`, "bytes cut]"}},
+		{"objects nested 100,000 deep", ErrorRecord{RequestData: strings.Repeat(`{"k":`, 100_000) + "1" + strings.Repeat("}", 100_000)},
+			[]string{"{…}"}},
+		{"a context that is not JSON", ErrorRecord{RequestData: strings.Repeat("not json ", 200_000)}, []string{"not json", "bytes cut]"}},
+		{"a huge traceback, message and path", ErrorRecord{
+			Traceback: longLines, Message: strings.Repeat("boom ", 400_000), Path: "/" + strings.Repeat("p", 1<<20),
+			ExceptionName: strings.Repeat("E", 1<<20), Method: strings.Repeat("M", 1<<20), RequestData: `{"ok":true}`,
+		}, []string{"main.handler(...)", "boom boom", `"ok": true`}},
+		{"a traceback on one line", ErrorRecord{Traceback: strings.Repeat("x", 3<<20)}, []string{"xxxx", "bytes cut]"}},
+		{"text that HTML escaping grows", ErrorRecord{
+			Message: strings.Repeat(`"`, 1<<20), Traceback: strings.Repeat("<", 1<<20), RequestData: strings.Repeat(`'`, 1<<20),
+			ExceptionName: strings.Repeat("&", 1<<20), Path: strings.Repeat(`"`, 1<<20),
+		}, []string{`"""`, "<<<", "'''"}},
+	}
+	tdb := openSQLite(t)
+	m, _ := ntMonitor(t, tdb.DB, nil, func(c *Config) { c.SubjectPrefix = "shop" })
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := tc.rec
+			rec.Hash = "h"
+			if rec.ExceptionName == "" {
+				rec.ExceptionName = "*errors.errorString"
+			}
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			n := m.compose(&rec, ReasonNew, 0)
+			runtime.ReadMemStats(&after)
+			alloc := after.TotalAlloc - before.TotalAlloc
+			if testing.Verbose() && os.Getenv("ERRMON_SHOW_ALERT") != "" {
+				t.Logf("text part:\n%s", n.Text)
+			}
+			t.Logf("text %d B, html %d B, subject %d B, allocated %d B", len(n.Text), len(n.HTML), len(n.Subject), alloc)
+			if len(n.Text) > maxText || len(n.HTML) > maxHTML || len(n.Subject) > MaxSubjectBytes {
+				t.Errorf("text %d bytes (max %d), html %d (max %d), subject %d (max %d)",
+					len(n.Text), maxText, len(n.HTML), maxHTML, len(n.Subject), MaxSubjectBytes)
+			}
+			if alloc > maxAlloc {
+				t.Errorf("composing allocated %d bytes, want at most %d", alloc, maxAlloc)
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(n.Text, want) {
+					t.Errorf("text part lacks %q:\n%s", want, n.Text)
+				}
+			}
+			if !strings.Contains(n.HTML, "</html>") || !utf8.ValidString(n.Text) || !utf8.ValidString(n.HTML) {
+				t.Errorf("html part incomplete or invalid UTF-8")
+			}
+		})
+	}
+}
+
+// TestNotifyAlertContextAsBefore: for the contexts errmon stores (compact
+// JSON from marshalJSON) that fit the bounds, the bounded view is the
+// indented JSON the alert always showed.
+func TestNotifyAlertContextAsBefore(t *testing.T) {
+	values := []any{
+		map[string]any{},
+		[]any{},
+		map[string]any{"method": "POST", "url": "/a?password=" + DefaultMaskWith, "headers": map[string]any{"Accept": []any{"*/*"}},
+			"body": map[string]any{"items": []any{1.5, -2e-7, true, false, nil, "x"}, "empty": map[string]any{}, "none": []any{}}},
+		map[string]any{"text": "quotes \" \\ \n\t é 日本 <b>&amp;</b> \u2028 \x01"},
+		[]any{[]any{[]any{map[string]any{"deep": []any{[]any{"nine"}}}}}},
+		"just a string",
+		42.0,
+	}
+	for i, v := range values {
+		stored, err := marshalJSON(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back any
+		if err := json.Unmarshal(stored, &back); err != nil {
+			t.Fatal(err)
+		}
+		want, err := indentJSON(back)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := alertContext(string(stored)); got != string(want) {
+			t.Errorf("case %d: %s\nshown as\n%s\nwant\n%s", i, stored, got, want)
+		}
+	}
+}
+
+// FuzzAlertContext: whatever the stored context, its view is valid UTF-8
+// within alertContextBytes, and JSON that fits the bounds is shown as
+// indentJSON shows it.
+func FuzzAlertContext(f *testing.F) {
+	for _, seed := range []string{``, `{}`, `[]`, `{"a":[1,2,{"b":null}]}`, `"\u00e9\""`, `[[[[[[[[[[[[1]]]]]]]]]]]]`,
+		`{"a":`, `[1,]`, `{"a" 1}`, `nul`, "\"\xff\x00\"", `1 2`, `{"k":"` + strings.Repeat("v", 2000) + `"}`} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		got := alertContext(raw)
+		if len(got) > alertContextBytes || !utf8.ValidString(got) || strings.IndexByte(got, 0) >= 0 {
+			t.Fatalf("view of %q: %d bytes, valid UTF-8 %v: %q", raw, len(got), utf8.ValidString(got), got)
+		}
+		var v any
+		if len(raw) > 1000 || json.Unmarshal([]byte(raw), &v) != nil || ntDepth(v) >= alertContextDepth {
+			return
+		}
+		// Compare on the stored form: what errmon writes is compact and
+		// canonical.
+		stored, err := marshalJSON(v)
+		if err != nil {
+			return
+		}
+		want, _ := indentJSON(v)
+		if got := alertContext(string(stored)); got != sanitize(string(want), alertContextBytes) {
+			t.Fatalf("view of %s:\n%s\nwant\n%s", stored, got, want)
+		}
+	})
+}
+
+// ntDepth is how deep v nests objects and arrays.
+func ntDepth(v any) int {
+	d := 0
+	switch x := v.(type) {
+	case map[string]any:
+		for _, e := range x {
+			d = max(d, ntDepth(e))
+		}
+		return d + 1
+	case []any:
+		for _, e := range x {
+			d = max(d, ntDepth(e))
+		}
+		return d + 1
+	}
+	return 0
 }

@@ -1,17 +1,14 @@
 package errmon
 
 import (
-	"encoding/json"
 	"errors"
 	"html/template"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/gin-gonic/gin/render"
 	"gorm.io/gorm"
 )
 
@@ -119,7 +116,7 @@ func (d *dashboard) list(c *gin.Context) {
 		v.Next = listHref(q.values(res.Page + 1))
 	}
 	v.PageLinks = pageLinks(res.Page, res.Pages, func(p int) string { return listHref(q.values(p)) })
-	c.Render(http.StatusOK, render.HTML{Template: dashPages["list"], Name: "layout", Data: v})
+	respondHTML(c, http.StatusOK, "list", v)
 }
 
 // pageLinks lists the first and last pages and those around the current
@@ -188,116 +185,13 @@ func parseTraceback(tb string) (groups []frameGroup, inAppCount int64) {
 	return groups, inAppCount
 }
 
-// ctxEntry is one top-level key of the request context.
+// ctxEntry is one top-level key of the request context, as the page shows
+// it (see requestContext).
 type ctxEntry struct {
 	Key   string
 	Text  string      // a scalar value
 	Table [][2]string // an object of scalars or lists of them
 	JSON  string      // anything else, indented
-}
-
-// contextOrder puts the request's identity first.
-var contextOrder = []string{"method", "url", "route", "host", "client_ip", "proto", "params", "query", "headers", "cookies", "form", "files", "body"}
-
-// requestContext renders the stored context JSON for the detail page, and
-// returns it indented.
-func requestContext(data string) ([]ctxEntry, string) {
-	if data == "" {
-		return nil, ""
-	}
-	var obj map[string]any
-	if err := json.Unmarshal([]byte(data), &obj); err != nil {
-		return []ctxEntry{{Key: "raw", Text: data}}, data
-	}
-	pretty, _ := indentJSON(obj)
-	keys := make([]string, 0, len(obj))
-	for k := range obj {
-		keys = append(keys, k)
-	}
-	rank := func(k string) int {
-		for i, o := range contextOrder {
-			if o == k {
-				return i
-			}
-		}
-		return len(contextOrder)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		ri, rj := rank(keys[i]), rank(keys[j])
-		if ri != rj {
-			return ri < rj
-		}
-		return keys[i] < keys[j]
-	})
-	out := make([]ctxEntry, 0, len(keys))
-	for _, k := range keys {
-		e := ctxEntry{Key: k}
-		switch v := obj[k].(type) {
-		case map[string]any:
-			if !flatObject(v) { // a JSON body, say: keep its shape
-				b, _ := indentJSON(v)
-				e.JSON = string(b)
-				break
-			}
-			sub := make([]string, 0, len(v))
-			for sk := range v {
-				sub = append(sub, sk)
-			}
-			sort.Strings(sub)
-			for _, sk := range sub {
-				e.Table = append(e.Table, [2]string{sk, scalarText(v[sk])})
-			}
-		case []any:
-			b, _ := indentJSON(v)
-			e.JSON = string(b)
-		default:
-			e.Text = scalarText(v)
-		}
-		out = append(out, e)
-	}
-	return out, string(pretty)
-}
-
-// flatObject reports whether every value of m is a scalar or a list of strings,
-// so that m reads well as a two-column table (headers, query, form).
-func flatObject(m map[string]any) bool {
-	for _, v := range m {
-		switch x := v.(type) {
-		case map[string]any:
-			return false
-		case []any:
-			for _, p := range x {
-				if _, ok := p.(string); !ok {
-					return false
-				}
-			}
-		}
-	}
-	return true
-}
-
-// scalarText shows a JSON value on one line: strings as they are, lists of
-// strings joined by commas, anything else as compact JSON.
-func scalarText(v any) string {
-	switch x := v.(type) {
-	case string:
-		return x
-	case nil:
-		return ""
-	case []any:
-		parts := make([]string, 0, len(x))
-		for _, p := range x {
-			s, ok := p.(string)
-			if !ok {
-				b, _ := marshalJSON(x)
-				return string(b)
-			}
-			parts = append(parts, s)
-		}
-		return strings.Join(parts, ", ")
-	}
-	b, _ := marshalJSON(v)
-	return string(b)
 }
 
 type occurrenceView struct {
@@ -335,9 +229,9 @@ func (d *dashboard) detail(c *gin.Context) {
 		d.serverError(c, err)
 		return
 	}
-	v := detailView{pageCommon: d.frame(rec.ExceptionName), E: rec, Notice: notices[c.Query("notice")], History: OccurrenceHistory}
+	v := detailView{pageCommon: d.frame(rec.ExceptionName), E: &rec.ErrorRecord, Notice: notices[c.Query("notice")], History: OccurrenceHistory}
 	v.Groups, v.InAppFrames = parseTraceback(rec.Traceback)
-	v.Context, v.ContextJSON = requestContext(rec.RequestData)
+	v.Context, v.ContextJSON = requestContext(rec.RequestData, rec.contextCut, contextBudget, true)
 	hours := chartDays * 24
 	hourly, err := d.m.store.hourlyCounts(ctx, []string{hash}, v.Now, hours)
 	if err != nil {
@@ -358,10 +252,10 @@ func (d *dashboard) detail(c *gin.Context) {
 		return
 	}
 	for _, o := range occ {
-		entries, _ := requestContext(o.RequestData)
-		v.Occurrences = append(v.Occurrences, occurrenceView{ErrorOccurrence: o, Context: entries})
+		entries, _ := requestContext(o.RequestData, o.contextCut, sampleBudget, false)
+		v.Occurrences = append(v.Occurrences, occurrenceView{ErrorOccurrence: o.ErrorOccurrence, Context: entries})
 	}
-	c.Render(http.StatusOK, render.HTML{Template: dashPages["detail"], Name: "layout", Data: v})
+	respondHTML(c, http.StatusOK, "detail", v)
 }
 
 func agoText(t time.Time) string {

@@ -71,8 +71,11 @@ type Monitor struct {
 // app_error_writes). An
 // invalid Config is a *[ConfigError] (several are joined) naming the
 // APP_ERROR_* key at fault.
+//
+// New keeps a deep copy of cfg: changing the caller's slices (MaskedKeyHas,
+// RecipientEmail, NotifyThresholds) afterwards changes nothing.
 func New(cfg Config) (*Monitor, error) {
-	cfg = cfg.withDefaults()
+	cfg = cfg.clone().withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -105,8 +108,10 @@ func New(cfg Config) (*Monitor, error) {
 	return m, nil
 }
 
-// Config returns the monitor's configuration, defaults filled.
-func (m *Monitor) Config() Config { return m.cfg }
+// Config returns a copy of the monitor's configuration, defaults filled
+// (ViewPermission stays nil when the default permission is in use). Its
+// slices are copies too: changing them does not change the monitor.
+func (m *Monitor) Config() Config { return m.cfg.clone() }
 
 // Record records err as an error of the request c, as flask-error-monitor's
 // record_exception does. c may be nil outside a request. Errors that carry
@@ -149,6 +154,7 @@ type Stats struct {
 	AlertsSent      int64
 	AlertsFailed    int64 // alerts and tickets given up after retries
 	AlertsDiscarded int64 // alerts dropped because their queue was full
+	AlertsSkipped   int64 // alerts and tickets dropped without a call: their Notifier or Ticketing was still blocked in an abandoned call
 }
 
 // Stats returns the monitor's counters.
@@ -167,6 +173,7 @@ func (m *Monitor) Stats() Stats {
 		AlertsSent:      m.stats.alertsSent.Load(),
 		AlertsFailed:    m.stats.alertsFailed.Load(),
 		AlertsDiscarded: discarded,
+		AlertsSkipped:   m.alerts.skipped.Load(),
 	}
 }
 

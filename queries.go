@@ -49,10 +49,20 @@ type listResult struct {
 }
 
 // listColumns are the columns the list needs: not the large traceback and
-// request context.
-var listColumns = []string{
-	"id", "hash", "host", "path", "method", "route", "exception_name", "message",
+// request context, and the message and path cut in SQL to their caps (plus
+// one character, see cappedColumns) whatever a row holds.
+var listColumns = strings.Join([]string{
+	"id", "hash", "host", fmt.Sprintf("substr(path, 1, %d) AS path", MaxPathBytes+1), "method", "route", "exception_name",
+	fmt.Sprintf("substr(message, 1, %d) AS message", MaxMessageBytes+1),
 	"count", "created_on", "last_seen", "resolved", "resolved_at", "regressions",
+}, ", ")
+
+// capListed cuts the texts of listed errors to their caps.
+func capListed(recs []ErrorRecord) {
+	for i := range recs {
+		capText(&recs[i].Path, MaxPathBytes)
+		capText(&recs[i].Message, MaxMessageBytes)
+	}
 }
 
 // escapeLike escapes the LIKE wildcards of s with '!' (see likeEscape).
@@ -137,6 +147,7 @@ func (s *store) listErrors(ctx context.Context, q listQuery) (listResult, error)
 			for i := range rows {
 				res.Errors[i] = rows[i].ErrorRecord
 			}
+			capListed(res.Errors)
 			return res, nil
 		}
 		// A page past the end: count, and clamp below.
@@ -154,6 +165,7 @@ func (s *store) listErrors(ctx context.Context, q listQuery) (listResult, error)
 	if err != nil {
 		return res, fmt.Errorf("errmon: list errors: %w", err)
 	}
+	capListed(res.Errors)
 	return res, nil
 }
 
@@ -168,24 +180,106 @@ type searchRow struct {
 }
 
 // searchColumns selects the list's columns and the number of matches.
-var searchColumns = strings.Join(listColumns, ", ") + ", COUNT(*) OVER () AS total_rows"
+var searchColumns = listColumns + ", COUNT(*) OVER () AS total_rows"
 
-// getError returns the error with the given hash, or gorm.ErrRecordNotFound.
-func (s *store) getError(ctx context.Context, hash string) (*ErrorRecord, error) {
-	var rec ErrorRecord
-	err := s.db.WithContext(ctx).Where("hash = ?", hash).Take(&rec).Error
+// Read caps, in characters, of the texts the dashboard reads from a row.
+// errmon never stores more; a row written by another process may hold
+// anything, and is cut in SQL (substr) so that a read costs what these
+// caps allow.
+var (
+	errorTextCaps = map[string]int{
+		"host": MaxHostBytes, "path": MaxPathBytes, "route": MaxPathBytes, "exception_name": MaxNameBytes,
+		"message": MaxMessageBytes, "traceback": MaxTracebackBytes, "request_data": maxReadContext,
+	}
+	occurrenceTextCaps = map[string]int{
+		"host": MaxHostBytes, "path": MaxPathBytes, "message": MaxMessageBytes, "request_data": maxReadContext,
+	}
+)
+
+// cappedColumns is the SELECT list of model's columns, each text of caps
+// read as substr(col, 1, cap+1): one character more than the cap tells a
+// text that was cut from one that fits.
+func (s *store) cappedColumns(model any, caps map[string]int) (string, error) {
+	stmt := &gorm.Statement{DB: s.db}
+	if err := stmt.Parse(model); err != nil {
+		return "", fmt.Errorf("errmon: columns of %T: %w", model, err)
+	}
+	cols := make([]string, 0, len(stmt.Schema.DBNames))
+	for _, name := range stmt.Schema.DBNames {
+		if n, ok := caps[name]; ok {
+			cols = append(cols, fmt.Sprintf("substr(%s, 1, %d) AS %s", name, n+1, name))
+		} else {
+			cols = append(cols, name)
+		}
+	}
+	return strings.Join(cols, ", "), nil
+}
+
+// capText cuts a text read by cappedColumns to its cap, marking the cut,
+// and reports whether it cut.
+func capText(s *string, limit int) bool {
+	t, cut := readCut(*s, limit)
+	if cut {
+		*s = t + "… [cut]"
+	}
+	return cut
+}
+
+// shownError is an error as the dashboard reads it: its texts capped.
+type shownError struct {
+	ErrorRecord
+	contextCut bool // RequestData was longer than maxReadContext: it holds the start only
+}
+
+// shownOccurrence is a sample as the dashboard reads it.
+type shownOccurrence struct {
+	ErrorOccurrence
+	contextCut bool
+}
+
+// getError returns the error with the given hash, its texts capped, or
+// gorm.ErrRecordNotFound.
+func (s *store) getError(ctx context.Context, hash string) (*shownError, error) {
+	cols, err := s.cappedColumns(&ErrorRecord{}, errorTextCaps)
 	if err != nil {
+		return nil, err
+	}
+	var rec shownError
+	if err := s.db.WithContext(ctx).Model(&ErrorRecord{}).Select(cols).Where("hash = ?", hash).Take(&rec.ErrorRecord).Error; err != nil {
 		return nil, fmt.Errorf("errmon: get error %s: %w", hash, err)
 	}
+	r := &rec.ErrorRecord
+	for _, t := range []struct {
+		s     *string
+		limit int
+	}{{&r.Host, MaxHostBytes}, {&r.Path, MaxPathBytes}, {&r.Route, MaxPathBytes}, {&r.ExceptionName, MaxNameBytes},
+		{&r.Message, MaxMessageBytes}, {&r.Traceback, MaxTracebackBytes}} {
+		capText(t.s, t.limit)
+	}
+	r.RequestData, rec.contextCut = readCut(r.RequestData, maxReadContext)
 	return &rec, nil
 }
 
-// lastOccurrences returns the newest samples of an error, newest first.
-func (s *store) lastOccurrences(ctx context.Context, hash string, limit int) ([]ErrorOccurrence, error) {
-	var out []ErrorOccurrence
-	err := s.db.WithContext(ctx).Where("hash = ?", hash).Order("id DESC").Limit(limit).Find(&out).Error
+// lastOccurrences returns the newest samples of an error, newest first,
+// their texts capped.
+func (s *store) lastOccurrences(ctx context.Context, hash string, limit int) ([]shownOccurrence, error) {
+	cols, err := s.cappedColumns(&ErrorOccurrence{}, occurrenceTextCaps)
+	if err != nil {
+		return nil, err
+	}
+	var rows []ErrorOccurrence
+	err = s.db.WithContext(ctx).Model(&ErrorOccurrence{}).Select(cols).Where("hash = ?", hash).Order("id DESC").Limit(limit).Find(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("errmon: occurrences of %s: %w", hash, err)
+	}
+	out := make([]shownOccurrence, len(rows))
+	for i := range rows {
+		o := &rows[i]
+		capText(&o.Host, MaxHostBytes)
+		capText(&o.Path, MaxPathBytes)
+		capText(&o.Message, MaxMessageBytes)
+		out[i].ErrorOccurrence = *o
+		out[i].RequestData, out[i].contextCut = readCut(o.RequestData, maxReadContext)
 	}
 	return out, nil
 }

@@ -76,7 +76,8 @@ func parsePage(name string) *template.Template {
 // Config.URLPrefix. Extra middleware (gin.BasicAuth, say) runs before
 // Config.ViewPermission for every route of the group. Every response of the
 // group carries security headers (a strict Content-Security-Policy,
-// nosniff, noindex, no-store); cross-site POSTs are refused with 403.
+// nosniff, noindex, no-store) and its own Content-Type, whatever the host's
+// middleware set before; cross-site POSTs are refused with 403.
 func (m *Monitor) RegisterRoutes(r gin.IRouter, middleware ...gin.HandlerFunc) {
 	g := r.Group(m.cfg.URLPrefix)
 	g.Use(securityHeaders)
@@ -101,38 +102,163 @@ func (m *Monitor) RegisterRoutes(r gin.IRouter, middleware ...gin.HandlerFunc) {
 // methodNotAllowed answers 405 to a GET of an action URL.
 func methodNotAllowed(c *gin.Context) {
 	c.Header("Allow", http.MethodPost)
-	c.Data(http.StatusMethodNotAllowed, "text/plain; charset=utf-8", []byte("use POST (the buttons on the error's page)\n"))
+	respondText(c, http.StatusMethodNotAllowed, "use POST (the buttons on the error's page)\n")
 }
 
-// permission answers 401 unless Config.ViewPermission allows the request.
+// Content types of the dashboard's responses. Each response sets its own
+// with Header().Set: gin's renderers keep a Content-Type that the host's
+// middleware set before, which would turn a page into "JSON" (and, with
+// nosniff, into nothing a browser shows).
+const (
+	contentHTML = "text/html; charset=utf-8"
+	contentText = "text/plain; charset=utf-8"
+	contentJSON = "application/json; charset=utf-8"
+	contentCSS  = "text/css; charset=utf-8"
+)
+
+// respondHTML renders one of the dashboard's pages.
+func respondHTML(c *gin.Context, code int, page string, data any) {
+	c.Header("Content-Type", contentHTML)
+	c.Render(code, render.HTML{Template: dashPages[page], Name: "layout", Data: data})
+}
+
+// respondJSON writes v as JSON, without escaping &, < and > (a JSON
+// answer is never read as HTML: its type is set and nosniff is on), so
+// that stored text costs its own size.
+func respondJSON(c *gin.Context, code int, v any) {
+	b, err := marshalJSON(v)
+	if err != nil {
+		respondText(c, http.StatusInternalServerError, "errmon: "+err.Error()+"\n")
+		return
+	}
+	respondData(c, code, contentJSON, b)
+}
+
+// respondText writes a plain-text answer.
+func respondText(c *gin.Context, code int, text string) {
+	c.Header("Content-Type", contentText)
+	c.Data(code, contentText, []byte(text))
+}
+
+// respondData writes body with the given content type.
+func respondData(c *gin.Context, code int, contentType string, body []byte) {
+	c.Header("Content-Type", contentType)
+	c.Data(code, contentType, body)
+}
+
+// abortWith answers code with msg and stops the group's handlers: as JSON
+// {"error": msg} for the API and for clients that ask for JSON, as text
+// otherwise.
+func abortWith(c *gin.Context, code int, msg string) {
+	if wantsJSON(c) || isAPI(c) {
+		respondJSON(c, code, gin.H{"error": msg})
+	} else {
+		respondText(c, code, "errmon: "+msg+"\n")
+	}
+	c.Abort()
+}
+
+// isAPI reports whether the request is for the JSON API.
+func isAPI(c *gin.Context) bool {
+	return strings.Contains(c.Request.URL.Path, "/api/")
+}
+
+// permission answers 401 unless the view permission allows the request.
+// The refusal says how to open the dashboard.
 func (m *Monitor) permission(c *gin.Context) {
-	if !m.cfg.ViewPermission(c) {
-		c.Data(http.StatusUnauthorized, "text/plain; charset=utf-8",
-			[]byte("errmon: not allowed to see the error dashboard (see Config.ViewPermission)\n"))
-		c.Abort()
+	if allow := m.cfg.ViewPermission; allow != nil {
+		if allow(c) {
+			c.Next()
+			return
+		}
+		abortWith(c, http.StatusUnauthorized, "not allowed to see the error dashboard: "+
+			"Config.ViewPermission refused this request")
+		return
+	}
+	if gin.Mode() == gin.ReleaseMode {
+		abortWith(c, http.StatusUnauthorized, "the error dashboard is closed: gin runs in release mode "+
+			"and Config.ViewPermission is not set. Set Config.ViewPermission to decide who may open it "+
+			"(errmon.LocalOnly opens it to requests made on this machine)")
+		return
+	}
+	if why := notLocal(c.Request); why != "" {
+		abortWith(c, http.StatusUnauthorized, "the error dashboard answers only requests made on this "+
+			"machine (a loopback peer and Host, no proxy headers), and "+why+
+			". Set Config.ViewPermission to decide who may open it")
 		return
 	}
 	c.Next()
 }
 
-// LocalOnly is the default Config.ViewPermission: it allows only requests
-// that come straight from a loopback address, without proxy forwarding
-// headers (X-Forwarded-For, X-Real-IP, Forwarded), so that a dashboard
-// behind a reverse proxy is closed until you choose who may open it.
+// LocalOnly allows only requests made on this machine: a loopback peer
+// (127.0.0.0/8 or ::1), a loopback Host header (localhost or a name under
+// .localhost, 127.0.0.0/8, [::1], any port; an empty Host is refused), and
+// no proxy forwarding header (X-Forwarded-For, X-Real-IP, Forwarded). The
+// Host check refuses DNS rebinding: a page of another site whose name now
+// points at 127.0.0.1 still sends its own name as Host.
+//
+// It is the default Config.ViewPermission in gin's debug and test mode; in
+// release mode the default refuses everyone, and setting LocalOnly opens
+// the dashboard to local requests again. LocalOnly cannot tell a request
+// from a reverse proxy on the same machine that adds no forwarding header
+// and sends a loopback Host (nginx's proxy_pass to 127.0.0.1 does both by
+// default) from a local one: behind such a proxy, use your own permission.
 func LocalOnly(c *gin.Context) bool {
-	h := c.Request.Header
-	if h.Get("X-Forwarded-For") != "" || h.Get("X-Real-IP") != "" || h.Get("Forwarded") != "" {
-		return false
-	}
-	host, _, err := net.SplitHostPort(c.Request.RemoteAddr)
-	if err != nil {
-		return false
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return notLocal(c.Request) == ""
 }
 
-// securityHeaders sets the headers every response of the group carries.
+// notLocal says why r is not a request made on this machine, or returns ""
+// when it is.
+func notLocal(r *http.Request) string {
+	h := r.Header
+	if h.Get("X-Forwarded-For") != "" || h.Get("X-Real-IP") != "" || h.Get("Forwarded") != "" {
+		return "this one came through a proxy (it has a forwarding header)"
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+		return "this one came from another machine"
+	}
+	if !loopbackHost(r.Host) {
+		return "this one names another host (its Host header is not localhost, 127.0.0.1 or [::1])"
+	}
+	return ""
+}
+
+// loopbackHost reports whether a Host header names this machine: localhost
+// or a name under .localhost (RFC 6761: never delegated, resolved to
+// loopback), an IPv4 address in 127.0.0.0/8 or [::1] (or an IPv4-mapped
+// loopback), each with or without a port. Names are compared without case
+// and without a final dot.
+func loopbackHost(hostport string) bool {
+	host, bracketed := hostport, false
+	if h, port, err := net.SplitHostPort(hostport); err == nil {
+		if strings.Trim(port, "0123456789") != "" {
+			return false
+		}
+		host, bracketed = h, strings.HasPrefix(hostport, "[")
+	} else if strings.HasPrefix(hostport, "[") && strings.HasSuffix(hostport, "]") {
+		host, bracketed = hostport[1:len(hostport)-1], true
+	} else if strings.Contains(hostport, ":") {
+		return false // an IPv6 address without brackets, or a malformed port
+	}
+	if host == "" {
+		return false
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		// Brackets hold IPv6 literals only; a bare IPv6 literal is no Host.
+		return ip.IsLoopback() && bracketed == strings.Contains(host, ":")
+	}
+	if bracketed {
+		return false
+	}
+	name := strings.ToLower(strings.TrimSuffix(host, "."))
+	return name == "localhost" || strings.HasSuffix(name, ".localhost") && !strings.HasPrefix(name, ".")
+}
+
+// securityHeaders sets the headers every response of the group carries,
+// replacing what the host's middleware set before the group: the security
+// headers, a plain-text Content-Type (each handler then sets its own) and
+// no Content-Disposition.
 func securityHeaders(c *gin.Context) {
 	h := c.Writer.Header()
 	h.Set("Content-Security-Policy", contentSecurityPolicy)
@@ -141,6 +267,8 @@ func securityHeaders(c *gin.Context) {
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Type", contentText)
+	h.Del("Content-Disposition")
 	c.Next()
 }
 
@@ -148,7 +276,7 @@ func securityHeaders(c *gin.Context) {
 // http.CrossOriginProtection (Sec-Fetch-Site, then Origin against Host).
 func sameOrigin(c *gin.Context) {
 	if err := crossOrigin.Check(c.Request); err != nil {
-		c.AbortWithStatusJSON(http.StatusForbidden, gin.H{"error": "cross-origin request refused"})
+		abortWith(c, http.StatusForbidden, "cross-origin request refused")
 		return
 	}
 	c.Next()
@@ -169,12 +297,13 @@ func redirectToSlash(c *gin.Context) {
 // service under a path.
 func seeOther(c *gin.Context, code int, loc string) {
 	c.Header("Location", loc)
+	c.Header("Content-Type", contentText)
 	c.Status(code)
 	c.Writer.WriteHeaderNow()
 }
 
 func serveCSS(c *gin.Context) {
-	c.Data(http.StatusOK, "text/css; charset=utf-8", dashboardCSS)
+	respondData(c, http.StatusOK, contentCSS, dashboardCSS)
 }
 
 type dashboard struct {
@@ -251,21 +380,16 @@ func listHref(v url.Values) string {
 // serverError answers 500 after logging err.
 func (d *dashboard) serverError(c *gin.Context, err error) {
 	d.m.log.Error("errmon: dashboard", "path", c.Request.URL.Path, "err", err)
-	if wantsJSON(c) || strings.Contains(c.Request.URL.Path, "/api/") {
-		c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"error": "database error; see the service log"})
-		return
-	}
-	c.Data(http.StatusInternalServerError, "text/plain; charset=utf-8", []byte("errmon: database error; see the service log\n"))
-	c.Abort()
+	abortWith(c, http.StatusInternalServerError, "database error; see the service log")
 }
 
 // notFound answers 404 in the format asked for.
 func (d *dashboard) notFound(c *gin.Context, api bool) {
 	if api || wantsJSON(c) {
-		c.AbortWithStatusJSON(http.StatusNotFound, gin.H{"error": "no error with this hash"})
-		return
+		respondJSON(c, http.StatusNotFound, gin.H{"error": "no error with this hash"})
+	} else {
+		respondHTML(c, http.StatusNotFound, "notfound", d.frame("Not found"))
 	}
-	c.Render(http.StatusNotFound, render.HTML{Template: dashPages["notfound"], Name: "layout", Data: d.frame("Not found")})
 	c.Abort()
 }
 

@@ -113,8 +113,13 @@ type reqOpt func(*http.Request)
 
 func withHeader(k, v string) reqOpt { return func(r *http.Request) { r.Header.Set(k, v) } }
 func fromAddr(a string) reqOpt      { return func(r *http.Request) { r.RemoteAddr = a } }
+func withHost(h string) reqOpt      { return func(r *http.Request) { r.Host = h } }
 
-// do serves one request from loopback (unless an option changes it).
+// dashHost is the Host of the tests' requests: a local one.
+const dashHost = "localhost:8080"
+
+// do serves one request from loopback to a loopback Host (unless an option
+// changes them).
 func (d *dashEnv) do(method, target string, form url.Values, opts ...reqOpt) *httptest.ResponseRecorder {
 	var body io.Reader
 	if form != nil {
@@ -122,6 +127,7 @@ func (d *dashEnv) do(method, target string, form url.Values, opts ...reqOpt) *ht
 	}
 	r := httptest.NewRequest(method, target, body)
 	r.RemoteAddr = "127.0.0.1:40000"
+	r.Host = dashHost
 	if form != nil {
 		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
@@ -398,7 +404,7 @@ func TestDashboardCrossSitePost(t *testing.T) {
 		if w.Code != http.StatusSeeOther || !d.get(t, rec.Hash).Resolved {
 			t.Errorf("same-origin resolve: %d, resolved=%v", w.Code, d.get(t, rec.Hash).Resolved)
 		}
-		w = d.do("POST", dashPrefix+"/"+rec.Hash+"/unresolve", nil, withHeader("Origin", "http://example.com"))
+		w = d.do("POST", dashPrefix+"/"+rec.Hash+"/unresolve", nil, withHeader("Origin", "http://"+dashHost))
 		if w.Code != http.StatusSeeOther || d.get(t, rec.Hash).Resolved {
 			t.Errorf("same-host Origin unresolve: %d, resolved=%v", w.Code, d.get(t, rec.Hash).Resolved)
 		}
@@ -775,8 +781,8 @@ func TestDashboardJSONShapes(t *testing.T) {
 
 		// A context that is not a JSON object is still an object.
 		for in, want := range map[string]string{"": "{}", "not json": `{"raw":"not json"}`, `[1]`: `{"raw":"[1]"}`, `{"a":1}`: `{"a":1}`} {
-			if got := string(jsonObject(in)); got != want {
-				t.Errorf("jsonObject(%q) = %s, want %s", in, got, want)
+			if got := string(apiContext(in, false)); got != want {
+				t.Errorf("apiContext(%q) = %s, want %s", in, got, want)
 			}
 		}
 	})
@@ -924,7 +930,7 @@ func TestDashboardHelpers(t *testing.T) {
 	if got := strings.Join(nums, " "); got != "1 … 48 49 50 51 52 … 100" {
 		t.Errorf("pageLinks = %s", got)
 	}
-	entries, raw := requestContext(`{"body":{"user":{"id":1}},"method":"POST","headers":{"Accept":["a","b"]},"zeta":[1,2]}`)
+	entries, raw := requestContext(`{"body":{"user":{"id":1}},"method":"POST","headers":{"Accept":["a","b"]},"zeta":[1,2]}`, false, contextBudget, true)
 	var keys []string
 	for _, e := range entries {
 		keys = append(keys, e.Key)
@@ -936,7 +942,7 @@ func TestDashboardHelpers(t *testing.T) {
 		!strings.Contains(entries[2].JSON, `"id": 1`) || !strings.Contains(raw, "\n  ") {
 		t.Errorf("context entries: %+v", entries)
 	}
-	if entries, _ := requestContext("not json"); len(entries) != 1 || entries[0].Text != "not json" {
+	if entries, _ := requestContext("not json", false, contextBudget, true); len(entries) != 1 || entries[0].Text != "not json" {
 		t.Errorf("non-JSON context: %+v", entries)
 	}
 	if got := formatCount(1234567); got != "1,234,567" {
@@ -980,7 +986,7 @@ func TestDashboardContextNotHTMLEscapedTwice(t *testing.T) {
 		t.Fatalf("%d rows", len(recs))
 	}
 	req := httptest.NewRequest("GET", tm.Config().URLPrefix+"/"+recs[0].Hash, nil)
-	req.RemoteAddr = "127.0.0.1:1234"
+	req.RemoteAddr, req.Host = "127.0.0.1:1234", "127.0.0.1:8080"
 	w := httptest.NewRecorder()
 	r.ServeHTTP(w, req)
 	if w.Code != 200 {
@@ -993,4 +999,311 @@ func TestDashboardContextNotHTMLEscapedTwice(t *testing.T) {
 	if !strings.Contains(page, "x &amp; y &lt;z&gt;") || !strings.Contains(page, "a=1&amp;b=2") {
 		t.Errorf("the page does not show the context as stored, escaped once")
 	}
+}
+
+// TestLoopbackHost lists the Host headers LocalOnly accepts as naming this
+// machine, and the look-alikes it refuses.
+func TestLoopbackHost(t *testing.T) {
+	tests := []struct {
+		host string
+		want bool
+	}{
+		{"localhost", true},
+		{"localhost:8080", true},
+		{"LocalHost:8080", true},
+		{"localhost.", true},
+		{"localhost.:8080", true},
+		{"localhost:", true}, // an empty port, as net/url allows
+		{"app.localhost", true},
+		{"app.localhost:3000", true},
+		{"127.0.0.1", true},
+		{"127.0.0.1:8080", true},
+		{"127.1.2.3:80", true},
+		{"[::1]", true},
+		{"[::1]:8080", true},
+		{"[::ffff:127.0.0.1]:80", true},
+
+		{"", false},
+		{":8080", false},
+		{".localhost", false},
+		{"localhost.evil.example", false},
+		{"evil-localhost", false},
+		{"evil.example", false},
+		{"evil.example:8080", false},
+		{"127.0.0.1.nip.io", false},
+		{"10.0.0.1", false},
+		{"0.0.0.0:8080", false},
+		{"2130706433", false}, // 127.0.0.1 as one number
+		{"0x7f.1", false},
+		{"127.000.000.001", false},
+		{"::1", false}, // IPv6 needs brackets in a Host
+		{"[::1", false},
+		{"[127.0.0.1]", false},
+		{"[localhost]:80", false},
+		{"[::2]", false},
+		{"localhost:http", false},
+		{"localhost:80:80", false},
+		{"[::1]%lo:80", false},
+	}
+	for _, tc := range tests {
+		if got := loopbackHost(tc.host); got != tc.want {
+			t.Errorf("loopbackHost(%q) = %v, want %v", tc.host, got, tc.want)
+		}
+	}
+}
+
+// TestDashboardPermissionHost checks the Host half of the default and of
+// LocalOnly through the routes: a page of another site whose name was
+// rebound to 127.0.0.1 (DNS rebinding) is refused.
+func TestDashboardPermissionHost(t *testing.T) {
+	eachDB(t, func(t *testing.T, tdb testDB) {
+		rec := dashRecord("host", 1, time.Minute)
+		for _, perm := range []struct {
+			name string
+			f    func(*gin.Context) bool
+		}{{"default", nil}, {"LocalOnly", LocalOnly}} {
+			d := newDash(t, tdb, func(c *Config) { c.ViewPermission = perm.f })
+			d.db.Where("1 = 1").Delete(&ErrorRecord{})
+			d.seed(t, rec)
+			cases := []struct {
+				host   string
+				status int
+			}{
+				{"localhost:8080", 200},
+				{"127.0.0.1:8080", 200},
+				{"[::1]:8080", 200},
+				{"dev.localhost:8080", 200},
+				{"rebound.evil.example:8080", 401},
+				{"rebound.evil.example", 401},
+				{"", 401},
+			}
+			for _, tc := range cases {
+				for _, target := range []string{"/", "/" + rec.Hash, "/api/errors/" + rec.Hash} {
+					w := d.do("GET", dashPrefix+target, nil, withHost(tc.host))
+					if w.Code != tc.status {
+						t.Errorf("%s, Host %q, GET %s: %d, want %d", perm.name, tc.host, target, w.Code, tc.status)
+					}
+					if w.Code == 401 && strings.Contains(w.Body.String(), rec.Message) {
+						t.Errorf("%s, Host %q, GET %s: the refusal leaks the error", perm.name, tc.host, target)
+					}
+				}
+				d.db.Model(&ErrorRecord{}).Where("hash = ?", rec.Hash).Update("resolved", false)
+				w := d.do("POST", dashPrefix+"/"+rec.Hash+"/resolve", nil, withHost(tc.host))
+				if tc.status == 401 && (w.Code != 401 || d.get(t, rec.Hash).Resolved) {
+					t.Errorf("%s, Host %q: POST resolve %d, resolved=%v", perm.name, tc.host, w.Code, d.get(t, rec.Hash).Resolved)
+				}
+			}
+		}
+	})
+}
+
+// TestDashboardPermissionByGinMode checks the default permission in each
+// gin mode, read on each request, against explicit permissions, and that
+// every refusal says how to open the dashboard.
+func TestDashboardPermissionByGinMode(t *testing.T) {
+	eachDB(t, func(t *testing.T, tdb testDB) {
+		rec := dashRecord("mode", 1, time.Minute)
+		local := []reqOpt{}
+		remote := []reqOpt{fromAddr("203.0.113.9:5000"), withHost("errors.example.com")}
+		rebound := []reqOpt{withHost("rebound.evil.example")}
+		allowAll := func(*gin.Context) bool { return true }
+		denyAll := func(*gin.Context) bool { return false }
+		type req struct {
+			name string
+			opts []reqOpt
+		}
+		reqs := []req{{"local", local}, {"remote", remote}, {"rebound", rebound}}
+		cases := []struct {
+			mode, perm string
+			f          func(*gin.Context) bool
+			want       map[string]int // by request
+			says       []string       // in every refusal
+		}{
+			{gin.DebugMode, "default", nil, map[string]int{"local": 200, "remote": 401, "rebound": 401},
+				[]string{"Config.ViewPermission", "this machine"}},
+			{gin.TestMode, "default", nil, map[string]int{"local": 200, "remote": 401, "rebound": 401},
+				[]string{"Config.ViewPermission", "this machine"}},
+			{gin.ReleaseMode, "default", nil, map[string]int{"local": 401, "remote": 401, "rebound": 401},
+				[]string{"release mode", "Config.ViewPermission", "errmon.LocalOnly"}},
+			{gin.ReleaseMode, "LocalOnly", LocalOnly, map[string]int{"local": 200, "remote": 401, "rebound": 401},
+				[]string{"Config.ViewPermission"}},
+			{gin.DebugMode, "LocalOnly", LocalOnly, map[string]int{"local": 200, "remote": 401, "rebound": 401},
+				[]string{"Config.ViewPermission"}},
+			{gin.ReleaseMode, "allow all", allowAll, map[string]int{"local": 200, "remote": 200, "rebound": 200}, nil},
+			{gin.DebugMode, "deny all", denyAll, map[string]int{"local": 401, "remote": 401, "rebound": 401},
+				[]string{"Config.ViewPermission"}},
+		}
+		for _, tc := range cases {
+			t.Run(tc.mode+"/"+tc.perm, func(t *testing.T) {
+				d := newDash(t, tdb, func(c *Config) { c.ViewPermission = tc.f })
+				d.db.Where("1 = 1").Delete(&ErrorRecord{})
+				d.seed(t, rec)
+				withGinMode(t, tc.mode) // after New: the mode is read per request
+				for _, r := range reqs {
+					for _, target := range []string{"/", "/" + rec.Hash, "/api/errors", "/assets/dashboard.css"} {
+						w := d.do("GET", dashPrefix+target, nil, r.opts...)
+						if w.Code != tc.want[r.name] {
+							t.Errorf("%s GET %s: %d, want %d (%s)", r.name, target, w.Code, tc.want[r.name], w.Body)
+							continue
+						}
+						if w.Code != 401 {
+							continue
+						}
+						body := w.Body.String()
+						if strings.Contains(body, rec.Message) {
+							t.Errorf("%s GET %s: the refusal leaks the error", r.name, target)
+						}
+						for _, s := range tc.says {
+							if !strings.Contains(body, s) {
+								t.Errorf("%s GET %s: the refusal %q does not say %q", r.name, target, body, s)
+							}
+						}
+						ct := w.Header().Get("Content-Type")
+						if strings.Contains(target, "/api/") {
+							var v struct{ Error string }
+							if !strings.HasPrefix(ct, "application/json") || json.Unmarshal(w.Body.Bytes(), &v) != nil || v.Error == "" {
+								t.Errorf("%s GET %s: refusal %q %q, want a JSON error", r.name, target, ct, body)
+							}
+						} else if !strings.HasPrefix(ct, "text/plain") {
+							t.Errorf("%s GET %s: refusal Content-Type %q", r.name, target, ct)
+						}
+					}
+				}
+			})
+		}
+
+		// The mode is read on each request: the same monitor closes when
+		// gin switches to release mode, and opens again after.
+		d := newDash(t, tdb, nil)
+		steps := []struct {
+			mode   string
+			status int
+		}{{gin.TestMode, 200}, {gin.ReleaseMode, 401}, {gin.DebugMode, 200}, {gin.ReleaseMode, 401}}
+		for _, s := range steps {
+			withGinMode(t, s.mode)
+			if w := d.do("GET", dashPrefix+"/", nil); w.Code != s.status {
+				t.Errorf("in %s mode: %d, want %d", s.mode, w.Code, s.status)
+			}
+		}
+	})
+}
+
+// TestDashboardOwnContentTypes mounts the dashboard behind host middleware
+// that sets Content-Type: application/json (gin's renderers keep an
+// existing Content-Type) and other headers, and checks that every kind of
+// dashboard response sets its own.
+func TestDashboardOwnContentTypes(t *testing.T) {
+	eachDB(t, func(t *testing.T, tdb testDB) {
+		hostHeaders := func(c *gin.Context) {
+			h := c.Writer.Header()
+			h.Set("Content-Type", "application/json")
+			h.Set("Content-Disposition", "attachment; filename=api.json")
+			h.Set("Cache-Control", "public, max-age=600")
+			h.Set("X-Frame-Options", "SAMEORIGIN")
+			h.Set("Content-Security-Policy", "default-src *")
+			h.Set("X-Request-Id", "host-42")
+			c.Next()
+		}
+		d := newDash(t, tdb, nil)
+		e := gin.New()
+		e.Use(hostHeaders)
+		d.m.RegisterRoutes(e)
+		d.h = e
+		a := dashRecord("ctype", 2, time.Minute)
+		d.seed(t, a)
+		d.seedSamples(t, a, 1)
+		unknown := dashHash("nobody")
+		jsonAccept := withHeader("Accept", "application/json")
+		bulk := url.Values{"action": {"resolve"}, "hash": {a.Hash}}
+		const (
+			html = "text/html; charset=utf-8"
+			text = "text/plain; charset=utf-8"
+			js   = "application/json; charset=utf-8"
+			css  = "text/css; charset=utf-8"
+		)
+		tests := []struct {
+			name, method, target string
+			form                 url.Values
+			opts                 []reqOpt
+			status               int
+			ctype                string
+		}{
+			{"redirect to slash", "GET", dashPrefix, nil, nil, 301, text},
+			{"list", "GET", dashPrefix + "/", nil, nil, 200, html},
+			{"detail", "GET", dashPrefix + "/" + a.Hash, nil, nil, 200, html},
+			{"404 page", "GET", dashPrefix + "/" + unknown, nil, nil, 404, html},
+			{"404 bad hash", "GET", dashPrefix + "/not-a-hash", nil, nil, 404, html},
+			{"404 asked as JSON", "GET", dashPrefix + "/" + unknown, nil, []reqOpt{jsonAccept}, 404, js},
+			{"style sheet", "GET", dashPrefix + "/assets/dashboard.css", nil, nil, 200, css},
+			{"API list", "GET", dashPrefix + "/api/errors", nil, nil, 200, js},
+			{"API detail", "GET", dashPrefix + "/api/errors/" + a.Hash, nil, nil, 200, js},
+			{"API 404", "GET", dashPrefix + "/api/errors/" + unknown, nil, nil, 404, js},
+			{"405 on GET of an action", "GET", dashPrefix + "/" + a.Hash + "/resolve", nil, nil, 405, text},
+			{"action redirect", "POST", dashPrefix + "/" + a.Hash + "/resolve", nil, nil, 303, text},
+			{"action as JSON", "POST", dashPrefix + "/" + a.Hash + "/unresolve", nil, []reqOpt{jsonAccept}, 200, js},
+			{"action 404", "POST", dashPrefix + "/" + unknown + "/resolve", nil, nil, 404, html},
+			{"bulk redirect", "POST", dashPrefix + "/bulk", bulk, nil, 303, text},
+			{"bulk as JSON", "POST", dashPrefix + "/bulk", bulk, []reqOpt{jsonAccept}, 200, js},
+			{"bulk 400", "POST", dashPrefix + "/bulk", url.Values{"action": {"explode"}}, nil, 400, text},
+			{"bulk 400 as JSON", "POST", dashPrefix + "/bulk", url.Values{"action": {"explode"}}, []reqOpt{jsonAccept}, 400, js},
+			{"cross-site 403", "POST", dashPrefix + "/bulk", bulk, []reqOpt{withHeader("Sec-Fetch-Site", "cross-site")}, 403, text},
+			{"cross-site 403 as JSON", "POST", dashPrefix + "/bulk", bulk,
+				[]reqOpt{withHeader("Sec-Fetch-Site", "cross-site"), jsonAccept}, 403, js},
+			{"401 page", "GET", dashPrefix + "/", nil, []reqOpt{fromAddr("203.0.113.9:1")}, 401, text},
+			{"401 API", "GET", dashPrefix + "/api/errors", nil, []reqOpt{fromAddr("203.0.113.9:1")}, 401, js},
+		}
+		check := func(name string, w *httptest.ResponseRecorder, status int, ctype string) {
+			t.Helper()
+			if w.Code != status {
+				t.Errorf("%s: status %d, want %d (%s)", name, w.Code, status, w.Body)
+				return
+			}
+			if got := w.Header().Values("Content-Type"); len(got) != 1 || got[0] != ctype {
+				t.Errorf("%s: Content-Type %q, want %q", name, got, ctype)
+			}
+			checkSecurityHeaders(t, name, w)
+			if cd := w.Header().Get("Content-Disposition"); cd != "" {
+				t.Errorf("%s: Content-Disposition %q kept from the host", name, cd)
+			}
+			if xfo := w.Header().Get("X-Frame-Options"); xfo != "DENY" {
+				t.Errorf("%s: X-Frame-Options %q", name, xfo)
+			}
+			if csp := w.Header().Values("Content-Security-Policy"); len(csp) != 1 {
+				t.Errorf("%s: Content-Security-Policy %q", name, csp)
+			}
+			body := w.Body.Bytes()
+			switch ctype {
+			case js:
+				if !json.Valid(body) {
+					t.Errorf("%s: body is not JSON: %.200s", name, body)
+				}
+			case html:
+				if !strings.HasPrefix(strings.ToLower(strings.TrimSpace(string(body))), "<!doctype html>") {
+					t.Errorf("%s: body is not an HTML page: %.200s", name, body)
+				}
+			}
+		}
+		for _, tc := range tests {
+			check(tc.name, d.do(tc.method, tc.target, tc.form, tc.opts...), tc.status, tc.ctype)
+		}
+
+		// Refusals of extra group middleware (gin.BasicAuth) are not JSON
+		// either.
+		e2 := gin.New()
+		e2.Use(hostHeaders)
+		d.m.RegisterRoutes(e2, gin.BasicAuth(gin.Accounts{"ops": "s3cret"}))
+		d.h = e2
+		w := d.do("GET", dashPrefix+"/", nil)
+		if w.Code != 401 || w.Header().Get("Content-Type") == "application/json" {
+			t.Errorf("basic auth refusal: %d %q", w.Code, w.Header().Get("Content-Type"))
+		}
+
+		// Database errors: 500 as text, or JSON for the API.
+		d.h = e
+		if err := d.db.Migrator().DropTable(&ErrorHourly{}); err != nil {
+			t.Fatal(err)
+		}
+		check("500 page", d.do("GET", dashPrefix+"/", nil), 500, text)
+		check("500 API", d.do("GET", dashPrefix+"/api/errors/"+a.Hash, nil), 500, js)
+	})
 }

@@ -49,6 +49,17 @@ import (
 // DefaultTimeout bounds one send when [Config.Timeout] is zero.
 const DefaultTimeout = 30 * time.Second
 
+// quitTimeout bounds the wait for the answer to QUIT, once the message is
+// accepted (within the send's own bound).
+const quitTimeout = 2 * time.Second
+
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
 // Config says how to reach the SMTP server. Only Host is required.
 type Config struct {
 	// Host is the SMTP server's host name or IP address. It is also the
@@ -259,7 +270,9 @@ func (n *Notifier) send(ctx context.Context, msg *gomail.Message) (err error) {
 	if err != nil {
 		return fmt.Errorf("compose: %w: %w", errmon.ErrPermanent, err)
 	}
-	// The message is accepted once DATA ends; a failed QUIT loses nothing.
+	// The message is accepted once DATA ends; a failed QUIT loses nothing,
+	// so a server slow to answer it is not waited for long.
+	_ = conn.SetDeadline(earliest(deadline, time.Now().Add(quitTimeout)))
 	_ = c.Quit()
 	return nil
 }

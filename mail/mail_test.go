@@ -1,6 +1,7 @@
 package mail_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -60,6 +61,8 @@ type smtpServer struct {
 	// options
 	user, pass string          // require AUTH PLAIN with these
 	rejectData *smtp.SMTPError // refuse every message at DATA
+	stall      string          // "AUTH", "MAIL", "RCPT" or "DATA": stop answering there
+	release    chan struct{}   // closed at cleanup: stalled sessions end
 }
 
 type serverOpt func(*smtpServer, *smtp.Server)
@@ -78,9 +81,23 @@ func withReject(code int) serverOpt {
 	}
 }
 
+// withStall makes the server stop answering at stage ("AUTH", "MAIL",
+// "RCPT" or "DATA", the last after reading the whole message), holding
+// the connection open until the test ends.
+func withStall(stage string) serverOpt {
+	return func(s *smtpServer, _ *smtp.Server) { s.stall = stage }
+}
+
+// stallAt blocks while the test runs if the server stalls at stage.
+func (s *smtpServer) stallAt(stage string) {
+	if s.stall == stage {
+		<-s.release
+	}
+}
+
 func startSMTP(t *testing.T, implicitTLS *tls.Config, opts ...serverOpt) *smtpServer {
 	t.Helper()
-	s := &smtpServer{}
+	s := &smtpServer{release: make(chan struct{})}
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		_, isTLS := c.TLSConnectionState()
 		return &session{s: s, tls: isTLS, conn: c}, nil
@@ -105,7 +122,7 @@ func startSMTP(t *testing.T, implicitTLS *tls.Config, opts ...serverOpt) *smtpSe
 	s.Port = l.Addr().(*net.TCPAddr).Port
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(l) }()
-	t.Cleanup(func() { srv.Close(); <-done })
+	t.Cleanup(func() { close(s.release); srv.Close(); <-done })
 	return s
 }
 
@@ -131,6 +148,7 @@ func (x *session) AuthMechanisms() []string {
 }
 
 func (x *session) Auth(mech string) (sasl.Server, error) {
+	x.s.stallAt("AUTH")
 	return sasl.NewPlainServer(func(_, user, pass string) error {
 		if user != x.s.user || pass != x.s.pass {
 			return smtp.ErrAuthFailed
@@ -141,6 +159,7 @@ func (x *session) Auth(mech string) (sasl.Server, error) {
 }
 
 func (x *session) Mail(from string, _ *smtp.MailOptions) error {
+	x.s.stallAt("MAIL")
 	if x.s.user != "" && x.user == "" {
 		return smtp.ErrAuthRequired
 	}
@@ -149,6 +168,7 @@ func (x *session) Mail(from string, _ *smtp.MailOptions) error {
 }
 
 func (x *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	x.s.stallAt("RCPT")
 	x.cur.To = append(x.cur.To, to)
 	return nil
 }
@@ -158,6 +178,7 @@ func (x *session) Data(r io.Reader) error {
 	if err != nil {
 		return err
 	}
+	x.s.stallAt("DATA")
 	if x.s.rejectData != nil {
 		return x.s.rejectData
 	}
@@ -490,6 +511,234 @@ func TestNotifierFaults(t *testing.T) {
 			}
 		})
 	}
+}
+
+// rawServer accepts connections on 127.0.0.1 and runs handle on each, with
+// a reader of what the client sends; stop is closed when the test ends,
+// and then every connection is closed.
+func rawServer(t *testing.T, handle func(c net.Conn, r *bufio.Reader, stop <-chan struct{})) (host string, port int) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				handle(c, bufio.NewReader(c), stop)
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		close(stop)
+		l.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return "127.0.0.1", l.Addr().(*net.TCPAddr).Port
+}
+
+// silent reads what the client sends and never answers.
+func silent(r *bufio.Reader) { _, _ = io.Copy(io.Discard, r) }
+
+// TestNotifierHangsAtEveryStage: a server that stops answering at any step
+// of the conversation, or that answers one byte at a time forever, holds
+// a send no longer than Config.Timeout or the caller's context, and leaves
+// no goroutine behind.
+func TestNotifierHangsAtEveryStage(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	serverTLS, clientTLS := testCert(t)
+	smtpAt := func(opts ...serverOpt) func(t *testing.T) (string, int) {
+		return func(t *testing.T) (string, int) {
+			s := startSMTP(t, nil, opts...)
+			return s.Host, s.Port
+		}
+	}
+	stages := []struct {
+		name  string
+		start func(t *testing.T) (string, int)
+		cfg   mail.Config // Host, Port and Timeout are set by the test
+		step  string      // the step the error names
+	}{
+		{"accepts and never greets", hangingServer, mail.Config{}, "greeting"},
+		{"greets and never answers EHLO", func(t *testing.T) (string, int) {
+			return rawServer(t, func(c net.Conn, r *bufio.Reader, _ <-chan struct{}) {
+				io.WriteString(c, "220 localhost ESMTP\r\n")
+				silent(r)
+			})
+		}, mail.Config{}, "EHLO"},
+		{"greets one line a time, forever", func(t *testing.T) (string, int) {
+			return rawServer(t, func(c net.Conn, _ *bufio.Reader, stop <-chan struct{}) {
+				tick := time.NewTicker(20 * time.Millisecond)
+				defer tick.Stop()
+				for {
+					if _, err := io.WriteString(c, "220-still here\r\n"); err != nil {
+						return
+					}
+					select {
+					case <-tick.C:
+					case <-stop:
+						return
+					}
+				}
+			})
+		}, mail.Config{}, "greeting"},
+		{"offers STARTTLS and never shakes hands", func(t *testing.T) (string, int) {
+			return rawServer(t, func(c net.Conn, r *bufio.Reader, _ <-chan struct{}) {
+				io.WriteString(c, "220 localhost ESMTP\r\n")
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					switch cmd := strings.ToUpper(strings.TrimSpace(line)); {
+					case strings.HasPrefix(cmd, "EHLO"):
+						io.WriteString(c, "250-localhost\r\n250 STARTTLS\r\n")
+					case cmd == "STARTTLS":
+						io.WriteString(c, "220 go ahead\r\n")
+						silent(r)
+						return
+					}
+				}
+			})
+		}, mail.Config{TLSConfig: clientTLS}, "STARTTLS"},
+		{"implicit TLS, never shakes hands", hangingServer, mail.Config{SSL: true, TLSConfig: clientTLS}, "tls handshake"},
+		{"stalls at AUTH", smtpAt(withStartTLS(serverTLS), withAuth("alerts", "s3cret"), withStall("AUTH")),
+			mail.Config{TLSConfig: clientTLS, Username: "alerts", Password: "s3cret"}, "AUTH"},
+		{"stalls at MAIL FROM", smtpAt(withStall("MAIL")), mail.Config{}, "MAIL FROM"},
+		{"stalls at RCPT TO", smtpAt(withStall("RCPT")), mail.Config{}, "RCPT TO"},
+		{"stalls at the end of DATA", smtpAt(withStall("DATA")), mail.Config{}, "end of DATA"},
+	}
+	bounds := []struct {
+		name    string
+		timeout time.Duration
+		ctx     func() (context.Context, context.CancelFunc)
+		want    error
+	}{
+		{"Timeout", 300 * time.Millisecond, func() (context.Context, context.CancelFunc) {
+			return context.WithCancel(context.Background())
+		}, context.DeadlineExceeded},
+		{"caller's deadline", time.Hour, func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), 300*time.Millisecond)
+		}, context.DeadlineExceeded},
+		{"caller's cancel", time.Hour, func() (context.Context, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(context.Background())
+			time.AfterFunc(200*time.Millisecond, cancel)
+			return ctx, cancel
+		}, context.Canceled},
+	}
+	for _, st := range stages {
+		for _, b := range bounds {
+			t.Run(st.name+"/"+b.name, func(t *testing.T) {
+				cfg := st.cfg
+				cfg.Host, cfg.Port = st.start(t)
+				cfg.Timeout = b.timeout
+				n := mail.New(cfg)
+				ctx, cancel := b.ctx()
+				defer cancel()
+				done := make(chan error, 1)
+				go func() { done <- n.Notify(ctx, sampleNote()) }()
+				var err error
+				select {
+				case err = <-done:
+				case <-time.After(time.Minute): // a hang, not a latency check
+					t.Fatal("Notify hung")
+				}
+				if !errors.Is(err, b.want) {
+					t.Errorf("Notify = %v, want it to wrap %v", err, b.want)
+				}
+				if errors.Is(err, errmon.ErrPermanent) {
+					t.Errorf("a timeout is not permanent: %v", err)
+				}
+				if err != nil && !strings.Contains(err.Error(), "("+st.step) {
+					t.Errorf("Notify = %v, want it to name the step %q", err, st.step)
+				}
+			})
+		}
+	}
+}
+
+// TestNotifierQuitStalls: a server that accepted the message and then does
+// not answer QUIT is not waited for until Config.Timeout: the alert is
+// delivered.
+func TestNotifierQuitStalls(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	t.Run("scripted server", func(t *testing.T) {
+		// go-smtp answers QUIT before its session hears of it: this
+		// server is scripted.
+		var mu sync.Mutex
+		accepted := 0
+		host, port := rawServer(t, func(c net.Conn, r *bufio.Reader, _ <-chan struct{}) {
+			io.WriteString(c, "220 localhost ESMTP\r\n")
+			for {
+				line, err := r.ReadString('\n')
+				if err != nil {
+					return
+				}
+				switch cmd := strings.ToUpper(strings.TrimSpace(line)); {
+				case strings.HasPrefix(cmd, "EHLO"):
+					io.WriteString(c, "250-localhost\r\n250 8BITMIME\r\n")
+				case strings.HasPrefix(cmd, "MAIL FROM:"), strings.HasPrefix(cmd, "RCPT TO:"):
+					io.WriteString(c, "250 OK\r\n")
+				case cmd == "DATA":
+					io.WriteString(c, "354 go ahead\r\n")
+					for {
+						l, err := r.ReadString('\n')
+						if err != nil {
+							return
+						}
+						if l == ".\r\n" {
+							break
+						}
+					}
+					mu.Lock()
+					accepted++
+					mu.Unlock()
+					io.WriteString(c, "250 queued\r\n")
+				case cmd == "QUIT":
+					silent(r)
+					return
+				default:
+					io.WriteString(c, "502 not here\r\n")
+				}
+			}
+		})
+		n := mail.New(mail.Config{Host: host, Port: port, Timeout: time.Hour})
+		done := make(chan error, 1)
+		go func() { done <- n.Notify(context.Background(), sampleNote()) }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Notify = %v, want nil: the message was accepted", err)
+			}
+		case <-time.After(time.Minute): // a hang, not a latency check
+			t.Fatal("Notify waited for QUIT")
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if accepted != 1 {
+			t.Errorf("%d messages accepted, want 1", accepted)
+		}
+	})
 }
 
 func TestNotifierRejectsIncompleteNotification(t *testing.T) {

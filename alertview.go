@@ -1,0 +1,341 @@
+package errmon
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// What an alert shows of a stored error, and its bounds. The row is read
+// back from the database, where it may have been written by an older
+// version or by another process: nothing in it is trusted to be capped, so
+// every value is cut before any work that grows with its size. Composing
+// an alert costs a few hundred KB of allocations whatever the row holds.
+const (
+	// alertTracebackLines is how much of the traceback an alert shows (two
+	// lines per frame).
+	alertTracebackLines = 24
+	// alertTracebackBytes caps the traceback shown.
+	alertTracebackBytes = 8 << 10
+	// alertMessageBytes caps the message shown.
+	alertMessageBytes = 2 << 10
+	// alertHashBytes caps the hash shown (a sha256 hex is 64 bytes).
+	alertHashBytes = 128
+	// alertContextBytes caps the request context shown.
+	alertContextBytes = 16 << 10
+	// alertContextDepth is how many levels of the request context are
+	// shown: a deeper object or array is shown as one marker, {…} or […].
+	alertContextDepth = 10
+	// alertStringBytes caps one string (or number) of the request context.
+	alertStringBytes = 1 << 10
+)
+
+// alertCap sanitizes s and caps it to max bytes like sanitize, cutting a
+// long s first: the work does not grow with len(s).
+func alertCap(s string, max int) string {
+	if len(s) > max+utf8.UTFMax {
+		return sanitizeOf(s[:max+utf8.UTFMax], max, len(s))
+	}
+	return sanitize(s, max)
+}
+
+// alertHead returns at most n bytes from the start of s, cut at a
+// character boundary.
+func alertHead(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// alertTraceback returns the first alertTracebackLines lines of tb, at
+// most alertTracebackBytes, ending with a newline.
+func alertTraceback(tb string) string {
+	if tb == "" {
+		return "(no stack)\n"
+	}
+	window := tb[:min(len(tb), alertTracebackBytes+utf8.UTFMax)]
+	end := 0
+	for lines := 0; lines < alertTracebackLines && end < len(window); lines++ {
+		i := strings.IndexByte(window[end:], '\n')
+		if i < 0 {
+			end = len(window)
+			break
+		}
+		end += i + 1
+	}
+	if end == len(tb) {
+		return sanitize(tb, alertTracebackBytes)
+	}
+	if end > alertTracebackBytes {
+		// Long lines: cut by bytes, with a marker counting the rest.
+		return sanitizeOf(tb[:end], alertTracebackBytes, len(tb)) + "\n"
+	}
+	return sanitize(tb[:end], alertTracebackBytes) + "…\n"
+}
+
+// alertContext renders the stored request context (JSON) for people:
+// indented by two spaces, levels below alertContextDepth shown as {…} or
+// […], strings cut at alertStringBytes, the whole cut at alertContextBytes.
+// A context that is not JSON is shown as text, cut the same way.
+func alertContext(raw string) string {
+	if raw == "" {
+		return "(none: recorded outside a request)"
+	}
+	if s, ok := indentBounded(raw, alertContextDepth, alertStringBytes, alertContextBytes); ok {
+		return s
+	}
+	return alertCap(raw, alertContextBytes)
+}
+
+// indentBounded renders the JSON text raw indented by two spaces, as
+// indentJSON does for what errmon stores, within bounds: maxDepth levels
+// are shown (a deeper object or array becomes one marker, {…} or […]),
+// each string or number is cut after maxString bytes, and the result is
+// at most limit bytes of valid UTF-8 (cut with a marker counting the rest
+// of raw). It reads raw once, recurses at most maxDepth levels and
+// allocates about what it returns. ok is false when raw is not JSON.
+func indentBounded(raw string, maxDepth, maxString, limit int) (s string, ok bool) {
+	r := jsonView{in: raw, maxDepth: maxDepth, maxString: maxString, limit: limit}
+	r.out.Grow(min(2*len(raw), limit+maxString))
+	err := r.value(0)
+	if err == nil {
+		r.space()
+		if r.i < len(r.in) {
+			err = errNotJSON // trailing text
+		}
+	}
+	switch {
+	case err == nil:
+		return sanitize(r.out.String(), limit), true
+	case errors.Is(err, errViewFull):
+		// Count what was cut in bytes of raw.
+		shown := r.out.String()
+		return sanitizeOf(shown, limit, len(shown)+len(r.in)-r.i), true
+	}
+	return "", false
+}
+
+var (
+	errNotJSON  = errors.New("not JSON")
+	errViewFull = errors.New("the view is full")
+)
+
+// jsonView is a bounded JSON indenter. It copies strings and numbers as
+// they are written in the input (the stored context is JSON that errmon
+// encoded without HTML escapes) and recurses at most maxDepth levels: a
+// deeper value is skipped by counting brackets, without recursion.
+type jsonView struct {
+	in        string
+	i         int // the next byte of in
+	out       strings.Builder
+	maxDepth  int
+	maxString int
+	limit     int // stop once out is longer
+}
+
+func (r *jsonView) space() {
+	for r.i < len(r.in) {
+		switch r.in[r.i] {
+		case ' ', '\t', '\n', '\r':
+			r.i++
+		default:
+			return
+		}
+	}
+}
+
+func (r *jsonView) newline(depth int) {
+	r.out.WriteByte('\n')
+	for range depth {
+		r.out.WriteString("  ")
+	}
+}
+
+// value renders the value at r.i, depth levels down.
+func (r *jsonView) value(depth int) error {
+	if r.out.Len() > r.limit {
+		return errViewFull
+	}
+	r.space()
+	if r.i >= len(r.in) {
+		return errNotJSON
+	}
+	switch r.in[r.i] {
+	case '{', '[':
+		if depth >= r.maxDepth {
+			return r.elide()
+		}
+		return r.composite(depth)
+	case '"':
+		return r.str()
+	default:
+		return r.literal()
+	}
+}
+
+// composite renders an object or an array, one member per line.
+func (r *jsonView) composite(depth int) error {
+	open := r.in[r.i]
+	end := byte(']')
+	if open == '{' {
+		end = '}'
+	}
+	r.i++
+	r.out.WriteByte(open)
+	r.space()
+	if r.i < len(r.in) && r.in[r.i] == end {
+		r.i++
+		r.out.WriteByte(end)
+		return nil
+	}
+	for {
+		if r.out.Len() > r.limit {
+			return errViewFull
+		}
+		r.newline(depth + 1)
+		if open == '{' {
+			r.space()
+			if r.i >= len(r.in) || r.in[r.i] != '"' {
+				return errNotJSON
+			}
+			if err := r.str(); err != nil {
+				return err
+			}
+			r.space()
+			if r.i >= len(r.in) || r.in[r.i] != ':' {
+				return errNotJSON
+			}
+			r.i++
+			r.out.WriteString(": ")
+		}
+		if err := r.value(depth + 1); err != nil {
+			return err
+		}
+		r.space()
+		if r.i >= len(r.in) {
+			return errNotJSON
+		}
+		switch r.in[r.i] {
+		case ',':
+			r.i++
+			r.out.WriteByte(',')
+		case end:
+			r.i++
+			r.newline(depth)
+			r.out.WriteByte(end)
+			return nil
+		default:
+			return errNotJSON
+		}
+	}
+}
+
+// elide skips the object or array at r.i, however deep, and shows it as
+// one marker.
+func (r *jsonView) elide() error {
+	open := r.in[r.i]
+	level := 0
+	for r.i < len(r.in) {
+		switch r.in[r.i] {
+		case '{', '[':
+			level++
+		case '}', ']':
+			level--
+			if level == 0 {
+				r.i++
+				if open == '{' {
+					r.out.WriteString("{…}")
+				} else {
+					r.out.WriteString("[…]")
+				}
+				return nil
+			}
+		case '"':
+			if err := r.skipString(); err != nil {
+				return err
+			}
+			continue
+		}
+		r.i++
+	}
+	return errNotJSON
+}
+
+// str copies the string at r.i, cut after maxString bytes (at a character
+// boundary, never inside an escape) with a marker counting the rest.
+func (r *jsonView) str() error {
+	start := r.i
+	cut := -1
+	r.i++
+	for r.i < len(r.in) {
+		c := r.in[r.i]
+		if cut < 0 && r.i-start > r.maxString && c != '"' && utf8.RuneStart(c) {
+			cut = r.i
+		}
+		switch {
+		case c == '"':
+			r.i++
+			if cut < 0 {
+				r.out.WriteString(r.in[start:r.i])
+			} else {
+				r.out.WriteString(r.in[start:cut])
+				r.out.WriteString("… [")
+				r.out.WriteString(strconv.Itoa(r.i - 1 - cut))
+				r.out.WriteString(` bytes cut]"`)
+			}
+			return nil
+		case c == '\\':
+			if r.i+1 < len(r.in) && r.in[r.i+1] == 'u' {
+				r.i += 6
+			} else {
+				r.i += 2
+			}
+		case c < 0x20:
+			return errNotJSON
+		default:
+			r.i++
+		}
+	}
+	return errNotJSON
+}
+
+// skipString moves r.i past the string at r.i.
+func (r *jsonView) skipString() error {
+	for r.i++; r.i < len(r.in); r.i++ {
+		switch r.in[r.i] {
+		case '\\':
+			r.i++
+		case '"':
+			r.i++
+			return nil
+		}
+	}
+	return errNotJSON
+}
+
+// literal copies the number, true, false or null at r.i, cut after
+// maxString bytes.
+func (r *jsonView) literal() error {
+	start := r.i
+	for r.i < len(r.in) {
+		c := r.in[r.i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-' || c == '+' || c == '.') {
+			break
+		}
+		r.i++
+	}
+	if r.i == start {
+		return errNotJSON
+	}
+	if r.i-start > r.maxString {
+		r.out.WriteString(r.in[start:start+r.maxString] + "…")
+		return nil
+	}
+	r.out.WriteString(r.in[start:r.i])
+	return nil
+}
