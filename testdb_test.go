@@ -4,11 +4,14 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"log"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	mysqldriver "github.com/go-sql-driver/mysql"
 	"gorm.io/driver/mysql"
 	"gorm.io/driver/postgres"
 	"gorm.io/driver/sqlite"
@@ -107,6 +110,12 @@ func withSearchPath(dsn, schema string) string {
 		return dsn + sep + "search_path=" + schema
 	}
 	return fmt.Sprintf("%s search_path=%s", dsn, schema)
+}
+
+func init() {
+	// go-sql-driver/mysql logs each connection the fault tests cut; the
+	// tests check what errmon makes of it instead.
+	_ = mysqldriver.SetLogger(log.New(io.Discard, "", 0))
 }
 
 // mysqlDSN returns the MySQL server's DSN for tests (no database), or
