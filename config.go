@@ -65,7 +65,10 @@ var defaultMaskedKeyHas = []string{"password", "secret"}
 type Config struct {
 	// SendNotification turns on alerts through Notifier for new errors and
 	// regressions. Key APP_ERROR_SEND_NOTIFICATION, default false. When true,
-	// Notifier, RecipientEmail and EmailSender are required.
+	// Notifier is required, and so are RecipientEmail and EmailSender when
+	// the Notifier sends email (it has a method SendsEmail() bool that
+	// returns true, as the [github.com/errmon/errmon/mail] Notifier does); a
+	// webhook or chat Notifier needs neither.
 	SendNotification bool
 	// RecipientEmail lists who receives alerts. Key APP_ERROR_RECIPIENT_EMAIL,
 	// comma-separated in the environment.
@@ -288,6 +291,14 @@ func splitList(v string) []string {
 	return out
 }
 
+// sendsEmail reports whether n delivers alerts by email, to
+// Notification.From and To: it says so with a method SendsEmail() bool, as
+// the [github.com/errmon/errmon/mail] Notifier does.
+func sendsEmail(n Notifier) bool {
+	e, ok := n.(interface{ SendsEmail() bool })
+	return ok && e.SendsEmail()
+}
+
 // ConfigError reports an invalid [Config]. Key is the APP_ERROR_* key at
 // fault, or the Config field ("Config.DB") where no key exists.
 type ConfigError struct {
@@ -365,15 +376,27 @@ func (cfg Config) withDefaults() Config {
 	return cfg
 }
 
+// Validate reports every problem of cfg as [New] would, each a
+// *[ConfigError] naming its APP_ERROR_* key (several are joined), after
+// filling the defaults of zero fields; cfg itself is not changed. It needs
+// no database: a nil DB is not reported (New requires one), a DB of an
+// unsupported dialect is. Use it to check a configuration at startup or
+// in a test before any connection is opened.
+func (cfg Config) Validate() error {
+	return cfg.clone().withDefaults().validate(false)
+}
+
 // validate reports every problem of a Config that has had its defaults
-// filled, each naming its key.
-func (cfg Config) validate() error {
+// filled, each naming its key; needDB says whether a nil DB is one.
+func (cfg Config) validate(needDB bool) error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, &ConfigError{Key: key, Reason: fmt.Sprintf(format, args...)})
 	}
 	if cfg.DB == nil {
-		bad("Config.DB", "a *gorm.DB is required")
+		if needDB {
+			bad("Config.DB", "a *gorm.DB is required")
+		}
 	} else if name := cfg.DB.Dialector.Name(); name != "sqlite" && name != "postgres" && name != "mysql" {
 		bad("Config.DB", "dialect %q is not supported (use sqlite, postgres or mysql)", name)
 	}
@@ -388,14 +411,15 @@ func (cfg Config) validate() error {
 		bad(EnvListSize, "%d must be between 1 and 1000", cfg.ListSize)
 	}
 	if cfg.SendNotification {
-		if len(cfg.RecipientEmail) == 0 {
-			bad(EnvRecipientEmail, "required when %s is true", EnvSendNotification)
-		}
-		if cfg.EmailSender == "" {
-			bad(EnvEmailSender, "required when %s is true", EnvSendNotification)
-		}
 		if cfg.Notifier == nil {
 			bad("Config.Notifier", "required when %s is true", EnvSendNotification)
+		} else if sendsEmail(cfg.Notifier) {
+			if len(cfg.RecipientEmail) == 0 {
+				bad(EnvRecipientEmail, "required when %s is true and the Notifier sends email", EnvSendNotification)
+			}
+			if cfg.EmailSender == "" {
+				bad(EnvEmailSender, "required when %s is true and the Notifier sends email", EnvSendNotification)
+			}
 		}
 	}
 	for _, r := range cfg.RecipientEmail {

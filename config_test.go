@@ -297,13 +297,18 @@ type nopNotifier struct{}
 
 func (nopNotifier) Notify(context.Context, *Notification) error { return nil }
 
+// nopMailer is a Notifier that says it sends email, as mail.Notifier does.
+type nopMailer struct{ nopNotifier }
+
+func (nopMailer) SendsEmail() bool { return true }
+
 func TestNewConfigErrors(t *testing.T) {
 	db := openSQLite(t).DB
 	notifyOK := func(c *Config) {
 		c.SendNotification = true
 		c.RecipientEmail = []string{"team@example.com"}
 		c.EmailSender = "errmon@example.com"
-		c.Notifier = nopNotifier{}
+		c.Notifier = nopMailer{}
 	}
 	tests := []struct {
 		name    string
@@ -341,6 +346,16 @@ func TestNewConfigErrors(t *testing.T) {
 			cfg.Output = nil
 			cfg.DB = db
 			tt.mutate(&cfg)
+			// Validate says the same, without a database (a nil DB is then
+			// no fault).
+			verr := cfg.Validate()
+			if tt.wantKey == "Config.DB" {
+				if verr != nil {
+					t.Errorf("Validate() = %v for a config whose only fault is a nil DB", verr)
+				}
+			} else if keys := configErrorKeys(verr); !slices.Equal(keys, []string{tt.wantKey}) {
+				t.Errorf("Validate() keys = %q, want only %q (error: %v)", keys, tt.wantKey, verr)
+			}
 			m, err := New(cfg)
 			if err == nil {
 				m.Close()
@@ -364,6 +379,32 @@ func TestNewConfigErrors(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("a Notifier that does not send email needs no addresses", func(t *testing.T) {
+		cfg := DefaultConfig()
+		cfg.Output = nil
+		cfg.DB = db
+		cfg.SendNotification = true
+		cfg.Notifier = nopNotifier{} // a webhook, a chat
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("Validate: %v", err)
+		}
+		m, err := New(cfg)
+		if err != nil {
+			t.Fatalf("New: %v", err)
+		}
+		m.Close()
+	})
+
+	t.Run("Validate needs no database and changes nothing", func(t *testing.T) {
+		cfg := Config{MaskedKeyHas: []string{" Token "}}
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("Validate of a zero Config: %v", err)
+		}
+		if cfg.MaskedKeyHas[0] != " Token " || cfg.URLPrefix != "" {
+			t.Errorf("Validate changed its Config: %+v", cfg)
+		}
+	})
 
 	t.Run("every fault is reported", func(t *testing.T) {
 		cfg := Config{URLPrefix: "errors", ListSize: 5000, EmailSender: "nobody"}

@@ -76,7 +76,7 @@ type Monitor struct {
 // RecipientEmail, NotifyThresholds) afterwards changes nothing.
 func New(cfg Config) (*Monitor, error) {
 	cfg = cfg.clone().withDefaults()
-	if err := cfg.validate(); err != nil {
+	if err := cfg.validate(true); err != nil {
 		return nil, err
 	}
 	if _, ok := cfg.ContextBuilder.(DefaultContextBuilder); ok {
@@ -105,6 +105,7 @@ func New(cfg Config) (*Monitor, error) {
 	m.wg.Add(2)
 	go m.writer()
 	go m.alerts.run()
+	publish(m)
 	return m, nil
 }
 
@@ -143,7 +144,10 @@ func (m *Monitor) record(c *gin.Context, kind string, v any, frames, extra []Fra
 	m.queue.add(o) // a full queue counts what it drops
 }
 
-// Stats is a snapshot of a monitor's counters.
+// Stats is a snapshot of a monitor's counters. The same counters, summed
+// over the open monitors of the process with "Monitors" (how many are
+// open), are published with the standard library's expvar under the name
+// "errmon", for any metrics agent that reads expvar.
 type Stats struct {
 	Recorded        int64 // occurrences captured
 	Stored          int64 // occurrences written to the database
@@ -199,6 +203,7 @@ func (m *Monitor) Close() error {
 		if Default() == m {
 			defaultMonitor.CompareAndSwap(m, nil)
 		}
+		unpublish(m)
 		occ, errs, _ := m.queue.size()
 		if occ > 0 || flushErr != nil {
 			err := fmt.Errorf("errmon: close: %d occurrences of %d errors not stored", occ, errs)

@@ -119,6 +119,11 @@ func New(cfg Config) *Notifier {
 	return &Notifier{cfg: cfg}
 }
 
+// SendsEmail reports true: alerts go to Notification.To from
+// Notification.From, so errmon requires Config.RecipientEmail and
+// Config.EmailSender with this Notifier.
+func (n *Notifier) SendsEmail() bool { return true }
+
 // Addr returns the server's address, host:port.
 func (n *Notifier) Addr() string {
 	return net.JoinHostPort(n.cfg.Host, strconv.Itoa(n.cfg.Port))
