@@ -222,3 +222,36 @@ func ExampleMonitor_Record() {
 	// "cache refresh failed; serving stale data" route="/report" count=1
 	// "nightly export failed" route="" count=1
 }
+
+func ExampleMonitor_Go() {
+	dir, err := os.MkdirTemp("", "errmon-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	db, err := gorm.Open(sqlite.Open(filepath.Join(dir, "app.db")), &gorm.Config{Logger: logger.Discard})
+	if err != nil {
+		log.Fatal(err)
+	}
+	cfg := errmon.DefaultConfig()
+	cfg.DB = db
+	cfg.Output = nil // no panic log in this example
+	m, err := errmon.New(cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer m.Close()
+
+	// A background job whose panic would otherwise end the process.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer m.Recover() // records the panic, stored before the goroutine ends
+		var cache map[string]int
+		cache["warm"] = 1 // assignment to entry in nil map
+	}()
+	<-done
+	printErrors(db)
+	// Output:
+	// runtime.plainError on "": count 1
+}
