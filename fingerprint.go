@@ -223,6 +223,9 @@ func formatTraceback(frames []Frame) string {
 // exceptionName returns the Go type of a panic value or error. For errors
 // wrapped by fmt.Errorf or github.com/pkg/errors it names the cause.
 func exceptionName(v any) string {
+	if named, ok := v.(interface{ exceptionName() string }); ok {
+		return named.exceptionName() // errmon's own values (a log record)
+	}
 	err, ok := v.(error)
 	for ok {
 		if !wrapperTypes[qualifiedType(err)] {
