@@ -226,18 +226,23 @@ func addBody(ctx map[string]any, c *gin.Context, bm builderMask, ct *cutter) {
 	trimmed := bytes.TrimSpace(body)
 	switch {
 	case strings.Contains(mediaType, "json") || (mediaType == "" && len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '[')):
-		dec := json.NewDecoder(bytes.NewReader(body))
-		dec.UseNumber()
-		var v any
-		if !truncated && dec.Decode(&v) == nil {
-			put("json", maskTree(ct.value(v, 1), bm.fn, bm.with, nil))
-			return
+		if !truncated && jsonDepth(body) < maxContextDepth {
+			dec := json.NewDecoder(bytes.NewReader(body))
+			dec.UseNumber()
+			var v any
+			if dec.Decode(&v) == nil {
+				put("json", maskTree(ct.value(v, 1), bm.fn, bm.with, nil))
+				return
+			}
 		}
-		// Cut short (or malformed): keep what could be read, in its
-		// structure, so that secret keys are masked at any depth.
-		if v := partialJSON(body, maxContextDepth-1); v != nil {
+		// Nested too deep, cut short or malformed: keep what could be read,
+		// in its structure (deeper levels replaced by a marker), so that
+		// secret keys are masked at any depth.
+		if v, complete := partialJSON(body, maxContextDepth-1); v != nil {
 			put("json", maskTree(ct.value(v, 1), bm.fn, bm.with, nil))
-			put("json_incomplete", true)
+			if !complete {
+				put("json_incomplete", true)
+			}
 			return
 		}
 	case mediaType == "application/x-www-form-urlencoded":
@@ -278,15 +283,45 @@ func validText(b []byte, cut bool) bool {
 	return utf8.Valid(b)
 }
 
-// partialJSON decodes a JSON document that was cut short: the values read
-// before the cut, in their structure, with what nests deeper than depth
-// levels replaced by "[deeper levels cut]". A string or number cut in the
-// middle is left out. It returns nil when not even the start could be read.
-func partialJSON(body []byte, depth int) any {
+// partialJSON decodes a JSON document that may be cut short, reading it
+// token by token: the values read before the cut, in their structure, with
+// what nests deeper than depth container levels replaced by "[deeper
+// levels cut]" (read past, not decoded). A string or number cut in the
+// middle is left out. It returns nil when not even the start could be
+// read, and whether the document was read to its end.
+func partialJSON(body []byte, depth int) (v any, complete bool) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
-	v, _ := readPartial(dec, depth)
-	return v
+	v, err := readPartial(dec, depth)
+	return v, err == nil
+}
+
+// jsonDepth returns how deeply containers nest in a JSON text, counting no
+// further than maxContextDepth, without decoding it.
+func jsonDepth(b []byte) int {
+	depth, deepest, inString := 0, 0, false
+	for i := 0; i < len(b) && deepest < maxContextDepth; i++ {
+		c := b[i]
+		if inString {
+			switch c {
+			case '\\':
+				i++
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '[', '{':
+			depth++
+			deepest = max(deepest, depth)
+		case ']', '}':
+			depth--
+		}
+	}
+	return deepest
 }
 
 // readPartial reads one value; left is the number of container levels it

@@ -223,9 +223,9 @@ func newOutputLogger(cfg Config) *log.Logger {
 // mode, masked as the stored context is: the path (secret parameters and
 // key=value segments), the query string (decoded, masked by name and as
 // text, encoded again), header names as text, credential headers, secret
-// headers and every cookie value. It keeps within the context budget: a
-// header value is cut to maxContextString, and once the budget is spent
-// the headers left are only counted.
+// headers and every cookie value. It keeps within the headers' share of
+// the context budget (16 KiB): a header value is cut to maxContextString,
+// and once the share is spent the headers left are only counted.
 func (m *Monitor) requestDump(c *gin.Context) string {
 	r := c.Request
 	bm := m.monitorMask()
@@ -234,7 +234,7 @@ func (m *Monitor) requestDump(c *gin.Context) string {
 	b.WriteString("\r\nHost: ")
 	b.WriteString(m.maskCap(r.Host, smallField))
 	b.WriteString("\r\n")
-	left := contextBudget
+	left := headersShare
 	cut, cutBytes := 0, 0
 	dump := func(k string, vs []string) {
 		if left <= 0 {
@@ -253,7 +253,10 @@ func (m *Monitor) requestDump(c *gin.Context) string {
 			v = m.maskCap(v, min(maxContextString, max(left, 64)))
 		}
 		left -= len(name) + len(v) + 4
-		b.WriteString(name + ": " + v + "\r\n")
+		b.WriteString(name)
+		b.WriteString(": ")
+		b.WriteString(v)
+		b.WriteString("\r\n")
 	}
 	if len(r.Header) <= sortedEntriesMax {
 		for _, k := range slices.Sorted(maps.Keys(r.Header)) {
