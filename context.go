@@ -118,7 +118,7 @@ func buildContext(c *gin.Context, bm builderMask) map[string]any {
 		put("url", ct.text(maskedURL(c, bm), maxContextString))
 		if raw := r.URL.RawQuery; raw != "" {
 			ct.within(queryShare, func() {
-				pairs, rest := parsePairs(raw, "&;", queryShare)
+				pairs, rest := parsePairs(raw, "&;", queryShare, false)
 				put("query", maskTree(pairMap(ct, pairs, rest), bm.fn, bm.with, nil))
 			})
 		}
@@ -214,13 +214,19 @@ func addBody(ctx map[string]any, c *gin.Context, bm builderMask, ct *cutter) {
 		}
 		return
 	}
-	if room := max(ct.left-64, 0); len(body) > room {
-		// Past the budget: what is kept is decoded as a body cut short.
-		put("body_cut", fmt.Sprintf("[%d bytes cut]", len(body)-room))
+	// Past the budget, a JSON or form body is decoded from what fits, as a
+	// body cut short; a text body is cut as any string is.
+	full, room := body, max(ct.left-64, 0)
+	if len(body) > room {
 		body, truncated = body[:room], true
 	}
 	if truncated {
 		put("body_truncated", true)
+	}
+	noteCut := func() {
+		if len(full) > len(body) {
+			put("body_cut", fmt.Sprintf("[%d bytes cut]", len(full)-len(body)))
+		}
 	}
 	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	trimmed := bytes.TrimSpace(body)
@@ -239,6 +245,7 @@ func addBody(ctx map[string]any, c *gin.Context, bm builderMask, ct *cutter) {
 		// in its structure (deeper levels replaced by a marker), so that
 		// secret keys are masked at any depth.
 		if v, complete := partialJSON(body, maxContextDepth-1); v != nil {
+			noteCut()
 			put("json", maskTree(ct.value(v, 1), bm.fn, bm.with, nil))
 			if !complete {
 				put("json_incomplete", true)
@@ -247,21 +254,23 @@ func addBody(ctx map[string]any, c *gin.Context, bm builderMask, ct *cutter) {
 		}
 	case mediaType == "application/x-www-form-urlencoded":
 		if validText(body, truncated) {
-			pairs, rest := parsePairs(string(body), "&", len(body))
+			noteCut()
+			pairs, rest := parsePairs(string(body), "&", len(body), truncated)
 			put("form", maskTree(pairMap(ct, pairs, rest), bm.fn, bm.with, nil))
 			return
 		}
 	case strings.HasPrefix(mediaType, "multipart/"):
-		put("body", fmt.Sprintf("<multipart body, %d bytes not parsed by the handler>", len(body)))
+		put("body", fmt.Sprintf("<multipart body, %d bytes not parsed by the handler>", len(full)))
 		return
 	}
 	if !validText(body, truncated) {
-		put("body", fmt.Sprintf("<%d bytes of binary data>", len(body)))
+		put("body", fmt.Sprintf("<%d bytes of binary data>", len(full)))
 		return
 	}
-	// Free text (or JSON cut short): kept, and masked as text before it is
-	// stored.
-	put("body", ct.text(string(body), maxContextString))
+	// Free text (or JSON that could not be read): kept, and masked as text
+	// before it is stored.
+	head := full[:min(len(full), maxContextString+utf8.UTFMax)]
+	put("body", ct.textOf(string(head), len(full), maxContextString))
 }
 
 // validText reports whether b is UTF-8 text without NUL bytes; a body cut
@@ -407,7 +416,7 @@ func requestLine(c *gin.Context, bm builderMask) string {
 func maskedURL(c *gin.Context, bm builderMask) string {
 	u := maskedPath(c, bm)
 	if raw := c.Request.URL.RawQuery; raw != "" {
-		pairs, rest := parsePairs(raw, "&;", maxContextString-len(u))
+		pairs, rest := parsePairs(raw, "&;", maxContextString-len(u), false)
 		u += "?" + maskQuery(pairs, bm)
 		if rest > 0 {
 			u += fmt.Sprintf("… [%d bytes cut]", rest)
@@ -434,14 +443,26 @@ type queryPair struct {
 
 // parsePairs splits raw at any byte of seps into decoded pairs, decoding
 // as url.ParseQuery does but leniently: an invalid escape is kept as it
-// is. It reads at most limit bytes of raw (the last pair may be cut) and
-// returns how many bytes it left unread.
-func parsePairs(raw, seps string, limit int) (pairs []queryPair, rest int) {
+// is. It reads at most limit bytes of raw and returns how many bytes it
+// left out. When raw is longer, or cut is set (raw is the start of a
+// longer text), the last pair, which may be cut in the middle, is left out
+// too: half a value may no longer look like the secret it is.
+func parsePairs(raw, seps string, limit int, cut bool) (pairs []queryPair, rest int) {
 	if limit = max(limit, 0); len(raw) > limit {
-		raw, rest = raw[:limit], len(raw)-limit
+		raw, rest, cut = raw[:limit], len(raw)-limit, true
+	}
+	if cut {
+		last := strings.LastIndexAny(raw, seps)
+		rest += len(raw) - (last + 1)
+		raw = raw[:last+1]
+		if raw == "" {
+			return nil, rest
+		}
+		raw = raw[:len(raw)-1] // the separator before the dropped pair
+		rest++
 	}
 	var sep byte
-	for raw != "" {
+	for {
 		part, next := raw, ""
 		var nextSep byte
 		if i := strings.IndexAny(raw, seps); i >= 0 {
@@ -449,12 +470,11 @@ func parsePairs(raw, seps string, limit int) (pairs []queryPair, rest int) {
 		}
 		k, v, hasValue := strings.Cut(part, "=")
 		pairs = append(pairs, queryPair{name: unescapeLenient(k), value: unescapeLenient(v), hasValue: hasValue, sep: sep})
-		if nextSep != 0 && next == "" { // a trailing separator
-			pairs = append(pairs, queryPair{sep: nextSep})
+		if nextSep == 0 {
+			return pairs, rest
 		}
 		raw, sep = next, nextSep
 	}
-	return pairs, rest
 }
 
 // pairMap is the map of pairs as url.ParseQuery makes it (a name with one

@@ -271,8 +271,11 @@ func (ct *cutter) within(limit int, f func()) {
 
 // text cuts s to limit bytes and to what the budget has left (at least 64
 // bytes, room for a marker), and charges it.
-func (ct *cutter) text(s string, limit int) string {
-	s = cutText(s, min(limit, max(ct.left-2, 64)))
+func (ct *cutter) text(s string, limit int) string { return ct.textOf(s, len(s), limit) }
+
+// textOf is text for s the start of a value of total bytes.
+func (ct *cutter) textOf(s string, total, limit int) string {
+	s = cutTextOf(s, min(limit, max(ct.left-2, 64)), total)
 	ct.left -= len(s) + 2
 	return s
 }
@@ -289,18 +292,30 @@ func (ct *cutter) keyText(k string) string {
 }
 
 // cutText returns s, or, when it is longer than limit bytes, its start and
-// a "… [N bytes cut]" marker, limit bytes in all (cut at a character
-// boundary; at least the marker).
-func cutText(s string, limit int) string {
-	if len(s) <= limit {
+// a "… [N bytes cut]" marker, limit bytes in all (at least the marker).
+// Since masking comes after, the cut backs off to the last separator
+// (space, & ; , /) within cutSlack bytes of it: a key=value pair, a URL or
+// a token that the cut would split is left out whole rather than kept
+// half, where masking might no longer recognize it.
+func cutText(s string, limit int) string { return cutTextOf(s, limit, len(s)) }
+
+// cutSlack is how far back a cut looks for a separator.
+const cutSlack = 512
+
+// cutTextOf is cutText for s the start of a value of total bytes.
+func cutTextOf(s string, limit, total int) string {
+	if total <= limit && len(s) == total {
 		return s
 	}
 	// The marker is sized for the largest count it can hold.
-	keep := max(limit-len(fmt.Sprintf("… [%d bytes cut]", len(s))), 0)
-	for keep > 0 && !utf8.RuneStart(s[keep]) {
+	keep := min(max(limit-len(fmt.Sprintf("… [%d bytes cut]", total)), 0), len(s))
+	if i := strings.LastIndexAny(s[max(keep-cutSlack, 0):keep], " \t\r\n&;,/"); i >= 0 {
+		keep = max(keep-cutSlack, 0) + i + 1
+	}
+	for keep > 0 && keep < len(s) && !utf8.RuneStart(s[keep]) {
 		keep--
 	}
-	return s[:keep] + fmt.Sprintf("… [%d bytes cut]", len(s)-keep)
+	return s[:keep] + fmt.Sprintf("… [%d bytes cut]", total-keep)
 }
 
 // value returns v cut to the budget; depth is the number of containers
