@@ -616,6 +616,7 @@ func TestCaptureSecretsInEverySink(t *testing.T) {
 			ctype: mpType, body: mpBody, has: []string{"visible-field"}},
 		{name: "header-name", route: "/h", headers: map[string]string{"X-Note-Password=" + S: "v", "X-Plain": "visible-header"},
 			has: []string{"visible-header"}},
+		{name: "100-headers", route: "/h", headers: hzHeaders(100, 8<<10), has: []string{" entries, ", " bytes cut]"}},
 	}
 	for _, mode := range []string{gin.ReleaseMode, gin.DebugMode} {
 		t.Run(mode, func(t *testing.T) {
@@ -642,6 +643,7 @@ func TestCaptureSecretsInEverySink(t *testing.T) {
 						"GET /kv-segment/p/password=" + DefaultMaskWith + "/next HTTP/1.1",
 						"GET /semicolon-query/q?x=1;password=" + DefaultMaskWith + " HTTP/1.1",
 						"X-Plain: visible-header",
+						" headers, ", // the 100 headers of 8 KiB, cut in the dump too
 					} {
 						if !strings.Contains(out.String(), want) {
 							t.Errorf("the debug request dump lacks %q:\n%.3000s", want, out.String())
