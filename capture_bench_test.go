@@ -45,6 +45,8 @@ func benchCaptureEngine(b *testing.B) *gin.Engine {
 	return r
 }
 
+// BenchmarkCaptureFailingRequest: one failing request through the
+// middleware, small or with 100 headers of 8 KiB.
 func BenchmarkCaptureFailingRequest(b *testing.B) {
 	for _, bc := range []struct {
 		name string

@@ -21,9 +21,10 @@ import (
 // context budget (see [MaxRequestDataBytes]) and masks it again before
 // storing it, so a builder cannot leak a configured secret by mistake nor
 // make masking cost more than the budget; a builder that panics is
-// recovered and its error recorded. Values of other types than strings,
-// numbers, booleans, maps and slices are stored as their JSON encoding,
-// decoded and masked like the rest.
+// recovered and its error recorded. A value of a type other than string,
+// bool, number, map[string]any, []any, []string and the string maps of
+// net/http and net/url (a struct, say) is stored as its JSON encoding,
+// decoded, and so cut and masked like the rest.
 type ContextBuilder interface {
 	BuildContext(c *gin.Context, mask func(key string) (masked bool, value string)) map[string]any
 }
@@ -37,9 +38,10 @@ type ContextBuilder interface {
 //
 // It keeps within the context budget as it builds, section by section (see
 // [MaxRequestDataBytes]): past its share a string is cut with a
-// "… [N bytes cut]" marker, a map gets a "[cut]" entry counting the
-// entries left out ("[N entries, M bytes cut]"), a list a last item
-// "[N items cut]", and a level nested deeper than the limit is the string
+// "… [N bytes cut]" marker, a map gets a "[cut]" entry saying what it left
+// out ("[N entries, M bytes cut]", "[N bytes cut]" for a query or form),
+// a list a last item "[N items cut]", a body past the budget a
+// "body_cut" entry, and a level nested deeper than the limit is the string
 // "[deeper levels cut]". So a request costs no more to capture than one
 // that just fills the budget, whatever its size.
 type DefaultContextBuilder struct {
@@ -88,6 +90,7 @@ func (m *Monitor) monitorMask() builderMask {
 	return builderMask{fn: m.mask.fn, with: m.mask.with, text: m.mask.text}
 }
 
+// keepText is the free-text masking of a builder run outside a capture.
 func keepText(s string) string { return s }
 
 // BuildContext implements ContextBuilder.
@@ -118,8 +121,7 @@ func buildContext(c *gin.Context, bm builderMask) map[string]any {
 		put("url", ct.text(maskedURL(c, bm), maxContextString))
 		if raw := r.URL.RawQuery; raw != "" {
 			ct.within(queryShare, func() {
-				pairs, rest := parsePairs(raw, "&;", queryShare, false)
-				put("query", maskTree(pairMap(ct, pairs, rest), bm.fn, bm.with, nil))
+				put("query", maskTree(pairMap(ct, raw, "&;", queryShare, false), bm.fn, bm.with, nil))
 			})
 		}
 	}
@@ -162,26 +164,27 @@ func buildContext(c *gin.Context, bm builderMask) map[string]any {
 }
 
 // cookieNameMap maps the cookie names of Cookie headers to with, within
-// the budget; the values are never read.
+// the budget; the values are never read, and once the budget is spent the
+// cookies left are only counted.
 func cookieNameMap(ct *cutter, headers []string, with string) map[string]any {
 	names := map[string]any{}
 	cut := 0
 	for _, h := range headers {
-		for part := range strings.SplitSeq(h, ";") {
-			name, _, _ := strings.Cut(strings.TrimSpace(part), "=")
-			if name == "" {
-				continue
-			}
+		for h != "" {
 			if ct.left <= 0 {
-				cut++
-				continue
+				cut += strings.Count(h, ";") + 1
+				break
 			}
-			names[ct.keyText(name)] = with
-			ct.left -= len(with) + 2
+			part, next, _ := strings.Cut(h, ";")
+			if name, _, _ := strings.Cut(strings.TrimSpace(part), "="); name != "" {
+				names[ct.keyText(name)] = with
+				ct.left -= len(with) + 2
+			}
+			h = next
 		}
 	}
 	if cut > 0 {
-		names[cutKey] = ct.text(fmt.Sprintf("[%d entries cut]", cut), smallField)
+		names[cutKey] = ct.text(fmt.Sprintf("[%d cookies cut]", cut), smallField)
 	}
 	return names
 }
@@ -255,8 +258,7 @@ func addBody(ctx map[string]any, c *gin.Context, bm builderMask, ct *cutter) {
 	case mediaType == "application/x-www-form-urlencoded":
 		if validText(body, truncated) {
 			noteCut()
-			pairs, rest := parsePairs(string(body), "&", len(body), truncated)
-			put("form", maskTree(pairMap(ct, pairs, rest), bm.fn, bm.with, nil))
+			put("form", maskTree(pairMap(ct, string(body), "&", len(body), truncated), bm.fn, bm.with, nil))
 			return
 		}
 	case strings.HasPrefix(mediaType, "multipart/"):
@@ -416,11 +418,7 @@ func requestLine(c *gin.Context, bm builderMask) string {
 func maskedURL(c *gin.Context, bm builderMask) string {
 	u := maskedPath(c, bm)
 	if raw := c.Request.URL.RawQuery; raw != "" {
-		pairs, rest := parsePairs(raw, "&;", maxContextString-len(u), false)
-		u += "?" + maskQuery(pairs, bm)
-		if rest > 0 {
-			u += fmt.Sprintf("… [%d bytes cut]", rest)
-		}
+		u += "?" + maskQuery(raw, maxContextString-len(u), bm)
 	}
 	return cutText(u, maxContextString)
 }
@@ -437,17 +435,16 @@ func requestPath(r *http.Request) string {
 // decoded.
 type queryPair struct {
 	name, value string
-	hasValue    bool // name=value rather than a bare name
-	sep         byte // the separator before the pair; 0 for the first
+	hasValue    bool   // name=value rather than a bare name
+	sep         string // the separators (and empty pairs) before the pair, raw
 }
 
-// parsePairs splits raw at any byte of seps into decoded pairs, decoding
-// as url.ParseQuery does but leniently: an invalid escape is kept as it
-// is. It reads at most limit bytes of raw and returns how many bytes it
-// left out. When raw is longer, or cut is set (raw is the start of a
-// longer text), the last pair, which may be cut in the middle, is left out
-// too: half a value may no longer look like the secret it is.
-func parsePairs(raw, seps string, limit int, cut bool) (pairs []queryPair, rest int) {
+// wholePairs returns the start of raw that holds whole pairs only, at most
+// limit bytes, and how many bytes it leaves out. When raw is longer, or cut
+// is set (raw is the start of a longer text), the last pair, which may be
+// cut in the middle, is left out: half a value may no longer look like the
+// secret it is.
+func wholePairs(raw, seps string, limit int, cut bool) (kept string, rest int) {
 	if limit = max(limit, 0); len(raw) > limit {
 		raw, rest, cut = raw[:limit], len(raw)-limit, true
 	}
@@ -455,63 +452,93 @@ func parsePairs(raw, seps string, limit int, cut bool) (pairs []queryPair, rest 
 		last := strings.LastIndexAny(raw, seps)
 		rest += len(raw) - (last + 1)
 		raw = raw[:last+1]
-		if raw == "" {
-			return nil, rest
-		}
-		raw = raw[:len(raw)-1] // the separator before the dropped pair
-		rest++
 	}
-	var sep byte
-	for {
-		part, next := raw, ""
-		var nextSep byte
-		if i := strings.IndexAny(raw, seps); i >= 0 {
-			part, next, nextSep = raw[:i], raw[i+1:], raw[i]
-		}
-		k, v, hasValue := strings.Cut(part, "=")
-		pairs = append(pairs, queryPair{name: unescapeLenient(k), value: unescapeLenient(v), hasValue: hasValue, sep: sep})
-		if nextSep == 0 {
-			return pairs, rest
-		}
-		raw, sep = next, nextSep
-	}
+	return raw, rest
 }
 
-// pairMap is the map of pairs as url.ParseQuery makes it (a name with one
-// value maps to it, with several to the list), cut to the budget, with a
-// "[cut]" entry when rest bytes were left unread.
-func pairMap(ct *cutter, pairs []queryPair, rest int) map[string]any {
-	vals := make(map[string][]string, len(pairs))
-	for _, p := range pairs {
-		if p.name != "" || p.hasValue {
-			vals[p.name] = append(vals[p.name], p.value)
+// eachPair calls f with each non-empty pair of raw (split at any byte of
+// seps), decoded as url.ParseQuery does but leniently (an invalid escape is
+// kept as it is), then with a pair holding only the trailing separators,
+// if any. It stops when f returns false and returns how many bytes of raw
+// it did not reach.
+func eachPair(raw, seps string, f func(queryPair) bool) (rest int) {
+	sepFrom := 0 // where the separators before the next pair start
+	for i := 0; ; {
+		end := len(raw)
+		if j := strings.IndexAny(raw[i:], seps); j >= 0 {
+			end = i + j
 		}
+		if end > i {
+			k, v, hasValue := strings.Cut(raw[i:end], "=")
+			if !f(queryPair{name: unescapeLenient(k), value: unescapeLenient(v), hasValue: hasValue, sep: raw[sepFrom:i]}) {
+				return len(raw) - i
+			}
+			sepFrom = end
+		}
+		if end == len(raw) {
+			break
+		}
+		i = end + 1
 	}
-	out, _ := cutMap(ct, vals, 1, ct.values, valuesSize).(map[string]any)
-	if out == nil {
-		out = map[string]any{}
+	if sepFrom < len(raw) {
+		f(queryPair{sep: raw[sepFrom:]})
 	}
+	return 0
+}
+
+// pairMap decodes the pairs of raw into a map as url.ParseQuery makes it
+// (a name with one value maps to it, with several to the list), in their
+// order while the budget lasts, with names cut and masked as text and
+// values cut; a "[cut]" entry counts the bytes left out. It reads at most
+// limit bytes of raw; cut tells that raw is the start of a longer text.
+func pairMap(ct *cutter, raw, seps string, limit int, cut bool) map[string]any {
+	raw, rest := wholePairs(raw, seps, limit, cut)
+	out := map[string]any{}
+	ct.left -= 2
+	rest += eachPair(raw, seps, func(p queryPair) bool {
+		if p.name == "" && !p.hasValue {
+			return true // separators only
+		}
+		if ct.left <= 0 {
+			return false
+		}
+		k := ct.keyText(p.name)
+		v := ct.text(p.value, maxContextString)
+		switch old := out[k].(type) {
+		case nil:
+			out[k] = v
+		case []any:
+			out[k] = append(old, v)
+		default:
+			out[k] = []any{old, v}
+		}
+		ct.left--
+		return true
+	})
 	if rest > 0 {
-		out[cutKey] = fmt.Sprintf("[%d bytes cut]", rest)
+		out[cutKey] = ct.text(fmt.Sprintf("[%d bytes cut]", rest), smallField)
 	}
 	return out
 }
 
-// maskQuery rebuilds a query string from its decoded pairs, masked: a
+// maskQuery rebuilds at most limit bytes of a raw query string, masked: a
 // name is masked as text, a value is the mask when its name is secret and
 // masked as text otherwise, so that a secret written encoded
 // (cb=password%3DX, next=https%3A%2F%2Fu%3Apw%40host) is found. The
-// separators are kept; names and values are encoded again, leaving
-// readable what needs no escape.
-func maskQuery(pairs []queryPair, bm builderMask) string {
+// separators (& and ;) are kept; names and values are encoded again,
+// leaving readable what needs no escape. What is left out is counted by
+// a "… [N bytes cut]" marker.
+func maskQuery(raw string, limit int, bm builderMask) string {
+	raw, rest := wholePairs(raw, "&;", limit, false)
 	var b strings.Builder
-	for i, p := range pairs {
-		if i > 0 {
-			b.WriteByte(p.sep)
+	eachPair(raw, "&;", func(p queryPair) bool {
+		b.WriteString(p.sep)
+		if p.name == "" && !p.hasValue {
+			return true
 		}
 		writeEscaped(&b, bm.text(p.name), true)
 		if !p.hasValue {
-			continue
+			return true
 		}
 		b.WriteByte('=')
 		v := p.value
@@ -521,6 +548,10 @@ func maskQuery(pairs []queryPair, bm builderMask) string {
 			v = bm.text(v)
 		}
 		writeEscaped(&b, v, false)
+		return true
+	})
+	if rest > 0 {
+		fmt.Fprintf(&b, "… [%d bytes cut]", rest)
 	}
 	return b.String()
 }
@@ -574,10 +605,12 @@ func unescapeLenient(s string) string {
 	return string(b)
 }
 
+// isHex reports whether c is a hexadecimal digit.
 func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
+// unhex returns the value of the hexadecimal digit c.
 func unhex(c byte) byte {
 	switch {
 	case c <= '9':
@@ -593,8 +626,19 @@ func unhex(c byte) byte {
 // to MaxPathBytes, and every segment masked as text (password=X,
 // secret:X, a URL's password).
 func maskedPath(c *gin.Context, bm builderMask) string {
-	p := maskPathParams(requestPath(c.Request), c.FullPath(), c.Params, bm)
-	return maskSegments(cutText(p, MaxPathBytes), bm.text)
+	path := requestPath(c.Request)
+	total := len(path)
+	// Only the start is kept: what a secret value starting there needs,
+	// and room for the cut to back off.
+	limit := MaxPathBytes + cutSlack
+	for _, p := range c.Params {
+		limit = max(limit, MaxPathBytes+len(p.Value))
+	}
+	if len(path) > limit {
+		path = path[:limit]
+	}
+	p := maskPathParams(path, c.FullPath(), c.Params, bm)
+	return maskSegments(cutTextOf(p, MaxPathBytes, len(p)+total-len(path)), bm.text)
 }
 
 // maskPathParams replaces, in path, the values of the parameters whose

@@ -529,6 +529,7 @@ func hzServeCaptureCases(t *testing.T, m *Monitor, cases []hzCaptureCase) {
 	}
 }
 
+// cmpOr returns s, or def when s is empty.
 func cmpOr(s, def string) string {
 	if s == "" {
 		return def
@@ -720,6 +721,7 @@ type hugeStruct struct {
 	Note     string
 }
 
+// BuildContext implements ContextBuilder.
 func (hugeBuilder) BuildContext(*gin.Context, func(string) (bool, string)) map[string]any {
 	deep := any("bottom password=" + hzSecret)
 	for i := 0; i < 500; i++ {

@@ -57,9 +57,9 @@ type Occurrence struct {
 // the path parameters, 2 KiB for the cookie names, 8 KiB for the URL (its
 // path at most MaxPathBytes), and the rest, at least 7 KiB, for the body.
 // What is cut is marked: "… [N bytes cut]" ends a cut string, a "[cut]"
-// entry counts what a map left out ("[N entries, M bytes cut]"), "[N items
-// cut]" ends a cut list, and "[deeper levels cut]" stands for a level
-// nested too deep. A context still longer than MaxRequestDataBytes once
+// entry says what a map left out ("[N entries, M bytes cut]"), "[N items
+// cut]" ends a cut list, "body_cut" says how much of the body was left
+// out, and "[deeper levels cut]" stands for a level nested too deep. A context still longer than MaxRequestDataBytes once
 // masked (masks are longer than short secrets) is cut again to a budget
 // that fits; failing that, only the request's method, URL, host, route and
 // client IP are kept.
@@ -174,6 +174,7 @@ func marshalJSON(v any) ([]byte, error) { return encodeJSON(v, "") }
 // alerts and on the dashboard.
 func indentJSON(v any) ([]byte, error) { return encodeJSON(v, "  ") }
 
+// encodeJSON encodes v without HTML escapes, indented by indent.
 func encodeJSON(v any, indent string) ([]byte, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
@@ -385,8 +386,10 @@ func (ct *cutter) encoded(v any, depth int) any {
 	return ct.value(d, depth)
 }
 
+// stringSize is the size of a value, for a "[cut]" count.
 func stringSize(s string) int { return len(s) }
 
+// valuesSize is the size of a list of values, for a "[cut]" count.
 func valuesSize(vs []string) int {
 	n := 0
 	for _, v := range vs {

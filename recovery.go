@@ -56,6 +56,7 @@ func (m *Monitor) Track(h gin.HandlerFunc) gin.HandlerFunc {
 	return func(c *gin.Context) { m.trackCall(h, c) }
 }
 
+// trackCall runs h as Track does.
 func (m *Monitor) trackCall(h gin.HandlerFunc, c *gin.Context) {
 	var body *bodyCapture
 	if _, captured := c.Request.Body.(*bodyCapture); !captured {
@@ -102,6 +103,7 @@ func (m *Monitor) recordErrors(c *gin.Context, body *bodyCapture, from int) {
 // is not recorded (again).
 const byHandKey = "github.com/errmon/errmon.byhand"
 
+// markRecorded notes err as recorded (or not to record) for this request.
 func markRecorded(c *gin.Context, err error) {
 	if c == nil {
 		return
@@ -113,6 +115,7 @@ func markRecorded(c *gin.Context, err error) {
 	}
 }
 
+// recordedByHand reports whether markRecorded noted err.
 func recordedByHand(c *gin.Context, err error) bool {
 	v, _ := c.Get(byHandKey)
 	list, _ := v.([]error)
@@ -208,10 +211,13 @@ func (m *Monitor) respond(c *gin.Context, rec any) {
 	m.cfg.RecoveryHandler(c, rec)
 }
 
+// reset ends the colour the panic log starts with.
 const reset = "\033[0m"
 
+// timeFormat formats t as gin's Recovery does.
 func timeFormat(t time.Time) string { return t.Format("2006/01/02 - 15:04:05") }
 
+// newOutputLogger returns the panic log on cfg.Output, nil when silenced.
 func newOutputLogger(cfg Config) *log.Logger {
 	if cfg.Output == nil {
 		return nil
