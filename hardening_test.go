@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
@@ -418,5 +419,464 @@ func TestHostileMaskerFuzzFindings(t *testing.T) {
 		if out := m.text(tc.in); strings.Contains(out, tc.secret) {
 			t.Errorf("secret survived: %q -> %q", tc.in, out)
 		}
+	}
+}
+
+// ---- issue 10: the capture's budget, depth and masking ----
+
+// hzJSONDepth returns how deeply containers nest in a JSON text.
+func hzJSONDepth(s string) int {
+	depth, deepest, inString := 0, 0, false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if inString {
+			switch c {
+			case '\\':
+				i++
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '[', '{':
+			depth++
+			deepest = max(deepest, depth)
+		case ']', '}':
+			depth--
+		}
+	}
+	return deepest
+}
+
+// hzHeaders returns n header values of size bytes each under X-Filler-i,
+// the first one text that carries the secret.
+func hzHeaders(n, size int) map[string]string {
+	h := map[string]string{}
+	for i := 0; i < n; i++ {
+		v := strings.Repeat("h", size)
+		if i == 0 {
+			v = "password=" + hzSecret + " " + v[:size-40]
+		}
+		h[fmt.Sprintf("X-Filler-%03d", i)] = v
+	}
+	return h
+}
+
+// hzCaptureCase is one hostile request sent to its own route.
+type hzCaptureCase struct {
+	name    string
+	route   string // registered under /<name>
+	target  string // after /<name>; route when empty
+	method  string
+	ctype   string
+	body    []byte
+	headers map[string]string
+	handler string // "panic" (default), "error" (c.Error + 500), "bind" (ShouldBindJSON, then panic), "multipart", "read"
+	path    string // the stored Path, when checked
+	has     []string
+}
+
+// hzServeCaptureCases registers every case on its own route behind m and
+// sends each once.
+func hzServeCaptureCases(t *testing.T, m *Monitor, cases []hzCaptureCase) {
+	t.Helper()
+	r := gin.New()
+	r.MaxMultipartMemory = 1 << 20
+	r.Use(m.Middleware())
+	for _, tc := range cases {
+		tc := tc
+		r.Handle(cmpOr(tc.method, http.MethodGet), "/"+tc.name+tc.route, func(c *gin.Context) {
+			switch tc.handler {
+			case "error":
+				_ = c.Error(errors.New("capture case " + tc.name))
+				c.AbortWithStatus(http.StatusInternalServerError)
+				return
+			case "bind": // as examples/basic's /login does
+				var req struct {
+					User     string `json:"user"`
+					Password string `json:"password"`
+				}
+				if err := c.ShouldBindJSON(&req); err != nil {
+					t.Errorf("%s: bind: %v", tc.name, err)
+				}
+				panic("login backend unavailable for user " + req.User)
+			case "multipart":
+				if _, err := c.MultipartForm(); err != nil {
+					t.Errorf("%s: multipart: %v", tc.name, err)
+				}
+			case "read":
+				_, _ = io.ReadAll(c.Request.Body)
+			}
+			panic("capture case " + tc.name)
+		})
+	}
+	for _, tc := range cases {
+		req := httptest.NewRequest(cmpOr(tc.method, http.MethodGet), "/"+tc.name+cmpOr(tc.target, tc.route), bytes.NewReader(tc.body))
+		if tc.ctype != "" {
+			req.Header.Set("Content-Type", tc.ctype)
+		}
+		for k, v := range tc.headers {
+			req.Header[k] = []string{v} // as sent, unvalidated
+		}
+		rec := httptest.NewRecorder()
+		r.ServeHTTP(rec, req)
+		if rec.Code != http.StatusInternalServerError {
+			t.Errorf("%s: status %d, want 500", tc.name, rec.Code)
+		}
+	}
+}
+
+// cmpOr returns s, or def when s is empty.
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// hzCheckCaptureCases checks the stored rows of cases: the invariants of
+// hzCheckStored, the stored Path, what RequestData must hold, and that
+// neither the secret nor hunter2 is anywhere in the database.
+func hzCheckCaptureCases(t *testing.T, m *Monitor, tdb testDB, cases []hzCaptureCase) map[string]ErrorRecord {
+	t.Helper()
+	stored := hzStoredByRoute(t, m, tdb)
+	for _, tc := range cases {
+		row, ok := stored["/"+tc.name+tc.route]
+		if !ok {
+			t.Errorf("%s: not recorded", tc.name)
+			continue
+		}
+		hzCheckStored(t, tc.name, row)
+		if tc.path != "" && row.Path != tc.path {
+			t.Errorf("%s: stored path %q, want %q", tc.name, row.Path, tc.path)
+		}
+		for _, want := range tc.has {
+			if !strings.Contains(row.RequestData, want) {
+				t.Errorf("%s: request data lacks %s: %.2000s", tc.name, want, row.RequestData)
+			}
+		}
+		if d := hzJSONDepth(row.RequestData); d > maxContextDepth {
+			t.Errorf("%s: request data nests %d levels, limit %d", tc.name, d, maxContextDepth)
+		}
+	}
+	all := dbText(t, tdb.DB)
+	for _, secret := range []string{hzSecret, "hunter2"} {
+		if strings.Contains(all, secret) {
+			i := strings.Index(all, secret)
+			t.Errorf("%q is stored: …%s…", secret, all[max(i-300, 0):min(i+100, len(all))])
+		}
+	}
+	return stored
+}
+
+// Every place of a request that can hold a secret is masked in every sink:
+// the stored Path (shown in the list, the detail page, the API, alert
+// subjects), the stored context and message, the panic log and, in gin's
+// debug mode, its request dump.
+func TestCaptureSecretsInEverySink(t *testing.T) {
+	S := hzSecret
+	mp := func(name string) (string, []byte) {
+		var b bytes.Buffer
+		w := multipart.NewWriter(&b)
+		_ = w.WriteField(name, "v")
+		_ = w.WriteField("plain", "visible-field")
+		_ = w.Close()
+		return w.FormDataContentType(), b.Bytes()
+	}
+	mpType, mpBody := mp(`{"password":"` + S + `"}`)
+	cases := []hzCaptureCase{
+		{name: "secret-param", route: "/users/:password/x", target: "/users/" + S + "/x",
+			path: "/secret-param/users/" + DefaultMaskWith + "/x", has: []string{`"params":{"password":"` + DefaultMaskWith}},
+		{name: "secret-param-error", route: "/users/:password", target: "/users/" + S, handler: "error",
+			path: "/secret-param-error/users/" + DefaultMaskWith},
+		{name: "secret-catch-all", route: "/files/*password", target: "/files/a/" + S,
+			path: "/secret-catch-all/files/" + DefaultMaskWith},
+		{name: "mid-segment-param", route: "/f/key_:secret", target: "/f/key_" + S,
+			path: "/mid-segment-param/f/key_" + DefaultMaskWith},
+		{name: "kv-segment", route: "/p/*rest", target: "/p/password=" + S + "/next",
+			path: "/kv-segment/p/password=" + DefaultMaskWith + "/next"},
+		{name: "colon-segment", route: "/k/:id/more", target: "/k/secret:" + S + "/more",
+			path: "/colon-segment/k/secret:" + DefaultMaskWith + "/more"},
+		{name: "url-in-path", route: "/go/*to", target: "/go/https://user:" + S + "@host/x",
+			path: "/url-in-path/go/https://user:" + DefaultMaskWith + "@host/x"},
+		{name: "encoded-url-in-query", route: "/q", target: "/q?next=https%3A%2F%2Fuser%3A" + S + "%40host&page=2",
+			path: "/encoded-url-in-query/q", has: []string{`"url":"/encoded-url-in-query/q?next=https://user:` + DefaultMaskWith + `@host&page=2"`}},
+		{name: "encoded-kv-in-query", route: "/q", target: "/q?cb=password%3D" + S,
+			has: []string{`"url":"/encoded-kv-in-query/q?cb=password=` + DefaultMaskWith + `"`}},
+		{name: "semicolon-query", route: "/q", target: "/q?x=1;password=" + S,
+			has: []string{`"url":"/semicolon-query/q?x=1;password=` + DefaultMaskWith + `"`, `"x":"1"`}},
+		{name: "json-query-name", route: "/q", target: "/q?%7B%22password%22%3A%22" + S + "%22%7D=1"},
+		{name: "json-form-name", route: "/login", method: http.MethodPost, handler: "bind",
+			ctype: "application/x-www-form-urlencoded", body: []byte(`{"user":"ann","password":"hunter2"}`), has: []string{`"form"`}},
+		{name: "json-form-name-unread", route: "/login", method: http.MethodPost,
+			ctype: "application/x-www-form-urlencoded", body: []byte(`{"user":"ann","password":"hunter2"}`), has: []string{`"form"`}},
+		{name: "json-multipart-name", route: "/mp", method: http.MethodPost, handler: "multipart",
+			ctype: mpType, body: mpBody, has: []string{"visible-field"}},
+		{name: "header-name", route: "/h", headers: map[string]string{"X-Note-Password=" + S: "v", "X-Plain": "visible-header"},
+			has: []string{"visible-header"}},
+		{name: "100-headers", route: "/h", headers: hzHeaders(100, 8<<10), has: []string{" entries, ", " bytes cut]"}},
+	}
+	for _, mode := range []string{gin.ReleaseMode, gin.DebugMode} {
+		t.Run(mode, func(t *testing.T) {
+			eachDB(t, func(t *testing.T, tdb testDB) {
+				var logs, out syncBuffer
+				cfg := hzConfig(tdb.DB, &logs)
+				cfg.Output = &out
+				m := hzNew(t, cfg)
+				defer m.Close()
+				withGinMode(t, mode)
+				hzServeCaptureCases(t, m, cases)
+				hzCheckCaptureCases(t, m, tdb, cases)
+				for _, secret := range []string{hzSecret, "hunter2"} {
+					if i := strings.Index(out.String(), secret); i >= 0 {
+						t.Errorf("%q reached the panic log: …%s…", secret, out.String()[max(i-300, 0):min(i+100, out.b.Len())])
+					}
+					if strings.Contains(logs.String(), secret) {
+						t.Errorf("%q reached errmon's log", secret)
+					}
+				}
+				if mode == gin.DebugMode {
+					for _, want := range []string{
+						"GET /secret-param/users/" + DefaultMaskWith + "/x HTTP/1.1",
+						"GET /kv-segment/p/password=" + DefaultMaskWith + "/next HTTP/1.1",
+						"GET /semicolon-query/q?x=1;password=" + DefaultMaskWith + " HTTP/1.1",
+						"X-Plain: visible-header",
+						" headers, ", // the 100 headers of 8 KiB, cut in the dump too
+					} {
+						if !strings.Contains(out.String(), want) {
+							t.Errorf("the debug request dump lacks %q:\n%.3000s", want, out.String())
+						}
+					}
+				}
+			})
+		})
+	}
+}
+
+// A request far past the budget is stored within it, with what was cut
+// marked, and without starving the sections after the one that overflows.
+func TestCaptureBudget(t *testing.T) {
+	manyKeys := func(n int) []byte {
+		var b bytes.Buffer
+		b.WriteString(`{"password":"` + hzSecret + `"`)
+		for i := 0; i < n; i++ {
+			fmt.Fprintf(&b, `,"k%05d":%d`, i, i)
+		}
+		b.WriteString("}")
+		return b.Bytes()
+	}
+	manyObjects := func(n int) []byte {
+		var b bytes.Buffer
+		b.WriteString(`[{"password":"` + hzSecret + `"}`)
+		for i := 0; i < n; i++ {
+			b.WriteString(`,{"a":[1,{"b":2}]}`)
+		}
+		b.WriteString("]")
+		return b.Bytes()
+	}
+	longQuery := "/q?a=" + strings.Repeat("q", 20<<10) + "&password=" + hzSecret
+	for i := 0; i < 2000; i++ {
+		longQuery += fmt.Sprintf("&n%d=%d", i, i)
+	}
+	cases := []hzCaptureCase{
+		{name: "100-headers-of-8KiB", route: "/x", method: http.MethodPost, ctype: "application/json",
+			body: []byte(`{"note":"kept-after-headers"}`), headers: hzHeaders(100, 8<<10), handler: "read",
+			has: []string{`"[cut]":"[`, " entries, ", " bytes cut]", "kept-after-headers", `"method":"POST"`}},
+		{name: "one-megabyte-header", route: "/x", headers: map[string]string{"X-Big": strings.Repeat("b", 1<<20)},
+			has: []string{" bytes cut]"}},
+		{name: "many-small-keys", route: "/x", method: http.MethodPost, ctype: "application/json",
+			body: manyKeys(6000), handler: "read", has: []string{`"body_cut":"[`, " bytes cut]", `"json_incomplete":true`, `"k00000":0`}},
+		{name: "many-objects-in-a-list", route: "/x", method: http.MethodPost, ctype: "application/json",
+			body: manyObjects(4000), handler: "read", has: []string{" items cut]", `"b":2`}},
+		{name: "long-query", route: "/q", target: longQuery, has: []string{" bytes cut]", `"query"`}},
+		{name: "many-form-fields", route: "/f", method: http.MethodPost, ctype: "application/x-www-form-urlencoded",
+			body: []byte("password=" + hzSecret + strings.Repeat("&f=1", 15000)), handler: "read",
+			has: []string{`"form"`, `"body_cut":"[`, `"f":["1"`}},
+	}
+	eachDB(t, func(t *testing.T, tdb testDB) {
+		var logs syncBuffer
+		cfg := hzConfig(tdb.DB, &logs)
+		m := hzNew(t, cfg)
+		defer m.Close()
+		hzReleaseMode(t)
+		hzServeCaptureCases(t, m, cases)
+		stored := hzCheckCaptureCases(t, m, tdb, cases)
+		for _, tc := range cases {
+			if row := stored["/"+tc.name+tc.route]; strings.Contains(row.RequestData, `"truncated":true`) {
+				t.Errorf("%s: only the request's identity was kept: %.300s", tc.name, row.RequestData)
+			}
+		}
+	})
+}
+
+// hugeBuilder is a custom builder that returns far more than the budget,
+// nested far deeper than the limit, in types the cutter does not walk.
+type hugeBuilder struct{}
+
+type hugeStruct struct {
+	Password string
+	Note     string
+}
+
+// BuildContext implements ContextBuilder.
+func (hugeBuilder) BuildContext(*gin.Context, func(string) (bool, string)) map[string]any {
+	deep := any("bottom password=" + hzSecret)
+	for i := 0; i < 500; i++ {
+		deep = []any{map[string]any{"a": deep}}
+	}
+	many := map[string]any{}
+	for i := 0; i < 20000; i++ {
+		many[fmt.Sprintf("k%05d", i)] = strings.Repeat("m", 64)
+	}
+	return map[string]any{ // cut in key order
+		"a_first":   "kept",
+		"b_struct":  hugeStruct{Password: hzSecret, Note: "struct-note"},
+		"c_long":    strings.Repeat("l", 1<<20),
+		"d_deep":    deep,
+		"e_numbers": []int{1, 2, 3},
+		"f_many":    many,
+		"g_list":    make([]string, 100000),
+	}
+}
+
+// A custom builder's result is cut to the budget (and its depth) before
+// the second masking pass, and masked, the values of other types too.
+func TestCaptureCustomBuilderCut(t *testing.T) {
+	eachDB(t, func(t *testing.T, tdb testDB) {
+		var logs syncBuffer
+		cfg := hzConfig(tdb.DB, &logs)
+		cfg.ContextBuilder = hugeBuilder{}
+		m := hzNew(t, cfg)
+		defer m.Close()
+		hzReleaseMode(t)
+		cases := []hzCaptureCase{{name: "huge-builder", route: "/x",
+			has: []string{`"a_first":"kept"`, deeperMarker, "struct-note", `"Password":"` + DefaultMaskWith, " bytes cut]",
+				`"e_numbers":[1,2,3]`, `"f_many":{"[cut]":"[`, " entries cut]", `"mmmmmmmm`}}}
+		hzServeCaptureCases(t, m, cases)
+		row := hzCheckCaptureCases(t, m, tdb, cases)["/huge-builder/x"]
+		if strings.Contains(row.RequestData, `"truncated":true`) {
+			t.Errorf("only the request's identity was kept: %.300s", row.RequestData)
+		}
+	})
+}
+
+// The request body decoded as JSON is stored with bounded depth, whether
+// encoding/json can decode it (9,000 levels, under its 10,000) or not
+// (100,000 levels, a body cut short), and whatever nests in what.
+func TestCaptureDepth(t *testing.T) {
+	arrays := func(n int) []byte { return []byte(strings.Repeat("[", n) + strings.Repeat("]", n)) }
+	objectsInArrays := func(n int) []byte {
+		return []byte(strings.Repeat(`[{"a":`, n) + `{"password":"` + hzSecret + `"}` + strings.Repeat("}]", n))
+	}
+	cases := []hzCaptureCase{
+		{name: "9000-deep-arrays", route: "/x", method: http.MethodPost, ctype: "application/json", body: arrays(9000), handler: "read",
+			has: []string{`"json":[[`, deeperMarker}},
+		{name: "9000-deep-arrays-unread", route: "/x", method: http.MethodPost, ctype: "application/json", body: arrays(9000),
+			has: []string{`"json":[[`, deeperMarker}},
+		{name: "9000-deep-no-content-type", route: "/x", method: http.MethodPost, body: arrays(9000), handler: "read",
+			has: []string{`"json":[[`, deeperMarker}},
+		{name: "objects-in-arrays", route: "/x", method: http.MethodPost, ctype: "application/json", body: objectsInArrays(3000), handler: "read",
+			has: []string{`"json":[{"a":[{"a":`, deeperMarker}},
+		{name: "100k-deep-partial", route: "/x", method: http.MethodPost, ctype: "application/json", body: arrays(100000), handler: "read",
+			has: []string{`"json_incomplete":true`, deeperMarker}},
+		{name: "deep-then-secret", route: "/x", method: http.MethodPost, ctype: "application/json",
+			body: []byte(`{"deep":` + string(arrays(60)) + `,"password":"` + hzSecret + `","after":"kept-after-deep"}`), handler: "read",
+			has: []string{deeperMarker, "kept-after-deep"}},
+		{name: "deep-cut-short", route: "/x", method: http.MethodPost, ctype: "application/json",
+			body: []byte(strings.Repeat(`[{"a":`, 5000) + `"` + strings.Repeat("x", 100<<10) + `"` + strings.Repeat("}]", 5000)), handler: "read",
+			has: []string{`"json_incomplete":true`, deeperMarker}},
+	}
+	eachDB(t, func(t *testing.T, tdb testDB) {
+		var logs syncBuffer
+		cfg := hzConfig(tdb.DB, &logs)
+		m := hzNew(t, cfg)
+		defer m.Close()
+		hzReleaseMode(t)
+		hzServeCaptureCases(t, m, cases)
+		hzCheckCaptureCases(t, m, tdb, cases)
+	})
+}
+
+// hzAllocPerRun returns the bytes allocated, on average, by one call of
+// run: the least of a few rounds, since other goroutines (monitors of
+// earlier tests finishing) may allocate meanwhile but never take away.
+func hzAllocPerRun(runs int, run func()) uint64 {
+	run() // warm caches (the message cache, pools)
+	best := uint64(math.MaxUint64)
+	for round := 0; round < 3; round++ {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for i := 0; i < runs; i++ {
+			run()
+		}
+		runtime.ReadMemStats(&after)
+		best = min(best, (after.TotalAlloc-before.TotalAlloc)/uint64(runs))
+	}
+	return best
+}
+
+// hzAllocPerCapture returns the bytes allocated by capturing a failure of
+// req as the middleware does (context, path, message) and by the debug
+// request dump.
+func hzAllocPerCapture(m *Monitor, req *http.Request) uint64 {
+	c, _ := gin.CreateTestContext(httptest.NewRecorder())
+	c.Request = req
+	return hzAllocPerRun(5, func() {
+		_ = m.capture(c, "panic", "alloc case password="+hzSecret, nil, nil)
+		_ = m.requestDump(c)
+	})
+}
+
+// What capturing costs is bounded by the budget, not by the request: a
+// request with 100 headers of 8 KiB (800 KiB, under net/http's 1 MiB
+// limit) allocates about as much as one with 10 (which fills the headers'
+// share already), within a small multiple of the budget; so does a body
+// nested 9,000 levels deep. No timing is asserted.
+func TestCaptureAllocationBound(t *testing.T) {
+	m := hzFuzzMonitor()
+	m.cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	withGinMode(t, gin.DebugMode)
+	newReq := func(n int) *http.Request {
+		req := httptest.NewRequest(http.MethodGet, "/x?password="+hzSecret, nil)
+		for k, v := range hzHeaders(n, 8<<10) {
+			req.Header[k] = []string{v}
+		}
+		return req
+	}
+	ten := hzAllocPerCapture(m, newReq(10))
+	hundred := hzAllocPerCapture(m, newReq(100))
+	t.Logf("bytes allocated per capture: 10 headers of 8 KiB %d, 100 headers of 8 KiB %d", ten, hundred)
+	// 12x the budget is well under the 800 KiB of headers (before the
+	// budget, such a request allocated about 1.4 MB); race mode allocates
+	// more than a plain build (sync.Pool drops items on purpose).
+	if limit := uint64(12 * contextBudget); hundred > limit {
+		t.Errorf("capturing 100 headers of 8 KiB allocates %d bytes, want at most %d (12x the budget)", hundred, limit)
+	}
+	if hundred > ten*3/2 {
+		t.Errorf("100 headers allocate %d bytes, 10 headers %d: the cost grows with the request", hundred, ten)
+	}
+
+	// A 9,000-deep body (18 KB; encoding/json decodes up to 10,000 levels):
+	// a fresh request each run, its body read once.
+	const deepBody = 9000
+	c, _ := gin.CreateTestContext(httptest.NewRecorder())
+	perDeep := hzAllocPerRun(5, func() {
+		req := httptest.NewRequest(http.MethodPost, "/x", strings.NewReader(strings.Repeat("[", deepBody)+strings.Repeat("]", deepBody)))
+		req.Header.Set("Content-Type", "application/json")
+		c.Request = req
+		body := captureBody(req, m.cfg.MaxBodyBytes)
+		o := m.capture(c, "panic", "deep", nil, nil)
+		if d := hzJSONDepth(o.RequestData); d > maxContextDepth {
+			t.Fatalf("a 9,000-deep body is stored %d levels deep", d)
+		}
+		body.release(req)
+	})
+	t.Logf("bytes allocated per capture of a 9,000-deep body (18 KB): %d", perDeep)
+	if limit := uint64(12 * contextBudget); perDeep > limit {
+		t.Errorf("capturing a 9,000-deep body allocates %d bytes, want at most %d", perDeep, limit)
 	}
 }

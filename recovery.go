@@ -2,7 +2,9 @@ package errmon
 
 import (
 	"errors"
+	"fmt"
 	"log"
+	"maps"
 	"net/http"
 	"reflect"
 	"slices"
@@ -54,6 +56,7 @@ func (m *Monitor) Track(h gin.HandlerFunc) gin.HandlerFunc {
 	return func(c *gin.Context) { m.trackCall(h, c) }
 }
 
+// trackCall runs h as Track does.
 func (m *Monitor) trackCall(h gin.HandlerFunc, c *gin.Context) {
 	var body *bodyCapture
 	if _, captured := c.Request.Body.(*bodyCapture); !captured {
@@ -100,6 +103,7 @@ func (m *Monitor) recordErrors(c *gin.Context, body *bodyCapture, from int) {
 // is not recorded (again).
 const byHandKey = "github.com/errmon/errmon.byhand"
 
+// markRecorded notes err as recorded (or not to record) for this request.
 func markRecorded(c *gin.Context, err error) {
 	if c == nil {
 		return
@@ -111,6 +115,7 @@ func markRecorded(c *gin.Context, err error) {
 	}
 }
 
+// recordedByHand reports whether markRecorded noted err.
 func recordedByHand(c *gin.Context, err error) bool {
 	v, _ := c.Get(byHandKey)
 	list, _ := v.([]error)
@@ -146,7 +151,7 @@ func (m *Monitor) handlePanic(c *gin.Context, rec any, body *bodyCapture) {
 	}
 	if isErr && (errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)) {
 		if m.out != nil {
-			m.logOutput("%s\n%s%s", m.maskCap(messageOf(rec), MaxMessageBytes), m.requestDump(c.Request), reset)
+			m.logOutput("%s\n%s%s", m.maskCap(messageOf(rec), MaxMessageBytes), m.requestDump(c), reset)
 		}
 		// As gin does: the error is attached for the host's loggers. It is
 		// noted as taken care of, so that a status written before the write
@@ -175,7 +180,7 @@ func (m *Monitor) handlePanic(c *gin.Context, rec any, body *bodyCapture) {
 		stack := formatTraceback(frames)
 		if gin.IsDebugging() {
 			m.logOutput("[Recovery] %s panic recovered:\n%s\n%s\n%s%s",
-				timeFormat(time.Now()), m.requestDump(c.Request), msg, stack, reset)
+				timeFormat(time.Now()), m.requestDump(c), msg, stack, reset)
 		} else {
 			m.logOutput("[Recovery] %s panic recovered:\n%s\n%s%s", timeFormat(time.Now()), msg, stack, reset)
 		}
@@ -206,10 +211,13 @@ func (m *Monitor) respond(c *gin.Context, rec any) {
 	m.cfg.RecoveryHandler(c, rec)
 }
 
+// reset ends the colour the panic log starts with.
 const reset = "\033[0m"
 
+// timeFormat formats t as gin's Recovery does.
 func timeFormat(t time.Time) string { return t.Format("2006/01/02 - 15:04:05") }
 
+// newOutputLogger returns the panic log on cfg.Output, nil when silenced.
 func newOutputLogger(cfg Config) *log.Logger {
 	if cfg.Output == nil {
 		return nil
@@ -218,30 +226,74 @@ func newOutputLogger(cfg Config) *log.Logger {
 }
 
 // requestDump writes the request line and headers as gin does in debug
-// mode, with the query string, credential headers, secret headers and
-// every cookie value masked.
-func (m *Monitor) requestDump(r *http.Request) string {
+// mode, masked as the stored context is: the path (secret parameters and
+// key=value segments), the query string (decoded, masked by name and as
+// text, encoded again), header names as text, credential headers, secret
+// headers and every cookie value. It keeps within the headers' share of
+// the context budget (16 KiB): a header value is cut to maxContextString,
+// and once the share is spent the headers left are only counted.
+func (m *Monitor) requestDump(c *gin.Context) string {
+	r := c.Request
+	bm := m.monitorMask()
 	var b strings.Builder
-	b.WriteString(requestLine(r, m.mask.fn))
+	b.WriteString(requestLine(c, bm))
 	b.WriteString("\r\nHost: ")
-	b.WriteString(r.Host)
+	b.WriteString(m.maskCap(r.Host, smallField))
 	b.WriteString("\r\n")
-	keys := make([]string, 0, len(r.Header))
-	for k := range r.Header {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		v := strings.Join(r.Header[k], ", ")
+	left := headersShare
+	cut, cutBytes := 0, 0
+	dump := func(k string, vs []string) {
+		if left <= 0 {
+			cut++
+			cutBytes += len(k) + valuesSize(vs)
+			return
+		}
+		name := m.maskCap(k, maxContextKey)
+		v := joinCut(vs, ", ", maxContextString+512)
 		switch {
 		case strings.EqualFold(k, "Cookie"):
-			v = cookieNames(v, m.mask.with)
+			v = m.maskCap(cookieNames(v[:min(len(v), maxContextString)], m.mask.with), maxContextString)
 		case m.mask.secretHeader(k):
 			v = m.mask.with
 		default:
-			v = m.maskCap(v, maxContextString)
+			v = m.maskCap(v, min(maxContextString, max(left, 64)))
 		}
-		b.WriteString(k + ": " + v + "\r\n")
+		left -= len(name) + len(v) + 4
+		b.WriteString(name)
+		b.WriteString(": ")
+		b.WriteString(v)
+		b.WriteString("\r\n")
+	}
+	if len(r.Header) <= sortedEntriesMax {
+		for _, k := range slices.Sorted(maps.Keys(r.Header)) {
+			dump(k, r.Header[k])
+		}
+	} else {
+		for k, vs := range r.Header {
+			dump(k, vs)
+		}
+	}
+	if cut > 0 {
+		fmt.Fprintf(&b, "[%d headers, %d bytes cut]\r\n", cut, cutBytes)
+	}
+	return b.String()
+}
+
+// joinCut joins vs with sep, stopping once the result holds limit bytes:
+// no more than that (and one value) is copied.
+func joinCut(vs []string, sep string, limit int) string {
+	if len(vs) == 1 {
+		return vs[0]
+	}
+	var b strings.Builder
+	for i, v := range vs {
+		if b.Len() >= limit {
+			break
+		}
+		if i > 0 {
+			b.WriteString(sep)
+		}
+		b.WriteString(v[:min(len(v), limit)])
 	}
 	return b.String()
 }

@@ -79,8 +79,8 @@ errmon example: serving on %[1]s, storing errors in %[2]s
   curl %[1]s/nil                   a panic (assignment to a nil map)
   curl %[1]s/fail                  c.Error + 500
   curl %[1]s/record                errmon Record by hand, answers 200
-  curl -d '{"user":"ann","password":"hunter2"}' %[1]s/login
-                                    a panic; the password is masked
+  curl -H 'Content-Type: application/json' -d '{"user":"ann","password":"hunter2"}' %[1]s/login
+                                   a panic (POST of JSON); the password is masked
   curl %[1]s/ok                    no error
 Dashboard: %[1]s%[3]s/   (loopback only)
 Ctrl-C to stop.
