@@ -25,9 +25,9 @@ const (
 	// dashboard reads, as much as errmon itself stores at most. A longer
 	// one (another writer's) is shown as cut text.
 	maxReadContext = MaxRequestDataBytes
-	// contextBudget is how many bytes of HTML the detail page spends on the
+	// pageContextBudget is how many bytes of HTML the detail page spends on the
 	// latest context's entries, and as much again on its raw JSON.
-	contextBudget = 64 << 10
+	pageContextBudget = 64 << 10
 	// sampleBudget is the same for each of the last occurrences.
 	sampleBudget = 12 << 10
 	// apiRawBytes caps the text of a context the API returns as {"raw": …}
@@ -265,7 +265,7 @@ func apiContext(s string, cut bool) json.RawMessage {
 			return json.RawMessage(p)
 		}
 	}
-	raw := map[string]any{"raw": cutText(s, apiRawBytes)}
+	raw := map[string]any{"raw": cutShown(s, apiRawBytes)}
 	if cut || len(s) > apiRawBytes {
 		raw["truncated"] = true
 	}
@@ -273,9 +273,9 @@ func apiContext(s string, cut bool) json.RawMessage {
 	return b
 }
 
-// cutText cuts s to at most n bytes at a character boundary, with a marker
+// cutShown cuts s to at most n bytes at a character boundary, with a marker
 // when it cut.
-func cutText(s string, n int) string {
+func cutShown(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}

@@ -231,7 +231,7 @@ func (d *dashboard) detail(c *gin.Context) {
 	}
 	v := detailView{pageCommon: d.frame(rec.ExceptionName), E: &rec.ErrorRecord, Notice: notices[c.Query("notice")], History: OccurrenceHistory}
 	v.Groups, v.InAppFrames = parseTraceback(rec.Traceback)
-	v.Context, v.ContextJSON = requestContext(rec.RequestData, rec.contextCut, contextBudget, true)
+	v.Context, v.ContextJSON = requestContext(rec.RequestData, rec.contextCut, pageContextBudget, true)
 	hours := chartDays * 24
 	hourly, err := d.m.store.hourlyCounts(ctx, []string{hash}, v.Now, hours)
 	if err != nil {

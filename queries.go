@@ -60,8 +60,8 @@ var listColumns = strings.Join([]string{
 // capListed cuts the texts of listed errors to their caps.
 func capListed(recs []ErrorRecord) {
 	for i := range recs {
-		capText(&recs[i].Path, MaxPathBytes)
-		capText(&recs[i].Message, MaxMessageBytes)
+		capColumn(&recs[i].Path, MaxPathBytes)
+		capColumn(&recs[i].Message, MaxMessageBytes)
 	}
 }
 
@@ -215,9 +215,9 @@ func (s *store) cappedColumns(model any, caps map[string]int) (string, error) {
 	return strings.Join(cols, ", "), nil
 }
 
-// capText cuts a text read by cappedColumns to its cap, marking the cut,
+// capColumn cuts a text read by cappedColumns to its cap, marking the cut,
 // and reports whether it cut.
-func capText(s *string, limit int) bool {
+func capColumn(s *string, limit int) bool {
 	t, cut := readCut(*s, limit)
 	if cut {
 		*s = t + "… [cut]"
@@ -254,7 +254,7 @@ func (s *store) getError(ctx context.Context, hash string) (*shownError, error) 
 		limit int
 	}{{&r.Host, MaxHostBytes}, {&r.Path, MaxPathBytes}, {&r.Route, MaxPathBytes}, {&r.ExceptionName, MaxNameBytes},
 		{&r.Message, MaxMessageBytes}, {&r.Traceback, MaxTracebackBytes}} {
-		capText(t.s, t.limit)
+		capColumn(t.s, t.limit)
 	}
 	r.RequestData, rec.contextCut = readCut(r.RequestData, maxReadContext)
 	return &rec, nil
@@ -275,9 +275,9 @@ func (s *store) lastOccurrences(ctx context.Context, hash string, limit int) ([]
 	out := make([]shownOccurrence, len(rows))
 	for i := range rows {
 		o := &rows[i]
-		capText(&o.Host, MaxHostBytes)
-		capText(&o.Path, MaxPathBytes)
-		capText(&o.Message, MaxMessageBytes)
+		capColumn(&o.Host, MaxHostBytes)
+		capColumn(&o.Path, MaxPathBytes)
+		capColumn(&o.Message, MaxMessageBytes)
 		out[i].ErrorOccurrence = *o
 		out[i].RequestData, out[i].contextCut = readCut(o.RequestData, maxReadContext)
 	}

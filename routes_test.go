@@ -930,7 +930,7 @@ func TestDashboardHelpers(t *testing.T) {
 	if got := strings.Join(nums, " "); got != "1 … 48 49 50 51 52 … 100" {
 		t.Errorf("pageLinks = %s", got)
 	}
-	entries, raw := requestContext(`{"body":{"user":{"id":1}},"method":"POST","headers":{"Accept":["a","b"]},"zeta":[1,2]}`, false, contextBudget, true)
+	entries, raw := requestContext(`{"body":{"user":{"id":1}},"method":"POST","headers":{"Accept":["a","b"]},"zeta":[1,2]}`, false, pageContextBudget, true)
 	var keys []string
 	for _, e := range entries {
 		keys = append(keys, e.Key)
@@ -942,7 +942,7 @@ func TestDashboardHelpers(t *testing.T) {
 		!strings.Contains(entries[2].JSON, `"id": 1`) || !strings.Contains(raw, "\n  ") {
 		t.Errorf("context entries: %+v", entries)
 	}
-	if entries, _ := requestContext("not json", false, contextBudget, true); len(entries) != 1 || entries[0].Text != "not json" {
+	if entries, _ := requestContext("not json", false, pageContextBudget, true); len(entries) != 1 || entries[0].Text != "not json" {
 		t.Errorf("non-JSON context: %+v", entries)
 	}
 	if got := formatCount(1234567); got != "1,234,567" {
