@@ -100,6 +100,7 @@ func (m *Monitor) capture(c *gin.Context, kind string, v any, frames []Frame, ex
 		o.Method = capText(c.Request.Method, MaxMethodBytes)
 		o.Route = capText(c.FullPath(), MaxPathBytes)
 		o.RequestData = m.requestData(c)
+		o.Message = m.hideRequestSecrets(c, o.Message)
 	}
 	tb := frames
 	if len(tb) == 0 {

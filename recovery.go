@@ -151,7 +151,7 @@ func (m *Monitor) handlePanic(c *gin.Context, rec any, body *bodyCapture) {
 	}
 	if isErr && (errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)) {
 		if m.out != nil {
-			m.logOutput("%s\n%s%s", m.maskCap(messageOf(rec), MaxMessageBytes), m.requestDump(c), reset)
+			m.logOutput("%s\n%s%s", m.hideRequestSecrets(c, m.maskCap(messageOf(rec), MaxMessageBytes)), m.requestDump(c), reset)
 		}
 		// As gin does: the error is attached for the host's loggers. It is
 		// noted as taken care of, so that a status written before the write
@@ -176,7 +176,7 @@ func (m *Monitor) handlePanic(c *gin.Context, rec any, body *bodyCapture) {
 	}
 	m.record(c, "panic", rec, stored, nil)
 	if m.out != nil {
-		msg := m.maskCap(messageOf(rec), MaxMessageBytes)
+		msg := m.hideRequestSecrets(c, m.maskCap(messageOf(rec), MaxMessageBytes))
 		stack := formatTraceback(frames)
 		if gin.IsDebugging() {
 			m.logOutput("[Recovery] %s panic recovered:\n%s\n%s\n%s%s",
