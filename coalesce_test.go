@@ -49,7 +49,7 @@ func coalesceMonitor(t *testing.T, db *gorm.DB, tune func(*Config)) *Monitor {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.DB = db
-	cfg.Output = nil
+	cfg.Output = io.Discard
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	if tune != nil {
 		tune(&cfg)
@@ -173,7 +173,7 @@ func TestCoalesceCloseLosesNothing(t *testing.T) {
 	eachDB(t, func(t *testing.T, tdb testDB) {
 		cfg := DefaultConfig()
 		cfg.DB = tdb.DB
-		cfg.Output = nil
+		cfg.Output = io.Discard
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 		cfg.FlushInterval = time.Hour // only Close writes
 		cfg.CloseTimeout = time.Minute

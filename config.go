@@ -169,7 +169,8 @@ type Config struct {
 	// reports nil while the default is in use.
 	ViewPermission func(*gin.Context) bool
 	// Output receives the panic log, in the format of gin's Recovery.
-	// DefaultConfig sets gin.DefaultErrorWriter; nil silences it.
+	// Default (nil): gin.DefaultErrorWriter, as gin.Recovery writes;
+	// io.Discard silences it.
 	Output io.Writer
 	// RecoveryHandler writes the response after a panic. Default:
 	// c.AbortWithStatus(500).
@@ -183,26 +184,16 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// DefaultConfig returns a Config with every default set, Output included.
-// DB is left nil: set it before calling [New]. Each call returns slices of
-// its own: DefaultConfig().MaskedKeyHas is a fresh copy of the default list
+// DefaultConfig returns a Config with every default set, as [New] fills
+// them for zero fields (the one place they are defined is New's); Logger
+// is left nil, which New reads as slog.Default() when it runs. DB is left
+// nil: set it before calling New. Each call returns slices of its own:
+// DefaultConfig().MaskedKeyHas is a fresh copy of the default list
 // ("password", "secret"), which the caller may change freely.
 func DefaultConfig() Config {
-	return Config{
-		MaskWith:        DefaultMaskWith,
-		MaskedKeyHas:    slices.Clone(defaultMaskedKeyHas),
-		URLPrefix:       DefaultURLPrefix,
-		ListSize:        DefaultListSize,
-		RecordStatus:    DefaultRecordStatus,
-		FlushInterval:   DefaultFlushInterval,
-		MaxPending:      DefaultMaxPending,
-		MaxBodyBytes:    DefaultMaxBodyBytes,
-		NotifyTimeout:   DefaultNotifyTimeout,
-		CloseTimeout:    DefaultCloseTimeout,
-		ContextBuilder:  DefaultContextBuilder{},
-		Output:          gin.DefaultErrorWriter,
-		RecoveryHandler: defaultRecoveryHandler,
-	}
+	cfg := Config{}.withDefaults()
+	cfg.Logger = nil
+	return cfg
 }
 
 // ConfigFromEnv returns [DefaultConfig] overlaid with the APP_ERROR_*
@@ -321,8 +312,8 @@ func (cfg Config) clone() Config {
 	return cfg
 }
 
-// withDefaults returns cfg with zero settings replaced by their defaults.
-// Output is deliberately left as it is: nil silences the panic log.
+// withDefaults returns cfg with zero settings replaced by their defaults:
+// the one place the defaults are defined.
 func (cfg Config) withDefaults() Config {
 	if cfg.MaskWith == "" {
 		cfg.MaskWith = DefaultMaskWith
@@ -356,6 +347,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.RecoveryHandler == nil {
 		cfg.RecoveryHandler = defaultRecoveryHandler
+	}
+	if cfg.Output == nil {
+		cfg.Output = gin.DefaultErrorWriter
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

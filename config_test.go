@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"reflect"
 	"slices"
@@ -343,7 +344,7 @@ func TestNewConfigErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := DefaultConfig()
-			cfg.Output = nil
+			cfg.Output = io.Discard
 			cfg.DB = db
 			tt.mutate(&cfg)
 			// Validate says the same, without a database (a nil DB is then
@@ -382,7 +383,7 @@ func TestNewConfigErrors(t *testing.T) {
 
 	t.Run("a Notifier that does not send email needs no addresses", func(t *testing.T) {
 		cfg := DefaultConfig()
-		cfg.Output = nil
+		cfg.Output = io.Discard
 		cfg.DB = db
 		cfg.SendNotification = true
 		cfg.Notifier = nopNotifier{} // a webhook, a chat
@@ -434,7 +435,7 @@ func TestNewConfigErrors(t *testing.T) {
 
 	t.Run("valid notification config is accepted", func(t *testing.T) {
 		cfg := DefaultConfig()
-		cfg.Output = nil
+		cfg.Output = io.Discard
 		cfg.DB = db
 		notifyOK(&cfg)
 		cfg.RecipientEmail = []string{"Ann <ann@example.com>", "bob@example.com"}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"net/http"
 	"net/http/httptest"
@@ -52,7 +53,7 @@ func ExampleNew() {
 
 	cfg := errmon.DefaultConfig()
 	cfg.DB = db
-	cfg.Output = nil // no panic log in this example
+	cfg.Output = io.Discard // no panic log in this example
 	m, err := errmon.New(cfg)
 	if err != nil {
 		log.Fatal(err)
@@ -98,7 +99,7 @@ func ExampleMiddleware() {
 
 	cfg := errmon.DefaultConfig()
 	cfg.DB = db
-	cfg.Output = nil
+	cfg.Output = io.Discard
 	r := gin.New()
 	r.Use(errmon.Middleware(cfg)) // panics if cfg is invalid; makes the monitor the default
 	defer func() {
@@ -143,7 +144,7 @@ func ExampleTrack() {
 
 	cfg := errmon.DefaultConfig()
 	cfg.DB = db
-	cfg.Output = nil
+	cfg.Output = io.Discard
 	m, err := errmon.New(cfg)
 	if err != nil {
 		log.Fatal(err)
@@ -188,7 +189,7 @@ func ExampleMonitor_Record() {
 
 	cfg := errmon.DefaultConfig()
 	cfg.DB = db
-	cfg.Output = nil
+	cfg.Output = io.Discard
 	m, err := errmon.New(cfg)
 	if err != nil {
 		log.Fatal(err)
@@ -235,7 +236,7 @@ func ExampleMonitor_Go() {
 	}
 	cfg := errmon.DefaultConfig()
 	cfg.DB = db
-	cfg.Output = nil // no panic log in this example
+	cfg.Output = io.Discard // no panic log in this example
 	m, err := errmon.New(cfg)
 	if err != nil {
 		log.Fatal(err)

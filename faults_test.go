@@ -43,7 +43,7 @@ func (l *syncBuffer) logger() *slog.Logger {
 func hzConfig(db *gorm.DB, log *syncBuffer) Config {
 	cfg := DefaultConfig()
 	cfg.DB = db
-	cfg.Output = nil
+	cfg.Output = io.Discard
 	cfg.FlushInterval = 20 * time.Millisecond
 	cfg.CloseTimeout = 2 * time.Second
 	cfg.Logger = log.logger()

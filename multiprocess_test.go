@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -72,7 +73,7 @@ func helperMain() error {
 	var logs syncBuffer
 	cfg := DefaultConfig()
 	cfg.DB = db
-	cfg.Output = nil
+	cfg.Output = io.Discard
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	cfg.FlushInterval = 3 * time.Millisecond
 	cfg.CloseTimeout = time.Minute

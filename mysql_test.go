@@ -1,6 +1,7 @@
 package errmon
 
 import (
+	"io"
 	"slices"
 	"testing"
 )
@@ -12,7 +13,7 @@ func TestMySQLSchemaMatchesModels(t *testing.T) {
 	tdb := openMySQL(t)
 	cfg := DefaultConfig()
 	cfg.DB = tdb.DB
-	cfg.Output = nil
+	cfg.Output = io.Discard
 	m, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)

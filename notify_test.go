@@ -209,7 +209,7 @@ func ntMonitor(t testing.TB, db *gorm.DB, notifier Notifier, tweak func(*Config)
 	logs := &syncBuffer{}
 	cfg := DefaultConfig()
 	cfg.DB = db
-	cfg.Output = nil
+	cfg.Output = io.Discard
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	cfg.SendNotification = notifier != nil
 	cfg.Notifier = notifier

@@ -262,7 +262,9 @@ func Record(c *gin.Context, err error) {
 }
 
 // InitApp installs the middleware on e and mounts the dashboard under
-// Config.URLPrefix.
+// Config.URLPrefix. Call it before registering the app's routes: gin
+// applies a middleware only to the routes added after it (e.Use), so the
+// routes registered earlier would not be monitored.
 func (m *Monitor) InitApp(e *gin.Engine) {
 	e.Use(m.Middleware())
 	m.RegisterRoutes(e)

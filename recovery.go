@@ -3,6 +3,7 @@ package errmon
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"maps"
 	"net/http"
@@ -219,8 +220,8 @@ func timeFormat(t time.Time) string { return t.Format("2006/01/02 - 15:04:05") }
 
 // newOutputLogger returns the panic log on cfg.Output, nil when silenced.
 func newOutputLogger(cfg Config) *log.Logger {
-	if cfg.Output == nil {
-		return nil
+	if cfg.Output == nil || cfg.Output == io.Discard {
+		return nil // silenced: the log is not even formatted
 	}
 	return log.New(cfg.Output, "\n\n\x1b[31m", log.LstdFlags)
 }

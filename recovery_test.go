@@ -235,31 +235,46 @@ func TestRecoveryOutputLog(t *testing.T) {
 	}
 }
 
-func TestRecoveryOutputNil(t *testing.T) {
+// TestRecoveryOutputDefault: a nil Output means gin's default error
+// writer, as gin.Recovery writes; io.Discard silences the panic log. Either
+// way the panic is recorded.
+func TestRecoveryOutputDefault(t *testing.T) {
 	withGinMode(t, gin.DebugMode)
-	var defaultOut syncBuffer
-	prev := gin.DefaultErrorWriter
-	gin.DefaultErrorWriter = &defaultOut
-	t.Cleanup(func() { gin.DefaultErrorWriter = prev })
+	for _, tc := range []struct {
+		name   string
+		output io.Writer
+		logged bool
+	}{
+		{"nil is gin.DefaultErrorWriter", nil, true},
+		{"io.Discard silences", io.Discard, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var defaultOut syncBuffer
+			prev := gin.DefaultErrorWriter
+			gin.DefaultErrorWriter = &defaultOut
+			t.Cleanup(func() { gin.DefaultErrorWriter = prev })
 
-	tm := sqliteMonitor(t, func(c *Config) { c.Output = nil })
-	r := tm.engine(false)
-	r.GET("/p", func(c *gin.Context) { panicWithString() })
-	r.GET("/pipe", func(c *gin.Context) {
-		panic(&net.OpError{Op: "write", Err: &os.SyscallError{Syscall: "write", Err: syscall.EPIPE}})
-	})
-	if w := serve(r, "GET", "/p", nil, nil); w.Code != 500 {
-		t.Fatalf("status %d, want 500", w.Code)
-	}
-	serve(r, "GET", "/pipe", nil, nil)
-	if got := defaultOut.String(); got != "" {
-		t.Errorf("Output nil still logged to gin.DefaultErrorWriter:\n%s", got)
-	}
-	if got := tm.out.String(); got != "" {
-		t.Errorf("Output nil still logged:\n%s", got)
-	}
-	if recs := tm.records(t); len(recs) != 1 {
-		t.Errorf("%d rows, want 1 (the panic is still recorded)", len(recs))
+			tm := sqliteMonitor(t, func(c *Config) { c.Output = tc.output })
+			r := tm.engine(false)
+			r.GET("/p", func(c *gin.Context) { panicWithString() })
+			r.GET("/pipe", func(c *gin.Context) {
+				panic(&net.OpError{Op: "write", Err: &os.SyscallError{Syscall: "write", Err: syscall.EPIPE}})
+			})
+			if w := serve(r, "GET", "/p", nil, nil); w.Code != 500 {
+				t.Fatalf("status %d, want 500", w.Code)
+			}
+			serve(r, "GET", "/pipe", nil, nil)
+			got := defaultOut.String()
+			if logged := strings.Contains(got, "panic recovered") && strings.Contains(got, "broken pipe"); logged != tc.logged {
+				t.Errorf("gin.DefaultErrorWriter got the panic log: %v, want %v:\n%s", logged, tc.logged, got)
+			}
+			if !tc.logged && got != "" {
+				t.Errorf("silenced, but logged:\n%s", got)
+			}
+			if recs := tm.records(t); len(recs) != 1 {
+				t.Errorf("%d rows, want 1 (the panic is still recorded)", len(recs))
+			}
+		})
 	}
 }
 

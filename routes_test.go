@@ -47,7 +47,7 @@ func newDash(t *testing.T, tdb testDB, tune func(*Config), middleware ...gin.Han
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.DB = tdb.DB
-	cfg.Output = nil
+	cfg.Output = io.Discard
 	cfg.FlushInterval = time.Hour // tests flush by hand
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	if tune != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -423,7 +424,7 @@ func TestSanitize(t *testing.T) {
 // with a 10 MB text body and a 1 MB message (storage excluded).
 func BenchmarkPanicWithHugeBody(b *testing.B) {
 	gin.SetMode(gin.ReleaseMode)
-	tm := newTestMonitor(b, openSQLite(b).DB, func(c *Config) { c.MaxBodyBytes = 10 << 20; c.Output = nil })
+	tm := newTestMonitor(b, openSQLite(b).DB, func(c *Config) { c.MaxBodyBytes = 10 << 20; c.Output = io.Discard })
 	r := tm.engine(false)
 	msg := strings.Repeat("m", 1<<20)
 	r.POST("/p", func(c *gin.Context) { panic(msg) })

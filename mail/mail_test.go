@@ -808,7 +808,7 @@ func monitorWithMail(t *testing.T, n errmon.Notifier, notifyTimeout time.Duratio
 	logs := &syncLog{}
 	cfg := errmon.DefaultConfig()
 	cfg.DB = db
-	cfg.Output = nil
+	cfg.Output = io.Discard
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	cfg.SendNotification = true
 	cfg.Notifier = n

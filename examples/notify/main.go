@@ -273,7 +273,7 @@ func run(webhookURL, dir string, serve bool, addr string) error {
 		return err
 	}
 	cfg.DB = db
-	cfg.Output = nil // the demo prints its own story
+	cfg.Output = io.Discard // the demo prints its own story
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	cfg.SendNotification = true
 	cfg.Notifier = notifiers
