@@ -291,6 +291,9 @@ func run(webhookURL, dir string, serve bool, addr string) error {
 		cfg.BaseURL = "http://" + addr
 	}
 	cfg.NotifyTimeout = 10 * time.Second
+	// gin runs in release mode below, where the dashboard's default is
+	// closed: open it to requests made on this machine.
+	cfg.ViewPermission = errmon.LocalOnly
 	m, err := errmon.New(cfg)
 	if err != nil {
 		return err
