@@ -476,7 +476,7 @@ func TestNewFillsDefaults(t *testing.T) {
 			{"ViewPermission stays nil (the default, decided per request)", cfg.ViewPermission == nil, true},
 			{"RecoveryHandler set", cfg.RecoveryHandler != nil, true},
 			{"Logger set", cfg.Logger != nil, true},
-			{"Output stays nil (silent)", cfg.Output == nil, true},
+			{"Output is gin.DefaultErrorWriter (as gin.Recovery)", cfg.Output == gin.DefaultErrorWriter, true},
 			{"SendNotification stays off", cfg.SendNotification, false},
 		}
 		for _, c := range checks {
