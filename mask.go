@@ -132,8 +132,9 @@ func (m *masker) fn(key string) (bool, string) {
 //     the first character or one of -._~+/=) or "Basic " (base64 that
 //     decodes to user:password).
 //
-// Each hidden part is replaced by the mask, so the result is at most
-// len(s) + (len(mask)+2) times the number of separators in s.
+// Each hidden part takes at least two bytes of s (a key and its
+// separator, or more) and becomes the mask and at most four quote bytes,
+// so the result is at most len(s) + (len(mask)+4)·len(s)/2 bytes.
 func (m *masker) text(s string) string {
 	out, _ := m.scan(s)
 	return out
@@ -202,20 +203,16 @@ type textScan struct {
 	work int    // bytes examined
 }
 
-// hide replaces s[from:to] (from >= last) with the mask, between quotes
-// when q is a quote.
-func (t *textScan) hide(from, to int, q byte) {
+// hide replaces s[from:to] (from >= last) with the mask, between the
+// quotes q (none when q is "").
+func (t *textScan) hide(from, to int, q string) {
 	if t.out == nil {
-		t.out = make([]byte, 0, len(t.s)+2*len(t.m.with)+2)
+		t.out = make([]byte, 0, len(t.s)+2*len(t.m.with)+4)
 	}
 	t.out = append(t.out, t.s[t.last:from]...)
-	if q != 0 {
-		t.out = append(t.out, q)
-	}
+	t.out = append(t.out, q...)
 	t.out = append(t.out, t.m.with...)
-	if q != 0 {
-		t.out = append(t.out, q)
-	}
+	t.out = append(t.out, q...)
 	t.last = to
 }
 
@@ -241,7 +238,7 @@ func (t *textScan) run() {
 	for i := 0; i < len(s); { // every branch advances i
 		t.work++
 		if i >= pwFrom && i < pwTo {
-			t.hide(i, pwTo, 0)
+			t.hide(i, pwTo, "")
 			i, resume, pwFrom, pwTo, colon = pwTo, pwTo, -1, -1, -1
 			continue
 		}
@@ -293,9 +290,10 @@ func (t *textScan) run() {
 }
 
 // key reports whether s[i:] starts with a secret key (a run of key bytes)
-// and its separator: an optional closing quote, white space, '=' or ':'.
-// It returns where the key ends, where its value starts (after white
-// space) and whether white space came before the value.
+// and its separator: an optional closing quote (escaped or not), white
+// space, '=' or ':' (and any of = : > right after it, as in := or =>). It
+// returns where the key ends, where its value starts (after white space)
+// and whether white space came before the value.
 func (t *textScan) key(i int) (end, value int, spaced, ok bool) {
 	s := t.s
 	j := i
@@ -303,6 +301,9 @@ func (t *textScan) key(i int) (end, value int, spaced, ok bool) {
 		j++
 	}
 	k := j
+	if strings.HasPrefix(s[k:], `\"`) {
+		k++
+	}
 	if k < len(s) && s[k] == '"' {
 		k++
 	}
@@ -320,12 +321,14 @@ func (t *textScan) key(i int) (end, value int, spaced, ok bool) {
 	if !t.m.secret(s[i:j]) {
 		return j, 0, false, false
 	}
-	k++
+	sep := k
+	for k++; k < len(s) && (s[k] == '=' || s[k] == ':' || s[k] == '>'); k++ {
+	}
 	v := k
 	for v < len(s) && byteClass[s[v]]&bSpace != 0 {
 		v++
 	}
-	t.work += v - k
+	t.work += v - sep
 	return j, v, v > k, true
 }
 
@@ -338,7 +341,7 @@ func (t *textScan) pair(i int) int {
 		return i
 	}
 	if t.m.builtin && t.jwtEnd(i, end) == end {
-		t.hide(i, end, 0) // a token that reads like a key
+		t.hide(i, end, "") // a token that reads like a key
 	}
 	from := -1 // a chain of keys hidden with the value at its end
 	for v < len(s) && byteClass[s[v]]&bKey != 0 {
@@ -353,7 +356,7 @@ func (t *textScan) pair(i int) int {
 	}
 	hideFrom, valueEnd, q := t.value(v)
 	if from >= 0 {
-		hideFrom, q = from, 0
+		hideFrom, q = from, ""
 	}
 	t.hide(hideFrom, valueEnd, q)
 	return valueEnd
@@ -363,13 +366,14 @@ func (t *textScan) pair(i int) int {
 // the scheme name after a space.
 var authSchemes = []string{"bearer", "basic", "token", "digest", "negotiate", "ntlm"}
 
-// value returns the part of the value at v to hide, and its quote: a
-// quoted string, a bracketed value, or a bare value (the credential only,
-// after an authentication scheme).
-func (t *textScan) value(v int) (from, end int, q byte) {
+// value returns the part of the value at v to hide, and its quotes: a
+// quoted string (in escaped quotes too, as JSON inside a JSON string
+// has), a bracketed value, or a bare value (the credential only, after an
+// authentication scheme).
+func (t *textScan) value(v int) (from, end int, q string) {
 	s := t.s
 	if v == len(s) {
-		return v, v, 0
+		return v, v, ""
 	}
 	switch c := s[v]; c {
 	case '"', '\'':
@@ -382,11 +386,20 @@ func (t *textScan) value(v int) (from, end int, q byte) {
 		}
 		e = min(e+1, len(s))
 		t.work += e - v
-		return v, e, c
+		return v, e, s[v : v+1]
 	case '[', '{':
 		e := v + bracketEnd(s[v:])
 		t.work += e - v
-		return v, e, 0
+		return v, e, ""
+	case '\\':
+		if strings.HasPrefix(s[v:], `\"`) {
+			e := strings.Index(s[v+2:], `\"`)
+			if e = v + 2 + e + 2; e < v+4 {
+				e = len(s)
+			}
+			t.work += e - v
+			return v, e, `\"`
+		}
 	}
 	e := bareEnd(s, v)
 	t.work += e - v
@@ -398,10 +411,10 @@ func (t *textScan) value(v int) (from, end int, q byte) {
 		te := bareEnd(s, k)
 		t.work += te - e
 		if te > k {
-			return k, te, 0
+			return k, te, ""
 		}
 	}
-	return v, e, 0
+	return v, e, ""
 }
 
 // bareEnd returns where the bare value at v ends.
@@ -493,9 +506,9 @@ func (t *textScan) shape(i int) int {
 	}
 	switch c := s[i]; {
 	case byteClass[c]&bDigit != 0:
-		// A number starts here, not inside a word, a phone number or
-		// another group of digits.
-		if byteClass[prev]&bAlnum != 0 || prev == '+' || (prev == ' ' || prev == '-') && i >= 2 && byteClass[s[i-2]]&bDigit != 0 {
+		// A number starts here, not inside a word, a phone number, a
+		// fraction or another group of digits.
+		if byteClass[prev]&bAlnum != 0 || prev == '+' || (prev == ' ' || prev == '-' || prev == '.') && i >= 2 && byteClass[s[i-2]]&bDigit != 0 {
 			return i
 		}
 		return t.card(i)
@@ -504,7 +517,7 @@ func (t *textScan) shape(i int) int {
 			return i
 		}
 		if e := t.jwtEnd(i, len(s)); e > i {
-			t.hide(i, e, 0)
+			t.hide(i, e, "")
 			return e
 		}
 	case c == 'b' || c == 'B':
@@ -543,7 +556,7 @@ func (t *textScan) card(i int) int {
 	if n < 13 || n > len(d) || d[0] < 2 || e < len(s) && byteClass[s[e]]&bAlnum != 0 || !luhn(d[:n]) {
 		return i
 	}
-	t.hide(i, e, 0)
+	t.hide(i, e, "")
 	return e
 }
 
@@ -616,7 +629,7 @@ func (t *textScan) credential(i int) int {
 	if basic && !basicCredentials(s[k:e]) || !basic && !tokenLike(s[k:e]) {
 		return i
 	}
-	t.hide(k, e, 0)
+	t.hide(k, e, "")
 	return e
 }
 
