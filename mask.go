@@ -157,15 +157,17 @@ func (m *masker) scan(s string) (string, int) {
 
 // Byte classes of the text scanner.
 const (
-	bKey   = 1 << iota // may be part of a key: ASCII letters and digits, _ . - [ ] and non-ASCII bytes
-	bSpace             // ASCII white space
-	bStop              // ends a bare value: white space and & , ; } ] " '
-	bDelim             // ends a token such as a URL or a DSN: white space and " ' ` < >
-	bAlnum             // ASCII letters and digits
-	bB64               // base64url: ASCII letters, digits, - and _
-	bDigit             // ASCII digits
+	bKey      = 1 << iota // may be part of a key: ASCII letters and digits, _ . - [ ] and non-ASCII bytes
+	bSpace                // ASCII white space
+	bStop                 // ends a bare value: white space and & , ; } ] " '
+	bDelim                // ends a token such as a URL or a DSN: white space and " ' ` < >
+	bAlnum                // ASCII letters and digits
+	bB64                  // base64url: ASCII letters, digits, - and _
+	bDigit                // ASCII digits
+	bAfterKey             // may follow a key: white space, = : " ' and \\
 )
 
+// byteClass holds the classes of each byte.
 var byteClass = func() (c [256]uint8) {
 	for b := 0; b < 256; b++ {
 		isAlnum := 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9'
@@ -190,6 +192,9 @@ var byteClass = func() (c [256]uint8) {
 		if strings.IndexByte("\"'`<>", byte(b)) >= 0 {
 			c[b] |= bDelim
 		}
+		if strings.IndexByte(" \t\n\v\f\r=:\"'\\", byte(b)) >= 0 {
+			c[b] |= bAfterKey
+		}
 	}
 	return c
 }()
@@ -209,10 +214,15 @@ func (t *textScan) hide(from, to int, q string) {
 	if t.out == nil {
 		t.out = make([]byte, 0, len(t.s)+2*len(t.m.with)+4)
 	}
+	if n := from - t.last + 2*len(q) + len(t.m.with); cap(t.out)-len(t.out) < n {
+		t.out = slices.Grow(t.out, max(n, len(t.out))) // double: the output may grow with every pair
+	}
 	t.out = append(t.out, t.s[t.last:from]...)
-	t.out = append(t.out, q...)
-	t.out = append(t.out, t.m.with...)
-	t.out = append(t.out, q...)
+	if q == "" {
+		t.out = append(t.out, t.m.with...)
+	} else {
+		t.out = append(append(append(t.out, q...), t.m.with...), q...)
+	}
 	t.last = to
 }
 
@@ -229,24 +239,30 @@ func (t *textScan) hideSince(outAt, to int) {
 
 // run scans s once. Pairs are tried where a key can start, shapes where
 // they can start; whatever they consume is skipped, so no byte is scanned
-// again from another position.
+// again from another position. The loop itself reads each byte at most
+// once (every branch advances i); work counts the lookaheads on top.
 func (t *textScan) run() {
 	s := t.s
-	colon, colonOut := -1, 0  // first ':' of the current token (a DSN's), where s[colon+1] is in out
-	pwFrom, pwTo := -1, -1    // a URL password ahead
-	resume := 0               // a pair or a shape ended here: a key may start
-	for i := 0; i < len(s); { // every branch advances i
-		t.work++
-		if i >= pwFrom && i < pwTo {
-			t.hide(i, pwTo, "")
-			i, resume, pwFrom, pwTo, colon = pwTo, pwTo, -1, -1, -1
+	t.work += len(s)
+	colon, colonOut := -1, 0       // first ':' of the current token (a DSN's), where s[colon+1] is in out
+	pwFrom, pwTo := len(s), len(s) // a URL password ahead
+	resume := 0                    // a pair or a shape ended here: a key may start
+	for i := 0; i < len(s); {
+		if i >= pwFrom {
+			if i < pwTo {
+				t.hide(i, pwTo, "")
+				i, resume, colon = pwTo, pwTo, -1
+			}
+			pwFrom = len(s)
 			continue
 		}
 		c := s[i]
 		class := byteClass[c]
 		if class&bKey != 0 {
+			runEnd, plain := len(s), false // unknown unless a pair was tried
 			if i == resume || byteClass[s[i-1]]&bKey == 0 {
-				if end := t.pair(i); end > i {
+				var end int
+				if end, runEnd, plain = t.pair(i); end > i {
 					i, resume, colon = end, end, -1
 					continue
 				}
@@ -257,14 +273,14 @@ func (t *textScan) run() {
 					continue
 				}
 			}
-			// The rest of the run, up to a byte after which a shape may
-			// start: no pair starts in it.
-			j := i + 1
-			for j < len(s) && byteClass[s[j]]&bKey != 0 && byteClass[s[j-1]]&bAlnum != 0 {
-				j++
+			if plain || !t.m.builtin {
+				i = runEnd // no pair and no shape starts in the rest of the run
+				continue
 			}
-			t.work += j - i - 1
-			i = j
+			// The rest of the run, up to a byte after which a shape may
+			// start (one that is no ASCII letter or digit).
+			for i++; i < len(s) && byteClass[s[i]]&bKey != 0 && byteClass[s[i-1]]&bAlnum != 0; i++ {
+			}
 			continue
 		}
 		switch {
@@ -292,16 +308,23 @@ func (t *textScan) run() {
 // key reports whether s[i:] starts with a secret key (a run of key bytes)
 // and its separator: an optional closing quote (escaped or not), white
 // space, '=' or ':' (and any of = : > right after it, as in := or =>). It
-// returns where the key ends, where its value starts (after white space)
-// and whether white space came before the value.
-func (t *textScan) key(i int) (end, value int, spaced, ok bool) {
+// returns where the run of key bytes ends and whether it is all ASCII
+// letters and digits, and, for a key, where its value starts (after white
+// space) and whether white space came before the value.
+func (t *textScan) key(i int) (end int, plain bool, value int, spaced, ok bool) {
 	s := t.s
-	j := i
+	j, all := i, uint8(bAlnum)
 	for j < len(s) && byteClass[s[j]]&bKey != 0 {
+		all &= byteClass[s[j]]
 		j++
 	}
+	plain = all != 0
+	t.work += j - i
+	if j == len(s) || byteClass[s[j]]&bAfterKey == 0 {
+		return j, plain, 0, false, false
+	}
 	k := j
-	if strings.HasPrefix(s[k:], `\"`) {
+	if k < len(s) && s[k] == '\\' && k+1 < len(s) && s[k+1] == '"' {
 		k++
 	}
 	if k < len(s) && s[k] == '"' {
@@ -313,14 +336,11 @@ func (t *textScan) key(i int) (end, value int, spaced, ok bool) {
 	for k < len(s) && byteClass[s[k]]&bSpace != 0 {
 		k++
 	}
-	t.work += k - i
-	if k == len(s) || s[k] != '=' && s[k] != ':' {
-		return j, 0, false, false
+	t.work += k - j
+	if k == len(s) || s[k] != '=' && s[k] != ':' || !t.m.secret(s[i:j]) {
+		return j, plain, 0, false, false
 	}
-	t.work += j - i
-	if !t.m.secret(s[i:j]) {
-		return j, 0, false, false
-	}
+	t.work += j - i // the automaton's pass
 	sep := k
 	for k++; k < len(s) && (s[k] == '=' || s[k] == ':' || s[k] == '>'); k++ {
 	}
@@ -329,23 +349,25 @@ func (t *textScan) key(i int) (end, value int, spaced, ok bool) {
 		v++
 	}
 	t.work += v - sep
-	return j, v, v > k, true
+	return j, plain, v, v > k, true
 }
 
 // pair hides the value of the secret key that starts at i, if one does,
-// and returns where the value ends (i when there is none).
-func (t *textScan) pair(i int) int {
+// and returns where the value ends (i when there is none), where the run
+// of key bytes at i ends and whether that run is all ASCII letters and
+// digits.
+func (t *textScan) pair(i int) (valueEnd, runEnd int, plain bool) {
 	s := t.s
-	end, v, spaced, ok := t.key(i)
+	end, plain, v, spaced, ok := t.key(i)
 	if !ok {
-		return i
+		return i, end, plain
 	}
-	if t.m.builtin && t.jwtEnd(i, end) == end {
+	if t.m.builtin && s[i] == 'e' && t.jwtEnd(i, end) == end {
 		t.hide(i, end, "") // a token that reads like a key
 	}
 	from := -1 // a chain of keys hidden with the value at its end
 	for v < len(s) && byteClass[s[v]]&bKey != 0 {
-		_, next, nextSpaced, ok := t.key(v)
+		_, _, next, nextSpaced, ok := t.key(v)
 		if !ok {
 			break
 		}
@@ -359,7 +381,7 @@ func (t *textScan) pair(i int) int {
 		hideFrom, q = from, ""
 	}
 	t.hide(hideFrom, valueEnd, q)
-	return valueEnd
+	return valueEnd, end, plain
 }
 
 // authSchemes are the HTTP authentication schemes whose credential follows
@@ -870,10 +892,13 @@ func joinValues(v []string) any {
 type fragmentSet struct {
 	class [256]uint8 // byte -> column; skipByte for separators; 0 for bytes in no fragment
 	width int        // columns
-	next  []int32    // state*width + column -> state
-	flags []uint8    // by state: matchNow, matchEnd
+	// next[row+column], row = state*width, is the next state's row
+	// shifted left by 2, with its flags in the low 2 bits.
+	next  []int32
+	flags []uint8 // by state, while building
 }
 
+// A fragmentSet's class of the separators, and its state flags.
 const (
 	skipByte = 255
 	matchNow = 1 // the name holds a fragment
@@ -974,23 +999,25 @@ func newFragmentSet(frags []string, auth bool) *fragmentSet {
 		}
 	}
 	f.next = slices.Concat(rows...)
+	for i, t := range f.next {
+		f.next[i] = t*int32(f.width)<<2 | int32(f.flags[t])
+	}
 	return f
 }
 
 // has reports whether name holds one of the fragments.
 func (f *fragmentSet) has(name string) bool {
-	s := int32(0)
+	t := int32(0) // the root's row, no flags
 	for i := 0; i < len(name); i++ {
 		c := f.class[name[i]]
 		if c == skipByte {
 			continue
 		}
-		s = f.next[int(s)*f.width+int(c)]
-		if f.flags[s]&matchNow != 0 {
+		if t = f.next[int(t>>2)+int(c)]; t&matchNow != 0 {
 			return true
 		}
 	}
-	return f.flags[s]&matchEnd != 0
+	return t&matchEnd != 0
 }
 
 // normalizeFragment lower-cases ASCII letters and drops '-', '_' and '.'.
