@@ -148,11 +148,11 @@ func (m *masker) scan(s string) (string, int) {
 	}
 	t := textScan{m: m, s: s}
 	t.run()
-	if t.out == nil {
+	if t.out.Cap() == 0 {
 		return s, t.work
 	}
-	t.out = append(t.out, s[t.last:]...)
-	return string(t.out), t.work
+	t.out.WriteString(s[t.last:])
+	return t.out.String(), t.work
 }
 
 // Byte classes of the text scanner.
@@ -203,37 +203,29 @@ var byteClass = func() (c [256]uint8) {
 type textScan struct {
 	m    *masker
 	s    string
-	out  []byte // nil until the first replacement
-	last int    // s[last:] is not in out yet
-	work int    // bytes examined
+	out  strings.Builder // empty until the first replacement
+	last int             // s[last:] is not in out yet
+	work int             // bytes examined
 }
 
 // hide replaces s[from:to] (from >= last) with the mask, between the
 // quotes q (none when q is "").
 func (t *textScan) hide(from, to int, q string) {
-	if t.out == nil {
-		t.out = make([]byte, 0, len(t.s)+2*len(t.m.with)+4)
+	n := from - t.last + 2*len(q) + len(t.m.with)
+	switch {
+	case t.out.Cap() == 0:
+		t.out.Grow(max(n, len(t.s)+2*len(t.m.with)+4))
+	case t.out.Cap()-t.out.Len() < n:
+		t.out.Grow(max(n, t.out.Len())) // double: the output may grow with every pair
 	}
-	if n := from - t.last + 2*len(q) + len(t.m.with); cap(t.out)-len(t.out) < n {
-		t.out = slices.Grow(t.out, max(n, len(t.out))) // double: the output may grow with every pair
-	}
-	t.out = append(t.out, t.s[t.last:from]...)
+	t.out.WriteString(t.s[t.last:from])
 	if q == "" {
-		t.out = append(t.out, t.m.with...)
+		t.out.WriteString(t.m.with)
 	} else {
-		t.out = append(append(append(t.out, q...), t.m.with...), q...)
+		t.out.WriteString(q)
+		t.out.WriteString(t.m.with)
+		t.out.WriteString(q)
 	}
-	t.last = to
-}
-
-// hideSince replaces what out holds from outAt on, and s up to to, with
-// the mask: outAt is where s[from] went, from an earlier position.
-func (t *textScan) hideSince(outAt, to int) {
-	if t.out == nil {
-		t.out = make([]byte, 0, len(t.s)+len(t.m.with))
-	}
-	t.out = append(t.out, t.s[t.last:to]...)
-	t.out = append(t.out[:outAt], t.m.with...)
 	t.last = to
 }
 
@@ -244,14 +236,14 @@ func (t *textScan) hideSince(outAt, to int) {
 func (t *textScan) run() {
 	s := t.s
 	t.work += len(s)
-	colon, colonOut := -1, 0       // first ':' of the current token (a DSN's), where s[colon+1] is in out
-	pwFrom, pwTo := len(s), len(s) // a URL password ahead
+	pwFrom, pwTo := len(s), len(s) // a URL or DSN password ahead
 	resume := 0                    // a pair or a shape ended here: a key may start
+	token := 0                     // where the current token starts, or len(s) once its ':' was seen
 	for i := 0; i < len(s); {
 		if i >= pwFrom {
 			if i < pwTo {
 				t.hide(i, pwTo, "")
-				i, resume, colon = pwTo, pwTo, -1
+				i, resume = pwTo, pwTo
 			}
 			pwFrom = len(s)
 			continue
@@ -263,13 +255,13 @@ func (t *textScan) run() {
 			if i == resume || byteClass[s[i-1]]&bKey == 0 {
 				var end int
 				if end, runEnd, plain = t.pair(i); end > i {
-					i, resume, colon = end, end, -1
+					i, resume = end, end
 					continue
 				}
 			}
 			if t.m.builtin && (class&bDigit != 0 || c == 'e' || c|0x20 == 'b') {
 				if end := t.shape(i); end > i {
-					i, resume = end, end // a DSN's password may hold a shape: colon stays
+					i, resume = end, end
 					continue
 				}
 			}
@@ -284,22 +276,14 @@ func (t *textScan) run() {
 			continue
 		}
 		switch {
-		case c == ':':
-			if strings.HasPrefix(s[i:], "://") {
-				pwFrom, pwTo = t.userinfo(i + 3)
-				i, colon = i+3, -1
-				continue
-			}
-			if colon < 0 {
-				colon, colonOut = i, len(t.out)+i+1-t.last
-			}
-		case c == '@':
-			if colon >= 0 && t.dsnHost(i+1) {
-				t.hideSince(colonOut, i)
-				colon = -1
-			}
+		case c == ':' && strings.HasPrefix(s[i:], "://"):
+			pwFrom, pwTo = t.userinfo(i + 3)
+			i, token = i+3, len(s)
+			continue
+		case c == ':' && i >= token:
+			pwFrom, pwTo, token = t.dsnPassword(i)
 		case class&bDelim != 0:
-			colon = -1
+			token = i + 1
 		}
 		i++
 	}
@@ -505,17 +489,36 @@ func (t *textScan) userinfo(a int) (from, to int) {
 	return colon + 1, at
 }
 
-// dsnHost reports whether s[p:] is the address part of a DSN after its
-// '@': a protocol and its address, such as tcp(host:3306) or unix(/sock),
-// or '/' (the default address).
-func (t *textScan) dsnHost(p int) bool {
+// dsnPassword scans the token whose first ':' is at colon and returns
+// the span of a DSN's password in it ([len(s), len(s)) when there is
+// none): from the colon to the last '@' followed by the address, as in
+// user:pass@tcp(host:3306)/db, user:pass@unix(/sock)/db or user:pass@/db.
+// It also returns where the token ends.
+func (t *textScan) dsnPassword(colon int) (from, to, end int) {
 	s := t.s
-	e := p
-	for e < len(s) && e-p < 16 && byteClass[s[e]]&bAlnum != 0 {
+	at := -1
+	e := colon + 1
+	for ; e < len(s) && byteClass[s[e]]&bDelim == 0; e++ {
+		if s[e] == '@' && dsnHost(s[e+1:]) {
+			at = e
+		}
+	}
+	t.work += e - colon
+	if at < 0 {
+		return len(s), len(s), e
+	}
+	return colon + 1, at, e
+}
+
+// dsnHost reports whether a is the address part of a DSN after its '@': a
+// protocol and its address, such as tcp(host:3306) or unix(/sock), or '/'
+// (the default address). It reads at most 17 bytes.
+func dsnHost(a string) bool {
+	e := 0
+	for e < len(a) && e < 16 && byteClass[a[e]]&bAlnum != 0 {
 		e++
 	}
-	t.work += e - p
-	return e < len(s) && (s[e] == '(' || s[e] == '/' && e == p)
+	return e < len(a) && (a[e] == '(' || a[e] == '/' && e == 0)
 }
 
 // shape hides the secret-shaped value that starts at i, if one does, and
@@ -674,7 +677,6 @@ func tokenLike(w string) bool {
 // basicCredentials reports whether w is standard base64 (padded or not)
 // of a text that holds a ':', as user:password does.
 func basicCredentials(w string) bool {
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 	w = strings.TrimRight(w, "=")
 	if len(w) < 4 || len(w)%4 == 1 {
 		return false
@@ -682,7 +684,7 @@ func basicCredentials(w string) bool {
 	var acc uint32
 	bits, colon := 0, false
 	for i := 0; i < len(w); i++ {
-		v := strings.IndexByte(alphabet, w[i])
+		v := base64Value[w[i]]
 		if v < 0 {
 			return false
 		}
@@ -694,6 +696,16 @@ func basicCredentials(w string) bool {
 	}
 	return colon
 }
+
+// base64Value is the value of each byte in standard base64, -1 for bytes
+// outside its alphabet.
+var base64Value = func() (v [256]int8) {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	for i := range v {
+		v[i] = int8(strings.IndexByte(alphabet, byte(i)))
+	}
+	return v
+}()
 
 // value masks a decoded structure: every map key that names a secret, at
 // any depth, has its value replaced, and secrets written in text (keys

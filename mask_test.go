@@ -658,8 +658,8 @@ func TestMaskLinear(t *testing.T) {
 			if ts.work > hzMaskWork(len(s)) {
 				t.Errorf("%s, %d bytes: %d bytes examined (%.1f per byte)", sh.name, len(s), ts.work, float64(ts.work)/float64(len(s)))
 			}
-			if cap(ts.out) > 2*hzMaskGrowth(len(s), len(m.with)) {
-				t.Errorf("%s, %d bytes: a %d-byte buffer", sh.name, len(s), cap(ts.out))
+			if ts.out.Cap() > 2*hzMaskGrowth(len(s), len(m.with)) {
+				t.Errorf("%s, %d bytes: a %d-byte buffer", sh.name, len(s), ts.out.Cap())
 			}
 			if out := m.text(s); len(out) > hzMaskGrowth(len(s), len(m.with)) {
 				t.Errorf("%s, %d bytes: %d bytes out", sh.name, len(s), len(out))
