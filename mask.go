@@ -251,11 +251,11 @@ func (t *textScan) run() {
 		c := s[i]
 		class := byteClass[c]
 		if class&bKey != 0 {
-			runEnd, plain := len(s), false // unknown unless a pair was tried
+			runEnd, plain := i+1, false // unknown unless a pair was tried
 			if i == resume || byteClass[s[i-1]]&bKey == 0 {
 				var end int
 				if end, runEnd, plain = t.pair(i); end > i {
-					i, resume = end, end
+					i, resume, token = end, end, min(token, end)
 					continue
 				}
 			}
