@@ -95,6 +95,15 @@ func (m *masker) secret(key string) bool {
 	return false
 }
 
+// secretRun is secret for a run of key bytes, without the call in the
+// usual case (ASCII fragments, none made only of separators).
+func (m *masker) secretRun(run string) bool {
+	if !m.unicode && m.raw == nil {
+		return m.keys.has(run)
+	}
+	return m.secret(run)
+}
+
 // secretHeader reports whether a header's value must be hidden.
 func (m *masker) secretHeader(name string) bool {
 	return m.secret(name) || secretHeaderName(name)
@@ -321,7 +330,7 @@ func (t *textScan) key(i int) (end int, plain bool, value int, spaced, ok bool) 
 		k++
 	}
 	t.work += k - j
-	if k == len(s) || s[k] != '=' && s[k] != ':' || !t.m.secret(s[i:j]) {
+	if k == len(s) || s[k] != '=' && s[k] != ':' || !t.m.secretRun(s[i:j]) {
 		return j, plain, 0, false, false
 	}
 	t.work += j - i // the automaton's pass
@@ -351,6 +360,13 @@ func (t *textScan) pair(i int) (valueEnd, runEnd int, plain bool) {
 	}
 	from := -1 // a chain of keys hidden with the value at its end
 	for v < len(s) && byteClass[s[v]]&bKey != 0 {
+		r := v
+		for r < len(s) && byteClass[s[r]]&bKey != 0 {
+			r++
+		}
+		if t.work += r - v; r == len(s) || byteClass[s[r]]&bAfterKey == 0 {
+			break // no separator can follow: the value is no key
+		}
 		_, _, next, nextSpaced, ok := t.key(v)
 		if !ok {
 			break
