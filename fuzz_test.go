@@ -33,7 +33,7 @@ func FuzzNormalizeMessage(f *testing.F) {
 		"2026-11-25T14:39:05.123+01:00 timeout", "goroutine 42 [running]", "é" + strings.Repeat("9", 1100),
 		strings.Repeat("日本", 400) + "123", "\x00\xff1", "0x", "1e10 1.5 -3 +4", "abcdef abc123 ABCDEF12",
 		// long runs of digits, hex and separators
-		strings.Repeat("1", 1<<20), strings.Repeat("deadbeef", 200), strings.Repeat("0x", 600),
+		strings.Repeat("1", 4<<10), strings.Repeat("deadbeef", 200), strings.Repeat("0x", 600),
 		strings.Repeat("-", 2000), strings.Repeat("1-", 700), strings.Repeat("4f1c2a9e-8b7d-", 100),
 		strings.Repeat("2026-11-25T", 120), strings.Repeat("a1 ", 500),
 	} {
