@@ -409,7 +409,7 @@ func TestHostileRequestDumpInDebugMode(t *testing.T) {
 
 // Inputs the fuzzers found that the masker once leaked.
 func TestHostileMaskerFuzzFindings(t *testing.T) {
-	m := newMasker([]string{"password", "secret"}, DefaultMaskWith)
+	m := newMasker([]string{"password", "secret"}, DefaultMaskWith, true)
 	for _, tc := range []struct{ in, secret string }{
 		// An empty value lets the next key be taken for a bare value,
 		// which stops at the quote of the real secret.

@@ -86,7 +86,7 @@ func New(cfg Config) (*Monitor, error) {
 	m := &Monitor{
 		cfg:      cfg,
 		store:    &store{db: cfg.DB},
-		mask:     newMasker(cfg.MaskedKeyHas, cfg.MaskWith),
+		mask:     newMasker(cfg.MaskedKeyHas, cfg.MaskWith, !cfg.DisableBuiltinMasking),
 		log:      cfg.Logger,
 		out:      newOutputLogger(cfg),
 		queue:    &queue{pending: make(map[string]*pending), max: cfg.MaxPending},

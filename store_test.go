@@ -410,7 +410,7 @@ func TestSanitize(t *testing.T) {
 			}
 		})
 	}
-	m := &Monitor{mask: newMasker([]string{"password"}, "***")}
+	m := &Monitor{mask: newMasker([]string{"password"}, "***", true)}
 	huge := strings.Repeat("x", 10<<20) + " password=late-secret"
 	if got := m.maskCap(huge, 1000); len(got) > 1000 || !strings.Contains(got, fmt.Sprintf("[%d bytes cut]", len(huge)-len(strings.TrimRight(got[:strings.LastIndex(got, "…")], "…")))) {
 		t.Errorf("maskCap of 10 MB: %d bytes, ends %q", len(got), got[max(0, len(got)-40):])

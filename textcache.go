@@ -8,8 +8,8 @@ import (
 
 // textCache remembers the result of a pure string function (masking a
 // message, normalizing it) for the messages seen most: a storm repeats one
-// message, and the regular expressions then run once per distinct message
-// rather than once per occurrence. It holds at most textCacheSize results
+// message, and the masker and the normalizer then run once per distinct
+// message rather than once per occurrence. It holds at most textCacheSize results
 // of short strings, then stops adding. Entries are keyed by a seeded 64-bit
 // hash, so the cache never keeps a raw (unmasked) message.
 type textCache struct {
@@ -31,6 +31,7 @@ const (
 	textCacheMaxLen = 1024
 )
 
+// get returns f(s), from the cache when s is short and was seen before.
 func (c *textCache) get(s string, f func(string) string) string {
 	if len(s) > textCacheMaxLen {
 		return f(s)
