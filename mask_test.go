@@ -406,7 +406,7 @@ func withCheckDigit(digits string, fail bool) string {
 func TestMaskTextShapes(t *testing.T) {
 	const jwt = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
 	visa, amex, mc19 := "4111111111111111", "378282246310005", withCheckDigit("622126000000000000", false)
-	m := newMasker(DefaultMaskedKeyHas, "***", true)
+	m := newMasker(defaultMaskedKeyHas, "***", true)
 	cases := []struct{ name, in, want string }{
 		// pairs
 		{"key=value", "a=1&password=v1&b=2", "a=1&password=***&b=2"},
@@ -498,8 +498,8 @@ func TestMaskTextShapes(t *testing.T) {
 // TestMaskKeyNames: the names that are secret, with the built-in list on
 // and off.
 func TestMaskKeyNames(t *testing.T) {
-	on := newMasker(DefaultMaskedKeyHas, "***", true)
-	off := newMasker(DefaultMaskedKeyHas, "***", false)
+	on := newMasker(defaultMaskedKeyHas, "***", true)
+	off := newMasker(defaultMaskedKeyHas, "***", false)
 	for _, k := range []string{
 		"token", "Api-Key", "API_KEY", "apikey", "X-Access-Key", "X-JWT", "Authorization", "oauth", "Proxy-Authorization",
 		"x-authenticity-token", "session_id", "PHPSESSID", "csrf", "X-XSRF-TOKEN", "private.key", "mysql_pwd", "cvv", "cvc",
@@ -547,7 +547,7 @@ func TestMaskKeyNames(t *testing.T) {
 // name keep all their entries (numbered in key order), headers, query and
 // form maps hide the built-in fragments.
 func TestMaskTreeKeys(t *testing.T) {
-	m := newMasker(DefaultMaskedKeyHas, "***", true)
+	m := newMasker(defaultMaskedKeyHas, "***", true)
 	out := m.value(map[string]any{
 		`{"password":"hunter2"}`: "v",
 		"note 4111111111111111":  1,
@@ -649,7 +649,7 @@ func TestMaskingBuiltinStored(t *testing.T) {
 // allocations are at most a constant times the input (a constant for the
 // allocations), at 1 KiB as at 1 MiB. No clock is read.
 func TestMaskLinear(t *testing.T) {
-	m := newMasker(DefaultMaskedKeyHas, DefaultMaskWith, true)
+	m := newMasker(defaultMaskedKeyHas, DefaultMaskWith, true)
 	for _, sh := range append([]maskShape{benignShape}, adversarialShapes...) {
 		for _, n := range []int{1 << 10, 32 << 10, 1 << 20} {
 			s := sh.make(n)
