@@ -88,11 +88,14 @@ type Config struct {
 	// turning it off is a decision in code.
 	DisableBuiltinMasking bool
 	// MaskedKeyHas lists the substrings that make a key secret: a header,
-	// cookie, query parameter, form field or JSON key (at any depth) whose
-	// lower-cased name contains one of them is stored as MaskWith. Key
+	// cookie, query parameter, form field, path parameter or JSON key (at
+	// any depth) whose name contains one of them, compared ignoring ASCII
+	// case and the separators '-', '_' and '.', is stored as MaskWith. Key
 	// APP_ERROR_MASKED_KEY_HAS (comma-separated; it replaces the default
 	// list), default "password","secret". Authorization, Proxy-Authorization,
-	// Cookie and other credential headers are always masked in addition.
+	// Cookie and other credential headers are always masked in addition,
+	// and so is a built-in list of fragments (token, api_key, auth, session,
+	// jwt, cvv...; see DisableBuiltinMasking and the README).
 	MaskedKeyHas []string
 	// URLPrefix is where RegisterRoutes mounts the dashboard. Key
 	// APP_ERROR_URL_PREFIX, default "/dev/error". It must start with "/".
