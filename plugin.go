@@ -142,6 +142,45 @@ func (m *Monitor) record(c *gin.Context, kind string, v any, frames, extra []Fra
 	o := m.capture(c, kind, v, frames, extra)
 	m.stats.recorded.Add(1)
 	m.queue.add(o) // a full queue counts what it drops
+	noteErrorID(c, o.Hash)
+}
+
+// errorIDHeader is the response header that carries the short id of the
+// error a failed request recorded (see [ErrorID]).
+const errorIDHeader = "X-Errmon-Id"
+
+// errorIDLen is how many hex digits of the fingerprint make the short id:
+// 48 bits, unique among any realistic number of errors.
+const errorIDLen = 12
+
+// errorIDKey holds, in a request's gin.Context, the short id of the last
+// error recorded for it.
+const errorIDKey = "github.com/errmon/errmon.errorid"
+
+// noteErrorID keeps the short id of a recorded error in c, and in the
+// response's errorIDHeader while the response is not written yet.
+func noteErrorID(c *gin.Context, hash string) {
+	if c == nil || len(hash) < errorIDLen {
+		return
+	}
+	id := hash[:errorIDLen]
+	c.Set(errorIDKey, id)
+	if c.Writer != nil && !c.Writer.Written() {
+		c.Header(errorIDHeader, id)
+	}
+}
+
+// ErrorID returns the short id of the last error recorded for the request
+// c (the first 12 hex digits of its fingerprint, also sent in the
+// X-Errmon-Id response header while the response was not written yet), or
+// "" when none was. A custom RecoveryHandler can show it on its error
+// page, so that support finds the exact error from a customer's
+// screenshot: the dashboard's search and its /{id} address take it.
+func ErrorID(c *gin.Context) string {
+	if c == nil {
+		return ""
+	}
+	return c.GetString(errorIDKey)
 }
 
 // Stats is a snapshot of a monitor's counters. The same counters, summed

@@ -1,0 +1,77 @@
+package errmon
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/gin-gonic/gin"
+)
+
+// TestErrorID: a recorded failure answers with the short id of its error
+// (a prefix of the stored hash) in X-Errmon-Id, and ErrorID gives it to a
+// RecoveryHandler for its error page; a response already written keeps
+// its headers, and ErrorID still tells.
+func TestErrorID(t *testing.T) {
+	withGinMode(t, gin.TestMode)
+	tdb := openSQLite(t)
+	m := coalesceMonitor(t, tdb.DB, func(c *Config) {
+		c.RecoveryHandler = func(c *gin.Context, _ any) {
+			c.String(http.StatusInternalServerError, "Something broke. Quote this id: %s", ErrorID(c))
+		}
+	})
+	var late string
+	r := gin.New()
+	r.Use(m.Middleware())
+	r.GET("/panic", func(c *gin.Context) { panic("checkout exploded") })
+	r.GET("/cerror", func(c *gin.Context) {
+		_ = c.Error(errors.New("inventory unreachable"))
+		c.Status(http.StatusBadGateway)
+	})
+	r.GET("/written", func(c *gin.Context) {
+		c.String(http.StatusOK, "done")
+		m.Record(c, errors.New("audit log write failed"))
+		late = ErrorID(c)
+	})
+	r.GET("/ok", func(c *gin.Context) { c.String(http.StatusOK, "fine") })
+	get := func(path string) *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		r.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
+		return w
+	}
+	panicked, cerr, written, ok := get("/panic"), get("/cerror"), get("/written"), get("/ok")
+	flush(t, m)
+	hashes := map[string]string{}
+	for _, rec := range allRecords(t, tdb.DB) {
+		hashes[rec.Message] = rec.Hash
+	}
+	for name, tc := range map[string]struct {
+		w    *httptest.ResponseRecorder
+		msg  string
+		want bool
+	}{
+		"panic":    {panicked, "checkout exploded", true},
+		"c.Error":  {cerr, "inventory unreachable", true},
+		"written":  {written, "audit log write failed", false},
+		"no error": {ok, "", false},
+	} {
+		id := tc.w.Header().Get("X-Errmon-Id")
+		if !tc.want {
+			if id != "" {
+				t.Errorf("%s: X-Errmon-Id %q, want none", name, id)
+			}
+			continue
+		}
+		if len(id) != errorIDLen || !strings.HasPrefix(hashes[tc.msg], id) {
+			t.Errorf("%s: X-Errmon-Id %q, want the first %d digits of %q", name, id, errorIDLen, hashes[tc.msg])
+		}
+	}
+	if body := panicked.Body.String(); !strings.HasSuffix(body, panicked.Header().Get("X-Errmon-Id")) {
+		t.Errorf("the RecoveryHandler's page %q does not quote the id", body)
+	}
+	if !strings.HasPrefix(hashes["audit log write failed"], late) || late == "" {
+		t.Errorf("ErrorID after the response was written = %q, want a prefix of %q", late, hashes["audit log write failed"])
+	}
+}
