@@ -1,6 +1,6 @@
 module github.com/errmon/errmon
 
-go 1.26
+go 1.25.0
 
 require (
 	github.com/chromedp/cdproto v0.159.0

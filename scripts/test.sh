@@ -65,7 +65,7 @@ apt_install() {
 
 step "Tools"
 command -v go >/dev/null 2>&1 ||
-	die "Go is not installed (or not on PATH): install Go 1.26 or later from https://go.dev/dl and retry"
+	die "Go is not installed (or not on PATH): install Go 1.25 or later from https://go.dev/dl and retry"
 note "$(go version)"
 if [ ! -e /etc/ssl/certs/ca-certificates.crt ] && [ -z "${SSL_CERT_FILE:-}" ]; then
 	apt_install ca-certificates # go's module downloads need the CA roots
