@@ -326,6 +326,9 @@ func FuzzContextBuilder(f *testing.F) {
 			_, _ = io.ReadAll(req.Body)
 		case 2:
 			_ = req.ParseMultipartForm(1 << 20)
+			if req.MultipartForm != nil {
+				defer req.MultipartForm.RemoveAll() // net/http's server would
+			}
 		case 3:
 			_ = req.ParseForm()
 		}

@@ -298,7 +298,7 @@ func TestHostileRequests(t *testing.T) {
 		hzReleaseMode(t)
 		r := gin.New()
 		r.MaxMultipartMemory = 1 << 20
-		r.Use(m.Middleware())
+		r.Use(hzRemoveMultipartFiles, m.Middleware())
 		var mu sync.Mutex
 		read := map[string]int{}
 		for _, tc := range cases {
@@ -479,13 +479,23 @@ type hzCaptureCase struct {
 	has     []string
 }
 
+// hzRemoveMultipartFiles removes the temporary files of a parsed multipart
+// form once the request is done, as net/http's server does (a handler
+// called directly by ServeHTTP leaves them in the temp directory).
+func hzRemoveMultipartFiles(c *gin.Context) {
+	c.Next()
+	if f := c.Request.MultipartForm; f != nil {
+		_ = f.RemoveAll()
+	}
+}
+
 // hzServeCaptureCases registers every case on its own route behind m and
 // sends each once.
 func hzServeCaptureCases(t *testing.T, m *Monitor, cases []hzCaptureCase) {
 	t.Helper()
 	r := gin.New()
 	r.MaxMultipartMemory = 1 << 20
-	r.Use(m.Middleware())
+	r.Use(hzRemoveMultipartFiles, m.Middleware())
 	for _, tc := range cases {
 		tc := tc
 		r.Handle(cmpOr(tc.method, http.MethodGet), "/"+tc.name+tc.route, func(c *gin.Context) {
