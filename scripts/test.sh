@@ -276,6 +276,7 @@ note "$ERRMON_CHROMIUM: $("$ERRMON_CHROMIUM" --version 2>/dev/null || echo 'vers
 PASSED=0
 FAILED=0
 SKIPPED=0
+BENCHMARKS=0
 FAILURES=() # names of the failed steps; the tests still run after a failed check
 LOGDIR=$(mktemp -d "${TMPDIR:-/tmp}/errmon-test-logs.XXXXXX")
 
@@ -315,13 +316,15 @@ run_tests() {
 	p=$(grep -cE '^[[:space:]]*--- PASS: ' "$log" || true)
 	f=$(grep -cE '^[[:space:]]*--- FAIL: ' "$log" || true)
 	s=$(grep -cE '^[[:space:]]*--- SKIP: ' "$log" || true)
+	b=$(grep -cE '^Benchmark[^[:space:]]+[[:space:]]+[0-9]+[[:space:]]' "$log" || true)
 	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
 		f=1 # a build failure, a panic or a timeout outside any one test
 	fi
 	PASSED=$((PASSED + p))
 	FAILED=$((FAILED + f))
 	SKIPPED=$((SKIPPED + s))
-	note "$name: $p passed, $f failed, $s skipped (exit $rc; full log: $log)"
+	BENCHMARKS=$((BENCHMARKS + b))
+	note "$name: $p passed, $f failed, $s skipped, $b benchmarks ran (exit $rc; full log: $log)"
 	if [ "$rc" -ne 0 ]; then
 		FAILURES+=("$name")
 		grep -E '^[[:space:]]*--- FAIL: |^FAIL[[:space:]]' "$log" | sed 's/^/    /' || true
@@ -347,7 +350,7 @@ elapsed=$((SECONDS - START))
 printf '\n==> Summary (%dm%02ds)\n' $((elapsed / 60)) $((elapsed % 60))
 if [ ${#FAILURES[@]} -gt 0 ]; then
 	note "failed: ${FAILURES[*]}"
-	printf 'errmon: %d passed, %d failed, %d skipped\n' "$PASSED" "$FAILED" "$SKIPPED"
+	printf 'errmon: %d passed, %d failed, %d skipped, %d benchmarks ran\n' "$PASSED" "$FAILED" "$SKIPPED" "$BENCHMARKS"
 	exit 1
 fi
-printf 'errmon: %d passed, %d failed, %d skipped\n' "$PASSED" "$FAILED" "$SKIPPED"
+printf 'errmon: %d passed, %d failed, %d skipped, %d benchmarks ran\n' "$PASSED" "$FAILED" "$SKIPPED" "$BENCHMARKS"
