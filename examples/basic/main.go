@@ -26,7 +26,7 @@ import (
 
 	"github.com/errmon/errmon"
 	"github.com/gin-gonic/gin"
-	"gorm.io/driver/sqlite"
+	"github.com/glebarez/sqlite" // pure Go: no C compiler needed
 	"gorm.io/gorm"
 )
 
@@ -47,7 +47,7 @@ func main() {
 }
 
 func run(addr, dbPath string) error {
-	db, err := gorm.Open(sqlite.Open(dbPath+"?_journal_mode=WAL&_busy_timeout=5000"), &gorm.Config{})
+	db, err := gorm.Open(sqlite.Open(dbPath+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)"), &gorm.Config{})
 	if err != nil {
 		return fmt.Errorf("open %s: %w", dbPath, err)
 	}

@@ -48,7 +48,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"gorm.io/driver/sqlite"
+	"github.com/glebarez/sqlite" // pure Go: no C compiler needed
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
@@ -247,7 +247,7 @@ func run(webhookURL, dir string, serve bool, addr string) error {
 		dir = d
 	}
 	dbPath := filepath.Join(dir, "errors.db")
-	db, err := gorm.Open(sqlite.Open(dbPath+"?_journal_mode=WAL&_busy_timeout=5000"),
+	db, err := gorm.Open(sqlite.Open(dbPath+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)"),
 		&gorm.Config{Logger: logger.Default.LogMode(logger.Silent)})
 	if err != nil {
 		return fmt.Errorf("open %s: %w", dbPath, err)
