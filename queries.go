@@ -3,6 +3,8 @@ package errmon
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -36,16 +38,128 @@ type listQuery struct {
 	Q      string // searched in exception name, message and path
 	Status string // statusAll, statusOpen or statusResolved
 	Sort   string // sortLastSeen, sortCount or sortFirstSeen
-	Page   int    // 1-based; clamped to the pages that exist
+	Page   int    // 1-based; clamped to the pages counted (see countCap)
 	Size   int    // page size (Config.ListSize)
+	// After and Before are keyset cursors (see cursor): the page of the
+	// errors that follow (precede) the one named, in the list's order.
+	// Either one, when it parses, takes the place of Page.
+	After, Before string
 }
 
 // listResult is one page of errors.
 type listResult struct {
 	Errors []ErrorRecord // without Traceback and RequestData
-	Total  int64
-	Page   int // the page served, after clamping
-	Pages  int // at least 1
+	// Total is the number of matching errors, counted up to countCap:
+	// when there are more, it is the cap and TotalIsLowerBound is set.
+	// A search bounded to the newest errors (Window > 0) counts the
+	// matches among them, and sets TotalIsLowerBound too.
+	Total             int64
+	TotalIsLowerBound bool
+	Page              int // the page served, after clamping; 0 for a page reached by a cursor
+	Pages             int // the pages counted, at least 1
+	Clamped           bool
+	// Next and Prev are the cursors of the following and preceding
+	// pages, "" where there is none.
+	Next, Prev string
+	// Window, when not 0, is how many of the newest errors (by last
+	// seen) the search looked at: the older ones were not searched.
+	Window int
+}
+
+// countCap is how far the list counts matching errors: a count costs at
+// most this many index entries, whatever the table holds.
+const countCap = 1000
+
+// searchWindow is how many of the newest errors a search looks at where no
+// index serves it (SQLite, MySQL, PostgreSQL without pg_trgm).
+const searchWindow = 10_000
+
+// countCapFor is countCap, or ten pages when the page size makes that more.
+func countCapFor(size int) int { return max(countCap, 10*size) }
+
+// sortColumn is the column a list order sorts on (then on id), newest or
+// largest first.
+func sortColumn(sort string) string {
+	switch sort {
+	case sortCount:
+		return "count"
+	case sortFirstSeen:
+		return "created_on"
+	}
+	return "last_seen"
+}
+
+// cursor is a position in a list order: the sort key and id of one row.
+// It reads "id_key", the key being a count or an RFC 3339 time (UTC, to
+// the nanosecond).
+type cursor struct {
+	id   uint64
+	key  int64     // sort=count
+	time time.Time // the time orders
+}
+
+// cursorOf is the position of rec in the list order of sort.
+func cursorOf(rec *ErrorRecord, sort string) string {
+	id := strconv.FormatUint(uint64(rec.ID), 10)
+	switch sortColumn(sort) {
+	case "count":
+		return id + "_" + strconv.FormatInt(rec.Count, 10)
+	case "created_on":
+		return id + "_" + rec.CreatedOn.UTC().Format(time.RFC3339Nano)
+	}
+	return id + "_" + rec.LastSeen.UTC().Format(time.RFC3339Nano)
+}
+
+// parseCursor reads a cursor of the list order of sort.
+func parseCursor(s, sort string) (cursor, bool) {
+	ids, key, ok := strings.Cut(s, "_")
+	if !ok || len(s) > 100 {
+		return cursor{}, false
+	}
+	var c cursor
+	var err error
+	if c.id, err = strconv.ParseUint(ids, 10, 63); err != nil {
+		return cursor{}, false
+	}
+	if sortColumn(sort) == "count" {
+		c.key, err = strconv.ParseInt(key, 10, 64)
+	} else {
+		c.time, err = time.Parse(time.RFC3339Nano, key)
+		c.time = c.time.UTC()
+	}
+	return c, err == nil
+}
+
+// keyArg is the cursor's sort key as a bound parameter.
+func (c cursor) keyArg() any {
+	if c.time.IsZero() {
+		return c.key
+	}
+	return c.time
+}
+
+// keyset restricts db to the rows after (or, with before, the rows
+// before) c in the order col DESC, id DESC. SQLite and PostgreSQL compare
+// row values, which their planners turn into one index range; MySQL's
+// optimizer ranges on the first column only, so it gets that bound too.
+func (s *store) keyset(db *gorm.DB, col string, c cursor, before bool) *gorm.DB {
+	op := "<"
+	if before {
+		op = ">"
+	}
+	k := c.keyArg()
+	if isMySQL(s.db) {
+		return db.Where(fmt.Sprintf("%s %s= ? AND (%s %s ? OR id %s ?)", col, op, col, op, op), k, k, c.id)
+	}
+	return db.Where(fmt.Sprintf("(%s, id) %s (?, ?)", col, op), k, c.id)
+}
+
+// boundedCount counts the rows of db up to limit: "SELECT count(*) FROM
+// (SELECT 1 ... LIMIT limit) t", which reads at most limit index entries.
+func (s *store) boundedCount(ctx context.Context, db *gorm.DB, limit int) (int64, error) {
+	var n int64
+	err := s.db.WithContext(ctx).Raw("SELECT count(*) FROM (?) AS counted", db.Select("1").Limit(limit)).Scan(&n).Error
+	return n, err
 }
 
 // listColumns are the columns the list needs: not the large traceback and
@@ -82,105 +196,168 @@ func cutString(s string, n int) string {
 	return s[:n]
 }
 
-// filtered applies the search and status filter of q.
-func (s *store) filtered(ctx context.Context, q listQuery) *gorm.DB {
-	db := s.db.WithContext(ctx).Model(&ErrorRecord{})
-	if term := strings.TrimSpace(q.Q); term != "" {
-		term = cutString(term, maxSearchLen)
-		pat := "%" + escapeLike(term) + "%"
-		if s.db.Dialector.Name() == "postgres" {
-			// lower() LIKE lower() is ILIKE's meaning, at half its cost.
-			db = db.Where("(lower(exception_name) LIKE lower(?) ESCAPE '!' OR lower(message) LIKE lower(?) ESCAPE '!'"+
-				" OR lower(path) LIKE lower(?) ESCAPE '!')", pat, pat, pat)
-		} else { // SQLite's LIKE ignores ASCII case
-			db = db.Where("(exception_name LIKE ? ESCAPE '!' OR message LIKE ? ESCAPE '!' OR path LIKE ? ESCAPE '!')",
-				pat, pat, pat)
-		}
+// searchTerm is q's search term, trimmed and cut, or "".
+func searchTerm(q listQuery) string {
+	return cutString(strings.TrimSpace(q.Q), maxSearchLen)
+}
+
+// matching applies the search term (when not "") to db, whose columns may
+// be app_errors' or a window's of them.
+func (s *store) matching(db *gorm.DB, term string) *gorm.DB {
+	if term == "" {
+		return db
 	}
+	pat := "%" + escapeLike(term) + "%"
+	if s.db.Dialector.Name() == "postgres" {
+		// lower() LIKE lower() is ILIKE's meaning, at half its cost; the
+		// trigram indexes (searchindex.go) are on these lower() values.
+		return db.Where("(lower(exception_name) LIKE lower(?) ESCAPE '!' OR lower(message) LIKE lower(?) ESCAPE '!'"+
+			" OR lower(path) LIKE lower(?) ESCAPE '!')", pat, pat, pat)
+	}
+	// SQLite's LIKE ignores ASCII case, MySQL's follows the collation
+	// (utf8mb4's default ignores case).
+	return db.Where("(exception_name LIKE ? ESCAPE '!' OR message LIKE ? ESCAPE '!' OR path LIKE ? ESCAPE '!')",
+		pat, pat, pat)
+}
+
+// withStatus applies the status filter of q.
+func withStatus(db *gorm.DB, q listQuery) *gorm.DB {
 	switch q.Status {
 	case statusOpen:
-		db = db.Where("resolved = ?", false)
+		return db.Where("resolved = ?", false)
 	case statusResolved:
-		db = db.Where("resolved = ?", true)
+		return db.Where("resolved = ?", true)
 	}
 	return db
 }
 
-// listErrors returns one page of errors matching q. Page numbers out of
-// range are clamped: the first page below, the last page above.
+// windowColumns are what a bounded search reads of each of the newest
+// errors: the list's columns, whole (the search sees all of a text).
+const windowColumns = "id, hash, host, path, method, route, exception_name, message, count, created_on, last_seen, resolved, resolved_at, regressions"
+
+// listSource is where the list of q reads from, with its filters: the
+// table, or for a search that no index serves, the searchWindow newest
+// errors of the status asked for (by last seen, one index range). It
+// reports the window's size, or 0 when the whole table is searched.
+func (s *store) listSource(ctx context.Context, q listQuery) (func() *gorm.DB, int, error) {
+	term := searchTerm(q)
+	if term == "" || s.search.trigram {
+		return func() *gorm.DB {
+			return s.matching(withStatus(s.db.WithContext(ctx).Model(&ErrorRecord{}), q), term)
+		}, 0, nil
+	}
+	n, err := s.boundedCount(ctx, withStatus(s.db.WithContext(ctx).Model(&ErrorRecord{}), q), searchWindow+1)
+	if err != nil {
+		return nil, 0, fmt.Errorf("errmon: count errors: %w", err)
+	}
+	window := 0
+	if n > searchWindow {
+		window = searchWindow
+	}
+	return func() *gorm.DB {
+		newest := withStatus(s.db.WithContext(ctx).Model(&ErrorRecord{}), q).Select(windowColumns).
+			Order("last_seen DESC, id DESC").Limit(searchWindow)
+		return s.matching(s.db.WithContext(ctx).Table("(?) AS newest", newest), term)
+	}, window, nil
+}
+
+// listErrors returns one page of errors matching q: the page after or
+// before a cursor, or page q.Page (clamped: the first page below, the last
+// page counted above). Its cost does not grow with the table: the count
+// stops at countCapFor(q.Size), a page is one index range (plus an OFFSET
+// within the counted pages), and a search without an index looks at the
+// searchWindow newest errors only.
 func (s *store) listErrors(ctx context.Context, q listQuery) (listResult, error) {
 	var res listResult
 	if q.Size < 1 {
 		q.Size = DefaultListSize
 	}
-	var order string
-	switch q.Sort {
-	case sortCount:
-		order = "count DESC, id DESC"
-	case sortFirstSeen:
-		order = "created_on DESC, id DESC"
-	default:
-		order = "last_seen DESC, id DESC"
+	col := sortColumn(q.Sort)
+	source, window, err := s.listSource(ctx, q)
+	if err != nil {
+		return res, err
 	}
-	paginate := func(total int64) {
-		res.Total = total
-		res.Pages = max(int((total+int64(q.Size)-1)/int64(q.Size)), 1)
-		res.Page = min(max(q.Page, 1), res.Pages)
+	res.Window = window
+	limit := countCapFor(q.Size)
+	if window > 0 {
+		limit = window // every match of the window is counted
 	}
-	if strings.TrimSpace(q.Q) != "" && q.Page <= maxSearchPage {
-		// A search scans the table whatever the indexes: count the matches
-		// and take the page in that one scan.
-		page := max(q.Page, 1)
-		var rows []searchRow
-		err := s.filtered(ctx, q).Select(searchColumns).Order(order).
-			Limit(q.Size).Offset((page - 1) * q.Size).Find(&rows).Error
+	total, err := s.boundedCount(ctx, source(), limit+1)
+	if err != nil {
+		return res, fmt.Errorf("errmon: count errors: %w", err)
+	}
+	if total > int64(limit) {
+		total, res.TotalIsLowerBound = int64(limit), true
+	}
+	if window > 0 {
+		res.TotalIsLowerBound = true // older errors were not searched
+	}
+	res.Total = total
+	res.Pages = max(int((total+int64(q.Size)-1)/int64(q.Size)), 1)
+
+	desc, asc := col+" DESC, id DESC", col+" ASC, id ASC"
+	fetch := func(db *gorm.DB, order string, offset int) ([]ErrorRecord, error) {
+		var recs []ErrorRecord
+		err := db.Select(listColumns).Order(order).Limit(q.Size + 1).Offset(offset).Find(&recs).Error
 		if err != nil {
-			return res, fmt.Errorf("errmon: search errors: %w", err)
+			return nil, fmt.Errorf("errmon: list errors: %w", err)
 		}
-		if len(rows) == 0 && page == 1 {
-			paginate(0) // nothing matches
-			return res, nil
+		return recs, nil
+	}
+	var recs []ErrorRecord
+	var more bool // a row beyond the page, in the direction read
+	if c, ok := parseCursor(q.After, q.Sort); ok && q.After != "" {
+		if recs, err = fetch(s.keyset(source(), col, c, false), desc, 0); err != nil {
+			return res, err
 		}
-		if len(rows) > 0 {
-			paginate(rows[0].TotalRows)
-			res.Errors = make([]ErrorRecord, len(rows))
-			for i := range rows {
-				res.Errors[i] = rows[i].ErrorRecord
-			}
+		more = len(recs) > q.Size
+		recs = recs[:min(len(recs), q.Size)]
+		if len(recs) > 0 {
+			res.Prev = cursorOf(&recs[0], q.Sort)
+		}
+		if more {
+			res.Next = cursorOf(&recs[len(recs)-1], q.Sort)
+		}
+		res.Errors = recs
+		capListed(res.Errors)
+		return res, nil
+	}
+	if c, ok := parseCursor(q.Before, q.Sort); ok && q.Before != "" {
+		if recs, err = fetch(s.keyset(source(), col, c, true), asc, 0); err != nil {
+			return res, err
+		}
+		if len(recs) > q.Size { // a full page with more before it
+			recs = recs[:q.Size]
+			slices.Reverse(recs)
+			res.Prev = cursorOf(&recs[0], q.Sort)
+			res.Next = cursorOf(&recs[len(recs)-1], q.Sort)
+			res.Errors = recs
 			capListed(res.Errors)
 			return res, nil
 		}
-		// A page past the end: count, and clamp below.
+		q.Page = 1 // back at the start: the first page, full
 	}
-	var total int64
-	if err := s.filtered(ctx, q).Count(&total).Error; err != nil {
-		return res, fmt.Errorf("errmon: count errors: %w", err)
-	}
-	paginate(total)
-	if res.Total == 0 {
+	if total == 0 {
+		res.Page = 1
 		return res, nil
 	}
-	err := s.filtered(ctx, q).Select(listColumns).Order(order).
-		Limit(q.Size).Offset((res.Page - 1) * q.Size).Find(&res.Errors).Error
-	if err != nil {
-		return res, fmt.Errorf("errmon: list errors: %w", err)
+	res.Page = min(max(q.Page, 1), res.Pages)
+	res.Clamped = q.Page > res.Pages && res.TotalIsLowerBound
+	if recs, err = fetch(source(), desc, (res.Page-1)*q.Size); err != nil {
+		return res, err
 	}
+	more = len(recs) > q.Size
+	recs = recs[:min(len(recs), q.Size)]
+	if len(recs) > 0 && res.Page > 1 {
+		res.Prev = cursorOf(&recs[0], q.Sort)
+	}
+	if more && len(recs) > 0 {
+		res.Next = cursorOf(&recs[len(recs)-1], q.Sort)
+	}
+	res.Errors = recs
 	capListed(res.Errors)
 	return res, nil
 }
-
-// maxSearchPage bounds the page a search asks for in its single pass;
-// later pages are clamped after a count.
-const maxSearchPage = 1 << 20
-
-// searchRow is a search result with the number of all matches.
-type searchRow struct {
-	ErrorRecord `gorm:"embedded"`
-	TotalRows   int64
-}
-
-// searchColumns selects the list's columns and the number of matches.
-var searchColumns = listColumns + ", COUNT(*) OVER () AS total_rows"
 
 // Read caps, in characters, of the texts the dashboard reads from a row.
 // errmon never stores more; a row written by another process may hold
