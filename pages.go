@@ -44,10 +44,11 @@ type listView struct {
 	Query        listQuery
 	Rows         []listRow
 	Total        int64
-	TotalText    string // "1,234", or "1,000+" when the count stopped at its cap
-	RangeText    string // "21–40 of 1,000+", or "20 of 1,000+" on a page reached by a cursor
-	Window       int    // a search looked at this many newest errors only (0: all)
-	Clamped      bool   // the page asked for is beyond the pages counted
+	TotalText    template.HTML // "1,234", or "1,000+" when the count stopped at its cap (digits only: no escaping)
+	RangeText    template.HTML // "21–40 of 1,000+", or "20 of 1,000+" on a page reached by a cursor
+	Capped       bool          // the count stopped at its cap
+	Window       int64         // a search looked at this many newest errors only (0: all)
+	Clamped      bool          // the page asked for is beyond the pages counted
 	Page, Pages  int
 	From, To     int64
 	PageLinks    []pageLink
@@ -80,7 +81,7 @@ func (d *dashboard) list(c *gin.Context) {
 	}
 	v := listView{
 		pageCommon: d.frame("Errors"), Query: q, Total: res.Total, Page: res.Page, Pages: res.Pages,
-		TotalText: totalText(res), Window: res.Window, Clamped: res.Clamped,
+		TotalText: totalText(res), Capped: res.TotalIsLowerBound && res.Window == 0, Window: int64(res.Window), Clamped: res.Clamped,
 		Filtered: q.Q != "" || q.Status != statusAll, Notice: notices[c.Query("notice")],
 		URLPrefix: d.m.cfg.URLPrefix, FlushSeconds: d.m.cfg.FlushInterval.String(),
 	}
@@ -89,9 +90,9 @@ func (d *dashboard) list(c *gin.Context) {
 	case res.Page > 0:
 		v.From = int64(res.Page-1)*int64(q.Size) + 1
 		v.To = v.From + int64(len(res.Errors)) - 1
-		v.RangeText = formatCount(v.From) + "–" + formatCount(v.To) + " of " + v.TotalText
+		v.RangeText = template.HTML(formatCount(v.From)+"–"+formatCount(v.To)+" of ") + v.TotalText
 	default:
-		v.RangeText = formatCount(int64(len(res.Errors))) + " of " + v.TotalText
+		v.RangeText = template.HTML(formatCount(int64(len(res.Errors)))+" of ") + v.TotalText
 	}
 	hashes := make([]string, len(res.Errors))
 	for i, e := range res.Errors {
@@ -149,13 +150,15 @@ func (q listQuery) cursorValues(key, cur string) url.Values {
 	return v
 }
 
-// totalText shows a count, "1,000+" when it stopped at its cap.
-func totalText(res listResult) string {
+// totalText shows a count, "1,000+" when it stopped at its cap. It is
+// digits, commas and "+" only, which need no escaping (html/template would
+// write "+" as "&#43;").
+func totalText(res listResult) template.HTML {
 	s := formatCount(res.Total)
 	if res.TotalIsLowerBound && res.Window == 0 {
 		s += "+"
 	}
-	return s
+	return template.HTML(s)
 }
 
 // pageLinks lists the first and last pages and those around the current

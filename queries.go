@@ -71,8 +71,9 @@ type listResult struct {
 const countCap = 1000
 
 // searchWindow is how many of the newest errors a search looks at where no
-// index serves it (SQLite, MySQL, PostgreSQL without pg_trgm).
-const searchWindow = 10_000
+// index serves it (SQLite, MySQL, PostgreSQL without pg_trgm). A variable
+// for tests only.
+var searchWindow = 10_000
 
 // countCapFor is countCap, or ten pages when the page size makes that more.
 func countCapFor(size int) int { return max(countCap, 10*size) }
@@ -251,7 +252,7 @@ func (s *store) listSource(ctx context.Context, q listQuery) (func() *gorm.DB, i
 		return nil, 0, fmt.Errorf("errmon: count errors: %w", err)
 	}
 	window := 0
-	if n > searchWindow {
+	if n > int64(searchWindow) {
 		window = searchWindow
 	}
 	return func() *gorm.DB {

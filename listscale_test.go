@@ -1,0 +1,294 @@
+package errmon
+
+import (
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// Tests of the list's cost bounds: keyset pages, the bounded count, the
+// bounded search, the indexes and the plans of every list query.
+
+// seedMany stores n errors in batches: error i is seen i/3 minutes ago
+// (three at each time), counts repeat every 4 and first-seen times every 5,
+// so that every order has ties; every third error is resolved.
+func seedMany(t testing.TB, db *gorm.DB, n int, tune func(i int, r *ErrorRecord)) []ErrorRecord {
+	t.Helper()
+	now := dbTime(time.Now())
+	recs := make([]ErrorRecord, n)
+	for i := range recs {
+		r := dashRecord(fmt.Sprintf("many%d", i), int64(1+i%4), time.Duration(i/3)*time.Minute)
+		r.CreatedOn = now.Add(-time.Duration(i%5) * time.Hour)
+		r.Resolved = i%3 == 2
+		r.Traceback, r.RequestData = "", ""
+		if tune != nil {
+			tune(i, &r)
+		}
+		recs[i] = r
+	}
+	if err := db.CreateInBatches(recs, 200).Error; err != nil {
+		t.Fatalf("seed %d errors: %v", n, err)
+	}
+	return recs
+}
+
+// listOrder is the order the list shows recs in for sort and status.
+func listOrder(recs []ErrorRecord, sort, status string) []string {
+	var rows []ErrorRecord
+	for _, r := range recs {
+		if status == statusOpen && r.Resolved || status == statusResolved && !r.Resolved {
+			continue
+		}
+		rows = append(rows, r)
+	}
+	key := func(r ErrorRecord) int64 {
+		switch sort {
+		case sortCount:
+			return r.Count
+		case sortFirstSeen:
+			return r.CreatedOn.UnixNano()
+		}
+		return r.LastSeen.UnixNano()
+	}
+	slices.SortFunc(rows, func(a, b ErrorRecord) int {
+		if ka, kb := key(a), key(b); ka != kb {
+			if ka > kb {
+				return -1
+			}
+			return 1
+		}
+		return int(b.ID) - int(a.ID)
+	})
+	out := make([]string, len(rows))
+	for i, r := range rows {
+		out[i] = r.Hash
+	}
+	return out
+}
+
+// TestDashboardKeysetPages walks every order and status filter with the
+// API's next cursors, then back with prev: every error is seen once, in
+// the list's order (ties broken by id), and previous pages are the pages
+// walked.
+func TestDashboardKeysetPages(t *testing.T) {
+	eachDB(t, func(t *testing.T, tdb testDB) {
+		d := newDash(t, tdb, func(c *Config) { c.ListSize = 4 })
+		recs := seedMany(t, d.db, 23, nil)
+		for _, sort := range []string{sortLastSeen, sortCount, sortFirstSeen} {
+			for _, status := range []string{statusAll, statusOpen, statusResolved} {
+				want := listOrder(recs, sort, status)
+				base := url.Values{}
+				if sort != sortLastSeen {
+					base.Set("sort", sort)
+				}
+				if status != "" {
+					base.Set("status", status)
+				}
+				var pages [][]string
+				var seen []string
+				list := d.apiList(t, base)
+				for {
+					if len(pages) > 20 {
+						t.Fatalf("sort=%s status=%s: more than 20 pages", sort, status)
+					}
+					pages = append(pages, hashesOf(list))
+					seen = append(seen, hashesOf(list)...)
+					if len(pages) == 1 && list.Prev != "" {
+						t.Errorf("sort=%s status=%s: first page has prev %q", sort, status, list.Prev)
+					}
+					if list.Next == "" {
+						break
+					}
+					q := withParam(base, "after", list.Next)
+					list = d.apiList(t, q)
+					if list.Page != 0 || list.Prev == "" {
+						t.Errorf("sort=%s status=%s: cursor page: page %d prev %q", sort, status, list.Page, list.Prev)
+					}
+				}
+				if !slices.Equal(seen, want) {
+					t.Errorf("sort=%s status=%s: walked %d errors, want %d in the list's order", sort, status, len(seen), len(want))
+				}
+				// Back from the last page with prev.
+				for i := len(pages) - 1; i > 0; i-- {
+					if list.Prev == "" {
+						t.Fatalf("sort=%s status=%s: page %d has no prev", sort, status, i+1)
+					}
+					list = d.apiList(t, withParam(base, "before", list.Prev))
+					if got := hashesOf(list); !slices.Equal(got, pages[i-1]) {
+						t.Errorf("sort=%s status=%s: prev of page %d differs from page %d", sort, status, i+1, i)
+					}
+				}
+				if list.Prev != "" {
+					t.Errorf("sort=%s status=%s: back on the first page, prev %q", sort, status, list.Prev)
+				}
+			}
+		}
+		// A short way back (rows deleted meanwhile) lands on a full first page.
+		first := d.apiList(t, nil)
+		second := d.apiList(t, url.Values{"after": {first.Next}})
+		d.db.Where("hash = ?", first.Errors[1].Hash).Delete(&ErrorRecord{})
+		back := d.apiList(t, url.Values{"before": {second.Prev}})
+		if back.Page != 1 || len(back.Errors) != 4 || back.Prev != "" {
+			t.Errorf("prev after a delete: page %d, %d errors, prev %q", back.Page, len(back.Errors), back.Prev)
+		}
+		// Cursors that do not parse are the first page; page= still works.
+		for _, bad := range []string{"x", "1_", "_1", "-1_2", "1_notatime", strings.Repeat("9", 200) + "_1"} {
+			list := d.apiList(t, url.Values{"after": {bad}})
+			if list.Page != 1 || len(list.Errors) != 4 {
+				t.Errorf("after=%q: page %d with %d errors", cut(bad), list.Page, len(list.Errors))
+			}
+		}
+		if list := d.apiList(t, url.Values{"page": {"2"}}); list.Page != 2 || list.Prev == "" || list.Next == "" {
+			t.Errorf("page=2: page %d prev %q next %q", list.Page, list.Prev, list.Next)
+		}
+		// The HTML list links next and previous pages by cursor, and keeps
+		// the filters in them.
+		body := d.do("GET", dashPrefix+"/?status=open&sort=count", nil).Body.String()
+		if !strings.Contains(body, `rel="next"`) || !strings.Contains(body, "after=") || !strings.Contains(body, "sort=count&amp;status=open") {
+			t.Errorf("list page lacks a cursor link to the next page: %s", cut(body))
+		}
+		next := d.apiList(t, url.Values{"status": {"open"}, "sort": {"count"}}).Next
+		body = d.do("GET", dashPrefix+"/?status=open&sort=count&after="+url.QueryEscape(next), nil).Body.String()
+		if !strings.Contains(body, `rel="prev"`) || !strings.Contains(body, "before=") || !strings.Contains(body, "4 of ") {
+			t.Errorf("cursor page lacks its previous link or range: %s", cut(body))
+		}
+		// A bulk action from a cursor page comes back to it.
+		w := d.do("POST", dashPrefix+"/bulk", url.Values{"action": {"resolve"}, "after": {next}, "sort": {"count"}, "page": {"0"}})
+		if loc := w.Header().Get("Location"); !strings.Contains(loc, "after="+url.QueryEscape(next)) || strings.Contains(loc, "page=") {
+			t.Errorf("bulk from a cursor page goes back to %q", loc)
+		}
+	})
+}
+
+// withParam is base with one more key.
+func withParam(base url.Values, k, v string) url.Values {
+	out := url.Values{}
+	for key, vs := range base {
+		out[key] = slices.Clone(vs)
+	}
+	out.Set(k, v)
+	return out
+}
+
+// cut shortens a text for a failure message.
+func cut(s string) string {
+	if len(s) > 300 {
+		return s[:300] + "…"
+	}
+	return s
+}
+
+// TestDashboardBoundedCount: past countCap errors the list counts no
+// further and says so ("1,000+"); page numbers reach the counted pages.
+func TestDashboardBoundedCount(t *testing.T) {
+	eachDB(t, func(t *testing.T, tdb testDB) {
+		d := newDash(t, tdb, func(c *Config) { c.ListSize = 50 })
+		seedMany(t, d.db, countCap+7, nil)
+		list := d.apiList(t, nil)
+		if list.Total != countCap || !list.TotalIsLowerBound || list.Pages != countCap/50 {
+			t.Errorf("total %d lower bound %v pages %d, want %d, true, %d", list.Total, list.TotalIsLowerBound, list.Pages, countCap, countCap/50)
+		}
+		body := d.do("GET", dashPrefix+"/", nil).Body.String()
+		if !strings.Contains(body, "1,000+") || !strings.Contains(body, "1–50 of 1,000+") {
+			i := strings.Index(body, "<h1>")
+			t.Errorf("list does not show the bounded count: %s", cut(body[i:]))
+		}
+		// The open errors are fewer than the cap: counted exactly.
+		open := d.apiList(t, url.Values{"status": {"open"}})
+		if want := int64((countCap + 7) - (countCap+7)/3); open.Total != want || open.TotalIsLowerBound {
+			t.Errorf("open: total %d lower bound %v, want %d exact", open.Total, open.TotalIsLowerBound, want)
+		}
+		// A deep page number is clamped to the last page counted, which
+		// says so and links onwards by cursor.
+		deep := d.apiList(t, url.Values{"page": {"2500"}})
+		if deep.Page != countCap/50 || deep.Next == "" || len(deep.Errors) != 50 {
+			t.Errorf("page=2500: page %d next %q, %d errors", deep.Page, deep.Next, len(deep.Errors))
+		}
+		body = d.do("GET", dashPrefix+"/?page=2500", nil).Body.String()
+		if !strings.Contains(body, `id="clamped"`) || !strings.Contains(body, `rel="next"`) {
+			t.Errorf("clamped page does not say so: %s", cut(body))
+		}
+		beyond := d.apiList(t, url.Values{"after": {deep.Next}})
+		if len(beyond.Errors) != 7 || beyond.Next != "" {
+			t.Errorf("after the counted pages: %d errors, next %q", len(beyond.Errors), beyond.Next)
+		}
+	})
+}
+
+// TestDashboardSearchWindow: where no index serves the search, it looks at
+// the newest errors only and says so; with PostgreSQL's trigram indexes it
+// finds every match.
+func TestDashboardSearchWindow(t *testing.T) {
+	old := searchWindow
+	searchWindow = 10
+	defer func() { searchWindow = old }()
+	eachDB(t, func(t *testing.T, tdb testDB) {
+		d := newDash(t, tdb, nil)
+		seedMany(t, d.db, 15, func(i int, r *ErrorRecord) {
+			if i == 2 || i == 14 { // a new one and an old one
+				r.Message = "the needle in it"
+			}
+		})
+		list := d.apiList(t, url.Values{"q": {"NEEDLE"}})
+		got := len(list.Errors)
+		trigram := d.m.store.search.trigram
+		if tdb.Name == "postgres" != trigram {
+			t.Fatalf("%s: trigram search %v", tdb.Name, trigram)
+		}
+		if trigram {
+			if got != 2 || list.Total != 2 || list.TotalIsLowerBound || list.SearchWindow != 0 {
+				t.Errorf("trigram search: %d errors, total %d (lower bound %v), window %d; want 2 exact", got, list.Total, list.TotalIsLowerBound, list.SearchWindow)
+			}
+		} else if got != 1 || list.Total != 1 || !list.TotalIsLowerBound || list.SearchWindow != 10 {
+			t.Errorf("bounded search: %d errors, total %d (lower bound %v), window %d; want 1 of window 10", got, list.Total, list.TotalIsLowerBound, list.SearchWindow)
+		}
+		body := d.do("GET", dashPrefix+"/?q=needle", nil).Body.String()
+		if says := strings.Contains(body, "Searched the 10 most recent errors"); says == trigram {
+			i := strings.Index(body, "<main>")
+			t.Errorf("search window notice shown %v with trigram %v: %s", says, trigram, cut(body[i:]))
+		}
+		// Fewer errors than the window: every one is searched, exactly.
+		d.db.Where("1 = 1").Delete(&ErrorRecord{})
+		seedMany(t, d.db, 5, func(i int, r *ErrorRecord) { r.Message = "needle" })
+		if list := d.apiList(t, url.Values{"q": {"needle"}}); list.Total != 5 || list.TotalIsLowerBound || list.SearchWindow != 0 {
+			t.Errorf("small table: total %d lower bound %v window %d", list.Total, list.TotalIsLowerBound, list.SearchWindow)
+		}
+	})
+}
+
+// TestDashboardIndexMigration: a table of an earlier version (its
+// single-column indexes) gets the list's indexes, and loses the ones they
+// replace, when the monitor starts.
+func TestDashboardIndexMigration(t *testing.T) {
+	eachDB(t, func(t *testing.T, tdb testDB) {
+		st := &store{db: tdb.DB}
+		if err := st.migrate(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		mig := tdb.DB.Migrator()
+		for _, idx := range listIndexes[3:] {
+			if err := mig.DropIndex(&ErrorRecord{}, idx.name); err != nil {
+				t.Fatalf("drop %s: %v", idx.name, err)
+			}
+		}
+		if err := tdb.DB.Exec("CREATE INDEX idx_app_errors_last_seen ON app_errors (last_seen)").Error; err != nil {
+			t.Fatal(err)
+		}
+		if err := st.migrate(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		for _, idx := range listIndexes {
+			if !mig.HasIndex(&ErrorRecord{}, idx.name) {
+				t.Errorf("index %s missing after migration", idx.name)
+			}
+		}
+		if mig.HasIndex(&ErrorRecord{}, "idx_app_errors_last_seen") {
+			t.Error("old index idx_app_errors_last_seen kept")
+		}
+	})
+}
