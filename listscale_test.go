@@ -292,3 +292,187 @@ func TestDashboardIndexMigration(t *testing.T) {
 		}
 	})
 }
+
+// capturedSQL records the statements run on db (with their parameters)
+// while it is on.
+type capturedSQL struct {
+	on    bool
+	stmts []capturedStmt
+}
+
+type capturedStmt struct {
+	sql  string
+	vars []any
+}
+
+// captureSQL records the queries run on db.
+func captureSQL(t *testing.T, db *gorm.DB) *capturedSQL {
+	t.Helper()
+	c := &capturedSQL{}
+	rec := func(tx *gorm.DB) {
+		if c.on && tx.Statement.SQL.Len() > 0 {
+			c.stmts = append(c.stmts, capturedStmt{tx.Statement.SQL.String(), slices.Clone(tx.Statement.Vars)})
+		}
+	}
+	if err := db.Callback().Query().After("gorm:query").Register("errmon_test:capture", rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Callback().Row().After("gorm:row").Register("errmon_test:capture", rec); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// queryPlan returns the plan of one statement, a line per step, with
+// PostgreSQL told to avoid sequential scans and sorts (so that a small
+// table shows whether an index serves the query at all).
+func queryPlan(t *testing.T, tdb testDB, st capturedStmt) []string {
+	t.Helper()
+	var lines []string
+	switch tdb.Name {
+	case "sqlite":
+		var rows []struct {
+			ID, Parent, Notused int
+			Detail              string
+		}
+		if err := tdb.DB.Raw("EXPLAIN QUERY PLAN "+st.sql, st.vars...).Scan(&rows).Error; err != nil {
+			t.Fatalf("explain %s: %v", cut(st.sql), err)
+		}
+		for _, r := range rows {
+			lines = append(lines, r.Detail)
+		}
+	case "postgres":
+		err := tdb.DB.Transaction(func(tx *gorm.DB) error {
+			if err := tx.Exec("SET LOCAL enable_seqscan = off").Error; err != nil {
+				return err
+			}
+			if err := tx.Exec("SET LOCAL enable_sort = off").Error; err != nil {
+				return err
+			}
+			return tx.Raw("EXPLAIN "+st.sql, st.vars...).Scan(&lines).Error
+		})
+		if err != nil {
+			t.Fatalf("explain %s: %v", cut(st.sql), err)
+		}
+	case "mysql":
+		// With the values written in: a placeholder hides LIMIT and the
+		// ranges from the optimizer, which then plans for any value.
+		rows, err := tdb.DB.Raw("EXPLAIN " + tdb.DB.Dialector.Explain(st.sql, st.vars...)).Rows()
+		if err != nil {
+			t.Fatalf("explain %s: %v", cut(st.sql), err)
+		}
+		defer rows.Close()
+		cols, _ := rows.Columns()
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			var parts []string
+			for i, c := range cols {
+				v := vals[i]
+				if b, ok := v.([]byte); ok {
+					v = string(b)
+				}
+				parts = append(parts, fmt.Sprintf("%s=%v", c, v))
+			}
+			lines = append(lines, strings.Join(parts, " "))
+		}
+	}
+	return lines
+}
+
+// planProblem says what is wrong with the plan of a list statement: a
+// full scan of app_errors, or a sort that no index spares. A search may
+// sort its matches: on SQLite and MySQL those of the window it reads (one
+// index range), on PostgreSQL those a trigram index finds (unless the
+// planner finds walking the order's index cheaper).
+func planProblem(kind, sql string, plan []string) string {
+	text := strings.Join(plan, "\n")
+	search := strings.Contains(sql, "LIKE")
+	switch kind {
+	case "sqlite":
+		for _, l := range plan {
+			if strings.TrimSpace(l) == "SCAN app_errors" {
+				return "full scan"
+			}
+		}
+		if strings.Contains(text, "TEMP B-TREE") && !search {
+			return "sort"
+		}
+	case "postgres":
+		if strings.Contains(text, "Seq Scan on app_errors") {
+			return "full scan"
+		}
+		if !search && strings.Contains(text, "Sort") {
+			return "sort"
+		}
+	case "mysql":
+		for _, l := range plan {
+			if strings.Contains(l, "table=app_errors ") && strings.Contains(l, " type=ALL ") {
+				return "full scan"
+			}
+			if strings.Contains(l, "filesort") && !search {
+				return "sort"
+			}
+		}
+	}
+	return ""
+}
+
+// TestDashboardListPlans checks with EXPLAIN every statement of the list:
+// each order and status filter, first, numbered and cursor pages, the
+// counts and the search; none scans app_errors whole or sorts it.
+func TestDashboardListPlans(t *testing.T) {
+	old := searchWindow
+	searchWindow = 500 // a search reads a window of the table
+	defer func() { searchWindow = old }()
+	eachDB(t, func(t *testing.T, tdb testDB) {
+		d := newDash(t, tdb, func(c *Config) { c.ListSize = 20 })
+		seedMany(t, d.db, 2000, nil)
+		switch tdb.Name {
+		case "postgres":
+			d.db.Exec("ANALYZE app_errors")
+		case "mysql":
+			d.db.Exec("ANALYZE TABLE app_errors")
+		case "sqlite":
+			d.db.Exec("ANALYZE")
+		}
+		capture := captureSQL(t, d.db)
+		var queries []url.Values
+		for _, sort := range []string{"", sortCount, sortFirstSeen} {
+			for _, status := range []string{"", statusOpen, statusResolved} {
+				base := url.Values{"sort": {sort}, "status": {status}}
+				first := d.apiList(t, base)
+				queries = append(queries, base, withParam(base, "page", "3"),
+					withParam(base, "after", first.Next), withParam(base, "before", first.Next),
+					withParam(base, "q", "message of many1"))
+			}
+		}
+		capture.on = true
+		for _, q := range queries {
+			d.apiList(t, q)
+		}
+		capture.on = false
+		seen := map[string]bool{}
+		for _, st := range capture.stmts {
+			if !strings.Contains(st.sql, "app_errors") || seen[st.sql] {
+				continue
+			}
+			seen[st.sql] = true
+			plan := queryPlan(t, tdb, st)
+			if p := planProblem(tdb.Name, st.sql, plan); p != "" {
+				t.Errorf("%s: %s\n%s", p, cut(st.sql), cut(strings.Join(plan, "\n")))
+			} else if testing.Verbose() {
+				t.Logf("%s\n  %s", cut(st.sql), strings.Join(plan, "\n  "))
+			}
+		}
+		if len(seen) < 20 {
+			t.Errorf("only %d distinct list statements checked", len(seen))
+		}
+	})
+}

@@ -140,19 +140,24 @@ func (c cursor) keyArg() any {
 }
 
 // keyset restricts db to the rows after (or, with before, the rows
-// before) c in the order col DESC, id DESC. SQLite and PostgreSQL compare
-// row values, which their planners turn into one index range; MySQL's
-// optimizer ranges on the first column only, so it gets that bound too.
+// before) c in the order col DESC, id DESC.
 func (s *store) keyset(db *gorm.DB, col string, c cursor, before bool) *gorm.DB {
 	op := "<"
 	if before {
 		op = ">"
 	}
-	k := c.keyArg()
+	return s.rowCompare(db, col, op, c.keyArg(), c.id)
+}
+
+// rowCompare restricts db to the rows whose (col, id) compares with op
+// ("<" or ">") to (key, id). SQLite and PostgreSQL compare row values,
+// which their planners turn into one index range; MySQL's optimizer
+// ranges on the first column only, so it gets that bound too.
+func (s *store) rowCompare(db *gorm.DB, col, op string, key any, id uint64) *gorm.DB {
 	if isMySQL(s.db) {
-		return db.Where(fmt.Sprintf("%s %s= ? AND (%s %s ? OR id %s ?)", col, op, col, op, op), k, k, c.id)
+		return db.Where(fmt.Sprintf("%s %s= ? AND (%s %s ? OR id %s ?)", col, op, col, op, op), key, key, id)
 	}
-	return db.Where(fmt.Sprintf("(%s, id) %s (?, ?)", col, op), k, c.id)
+	return db.Where(fmt.Sprintf("(%s, id) %s (?, ?)", col, op), key, id)
 }
 
 // boundedCount counts the rows of db up to limit: "SELECT count(*) FROM
@@ -232,34 +237,50 @@ func withStatus(db *gorm.DB, q listQuery) *gorm.DB {
 	return db
 }
 
-// windowColumns are what a bounded search reads of each of the newest
-// errors: the list's columns, whole (the search sees all of a text).
-const windowColumns = "id, hash, host, path, method, route, exception_name, message, count, created_on, last_seen, resolved, resolved_at, regressions"
-
 // listSource is where the list of q reads from, with its filters: the
 // table, or for a search that no index serves, the searchWindow newest
-// errors of the status asked for (by last seen, one index range). It
-// reports the window's size, or 0 when the whole table is searched.
+// errors of the status asked for (by last seen: one range of an index,
+// whose lower end one more range finds). It reports the window's size,
+// or 0 when every error is searched.
 func (s *store) listSource(ctx context.Context, q listQuery) (func() *gorm.DB, int, error) {
 	term := searchTerm(q)
+	col := sortColumn(q.Sort)
+	if term != "" && !s.search.trigram {
+		col = "last_seen" // the window is a range of last_seen
+	}
+	base := func() *gorm.DB { return withStatus(s.listTable(ctx, q.Status, col), q) }
 	if term == "" || s.search.trigram {
-		return func() *gorm.DB {
-			return s.matching(withStatus(s.db.WithContext(ctx).Model(&ErrorRecord{}), q), term)
-		}, 0, nil
+		return func() *gorm.DB { return s.matching(base(), term) }, 0, nil
 	}
-	n, err := s.boundedCount(ctx, withStatus(s.db.WithContext(ctx).Model(&ErrorRecord{}), q), searchWindow+1)
+	// The first error outside the window, if the table is longer.
+	var edge []ErrorRecord
+	err := base().Select("id, last_seen").Order("last_seen DESC, id DESC").Offset(searchWindow).Limit(1).Find(&edge).Error
 	if err != nil {
-		return nil, 0, fmt.Errorf("errmon: count errors: %w", err)
+		return nil, 0, fmt.Errorf("errmon: bound the search: %w", err)
 	}
-	window := 0
-	if n > int64(searchWindow) {
-		window = searchWindow
+	if len(edge) == 0 {
+		return func() *gorm.DB { return s.matching(base(), term) }, 0, nil
 	}
 	return func() *gorm.DB {
-		newest := withStatus(s.db.WithContext(ctx).Model(&ErrorRecord{}), q).Select(windowColumns).
-			Order("last_seen DESC, id DESC").Limit(searchWindow)
-		return s.matching(s.db.WithContext(ctx).Table("(?) AS newest", newest), term)
-	}, window, nil
+		return s.matching(s.rowCompare(base(), "last_seen", ">", edge[0].LastSeen, uint64(edge[0].ID)), term)
+	}, searchWindow, nil
+}
+
+// listTable is app_errors for a list of status sorted on col. On MySQL
+// it names the index that serves it (FORCE INDEX): MariaDB's optimizer
+// otherwise reads a keyset page through the status filter's equality
+// alone (from the start of the status, not from the cursor), and takes
+// an OFFSET page of a small table by a full scan and a sort.
+func (s *store) listTable(ctx context.Context, status, col string) *gorm.DB {
+	db := s.db.WithContext(ctx).Model(&ErrorRecord{})
+	if !isMySQL(s.db) {
+		return db
+	}
+	idx := "idx_app_errors_" + col + "_id"
+	if status != statusAll {
+		idx = "idx_app_errors_resolved_" + col + "_id"
+	}
+	return db.Table("app_errors FORCE INDEX (" + idx + ")")
 }
 
 // listErrors returns one page of errors matching q: the page after or
