@@ -2,9 +2,12 @@ package errmon
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -475,4 +478,54 @@ func TestDashboardListPlans(t *testing.T) {
 			t.Errorf("only %d distinct list statements checked", len(seen))
 		}
 	})
+}
+
+// TestDashboardSearchWithoutTrigram: on a PostgreSQL where pg_trgm cannot
+// be had, the monitor starts all the same, the search is bounded to the
+// newest errors, and the log says why once.
+func TestDashboardSearchWithoutTrigram(t *testing.T) {
+	tdb := openPostgres(t)
+	old := trigramExtension
+	trigramExtension = "errmon_no_such_extension"
+	defer func() { trigramExtension = old }()
+	var logged strings.Builder
+	var mu sync.Mutex
+	d := newDash(t, tdb, func(c *Config) {
+		c.Logger = slog.New(slog.NewTextHandler(&lockedWriter{w: &logged, mu: &mu}, nil))
+	})
+	if d.m.store.search.trigram || d.m.store.search.missing == "" {
+		t.Fatalf("search state %+v without the extension", d.m.store.search)
+	}
+	if d.m.store.db.Migrator().HasIndex(&ErrorRecord{}, "idx_app_errors_trgm_message") {
+		t.Error("trigram index created without the extension")
+	}
+	seedMany(t, d.db, 6, func(i int, r *ErrorRecord) {
+		if i == 3 {
+			r.Message = "Needle"
+		}
+	})
+	for range 3 {
+		if list := d.apiList(t, url.Values{"q": {"needle"}}); list.Total != 1 || len(list.Errors) != 1 {
+			t.Errorf("bounded search: total %d, %d errors", list.Total, len(list.Errors))
+		}
+		d.do("GET", dashPrefix+"/?q=needle", nil)
+	}
+	mu.Lock()
+	out := logged.String()
+	mu.Unlock()
+	if n := strings.Count(out, "pg_trgm extension is not available"); n != 1 {
+		t.Errorf("logged %d times, want once: %s", n, cut(out))
+	}
+}
+
+// lockedWriter serializes writes to w.
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -87,29 +87,46 @@ func (s *store) migrateListIndexes(ctx context.Context, err error) error {
 	return nil
 }
 
+// trigramExtension is the extension the search indexes need (a variable
+// for the test of its absence).
+var trigramExtension = "pg_trgm"
+
 // trigramIndexes creates pg_trgm (a trusted extension since PostgreSQL 13:
 // the CREATE privilege on the database is enough) and the GIN indexes of
-// the search, inside the migration's transaction. Without the extension
-// the search is bounded (see searchWindow), and the dashboard says why
-// once in the log.
+// the search, inside the migration's transaction. When either cannot be
+// had, what was done of it is rolled back (to a savepoint), the search is
+// bounded (see searchWindow) and the dashboard says why once in the log:
+// the migration itself goes on.
 func (s *store) trigramIndexes(tx *gorm.DB) error {
 	s.search.trigram, s.search.missing = false, ""
 	if err := tx.SavePoint("errmon_trgm").Error; err != nil {
 		return fmt.Errorf("savepoint: %w", err)
 	}
-	if err := tx.Exec("CREATE EXTENSION IF NOT EXISTS pg_trgm").Error; err != nil {
+	if err := createTrigramIndexes(tx); err != nil {
 		if err := tx.RollbackTo("errmon_trgm").Error; err != nil {
 			return fmt.Errorf("rollback to savepoint: %w", err)
 		}
 		s.search.missing = cutString(err.Error(), 300)
 		return nil
 	}
+	s.search.trigram = true
+	return nil
+}
+
+// createTrigramIndexes creates the extension and the indexes.
+func createTrigramIndexes(tx *gorm.DB) error {
+	if err := tx.Exec("CREATE EXTENSION IF NOT EXISTS " + quoteIdent(trigramExtension)).Error; err != nil {
+		return err
+	}
 	// The extension may live in another schema than the tables (it is
 	// one per database): its operator class is named with its schema.
 	var extSchema string
-	if err := tx.Raw("SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm'").
-		Scan(&extSchema).Error; err != nil || extSchema == "" {
-		return fmt.Errorf("find pg_trgm's schema: %v", err)
+	if err := tx.Raw("SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = ?", trigramExtension).
+		Scan(&extSchema).Error; err != nil {
+		return err
+	}
+	if extSchema == "" {
+		return fmt.Errorf("extension %s not found after CREATE EXTENSION", trigramExtension)
 	}
 	for _, col := range trigramColumns {
 		ddl := fmt.Sprintf("CREATE INDEX IF NOT EXISTS idx_app_errors_trgm_%s ON app_errors USING gin (lower(%s) %s.gin_trgm_ops)",
@@ -118,7 +135,6 @@ func (s *store) trigramIndexes(tx *gorm.DB) error {
 			return fmt.Errorf("create trigram index on %s: %w", col, err)
 		}
 	}
-	s.search.trigram = true
 	return nil
 }
 
