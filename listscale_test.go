@@ -234,7 +234,7 @@ func TestDashboardSearchWindow(t *testing.T) {
 		d := newDash(t, tdb, nil)
 		seedMany(t, d.db, 15, func(i int, r *ErrorRecord) {
 			if i == 2 || i == 14 { // a new one and an old one
-				r.Message = "the needle in it"
+				r.Message = "the needle in q7 it"
 			}
 		})
 		list := d.apiList(t, url.Values{"q": {"NEEDLE"}})
@@ -254,6 +254,11 @@ func TestDashboardSearchWindow(t *testing.T) {
 		if says := strings.Contains(body, "Searched the 10 most recent errors"); says == trigram {
 			i := strings.Index(body, "<main>")
 			t.Errorf("search window notice shown %v with trigram %v: %s", says, trigram, cut(body[i:]))
+		}
+		// A term too short for trigrams searches the window everywhere.
+		short := d.apiList(t, url.Values{"q": {"Q7"}})
+		if len(short.Errors) != 1 || short.Total != 1 || short.SearchWindow != 10 {
+			t.Errorf("q=Q7: %d errors, total %d, window %d; want 1 of window 10", len(short.Errors), short.Total, short.SearchWindow)
 		}
 		// Fewer errors than the window: every one is searched, exactly.
 		d.db.Where("1 = 1").Delete(&ErrorRecord{})
@@ -494,7 +499,7 @@ func TestDashboardSearchWithoutTrigram(t *testing.T) {
 		c.Logger = slog.New(slog.NewTextHandler(&lockedWriter{w: &logged, mu: &mu}, nil))
 	})
 	if d.m.store.search.trigram || d.m.store.search.missing == "" {
-		t.Fatalf("search state %+v without the extension", d.m.store.search)
+		t.Fatalf("search state trigram=%v missing=%q without the extension", d.m.store.search.trigram, d.m.store.search.missing)
 	}
 	if d.m.store.db.Migrator().HasIndex(&ErrorRecord{}, "idx_app_errors_trgm_message") {
 		t.Error("trigram index created without the extension")

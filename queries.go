@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"gorm.io/gorm"
@@ -71,7 +72,8 @@ type listResult struct {
 const countCap = 1000
 
 // searchWindow is how many of the newest errors a search looks at where no
-// index serves it (SQLite, MySQL, PostgreSQL without pg_trgm). A variable
+// index serves it (SQLite, MySQL, PostgreSQL without pg_trgm, or a term
+// without three letters or digits in a row, see hasTrigram). A variable
 // for tests only.
 var searchWindow = 10_000
 
@@ -244,12 +246,13 @@ func withStatus(db *gorm.DB, q listQuery) *gorm.DB {
 // or 0 when every error is searched.
 func (s *store) listSource(ctx context.Context, q listQuery) (func() *gorm.DB, int, error) {
 	term := searchTerm(q)
+	indexed := term == "" || s.search.trigram && hasTrigram(term)
 	col := sortColumn(q.Sort)
-	if term != "" && !s.search.trigram {
+	if !indexed {
 		col = "last_seen" // the window is a range of last_seen
 	}
 	base := func() *gorm.DB { return withStatus(s.listTable(ctx, q.Status, col), q) }
-	if term == "" || s.search.trigram {
+	if indexed {
 		return func() *gorm.DB { return s.matching(base(), term) }, 0, nil
 	}
 	// The first error outside the window, if the table is longer.
@@ -264,6 +267,24 @@ func (s *store) listSource(ctx context.Context, q listQuery) (func() *gorm.DB, i
 	return func() *gorm.DB {
 		return s.matching(s.rowCompare(base(), "last_seen", ">", edge[0].LastSeen, uint64(edge[0].ID)), term)
 	}, searchWindow, nil
+}
+
+// hasTrigram reports whether a trigram index can narrow a search for
+// term: pg_trgm takes trigrams from words (runs of letters and digits),
+// and a term without a word of three characters may have none, which
+// would read the whole index. Such terms search the window instead.
+func hasTrigram(term string) bool {
+	run := 0
+	for _, r := range term {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+			if run++; run >= 3 {
+				return true
+			}
+		} else {
+			run = 0
+		}
+	}
+	return false
 }
 
 // listTable is app_errors for a list of status sorted on col. On MySQL
