@@ -77,6 +77,10 @@ const countCap = 1000
 // for tests only.
 var searchWindow = 10_000
 
+// searchCountCapFor is how far a search over every error (PostgreSQL's
+// trigram indexes) counts its matches: ten pages, at least 100.
+func searchCountCapFor(size int) int { return max(100, 10*size) }
+
 // countCapFor is countCap, or ten pages when the page size makes that more.
 func countCapFor(size int) int { return max(countCap, 10*size) }
 
@@ -322,8 +326,18 @@ func (s *store) listErrors(ctx context.Context, q listQuery) (listResult, error)
 	}
 	res.Window = window
 	limit := countCapFor(q.Size)
-	if window > 0 {
+	switch {
+	case window > 0:
 		limit = window // every match of the window is counted
+	case searchTerm(q) != "":
+		// Counting a match costs its test, not an index entry: a search
+		// counts ten pages.
+		limit = searchCountCapFor(q.Size)
+		if q.After == "" && q.Before == "" {
+			if ok, err := s.searchPage(ctx, q, source, col, limit, &res); ok || err != nil {
+				return res, err
+			}
+		}
 	}
 	total, err := s.boundedCount(ctx, source(), limit+1)
 	if err != nil {
@@ -400,6 +414,63 @@ func (s *store) listErrors(ctx context.Context, q listQuery) (listResult, error)
 	res.Errors = recs
 	capListed(res.Errors)
 	return res, nil
+}
+
+// searchRow is a search result with the number of matches counted.
+type searchRow struct {
+	ErrorRecord `gorm:"embedded"`
+	TotalRows   int64
+}
+
+// searchPage serves a numbered page of a search over every error (the
+// trigram indexes) in one statement: the first limit+1 matches in the
+// list's order, counted, and the page taken from them. A rare term's
+// matches are found in the index once, not twice (count, then page); a
+// common term's by walking the order's index until limit+1 match. It
+// reports false when the page is beyond the matches, for listErrors to
+// count and clamp.
+func (s *store) searchPage(ctx context.Context, q listQuery, source func() *gorm.DB, col string, limit int, res *listResult) (bool, error) {
+	desc := col + " DESC, id DESC"
+	page := max(q.Page, 1)
+	matched := source().Select(listColumns).Order(desc).Limit(limit + 1)
+	var rows []searchRow
+	err := s.db.WithContext(ctx).Table("(?) AS matched", matched).Select("*, count(*) OVER () AS total_rows").
+		Order(desc).Limit(q.Size + 1).Offset((page - 1) * q.Size).Find(&rows).Error
+	if err != nil {
+		return false, fmt.Errorf("errmon: search errors: %w", err)
+	}
+	if len(rows) == 0 {
+		if page == 1 {
+			res.Page, res.Pages = 1, 1
+			return true, nil
+		}
+		return false, nil
+	}
+	total := rows[0].TotalRows
+	if total > int64(limit) {
+		total, res.TotalIsLowerBound = int64(limit), true
+	}
+	res.Total = total
+	res.Pages = max(int((total+int64(q.Size)-1)/int64(q.Size)), 1)
+	if page > res.Pages {
+		res.TotalIsLowerBound = false
+		return false, nil
+	}
+	res.Page = page
+	more := len(rows) > q.Size
+	rows = rows[:min(len(rows), q.Size)]
+	res.Errors = make([]ErrorRecord, len(rows))
+	for i := range rows {
+		res.Errors[i] = rows[i].ErrorRecord
+	}
+	if page > 1 {
+		res.Prev = cursorOf(&res.Errors[0], q.Sort)
+	}
+	if more {
+		res.Next = cursorOf(&res.Errors[len(res.Errors)-1], q.Sort)
+	}
+	capListed(res.Errors)
+	return true, nil
 }
 
 // Read caps, in characters, of the texts the dashboard reads from a row.
