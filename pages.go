@@ -81,7 +81,7 @@ func (d *dashboard) list(c *gin.Context) {
 	}
 	v := listView{
 		pageCommon: d.frame("Errors"), Query: q, Total: res.Total, Page: res.Page, Pages: res.Pages,
-		TotalText: totalText(res), Capped: res.TotalIsLowerBound && res.Window == 0, Window: int64(res.Window), Clamped: res.Clamped,
+		TotalText: totalText(res), Capped: res.Capped, Window: int64(res.Window), Clamped: res.Clamped,
 		Filtered: q.Q != "" || q.Status != statusAll, Notice: notices[c.Query("notice")],
 		URLPrefix: d.m.cfg.URLPrefix, FlushSeconds: d.m.cfg.FlushInterval.String(),
 	}
@@ -155,7 +155,7 @@ func (q listQuery) cursorValues(key, cur string) url.Values {
 // write "+" as "&#43;").
 func totalText(res listResult) template.HTML {
 	s := formatCount(res.Total)
-	if res.TotalIsLowerBound && res.Window == 0 {
+	if res.Capped {
 		s += "+"
 	}
 	return template.HTML(s)

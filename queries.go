@@ -56,6 +56,7 @@ type listResult struct {
 	// matches among them, and sets TotalIsLowerBound too.
 	Total             int64
 	TotalIsLowerBound bool
+	Capped            bool // the count stopped at its cap
 	Page              int // the page served, after clamping; 0 for a page reached by a cursor
 	Pages             int // the pages counted, at least 1
 	Clamped           bool
@@ -77,8 +78,8 @@ const countCap = 1000
 // for tests only.
 var searchWindow = 10_000
 
-// searchCountCapFor is how far a search over every error (PostgreSQL's
-// trigram indexes) counts its matches: ten pages, at least 100.
+// searchCountCapFor is how far a search counts its matches: ten pages, at
+// least 100.
 func searchCountCapFor(size int) int { return max(100, 10*size) }
 
 // countCapFor is countCap, or ten pages when the page size makes that more.
@@ -315,6 +316,28 @@ func (s *store) listTable(ctx context.Context, status, col string) *gorm.DB {
 // within the counted pages), and a search without an index looks at the
 // searchWindow newest errors only.
 func (s *store) listErrors(ctx context.Context, q listQuery) (listResult, error) {
+	if searchTerm(q) != "" && s.db.Dialector.Name() == "postgres" {
+		// A prepared statement's generic plan cannot tell a rare term from
+		// a common one: it may walk the whole order index for a term that
+		// matches nothing. The search is planned for its own term.
+		var res listResult
+		err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			if err := tx.Exec("SET LOCAL plan_cache_mode = force_custom_plan").Error; err != nil {
+				return fmt.Errorf("errmon: plan the search: %w", err)
+			}
+			ts := &store{db: tx}
+			ts.search.trigram = s.search.trigram
+			var err error
+			res, err = ts.listPage(ctx, q)
+			return err
+		})
+		return res, err
+	}
+	return s.listPage(ctx, q)
+}
+
+// listPage is listErrors on s's connection.
+func (s *store) listPage(ctx context.Context, q listQuery) (listResult, error) {
 	var res listResult
 	if q.Size < 1 {
 		q.Size = DefaultListSize
@@ -326,12 +349,10 @@ func (s *store) listErrors(ctx context.Context, q listQuery) (listResult, error)
 	}
 	res.Window = window
 	limit := countCapFor(q.Size)
-	switch {
-	case window > 0:
-		limit = window // every match of the window is counted
-	case searchTerm(q) != "":
+	if searchTerm(q) != "" {
 		// Counting a match costs its test, not an index entry: a search
-		// counts ten pages.
+		// counts ten pages, and serves a numbered page with its count in
+		// one statement.
 		limit = searchCountCapFor(q.Size)
 		if q.After == "" && q.Before == "" {
 			if ok, err := s.searchPage(ctx, q, source, col, limit, &res); ok || err != nil {
@@ -344,7 +365,7 @@ func (s *store) listErrors(ctx context.Context, q listQuery) (listResult, error)
 		return res, fmt.Errorf("errmon: count errors: %w", err)
 	}
 	if total > int64(limit) {
-		total, res.TotalIsLowerBound = int64(limit), true
+		total, res.TotalIsLowerBound, res.Capped = int64(limit), true, true
 	}
 	if window > 0 {
 		res.TotalIsLowerBound = true // older errors were not searched
@@ -422,8 +443,7 @@ type searchRow struct {
 	TotalRows   int64
 }
 
-// searchPage serves a numbered page of a search over every error (the
-// trigram indexes) in one statement: the first limit+1 matches in the
+// searchPage serves a numbered page of a search in one statement: the first limit+1 matches in the
 // list's order, counted, and the page taken from them. A rare term's
 // matches are found in the index once, not twice (count, then page); a
 // common term's by walking the order's index until limit+1 match. It
@@ -448,12 +468,15 @@ func (s *store) searchPage(ctx context.Context, q listQuery, source func() *gorm
 	}
 	total := rows[0].TotalRows
 	if total > int64(limit) {
-		total, res.TotalIsLowerBound = int64(limit), true
+		total, res.TotalIsLowerBound, res.Capped = int64(limit), true, true
+	}
+	if res.Window > 0 {
+		res.TotalIsLowerBound = true // older errors were not searched
 	}
 	res.Total = total
 	res.Pages = max(int((total+int64(q.Size)-1)/int64(q.Size)), 1)
 	if page > res.Pages {
-		res.TotalIsLowerBound = false
+		res.TotalIsLowerBound, res.Capped = false, false
 		return false, nil
 	}
 	res.Page = page
