@@ -57,8 +57,8 @@ type listResult struct {
 	Total             int64
 	TotalIsLowerBound bool
 	Capped            bool // the count stopped at its cap
-	Page              int // the page served, after clamping; 0 for a page reached by a cursor
-	Pages             int // the pages counted, at least 1
+	Page              int  // the page served, after clamping; 0 for a page reached by a cursor
+	Pages             int  // the pages counted, at least 1
 	Clamped           bool
 	// Next and Prev are the cursors of the following and preceding
 	// pages, "" where there is none.
