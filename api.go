@@ -64,11 +64,12 @@ type APIOccurrence struct {
 // page= still serves the pages counted (see Total), clamped to them.
 type APIErrorList struct {
 	Errors []APIError `json:"errors"`
-	// Total is the number of matching errors, counted up to a cap (1,000,
-	// or ten pages if more): when TotalIsLowerBound is set there are at
-	// least that many, and Pages counts the pages of the cap only. A
-	// search that looked at the newest errors only (SearchWindow) counts
-	// the matches among them, and sets TotalIsLowerBound too.
+	// Total is the number of matching errors, counted up to a cap: 1,000
+	// (or ten pages, if that is more) for the list, ten pages (at least
+	// 100) for a search. When TotalIsLowerBound is set there are at least
+	// that many, and Pages counts the pages of the cap only. A search that
+	// looked at the newest errors only (SearchWindow) counts the matches
+	// among them, and sets TotalIsLowerBound too.
 	Total int64 `json:"total"`
 	// TotalIsLowerBound tells that Total stopped at its cap (or that older
 	// errors were not searched): there may be more.

@@ -220,6 +220,16 @@ func TestDashboardBoundedCount(t *testing.T) {
 		if len(beyond.Errors) != 7 || beyond.Next != "" {
 			t.Errorf("after the counted pages: %d errors, next %q", len(beyond.Errors), beyond.Next)
 		}
+		// A search counts ten pages.
+		found := d.apiList(t, url.Values{"q": {"message of many"}})
+		if found.Total != 500 || !found.TotalIsLowerBound || found.Pages != 10 || len(found.Errors) != 50 || found.Next == "" {
+			t.Errorf("search: total %d lower bound %v pages %d, %d errors", found.Total, found.TotalIsLowerBound, found.Pages, len(found.Errors))
+		}
+		body = d.do("GET", dashPrefix+"/?q=message+of+many", nil).Body.String()
+		if !strings.Contains(body, "1–50 of 500+") {
+			i := strings.Index(body, "<h1>")
+			t.Errorf("search does not show its bounded count: %s", cut(body[i:]))
+		}
 	})
 }
 

@@ -50,8 +50,9 @@ type listQuery struct {
 // listResult is one page of errors.
 type listResult struct {
 	Errors []ErrorRecord // without Traceback and RequestData
-	// Total is the number of matching errors, counted up to countCap:
-	// when there are more, it is the cap and TotalIsLowerBound is set.
+	// Total is the number of matching errors, counted up to countCapFor
+	// (searchCountCapFor for a search): when there are more, it is the
+	// cap, and Capped and TotalIsLowerBound are set.
 	// A search bounded to the newest errors (Window > 0) counts the
 	// matches among them, and sets TotalIsLowerBound too.
 	Total             int64
