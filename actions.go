@@ -97,6 +97,14 @@ func (d *dashboard) bulk(c *gin.Context) {
 	if p, err := strconv.Atoi(c.PostForm("page")); err == nil && p > 1 {
 		back.Set("page", strconv.Itoa(p))
 	}
+	// Back to the page the form was on: its cursor, when it had one.
+	for _, key := range []string{"after", "before"} {
+		if cur := cutString(c.PostForm(key), 100); cur != "" {
+			back.Del("page")
+			back.Set(key, cur)
+			break
+		}
+	}
 	switch {
 	case len(hashes) == 0:
 		back.Set("notice", "none")

@@ -57,12 +57,38 @@ type APIOccurrence struct {
 }
 
 // APIErrorList is a page of errors, as GET {prefix}/api/errors shows it.
+//
+// The list is read in pages of PageSize, newest first (or as sort= asks).
+// To walk it, pass Next as after= (Prev as before=), with the same q,
+// status and sort: a cursor costs the same however deep it reaches.
+// page= still serves the pages counted (see Total), clamped to them.
 type APIErrorList struct {
-	Errors   []APIError `json:"errors"`
-	Total    int64      `json:"total"`
-	Page     int        `json:"page"`
-	Pages    int        `json:"pages"`
-	PageSize int        `json:"page_size"`
+	Errors []APIError `json:"errors"`
+	// Total is the number of matching errors, counted up to a cap: 1,000
+	// (or ten pages, if that is more) for the list, ten pages (at least
+	// 100) for a search. When TotalIsLowerBound is set there are at least
+	// that many, and Pages counts the pages of the cap only. A search that
+	// looked at the newest errors only (SearchWindow) counts the matches
+	// among them, and sets TotalIsLowerBound too.
+	Total int64 `json:"total"`
+	// TotalIsLowerBound tells that Total stopped at its cap (or that older
+	// errors were not searched): there may be more.
+	TotalIsLowerBound bool `json:"total_is_lower_bound"`
+	// Page is the page served, after clamping; 0 for a page asked for by
+	// a cursor (after= or before=).
+	Page     int `json:"page"`
+	Pages    int `json:"pages"`
+	PageSize int `json:"page_size"`
+	// Next is the cursor of the following page (pass it as after=), ""
+	// on the last page.
+	Next string `json:"next"`
+	// Prev is the cursor of the preceding page (pass it as before=), ""
+	// on the first page.
+	Prev string `json:"prev"`
+	// SearchWindow, when not 0, is how many of the newest errors (by last
+	// seen) a search looked at: where no index serves the search (SQLite,
+	// MySQL, PostgreSQL without pg_trgm), older errors are not searched.
+	SearchWindow int `json:"search_window"`
 }
 
 func toAPI(e *ErrorRecord) APIError {
@@ -75,13 +101,15 @@ func toAPI(e *ErrorRecord) APIError {
 }
 
 func (d *dashboard) apiList(c *gin.Context) {
-	q := d.parseListQuery(c.Query)
+	q := d.listQuery(c.Query)
+	d.m.store.logSearchOnce(d.m.log.Warn)
 	res, err := d.m.store.listErrors(c.Request.Context(), q)
 	if err != nil {
 		d.serverError(c, err)
 		return
 	}
-	out := APIErrorList{Errors: make([]APIError, 0, len(res.Errors)), Total: res.Total, Page: res.Page, Pages: res.Pages, PageSize: q.Size}
+	out := APIErrorList{Errors: make([]APIError, 0, len(res.Errors)), Total: res.Total, TotalIsLowerBound: res.TotalIsLowerBound,
+		Page: res.Page, Pages: res.Pages, PageSize: q.Size, Next: res.Next, Prev: res.Prev, SearchWindow: res.Window}
 	for i := range res.Errors {
 		out.Errors = append(out.Errors, toAPI(&res.Errors[i]))
 	}

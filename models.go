@@ -16,7 +16,9 @@ import (
 // ErrorRecord is one bug: every occurrence with the same fingerprint is
 // counted in one row of the table "app_errors".
 type ErrorRecord struct {
-	ID            uint   `gorm:"primaryKey" json:"-"`
+	// ID breaks ties of every list order (see the composite indexes below:
+	// each list order and status filter is one index range).
+	ID            uint   `gorm:"primaryKey;index:idx_app_errors_last_seen_id,priority:2;index:idx_app_errors_count_id,priority:2;index:idx_app_errors_created_on_id,priority:2;index:idx_app_errors_resolved_last_seen_id,priority:3;index:idx_app_errors_resolved_count_id,priority:3;index:idx_app_errors_resolved_created_on_id,priority:3" json:"-"`
 	Hash          string `gorm:"size:64;not null;uniqueIndex" json:"hash"` // fingerprint, sha256 hex
 	Host          string `gorm:"not null;default:''" json:"host"`
 	Path          string `gorm:"not null;default:''" json:"path"` // path only; the masked query is in RequestData
@@ -26,14 +28,14 @@ type ErrorRecord struct {
 	Message       string `gorm:"not null;default:''" json:"message"`
 	Traceback     string `gorm:"not null;default:''" json:"traceback"`    // newest frame first
 	RequestData   string `gorm:"not null;default:''" json:"request_data"` // JSON of the masked context
-	Count         int64  `gorm:"not null;default:0;index" json:"count"`
+	Count         int64  `gorm:"not null;default:0;index:idx_app_errors_count_id,priority:1;index:idx_app_errors_resolved_count_id,priority:2" json:"count"`
 	// CreatedOn is when the error was first seen; it never moves.
-	CreatedOn time.Time `gorm:"not null;index" json:"created_on"`
+	CreatedOn time.Time `gorm:"not null;index:idx_app_errors_created_on_id,priority:1;index:idx_app_errors_resolved_created_on_id,priority:2" json:"created_on"`
 	// LastSeen is when the error was last seen.
-	LastSeen time.Time `gorm:"not null;index;index:idx_app_errors_resolved_last_seen,priority:2" json:"last_seen"`
+	LastSeen time.Time `gorm:"not null;index:idx_app_errors_last_seen_id,priority:1;index:idx_app_errors_resolved_last_seen_id,priority:2" json:"last_seen"`
 	// Resolved is set from the dashboard; an occurrence of a resolved error
 	// reopens it (a regression) and keeps its count.
-	Resolved   bool       `gorm:"not null;default:false;index:idx_app_errors_resolved_last_seen,priority:1" json:"resolved"`
+	Resolved   bool       `gorm:"not null;default:false;index:idx_app_errors_resolved_last_seen_id,priority:1;index:idx_app_errors_resolved_count_id,priority:1;index:idx_app_errors_resolved_created_on_id,priority:1" json:"resolved"`
 	ResolvedAt *time.Time `json:"resolved_at,omitempty"`
 	// Regressions counts how often the error reopened after being resolved.
 	Regressions int64 `gorm:"not null;default:0" json:"regressions"`
@@ -100,7 +102,8 @@ const (
 
 // store writes coalesced occurrences to the database.
 type store struct {
-	db *gorm.DB
+	db     *gorm.DB
+	search searchIndex // how the dashboard searches (searchindex.go), set by migrate
 }
 
 // migrateLockKey is the PostgreSQL advisory lock that serializes errmon's
@@ -153,6 +156,7 @@ func (s *store) migrate(ctx context.Context) error {
 		default:
 			err = db.AutoMigrate(models...)
 		}
+		err = s.migrateListIndexes(ctx, err) // searchindex.go: the dashboard's indexes
 		if err == nil {
 			return nil
 		}

@@ -33,10 +33,12 @@ var mysqlTables = []string{
   last_notified_at DATETIME(6) NULL,
   write_token VARCHAR(32) NOT NULL DEFAULT '',
   UNIQUE KEY idx_app_errors_hash (hash),
-  KEY idx_app_errors_count (count),
-  KEY idx_app_errors_created_on (created_on),
-  KEY idx_app_errors_last_seen (last_seen),
-  KEY idx_app_errors_resolved_last_seen (resolved, last_seen)
+  KEY idx_app_errors_last_seen_id (last_seen, id),
+  KEY idx_app_errors_count_id (count, id),
+  KEY idx_app_errors_created_on_id (created_on, id),
+  KEY idx_app_errors_resolved_last_seen_id (resolved, last_seen, id),
+  KEY idx_app_errors_resolved_count_id (resolved, count, id),
+  KEY idx_app_errors_resolved_created_on_id (resolved, created_on, id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
 	`CREATE TABLE IF NOT EXISTS app_error_occurrences (
   id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,

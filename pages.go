@@ -4,6 +4,7 @@ import (
 	"errors"
 	"html/template"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -43,6 +44,11 @@ type listView struct {
 	Query        listQuery
 	Rows         []listRow
 	Total        int64
+	TotalText    template.HTML // "1,234", or "1,000+" when the count stopped at its cap (digits only: no escaping)
+	RangeText    template.HTML // "21–40 of 1,000+", or "20 of 1,000+" on a page reached by a cursor
+	Capped       bool          // the count stopped at its cap
+	Window       int64         // a search looked at this many newest errors only (0: all)
+	Clamped      bool          // the page asked for is beyond the pages counted
 	Page, Pages  int
 	From, To     int64
 	PageLinks    []pageLink
@@ -65,8 +71,9 @@ var notices = map[string]string{
 }
 
 func (d *dashboard) list(c *gin.Context) {
-	q := d.parseListQuery(c.Query)
+	q := d.listQuery(c.Query)
 	ctx := c.Request.Context()
+	d.m.store.logSearchOnce(d.m.log.Warn)
 	res, err := d.m.store.listErrors(ctx, q)
 	if err != nil {
 		d.serverError(c, err)
@@ -74,12 +81,18 @@ func (d *dashboard) list(c *gin.Context) {
 	}
 	v := listView{
 		pageCommon: d.frame("Errors"), Query: q, Total: res.Total, Page: res.Page, Pages: res.Pages,
+		TotalText: totalText(res), Capped: res.Capped, Window: int64(res.Window), Clamped: res.Clamped,
 		Filtered: q.Q != "" || q.Status != statusAll, Notice: notices[c.Query("notice")],
 		URLPrefix: d.m.cfg.URLPrefix, FlushSeconds: d.m.cfg.FlushInterval.String(),
 	}
-	if res.Total > 0 {
+	switch {
+	case len(res.Errors) == 0:
+	case res.Page > 0:
 		v.From = int64(res.Page-1)*int64(q.Size) + 1
 		v.To = v.From + int64(len(res.Errors)) - 1
+		v.RangeText = template.HTML(formatCount(v.From)+"–"+formatCount(v.To)+" of ") + v.TotalText
+	default:
+		v.RangeText = template.HTML(formatCount(int64(len(res.Errors)))+" of ") + v.TotalText
 	}
 	hashes := make([]string, len(res.Errors))
 	for i, e := range res.Errors {
@@ -109,14 +122,43 @@ func (d *dashboard) list(c *gin.Context) {
 		o.Status = s.key
 		v.Statuses = append(v.Statuses, tabLink{Label: s.label, Href: listHref(o.values(1)), Active: q.Status == s.key})
 	}
-	if res.Page > 1 {
-		v.Prev = listHref(q.values(res.Page - 1))
+	// Previous and Next follow keyset cursors: a page far down the list
+	// costs what the first one does. Page numbers link the pages counted.
+	if res.Prev != "" {
+		v.Prev = listHref(q.cursorValues("before", res.Prev))
 	}
-	if res.Page < res.Pages {
-		v.Next = listHref(q.values(res.Page + 1))
+	if res.Next != "" {
+		v.Next = listHref(q.cursorValues("after", res.Next))
 	}
 	v.PageLinks = pageLinks(res.Page, res.Pages, func(p int) string { return listHref(q.values(p)) })
 	respondHTML(c, http.StatusOK, "list", v)
+}
+
+// listQuery reads the list's parameters (see parseListQuery) with its
+// keyset cursors, after and before.
+func (d *dashboard) listQuery(get func(string) string) listQuery {
+	q := d.parseListQuery(get)
+	q.After, q.Before = cutString(get("after"), 100), cutString(get("before"), 100)
+	return q
+}
+
+// cursorValues encodes q with a cursor (key "after" or "before") in place
+// of its page.
+func (q listQuery) cursorValues(key, cur string) url.Values {
+	v := q.values(1)
+	v.Set(key, cur)
+	return v
+}
+
+// totalText shows a count, "1,000+" when it stopped at its cap. It is
+// digits, commas and "+" only, which need no escaping (html/template would
+// write "+" as "&#43;").
+func totalText(res listResult) template.HTML {
+	s := formatCount(res.Total)
+	if res.Capped {
+		s += "+"
+	}
+	return template.HTML(s)
 }
 
 // pageLinks lists the first and last pages and those around the current
