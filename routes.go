@@ -19,7 +19,7 @@ import (
 // all under Config.URLPrefix. Every link it emits is relative, so the group
 // works under any prefix and behind any router group or proxy path.
 //
-//	GET  {prefix}/                      list (q, status=open|resolved, sort=count|first_seen, page)
+//	GET  {prefix}/                      list (q, status=open|resolved, sort=count|first_seen, page, after/before cursors)
 //	GET  {prefix}/{hash}                detail
 //	POST {prefix}/{hash}/resolve        resolve (JSON with Accept: application/json, else 303)
 //	POST {prefix}/{hash}/unresolve      reopen

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	mysqldriver "github.com/go-sql-driver/mysql"
@@ -69,6 +70,9 @@ func openSQLite(t testing.TB) testDB {
 	return testDB{Name: "sqlite", DB: db, DSN: dsn}
 }
 
+// pgTrgmOnce creates the pg_trgm extension of the test database once.
+var pgTrgmOnce sync.Once
+
 // openPostgres opens the test server in a new schema of its own.
 func openPostgres(t testing.TB) testDB {
 	t.Helper()
@@ -77,6 +81,11 @@ func openPostgres(t testing.TB) testDB {
 	if err != nil {
 		t.Fatalf("open postgres %q: %v", base, err)
 	}
+	// pg_trgm exists once per database, in the schema that created it: made
+	// by a test's migration it would live in that test's schema, and
+	// dropping the schema would drop it (and every trigram index) under the
+	// tests still running. It is made once, in public, before any test.
+	pgTrgmOnce.Do(func() { admin.Exec("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public") })
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	schema := "errmon_test_" + hex.EncodeToString(b[:])
