@@ -119,7 +119,9 @@ func (d *dashboard) apiList(c *gin.Context) {
 func (d *dashboard) apiDetail(c *gin.Context) {
 	hash := c.Param("hash")
 	if !validHash(hash) {
-		d.notFound(c, true)
+		if !d.shortID(c, true) {
+			d.notFound(c, true)
+		}
 		return
 	}
 	ctx := c.Request.Context()

@@ -2,6 +2,7 @@ package errmon
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -74,4 +75,36 @@ func TestErrorID(t *testing.T) {
 	if !strings.HasPrefix(hashes["audit log write failed"], late) || late == "" {
 		t.Errorf("ErrorID after the response was written = %q, want a prefix of %q", late, hashes["audit log write failed"])
 	}
+}
+
+// TestShortIDAddress: {prefix}/{id}, for a prefix of 8 to 63 hex digits,
+// redirects to the one error it names (page and API), and is a 404 when it
+// names none or two.
+func TestShortIDAddress(t *testing.T) {
+	eachDB(t, func(t *testing.T, tdb testDB) {
+		d := newDash(t, tdb, nil)
+		hash := func(prefix string) string { return prefix + strings.Repeat("0", 64-len(prefix)) }
+		for i, h := range []string{hash("0fffffffff1"), hash("1000000000a"), hash("1000000000b"), hash("7ac3e0d2f19a5")} {
+			rec := dashRecord(fmt.Sprint("short ", i), 1, 0)
+			rec.Hash = h
+			d.seed(t, rec)
+		}
+		for _, tc := range []struct {
+			target, location string
+			code             int
+		}{
+			{"/dev/error/7ac3e0d2f19a", hash("7ac3e0d2f19a5"), http.StatusSeeOther},
+			{"/dev/error/api/errors/7ac3e0d2", hash("7ac3e0d2f19a5"), http.StatusSeeOther},
+			{"/dev/error/0fffffffff", hash("0fffffffff1"), http.StatusSeeOther}, // the range ends at 1000000000
+			{"/dev/error/1000000000", "", http.StatusNotFound},                  // two errors
+			{"/dev/error/1000000000b", hash("1000000000b"), http.StatusSeeOther},
+			{"/dev/error/deadbeef00", "", http.StatusNotFound},
+			{"/dev/error/7ac3e0d", "", http.StatusNotFound}, // too short to look up
+		} {
+			w := d.do(http.MethodGet, tc.target, nil)
+			if w.Code != tc.code || w.Header().Get("Location") != tc.location {
+				t.Errorf("GET %s: %d Location %q, want %d %q", tc.target, w.Code, w.Header().Get("Location"), tc.code, tc.location)
+			}
+		}
+	})
 }

@@ -259,7 +259,9 @@ type detailView struct {
 func (d *dashboard) detail(c *gin.Context) {
 	hash := c.Param("hash")
 	if !validHash(hash) {
-		d.notFound(c, false)
+		if !d.shortID(c, false) {
+			d.notFound(c, false)
+		}
 		return
 	}
 	ctx := c.Request.Context()

@@ -175,7 +175,7 @@ func noteErrorID(c *gin.Context, hash string) {
 // X-Errmon-Id response header while the response was not written yet), or
 // "" when none was. A custom RecoveryHandler can show it on its error
 // page, so that support finds the exact error from a customer's
-// screenshot: the dashboard's search and its /{id} address take it.
+// screenshot: the dashboard takes it at {URLPrefix}/{id}.
 func ErrorID(c *gin.Context) string {
 	if c == nil {
 		return ""
