@@ -264,13 +264,21 @@ var defaultMonitor atomic.Pointer[Monitor]
 func Default() *Monitor { return defaultMonitor.Load() }
 
 // SetDefault makes m the default monitor used by the package-level
-// [Track] and [Record]. [Middleware] calls it.
+// [Track], [Record], [Go] and [Recover]. [Middleware] calls it. Close the
+// default monitor as any other when the service stops
+// (errmon.Default().Close()); closing it unsets it.
 func SetDefault(m *Monitor) { defaultMonitor.Store(m) }
 
 // Middleware creates a monitor from cfg, makes it the default, and returns
-// its middleware. It panics if cfg is invalid, like regexp.MustCompile:
-// use [New] to handle the error.
+// its middleware. Called again with the same Config.DB while the default
+// monitor of that database is open, it returns that monitor's middleware
+// rather than a second monitor. It panics if cfg is invalid, like
+// regexp.MustCompile: use [New] to handle the error. Stop the monitor with
+// errmon.Default().Close().
 func Middleware(cfg Config) gin.HandlerFunc {
+	if d := Default(); d != nil && cfg.DB != nil && d.cfg.DB == cfg.DB && !d.closed.Load() {
+		return d.Middleware()
+	}
 	m, err := New(cfg)
 	if err != nil {
 		panic(err)
@@ -280,7 +288,8 @@ func Middleware(cfg Config) gin.HandlerFunc {
 }
 
 // Track wraps h so that its panics and errors are recorded by the default
-// monitor (see [Monitor.Track]). Without a default monitor, h runs as it is.
+// monitor (see [Monitor.Track]). Without a default monitor, h runs as it
+// is, and the first error it would have recorded is logged as dropped.
 func Track(h gin.HandlerFunc) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if m := Default(); m != nil {
@@ -288,15 +297,37 @@ func Track(h gin.HandlerFunc) gin.HandlerFunc {
 			return
 		}
 		h(c)
+		if len(c.Errors) > 0 {
+			noDefault()
+		}
 	}
 }
 
-// Record records err with the default monitor; without one it does
-// nothing. See [Monitor.Record].
+// Record records err with the default monitor (see [Monitor.Record]);
+// without one the error is dropped, and the first drop is logged (with
+// slog.Default()). With several monitors, call Monitor.Record.
 func Record(c *gin.Context, err error) {
-	if m := Default(); m != nil && err != nil {
-		m.record(c, "record", err, errorFrames(err), callerFrames(2))
-		markRecorded(c, err)
+	if err == nil {
+		return
+	}
+	m := Default()
+	if m == nil {
+		noDefault()
+		return
+	}
+	m.record(c, "record", err, errorFrames(err), callerFrames(2))
+	markRecorded(c, err)
+}
+
+// noDefaultLogged says whether a drop for want of a default monitor was
+// logged: once per process is enough to say what is wrong.
+var noDefaultLogged atomic.Bool
+
+// noDefault logs, once, that a package-level call found no default monitor.
+func noDefault() {
+	if noDefaultLogged.CompareAndSwap(false, true) {
+		slog.Default().Error("errmon: an error was recorded with no default monitor and is dropped; " +
+			"create one with errmon.Middleware(cfg) or errmon.SetDefault(m), or call m.Record")
 	}
 }
 
