@@ -20,34 +20,34 @@ import (
 // Environment keys read by [ConfigFromEnv]. Each one sets the [Config] field
 // named in its comment.
 const (
-	EnvSendNotification = "APP_ERROR_SEND_NOTIFICATION" // Config.SendNotification
-	EnvRecipientEmail   = "APP_ERROR_RECIPIENT_EMAIL"   // Config.RecipientEmail, comma-separated
-	EnvSubjectPrefix    = "APP_ERROR_SUBJECT_PREFIX"    // Config.SubjectPrefix
-	EnvMaskWith         = "APP_ERROR_MASK_WITH"         // Config.MaskWith
-	EnvMaskedKeyHas     = "APP_ERROR_MASKED_KEY_HAS"    // Config.MaskedKeyHas, comma-separated; replaces the default list
-	EnvURLPrefix        = "APP_ERROR_URL_PREFIX"        // Config.URLPrefix
-	EnvEmailSender      = "APP_ERROR_EMAIL_SENDER"      // Config.EmailSender
-	EnvListSize         = "APP_DEFAULT_LIST_SIZE"       // Config.ListSize
-	EnvBaseURL          = "APP_ERROR_BASE_URL"          // Config.BaseURL
-	EnvRecordStatus     = "APP_ERROR_RECORD_STATUS"     // Config.RecordStatus
-	EnvFlushInterval    = "APP_ERROR_FLUSH_INTERVAL"    // Config.FlushInterval, a time.Duration string such as "1s"
-	EnvMaxPending       = "APP_ERROR_MAX_PENDING"       // Config.MaxPending
-	EnvMaxBodyBytes     = "APP_ERROR_MAX_BODY_BYTES"    // Config.MaxBodyBytes
-	EnvNotifyEvery      = "APP_ERROR_NOTIFY_EVERY"      // Config.NotifyEvery, a time.Duration string; "0" turns it off
-	EnvNotifyThresholds = "APP_ERROR_NOTIFY_THRESHOLDS" // Config.NotifyThresholds, comma-separated counts such as "10,100,1000"
+	envSendNotification = "APP_ERROR_SEND_NOTIFICATION" // Config.SendNotification
+	envRecipientEmail   = "APP_ERROR_RECIPIENT_EMAIL"   // Config.RecipientEmail, comma-separated
+	envSubjectPrefix    = "APP_ERROR_SUBJECT_PREFIX"    // Config.SubjectPrefix
+	envMaskWith         = "APP_ERROR_MASK_WITH"         // Config.MaskWith
+	envMaskedKeyHas     = "APP_ERROR_MASKED_KEY_HAS"    // Config.MaskedKeyHas, comma-separated; replaces the default list
+	envURLPrefix        = "APP_ERROR_URL_PREFIX"        // Config.URLPrefix
+	envEmailSender      = "APP_ERROR_EMAIL_SENDER"      // Config.EmailSender
+	envListSize         = "APP_DEFAULT_LIST_SIZE"       // Config.ListSize
+	envBaseURL          = "APP_ERROR_BASE_URL"          // Config.BaseURL
+	envRecordStatus     = "APP_ERROR_RECORD_STATUS"     // Config.RecordStatus
+	envFlushInterval    = "APP_ERROR_FLUSH_INTERVAL"    // Config.FlushInterval, a time.Duration string such as "1s"
+	envMaxPending       = "APP_ERROR_MAX_PENDING"       // Config.MaxPending
+	envMaxBodyBytes     = "APP_ERROR_MAX_BODY_BYTES"    // Config.MaxBodyBytes
+	envNotifyEvery      = "APP_ERROR_NOTIFY_EVERY"      // Config.NotifyEvery, a time.Duration string; "0" turns it off
+	envNotifyThresholds = "APP_ERROR_NOTIFY_THRESHOLDS" // Config.NotifyThresholds, comma-separated counts such as "10,100,1000"
 )
 
 // Defaults used by [DefaultConfig] and filled in by [New] for zero fields.
 const (
-	DefaultMaskWith      = "**************"
-	DefaultURLPrefix     = "/dev/error"
-	DefaultListSize      = 20
-	DefaultRecordStatus  = http500
-	DefaultFlushInterval = time.Second
-	DefaultMaxPending    = 10000
-	DefaultMaxBodyBytes  = 64 << 10
-	DefaultCloseTimeout  = 5 * time.Second
-	DefaultNotifyTimeout = 30 * time.Second
+	defaultMaskWith      = "**************"
+	defaultURLPrefix     = "/dev/error"
+	defaultListSize      = 20
+	defaultRecordStatus  = http500
+	defaultFlushInterval = time.Second
+	defaultMaxPending    = 10000
+	defaultMaxBodyBytes  = 64 << 10
+	defaultCloseTimeout  = 5 * time.Second
+	defaultNotifyTimeout = 30 * time.Second
 	http500              = 500
 )
 
@@ -239,34 +239,34 @@ func configFromLookup(lookup func(string) (string, bool)) (Config, error) {
 			*dst = d
 		}
 	}
-	if v, ok := lookup(EnvSendNotification); ok {
+	if v, ok := lookup(envSendNotification); ok {
 		b, err := strconv.ParseBool(strings.TrimSpace(v))
 		if err != nil {
-			errs = append(errs, &ConfigError{Key: EnvSendNotification, Reason: fmt.Sprintf("%q is not a boolean (true or false)", v)})
+			errs = append(errs, &ConfigError{Key: envSendNotification, Reason: fmt.Sprintf("%q is not a boolean (true or false)", v)})
 		}
 		cfg.SendNotification = b
 	}
-	list(EnvRecipientEmail, &cfg.RecipientEmail)
-	str(EnvSubjectPrefix, &cfg.SubjectPrefix)
-	if v, ok := lookup(EnvMaskWith); ok {
+	list(envRecipientEmail, &cfg.RecipientEmail)
+	str(envSubjectPrefix, &cfg.SubjectPrefix)
+	if v, ok := lookup(envMaskWith); ok {
 		cfg.MaskWith = v // spaces may be intended
 	}
-	list(EnvMaskedKeyHas, &cfg.MaskedKeyHas)
-	str(EnvURLPrefix, &cfg.URLPrefix)
-	str(EnvEmailSender, &cfg.EmailSender)
-	integer(EnvListSize, func(n int64) { cfg.ListSize = int(n) })
-	str(EnvBaseURL, &cfg.BaseURL)
-	integer(EnvRecordStatus, func(n int64) { cfg.RecordStatus = int(n) })
-	duration(EnvFlushInterval, &cfg.FlushInterval)
-	integer(EnvMaxPending, func(n int64) { cfg.MaxPending = int(n) })
-	integer(EnvMaxBodyBytes, func(n int64) { cfg.MaxBodyBytes = n })
-	duration(EnvNotifyEvery, &cfg.NotifyEvery)
-	if v, ok := lookup(EnvNotifyThresholds); ok {
+	list(envMaskedKeyHas, &cfg.MaskedKeyHas)
+	str(envURLPrefix, &cfg.URLPrefix)
+	str(envEmailSender, &cfg.EmailSender)
+	integer(envListSize, func(n int64) { cfg.ListSize = int(n) })
+	str(envBaseURL, &cfg.BaseURL)
+	integer(envRecordStatus, func(n int64) { cfg.RecordStatus = int(n) })
+	duration(envFlushInterval, &cfg.FlushInterval)
+	integer(envMaxPending, func(n int64) { cfg.MaxPending = int(n) })
+	integer(envMaxBodyBytes, func(n int64) { cfg.MaxBodyBytes = n })
+	duration(envNotifyEvery, &cfg.NotifyEvery)
+	if v, ok := lookup(envNotifyThresholds); ok {
 		cfg.NotifyThresholds = nil
 		for _, s := range splitList(v) {
 			n, err := strconv.ParseInt(s, 10, 64)
 			if err != nil || n <= 0 {
-				errs = append(errs, &ConfigError{Key: EnvNotifyThresholds, Reason: fmt.Sprintf("%q is not a positive integer", s)})
+				errs = append(errs, &ConfigError{Key: envNotifyThresholds, Reason: fmt.Sprintf("%q is not a positive integer", s)})
 				continue
 			}
 			cfg.NotifyThresholds = append(cfg.NotifyThresholds, n)
@@ -319,31 +319,31 @@ func (cfg Config) clone() Config {
 // the one place the defaults are defined.
 func (cfg Config) withDefaults() Config {
 	if cfg.MaskWith == "" {
-		cfg.MaskWith = DefaultMaskWith
+		cfg.MaskWith = defaultMaskWith
 	}
 	if cfg.URLPrefix == "" {
-		cfg.URLPrefix = DefaultURLPrefix
+		cfg.URLPrefix = defaultURLPrefix
 	}
 	if cfg.ListSize == 0 {
-		cfg.ListSize = DefaultListSize
+		cfg.ListSize = defaultListSize
 	}
 	if cfg.RecordStatus == 0 {
-		cfg.RecordStatus = DefaultRecordStatus
+		cfg.RecordStatus = defaultRecordStatus
 	}
 	if cfg.FlushInterval == 0 {
-		cfg.FlushInterval = DefaultFlushInterval
+		cfg.FlushInterval = defaultFlushInterval
 	}
 	if cfg.MaxPending == 0 {
-		cfg.MaxPending = DefaultMaxPending
+		cfg.MaxPending = defaultMaxPending
 	}
 	if cfg.MaxBodyBytes == 0 {
-		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+		cfg.MaxBodyBytes = defaultMaxBodyBytes
 	}
 	if cfg.NotifyTimeout == 0 {
-		cfg.NotifyTimeout = DefaultNotifyTimeout
+		cfg.NotifyTimeout = defaultNotifyTimeout
 	}
 	if cfg.CloseTimeout == 0 {
-		cfg.CloseTimeout = DefaultCloseTimeout
+		cfg.CloseTimeout = defaultCloseTimeout
 	}
 	if cfg.ContextBuilder == nil {
 		cfg.ContextBuilder = DefaultContextBuilder{}
@@ -398,61 +398,61 @@ func (cfg Config) validate(needDB bool) error {
 		bad("Config.DB", "dialect %q is not supported (use sqlite, postgres or mysql)", name)
 	}
 	if !strings.HasPrefix(cfg.URLPrefix, "/") {
-		bad(EnvURLPrefix, "%q must start with \"/\"", cfg.URLPrefix)
+		bad(envURLPrefix, "%q must start with \"/\"", cfg.URLPrefix)
 	} else if cfg.URLPrefix == "/" {
-		bad(EnvURLPrefix, "the dashboard cannot take the root \"/\" of the service")
+		bad(envURLPrefix, "the dashboard cannot take the root \"/\" of the service")
 	} else if strings.ContainsAny(cfg.URLPrefix, ":*?#") {
-		bad(EnvURLPrefix, "%q must be a plain path (no ':', '*', '?' or '#')", cfg.URLPrefix)
+		bad(envURLPrefix, "%q must be a plain path (no ':', '*', '?' or '#')", cfg.URLPrefix)
 	}
 	if cfg.ListSize < 1 || cfg.ListSize > 1000 {
-		bad(EnvListSize, "%d must be between 1 and 1000", cfg.ListSize)
+		bad(envListSize, "%d must be between 1 and 1000", cfg.ListSize)
 	}
 	if cfg.SendNotification {
 		if cfg.Notifier == nil {
-			bad("Config.Notifier", "required when %s is true", EnvSendNotification)
+			bad("Config.Notifier", "required when %s is true", envSendNotification)
 		} else if sendsEmail(cfg.Notifier) {
 			if len(cfg.RecipientEmail) == 0 {
-				bad(EnvRecipientEmail, "required when %s is true and the Notifier sends email", EnvSendNotification)
+				bad(envRecipientEmail, "required when %s is true and the Notifier sends email", envSendNotification)
 			}
 			if cfg.EmailSender == "" {
-				bad(EnvEmailSender, "required when %s is true and the Notifier sends email", EnvSendNotification)
+				bad(envEmailSender, "required when %s is true and the Notifier sends email", envSendNotification)
 			}
 		}
 	}
 	for _, r := range cfg.RecipientEmail {
 		if _, err := mail.ParseAddress(r); err != nil {
-			bad(EnvRecipientEmail, "%q is not an email address", r)
+			bad(envRecipientEmail, "%q is not an email address", r)
 		}
 	}
 	if cfg.EmailSender != "" {
 		if _, err := mail.ParseAddress(cfg.EmailSender); err != nil {
-			bad(EnvEmailSender, "%q is not an email address", cfg.EmailSender)
+			bad(envEmailSender, "%q is not an email address", cfg.EmailSender)
 		}
 	}
 	if cfg.BaseURL != "" {
 		u, err := url.Parse(cfg.BaseURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-			bad(EnvBaseURL, "%q must be an absolute http(s) URL such as https://api.example.com", cfg.BaseURL)
+			bad(envBaseURL, "%q must be an absolute http(s) URL such as https://api.example.com", cfg.BaseURL)
 		}
 	}
 	if strings.ContainsAny(cfg.SubjectPrefix, "\r\n") {
-		bad(EnvSubjectPrefix, "must be one line")
+		bad(envSubjectPrefix, "must be one line")
 	}
 	if cfg.RecordStatus < 100 || cfg.RecordStatus > 599 {
-		bad(EnvRecordStatus, "%d is not an HTTP status", cfg.RecordStatus)
+		bad(envRecordStatus, "%d is not an HTTP status", cfg.RecordStatus)
 	}
 	if cfg.FlushInterval < 0 {
-		bad(EnvFlushInterval, "%v must be positive", cfg.FlushInterval)
+		bad(envFlushInterval, "%v must be positive", cfg.FlushInterval)
 	}
 	if cfg.MaxPending < 1 {
-		bad(EnvMaxPending, "%d must be positive", cfg.MaxPending)
+		bad(envMaxPending, "%d must be positive", cfg.MaxPending)
 	}
 	if cfg.NotifyEvery < 0 {
-		bad(EnvNotifyEvery, "%v must not be negative", cfg.NotifyEvery)
+		bad(envNotifyEvery, "%v must not be negative", cfg.NotifyEvery)
 	}
 	for _, t := range cfg.NotifyThresholds {
 		if t <= 0 {
-			bad(EnvNotifyThresholds, "%d must be positive", t)
+			bad(envNotifyThresholds, "%d must be positive", t)
 		}
 	}
 	if cfg.NotifyTimeout < 0 {

@@ -17,10 +17,10 @@ import (
 
 // allEnvKeys is every key ConfigFromEnv reads.
 var allEnvKeys = []string{
-	EnvSendNotification, EnvRecipientEmail, EnvSubjectPrefix, EnvMaskWith,
-	EnvMaskedKeyHas, EnvURLPrefix, EnvEmailSender, EnvListSize, EnvBaseURL,
-	EnvRecordStatus, EnvFlushInterval, EnvMaxPending, EnvMaxBodyBytes,
-	EnvNotifyEvery, EnvNotifyThresholds,
+	envSendNotification, envRecipientEmail, envSubjectPrefix, envMaskWith,
+	envMaskedKeyHas, envURLPrefix, envEmailSender, envListSize, envBaseURL,
+	envRecordStatus, envFlushInterval, envMaxPending, envMaxBodyBytes,
+	envNotifyEvery, envNotifyThresholds,
 }
 
 // clearConfigEnv unsets every APP_ERROR_* key for the test (restored after).
@@ -117,104 +117,104 @@ func TestConfigFromEnv(t *testing.T) {
 				t.Errorf("ConfigFromEnv() with no keys = %+v, want DefaultConfig()", cfg)
 			}
 		}},
-		{EnvSendNotification + " true", map[string]string{EnvSendNotification: "true"}, func(t *testing.T, cfg Config) {
+		{envSendNotification + " true", map[string]string{envSendNotification: "true"}, func(t *testing.T, cfg Config) {
 			if !cfg.SendNotification {
 				t.Error("SendNotification = false, want true")
 			}
 		}},
-		{EnvSendNotification + " padded 1", map[string]string{EnvSendNotification: " 1 "}, func(t *testing.T, cfg Config) {
+		{envSendNotification + " padded 1", map[string]string{envSendNotification: " 1 "}, func(t *testing.T, cfg Config) {
 			if !cfg.SendNotification {
 				t.Error("SendNotification = false, want true")
 			}
 		}},
-		{EnvSendNotification + " false", map[string]string{EnvSendNotification: "false"}, func(t *testing.T, cfg Config) {
+		{envSendNotification + " false", map[string]string{envSendNotification: "false"}, func(t *testing.T, cfg Config) {
 			if cfg.SendNotification {
 				t.Error("SendNotification = true, want false")
 			}
 		}},
-		{EnvRecipientEmail + " comma list", map[string]string{EnvRecipientEmail: " ann@example.com, Bob <bob@example.com> ,,"}, func(t *testing.T, cfg Config) {
+		{envRecipientEmail + " comma list", map[string]string{envRecipientEmail: " ann@example.com, Bob <bob@example.com> ,,"}, func(t *testing.T, cfg Config) {
 			want := []string{"ann@example.com", "Bob <bob@example.com>"}
 			if !slices.Equal(cfg.RecipientEmail, want) {
 				t.Errorf("RecipientEmail = %q, want %q", cfg.RecipientEmail, want)
 			}
 		}},
-		{EnvSubjectPrefix, map[string]string{EnvSubjectPrefix: "  shop-prod "}, func(t *testing.T, cfg Config) {
+		{envSubjectPrefix, map[string]string{envSubjectPrefix: "  shop-prod "}, func(t *testing.T, cfg Config) {
 			if cfg.SubjectPrefix != "shop-prod" {
 				t.Errorf("SubjectPrefix = %q, want %q", cfg.SubjectPrefix, "shop-prod")
 			}
 		}},
-		{EnvMaskWith + " keeps spaces", map[string]string{EnvMaskWith: " [hidden] "}, func(t *testing.T, cfg Config) {
+		{envMaskWith + " keeps spaces", map[string]string{envMaskWith: " [hidden] "}, func(t *testing.T, cfg Config) {
 			if cfg.MaskWith != " [hidden] " {
 				t.Errorf("MaskWith = %q, want %q", cfg.MaskWith, " [hidden] ")
 			}
 		}},
-		{EnvMaskedKeyHas + " replaces the default list", map[string]string{EnvMaskedKeyHas: "token, Api_Key"}, func(t *testing.T, cfg Config) {
+		{envMaskedKeyHas + " replaces the default list", map[string]string{envMaskedKeyHas: "token, Api_Key"}, func(t *testing.T, cfg Config) {
 			want := []string{"token", "Api_Key"}
 			if !slices.Equal(cfg.MaskedKeyHas, want) {
 				t.Errorf("MaskedKeyHas = %q, want %q (the default list replaced, not extended)", cfg.MaskedKeyHas, want)
 			}
 		}},
-		{EnvURLPrefix, map[string]string{EnvURLPrefix: " /ops/errors "}, func(t *testing.T, cfg Config) {
+		{envURLPrefix, map[string]string{envURLPrefix: " /ops/errors "}, func(t *testing.T, cfg Config) {
 			if cfg.URLPrefix != "/ops/errors" {
 				t.Errorf("URLPrefix = %q, want %q", cfg.URLPrefix, "/ops/errors")
 			}
 		}},
-		{EnvEmailSender, map[string]string{EnvEmailSender: "errmon@example.com"}, func(t *testing.T, cfg Config) {
+		{envEmailSender, map[string]string{envEmailSender: "errmon@example.com"}, func(t *testing.T, cfg Config) {
 			if cfg.EmailSender != "errmon@example.com" {
 				t.Errorf("EmailSender = %q", cfg.EmailSender)
 			}
 		}},
-		{EnvListSize, map[string]string{EnvListSize: "50"}, func(t *testing.T, cfg Config) {
+		{envListSize, map[string]string{envListSize: "50"}, func(t *testing.T, cfg Config) {
 			if cfg.ListSize != 50 {
 				t.Errorf("ListSize = %d, want 50", cfg.ListSize)
 			}
 		}},
-		{EnvBaseURL, map[string]string{EnvBaseURL: "https://api.example.com/shop"}, func(t *testing.T, cfg Config) {
+		{envBaseURL, map[string]string{envBaseURL: "https://api.example.com/shop"}, func(t *testing.T, cfg Config) {
 			if cfg.BaseURL != "https://api.example.com/shop" {
 				t.Errorf("BaseURL = %q", cfg.BaseURL)
 			}
 		}},
-		{EnvRecordStatus, map[string]string{EnvRecordStatus: "400"}, func(t *testing.T, cfg Config) {
+		{envRecordStatus, map[string]string{envRecordStatus: "400"}, func(t *testing.T, cfg Config) {
 			if cfg.RecordStatus != 400 {
 				t.Errorf("RecordStatus = %d, want 400", cfg.RecordStatus)
 			}
 		}},
-		{EnvFlushInterval, map[string]string{EnvFlushInterval: "250ms"}, func(t *testing.T, cfg Config) {
+		{envFlushInterval, map[string]string{envFlushInterval: "250ms"}, func(t *testing.T, cfg Config) {
 			if cfg.FlushInterval != 250*time.Millisecond {
 				t.Errorf("FlushInterval = %v, want 250ms", cfg.FlushInterval)
 			}
 		}},
-		{EnvMaxPending, map[string]string{EnvMaxPending: "123"}, func(t *testing.T, cfg Config) {
+		{envMaxPending, map[string]string{envMaxPending: "123"}, func(t *testing.T, cfg Config) {
 			if cfg.MaxPending != 123 {
 				t.Errorf("MaxPending = %d, want 123", cfg.MaxPending)
 			}
 		}},
-		{EnvMaxBodyBytes + " negative keeps none", map[string]string{EnvMaxBodyBytes: "-1"}, func(t *testing.T, cfg Config) {
+		{envMaxBodyBytes + " negative keeps none", map[string]string{envMaxBodyBytes: "-1"}, func(t *testing.T, cfg Config) {
 			if cfg.MaxBodyBytes != -1 {
 				t.Errorf("MaxBodyBytes = %d, want -1", cfg.MaxBodyBytes)
 			}
 		}},
-		{EnvNotifyEvery, map[string]string{EnvNotifyEvery: "1h30m"}, func(t *testing.T, cfg Config) {
+		{envNotifyEvery, map[string]string{envNotifyEvery: "1h30m"}, func(t *testing.T, cfg Config) {
 			if cfg.NotifyEvery != 90*time.Minute {
 				t.Errorf("NotifyEvery = %v, want 1h30m", cfg.NotifyEvery)
 			}
 		}},
-		{EnvNotifyEvery + " 0 is off", map[string]string{EnvNotifyEvery: "0"}, func(t *testing.T, cfg Config) {
+		{envNotifyEvery + " 0 is off", map[string]string{envNotifyEvery: "0"}, func(t *testing.T, cfg Config) {
 			if cfg.NotifyEvery != 0 {
 				t.Errorf("NotifyEvery = %v, want 0", cfg.NotifyEvery)
 			}
 		}},
-		{EnvNotifyThresholds + " comma list", map[string]string{EnvNotifyThresholds: "10, 100,1000"}, func(t *testing.T, cfg Config) {
+		{envNotifyThresholds + " comma list", map[string]string{envNotifyThresholds: "10, 100,1000"}, func(t *testing.T, cfg Config) {
 			if want := []int64{10, 100, 1000}; !slices.Equal(cfg.NotifyThresholds, want) {
 				t.Errorf("NotifyThresholds = %v, want %v", cfg.NotifyThresholds, want)
 			}
 		}},
 		{"every key at once", map[string]string{
-			EnvSendNotification: "true", EnvRecipientEmail: "a@example.com,b@example.com",
-			EnvSubjectPrefix: "p", EnvMaskWith: "#", EnvMaskedKeyHas: "pin", EnvURLPrefix: "/e",
-			EnvEmailSender: "s@example.com", EnvListSize: "5", EnvBaseURL: "http://localhost:8080",
-			EnvRecordStatus: "404", EnvFlushInterval: "2s", EnvMaxPending: "7", EnvMaxBodyBytes: "1024",
-			EnvNotifyEvery: "10m", EnvNotifyThresholds: "3",
+			envSendNotification: "true", envRecipientEmail: "a@example.com,b@example.com",
+			envSubjectPrefix: "p", envMaskWith: "#", envMaskedKeyHas: "pin", envURLPrefix: "/e",
+			envEmailSender: "s@example.com", envListSize: "5", envBaseURL: "http://localhost:8080",
+			envRecordStatus: "404", envFlushInterval: "2s", envMaxPending: "7", envMaxBodyBytes: "1024",
+			envNotifyEvery: "10m", envNotifyThresholds: "3",
 		}, func(t *testing.T, cfg Config) {
 			if !cfg.SendNotification || len(cfg.RecipientEmail) != 2 || cfg.SubjectPrefix != "p" ||
 				cfg.MaskWith != "#" || !slices.Equal(cfg.MaskedKeyHas, []string{"pin"}) || cfg.URLPrefix != "/e" ||
@@ -245,19 +245,19 @@ func TestConfigFromEnvBadValues(t *testing.T) {
 	tests := []struct {
 		key, value string
 	}{
-		{EnvSendNotification, "yes please"},
-		{EnvSendNotification, "on"},
-		{EnvListSize, "ten"},
-		{EnvListSize, "2.5"},
-		{EnvRecordStatus, "5xx"},
-		{EnvMaxPending, "1e3"},
-		{EnvMaxBodyBytes, "64k"},
-		{EnvFlushInterval, "1"}, // a duration needs its unit
-		{EnvFlushInterval, "soon"},
-		{EnvNotifyEvery, "hourly"},
-		{EnvNotifyThresholds, "10,x,1000"},
-		{EnvNotifyThresholds, "10,-5"},
-		{EnvNotifyThresholds, "0"},
+		{envSendNotification, "yes please"},
+		{envSendNotification, "on"},
+		{envListSize, "ten"},
+		{envListSize, "2.5"},
+		{envRecordStatus, "5xx"},
+		{envMaxPending, "1e3"},
+		{envMaxBodyBytes, "64k"},
+		{envFlushInterval, "1"}, // a duration needs its unit
+		{envFlushInterval, "soon"},
+		{envNotifyEvery, "hourly"},
+		{envNotifyThresholds, "10,x,1000"},
+		{envNotifyThresholds, "10,-5"},
+		{envNotifyThresholds, "0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.key+"="+tt.value, func(t *testing.T) {
@@ -275,20 +275,20 @@ func TestConfigFromEnvBadValues(t *testing.T) {
 
 	t.Run("every bad key is reported", func(t *testing.T) {
 		clearConfigEnv(t)
-		t.Setenv(EnvListSize, "many")
-		t.Setenv(EnvFlushInterval, "often")
-		t.Setenv(EnvURLPrefix, "/fine")
+		t.Setenv(envListSize, "many")
+		t.Setenv(envFlushInterval, "often")
+		t.Setenv(envURLPrefix, "/fine")
 		_, err := ConfigFromEnv()
 		if err == nil {
 			t.Fatal("no error")
 		}
-		for _, key := range []string{EnvListSize, EnvFlushInterval} {
+		for _, key := range []string{envListSize, envFlushInterval} {
 			if !strings.Contains(err.Error(), key) {
 				t.Errorf("error %q does not name %s", err, key)
 			}
 		}
-		if strings.Contains(err.Error(), EnvURLPrefix) {
-			t.Errorf("error %q names %s, whose value is valid", err, EnvURLPrefix)
+		if strings.Contains(err.Error(), envURLPrefix) {
+			t.Errorf("error %q names %s, whose value is valid", err, envURLPrefix)
 		}
 	})
 }
@@ -317,27 +317,27 @@ func TestNewConfigErrors(t *testing.T) {
 		wantKey string
 	}{
 		{"nil DB", func(c *Config) { c.DB = nil }, "Config.DB"},
-		{"notification without recipients", func(c *Config) { notifyOK(c); c.RecipientEmail = nil }, EnvRecipientEmail},
-		{"notification without sender", func(c *Config) { notifyOK(c); c.EmailSender = "" }, EnvEmailSender},
+		{"notification without recipients", func(c *Config) { notifyOK(c); c.RecipientEmail = nil }, envRecipientEmail},
+		{"notification without sender", func(c *Config) { notifyOK(c); c.EmailSender = "" }, envEmailSender},
 		{"notification without Notifier", func(c *Config) { notifyOK(c); c.Notifier = nil }, "Config.Notifier"},
-		{"URL prefix without leading slash", func(c *Config) { c.URLPrefix = "dev/error" }, EnvURLPrefix},
-		{"URL prefix with a route parameter", func(c *Config) { c.URLPrefix = "/errors/:id" }, EnvURLPrefix},
-		{"URL prefix with a wildcard", func(c *Config) { c.URLPrefix = "/errors/*all" }, EnvURLPrefix},
-		{"bad recipient address", func(c *Config) { c.RecipientEmail = []string{"ops@example.com", "not an address"} }, EnvRecipientEmail},
-		{"bad sender address", func(c *Config) { c.EmailSender = "errmon at example.com" }, EnvEmailSender},
-		{"BaseURL without scheme", func(c *Config) { c.BaseURL = "api.example.com" }, EnvBaseURL},
-		{"BaseURL with another scheme", func(c *Config) { c.BaseURL = "ftp://example.com" }, EnvBaseURL},
-		{"BaseURL without host", func(c *Config) { c.BaseURL = "https://" }, EnvBaseURL},
-		{"BaseURL unparsable", func(c *Config) { c.BaseURL = "http://[::1" }, EnvBaseURL},
-		{"ListSize negative", func(c *Config) { c.ListSize = -1 }, EnvListSize},
-		{"ListSize too large", func(c *Config) { c.ListSize = 1001 }, EnvListSize},
-		{"subject prefix with a newline", func(c *Config) { c.SubjectPrefix = "prod\r\nBcc: x@example.com" }, EnvSubjectPrefix},
-		{"RecordStatus below 100", func(c *Config) { c.RecordStatus = 99 }, EnvRecordStatus},
-		{"RecordStatus above 599", func(c *Config) { c.RecordStatus = 600 }, EnvRecordStatus},
-		{"FlushInterval negative", func(c *Config) { c.FlushInterval = -time.Second }, EnvFlushInterval},
-		{"MaxPending negative", func(c *Config) { c.MaxPending = -1 }, EnvMaxPending},
-		{"NotifyEvery negative", func(c *Config) { c.NotifyEvery = -time.Minute }, EnvNotifyEvery},
-		{"NotifyThresholds with zero", func(c *Config) { c.NotifyThresholds = []int64{10, 0} }, EnvNotifyThresholds},
+		{"URL prefix without leading slash", func(c *Config) { c.URLPrefix = "dev/error" }, envURLPrefix},
+		{"URL prefix with a route parameter", func(c *Config) { c.URLPrefix = "/errors/:id" }, envURLPrefix},
+		{"URL prefix with a wildcard", func(c *Config) { c.URLPrefix = "/errors/*all" }, envURLPrefix},
+		{"bad recipient address", func(c *Config) { c.RecipientEmail = []string{"ops@example.com", "not an address"} }, envRecipientEmail},
+		{"bad sender address", func(c *Config) { c.EmailSender = "errmon at example.com" }, envEmailSender},
+		{"BaseURL without scheme", func(c *Config) { c.BaseURL = "api.example.com" }, envBaseURL},
+		{"BaseURL with another scheme", func(c *Config) { c.BaseURL = "ftp://example.com" }, envBaseURL},
+		{"BaseURL without host", func(c *Config) { c.BaseURL = "https://" }, envBaseURL},
+		{"BaseURL unparsable", func(c *Config) { c.BaseURL = "http://[::1" }, envBaseURL},
+		{"ListSize negative", func(c *Config) { c.ListSize = -1 }, envListSize},
+		{"ListSize too large", func(c *Config) { c.ListSize = 1001 }, envListSize},
+		{"subject prefix with a newline", func(c *Config) { c.SubjectPrefix = "prod\r\nBcc: x@example.com" }, envSubjectPrefix},
+		{"RecordStatus below 100", func(c *Config) { c.RecordStatus = 99 }, envRecordStatus},
+		{"RecordStatus above 599", func(c *Config) { c.RecordStatus = 600 }, envRecordStatus},
+		{"FlushInterval negative", func(c *Config) { c.FlushInterval = -time.Second }, envFlushInterval},
+		{"MaxPending negative", func(c *Config) { c.MaxPending = -1 }, envMaxPending},
+		{"NotifyEvery negative", func(c *Config) { c.NotifyEvery = -time.Minute }, envNotifyEvery},
+		{"NotifyThresholds with zero", func(c *Config) { c.NotifyThresholds = []int64{10, 0} }, envNotifyThresholds},
 		{"NotifyTimeout negative", func(c *Config) { c.NotifyTimeout = -time.Second }, "Config.NotifyTimeout"},
 		{"CloseTimeout negative", func(c *Config) { c.CloseTimeout = -time.Second }, "Config.CloseTimeout"},
 	}
@@ -411,7 +411,7 @@ func TestNewConfigErrors(t *testing.T) {
 		cfg := Config{URLPrefix: "errors", ListSize: 5000, EmailSender: "nobody"}
 		_, err := New(cfg)
 		keys := configErrorKeys(err)
-		for _, want := range []string{"Config.DB", EnvURLPrefix, EnvListSize, EnvEmailSender} {
+		for _, want := range []string{"Config.DB", envURLPrefix, envListSize, envEmailSender} {
 			if !slices.Contains(keys, want) {
 				t.Errorf("ConfigError keys = %q, missing %s (error: %v)", keys, want, err)
 			}
@@ -420,7 +420,7 @@ func TestNewConfigErrors(t *testing.T) {
 
 	t.Run("environment values are validated by New", func(t *testing.T) {
 		clearConfigEnv(t)
-		t.Setenv(EnvURLPrefix, "errors")
+		t.Setenv(envURLPrefix, "errors")
 		cfg, err := ConfigFromEnv()
 		if err != nil {
 			t.Fatalf("ConfigFromEnv: %v", err)
@@ -428,8 +428,8 @@ func TestNewConfigErrors(t *testing.T) {
 		cfg.DB = db
 		_, err = New(cfg)
 		var ce *ConfigError
-		if !errors.As(err, &ce) || ce.Key != EnvURLPrefix {
-			t.Errorf("New() error = %v, want a *ConfigError for %s", err, EnvURLPrefix)
+		if !errors.As(err, &ce) || ce.Key != envURLPrefix {
+			t.Errorf("New() error = %v, want a *ConfigError for %s", err, envURLPrefix)
 		}
 	})
 
@@ -462,16 +462,16 @@ func TestNewFillsDefaults(t *testing.T) {
 			name      string
 			got, want any
 		}{
-			{"MaskWith", cfg.MaskWith, DefaultMaskWith},
+			{"MaskWith", cfg.MaskWith, defaultMaskWith},
 			{"MaskedKeyHas", strings.Join(cfg.MaskedKeyHas, ","), "password,secret"},
-			{"URLPrefix", cfg.URLPrefix, DefaultURLPrefix},
-			{"ListSize", cfg.ListSize, DefaultListSize},
-			{"RecordStatus", cfg.RecordStatus, DefaultRecordStatus},
-			{"FlushInterval", cfg.FlushInterval, DefaultFlushInterval},
-			{"MaxPending", cfg.MaxPending, DefaultMaxPending},
-			{"MaxBodyBytes", cfg.MaxBodyBytes, int64(DefaultMaxBodyBytes)},
-			{"NotifyTimeout", cfg.NotifyTimeout, DefaultNotifyTimeout},
-			{"CloseTimeout", cfg.CloseTimeout, DefaultCloseTimeout},
+			{"URLPrefix", cfg.URLPrefix, defaultURLPrefix},
+			{"ListSize", cfg.ListSize, defaultListSize},
+			{"RecordStatus", cfg.RecordStatus, defaultRecordStatus},
+			{"FlushInterval", cfg.FlushInterval, defaultFlushInterval},
+			{"MaxPending", cfg.MaxPending, defaultMaxPending},
+			{"MaxBodyBytes", cfg.MaxBodyBytes, int64(defaultMaxBodyBytes)},
+			{"NotifyTimeout", cfg.NotifyTimeout, defaultNotifyTimeout},
+			{"CloseTimeout", cfg.CloseTimeout, defaultCloseTimeout},
 			{"ContextBuilder set", cfg.ContextBuilder != nil, true},
 			{"ViewPermission stays nil (the default, decided per request)", cfg.ViewPermission == nil, true},
 			{"RecoveryHandler set", cfg.RecoveryHandler != nil, true},

@@ -43,7 +43,7 @@ type ContextBuilder interface {
 // "[deeper levels cut]". So a request costs no more to capture than one
 // that just fills the budget, whatever its size.
 type DefaultContextBuilder struct {
-	maskWith string // set by New; "" means DefaultMaskWith
+	maskWith string // set by New; "" means defaultMaskWith
 }
 
 // Shares of the context budget the default builder gives each section, in
@@ -95,7 +95,7 @@ func keepText(s string) string { return s }
 func (d DefaultContextBuilder) BuildContext(c *gin.Context, mask func(key string) (bool, string)) map[string]any {
 	bm := builderMask{fn: mask, with: d.maskWith, text: keepText}
 	if bm.with == "" {
-		bm.with = DefaultMaskWith
+		bm.with = defaultMaskWith
 	}
 	if v, ok := c.Get(textMaskKey); ok {
 		if mk, ok := v.(*masker); ok && mk != nil {

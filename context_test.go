@@ -210,7 +210,7 @@ func TestContextBuilders(t *testing.T) {
 			t.Fatalf("%d rows", len(recs))
 		}
 		data := decodeRequestData(t, recs[0].RequestData)
-		if data["tenant"] != "acme" || data["password"] != DefaultMaskWith || data["masked"] != DefaultMaskWith {
+		if data["tenant"] != "acme" || data["password"] != defaultMaskWith || data["masked"] != defaultMaskWith {
 			t.Errorf("context %s", recs[0].RequestData)
 		}
 		if s := dbText(t, tm.db); strings.Contains(s, "builder-secret") {
@@ -332,7 +332,7 @@ func TestRecordMidRequestLeavesTheBody(t *testing.T) {
 		if v, _ := jsonAt(data, "json", "order"); v != "o-17" {
 			t.Errorf("json.order = %v: %s", v, recs[0].RequestData)
 		}
-		if v, _ := jsonAt(data, "json", "password"); v != DefaultMaskWith {
+		if v, _ := jsonAt(data, "json", "password"); v != defaultMaskWith {
 			t.Errorf("json.password = %v", v)
 		}
 	})
@@ -378,7 +378,7 @@ func TestCaptureCutsKeepSecretsWhole(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := hzFuzzMonitor()
-			m.cfg.MaxBodyBytes = DefaultMaxBodyBytes
+			m.cfg.MaxBodyBytes = defaultMaxBodyBytes
 			if tc.limit != 0 {
 				m.cfg.MaxBodyBytes = tc.limit
 			}

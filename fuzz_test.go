@@ -111,7 +111,7 @@ func FuzzMaskText(f *testing.F) {
 	for _, sh := range adversarialShapes {
 		f.Add("", "", "hunter22", uint8(len(sh.unit)), sh.make(4<<10))
 	}
-	m := newMasker([]string{"password", "secret"}, DefaultMaskWith, true)
+	m := newMasker([]string{"password", "secret"}, defaultMaskWith, true)
 	f.Fuzz(func(t *testing.T, prefix, suffix, value string, form uint8, around string) {
 		if out, work := m.scan(around); work > hzMaskWork(len(around)) || len(out) > hzMaskGrowth(len(around), len(m.with)) {
 			t.Errorf("%d bytes: %d examined, %d out", len(around), work, len(out))
@@ -148,7 +148,7 @@ func FuzzMaskText(f *testing.F) {
 			text = "amqp://guest:" + value + "@" + value[:2] + "@rabbit/"
 		}
 		full := around + " " + text + " tail"
-		if strings.Contains(around, value) || strings.Contains(key, value) || strings.Contains(DefaultMaskWith, value) ||
+		if strings.Contains(around, value) || strings.Contains(key, value) || strings.Contains(defaultMaskWith, value) ||
 			strings.Contains("postgres://user:@host/db a=1&b=2other tail: Bearer root:@tcp(db:3306)/app amqp://guest:@@rabbit/", value) {
 			return // the value also appears where it is no secret
 		}
@@ -217,7 +217,7 @@ func FuzzMaskTree(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	m := newMasker([]string{"password", "secret"}, DefaultMaskWith, true)
+	m := newMasker([]string{"password", "secret"}, defaultMaskWith, true)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		dec := json.NewDecoder(bytes.NewReader(data))
 		dec.UseNumber()

@@ -409,7 +409,7 @@ func TestHostileRequestDumpInDebugMode(t *testing.T) {
 
 // Inputs the fuzzers found that the masker once leaked.
 func TestHostileMaskerFuzzFindings(t *testing.T) {
-	m := newMasker([]string{"password", "secret"}, DefaultMaskWith, true)
+	m := newMasker([]string{"password", "secret"}, defaultMaskWith, true)
 	for _, tc := range []struct{ in, secret string }{
 		// An empty value lets the next key be taken for a bare value,
 		// which stops at the quote of the real secret.
@@ -599,25 +599,25 @@ func TestCaptureSecretsInEverySink(t *testing.T) {
 	mpType, mpBody := mp(`{"password":"` + S + `"}`)
 	cases := []hzCaptureCase{
 		{name: "secret-param", route: "/users/:password/x", target: "/users/" + S + "/x",
-			path: "/secret-param/users/" + DefaultMaskWith + "/x", has: []string{`"params":{"password":"` + DefaultMaskWith}},
+			path: "/secret-param/users/" + defaultMaskWith + "/x", has: []string{`"params":{"password":"` + defaultMaskWith}},
 		{name: "secret-param-error", route: "/users/:password", target: "/users/" + S, handler: "error",
-			path: "/secret-param-error/users/" + DefaultMaskWith},
+			path: "/secret-param-error/users/" + defaultMaskWith},
 		{name: "secret-catch-all", route: "/files/*password", target: "/files/a/" + S,
-			path: "/secret-catch-all/files/" + DefaultMaskWith},
+			path: "/secret-catch-all/files/" + defaultMaskWith},
 		{name: "mid-segment-param", route: "/f/key_:secret", target: "/f/key_" + S,
-			path: "/mid-segment-param/f/key_" + DefaultMaskWith},
+			path: "/mid-segment-param/f/key_" + defaultMaskWith},
 		{name: "kv-segment", route: "/p/*rest", target: "/p/password=" + S + "/next",
-			path: "/kv-segment/p/password=" + DefaultMaskWith + "/next"},
+			path: "/kv-segment/p/password=" + defaultMaskWith + "/next"},
 		{name: "colon-segment", route: "/k/:id/more", target: "/k/secret:" + S + "/more",
-			path: "/colon-segment/k/secret:" + DefaultMaskWith + "/more"},
+			path: "/colon-segment/k/secret:" + defaultMaskWith + "/more"},
 		{name: "url-in-path", route: "/go/*to", target: "/go/https://user:" + S + "@host/x",
-			path: "/url-in-path/go/https://user:" + DefaultMaskWith + "@host/x"},
+			path: "/url-in-path/go/https://user:" + defaultMaskWith + "@host/x"},
 		{name: "encoded-url-in-query", route: "/q", target: "/q?next=https%3A%2F%2Fuser%3A" + S + "%40host&page=2",
-			path: "/encoded-url-in-query/q", has: []string{`"url":"/encoded-url-in-query/q?next=https://user:` + DefaultMaskWith + `@host&page=2"`}},
+			path: "/encoded-url-in-query/q", has: []string{`"url":"/encoded-url-in-query/q?next=https://user:` + defaultMaskWith + `@host&page=2"`}},
 		{name: "encoded-kv-in-query", route: "/q", target: "/q?cb=password%3D" + S,
-			has: []string{`"url":"/encoded-kv-in-query/q?cb=password=` + DefaultMaskWith + `"`}},
+			has: []string{`"url":"/encoded-kv-in-query/q?cb=password=` + defaultMaskWith + `"`}},
 		{name: "semicolon-query", route: "/q", target: "/q?x=1;password=" + S,
-			has: []string{`"url":"/semicolon-query/q?x=1;password=` + DefaultMaskWith + `"`, `"x":"1"`}},
+			has: []string{`"url":"/semicolon-query/q?x=1;password=` + defaultMaskWith + `"`, `"x":"1"`}},
 		{name: "json-query-name", route: "/q", target: "/q?%7B%22password%22%3A%22" + S + "%22%7D=1"},
 		{name: "json-form-name", route: "/login", method: http.MethodPost, handler: "bind",
 			ctype: "application/x-www-form-urlencoded", body: []byte(`{"user":"ann","password":"hunter2"}`), has: []string{`"form"`}},
@@ -650,9 +650,9 @@ func TestCaptureSecretsInEverySink(t *testing.T) {
 				}
 				if mode == gin.DebugMode {
 					for _, want := range []string{
-						"GET /secret-param/users/" + DefaultMaskWith + "/x HTTP/1.1",
-						"GET /kv-segment/p/password=" + DefaultMaskWith + "/next HTTP/1.1",
-						"GET /semicolon-query/q?x=1;password=" + DefaultMaskWith + " HTTP/1.1",
+						"GET /secret-param/users/" + defaultMaskWith + "/x HTTP/1.1",
+						"GET /kv-segment/p/password=" + defaultMaskWith + "/next HTTP/1.1",
+						"GET /semicolon-query/q?x=1;password=" + defaultMaskWith + " HTTP/1.1",
 						"X-Plain: visible-header",
 						" headers, ", // the 100 headers of 8 KiB, cut in the dump too
 					} {
@@ -763,7 +763,7 @@ func TestCaptureCustomBuilderCut(t *testing.T) {
 		defer m.Close()
 		hzReleaseMode(t)
 		cases := []hzCaptureCase{{name: "huge-builder", route: "/x",
-			has: []string{`"a_first":"kept"`, deeperMarker, "struct-note", `"Password":"` + DefaultMaskWith, " bytes cut]",
+			has: []string{`"a_first":"kept"`, deeperMarker, "struct-note", `"Password":"` + defaultMaskWith, " bytes cut]",
 				`"e_numbers":[1,2,3]`, `"f_many":{"[cut]":"[`, " entries cut]", `"mmmmmmmm`}}}
 		hzServeCaptureCases(t, m, cases)
 		row := hzCheckCaptureCases(t, m, tdb, cases)["/huge-builder/x"]
@@ -848,7 +848,7 @@ func hzAllocPerCapture(m *Monitor, req *http.Request) uint64 {
 // nested 9,000 levels deep. No timing is asserted.
 func TestCaptureAllocationBound(t *testing.T) {
 	m := hzFuzzMonitor()
-	m.cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	m.cfg.MaxBodyBytes = defaultMaxBodyBytes
 	withGinMode(t, gin.DebugMode)
 	newReq := func(n int) *http.Request {
 		req := httptest.NewRequest(http.MethodGet, "/x?password="+hzSecret, nil)

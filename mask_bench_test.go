@@ -53,7 +53,7 @@ var adversarialShapes = []maskShape{
 // on benign text and on each adversarial shape at 1, 8 and 32 KiB; MB/s
 // shows the cost per byte.
 func BenchmarkMaskText(b *testing.B) {
-	m := newMasker(defaultMaskedKeyHas, DefaultMaskWith, true)
+	m := newMasker(defaultMaskedKeyHas, defaultMaskWith, true)
 	for _, sh := range append([]maskShape{benignShape}, adversarialShapes...) {
 		for _, kib := range []int{1, 8, 32} {
 			s := sh.make(kib << 10)
@@ -72,7 +72,7 @@ func BenchmarkMaskText(b *testing.B) {
 // them: maskTree over the http.Header with every name and value masked as
 // text and capped (Monitor.maskCap).
 func BenchmarkMaskHeaders(b *testing.B) {
-	mon := &Monitor{mask: newMasker(defaultMaskedKeyHas, DefaultMaskWith, true)}
+	mon := &Monitor{mask: newMasker(defaultMaskedKeyHas, defaultMaskWith, true)}
 	leaf := func(s string) string { return mon.maskCap(s, maxContextString) }
 	for _, sh := range append([]maskShape{benignShape}, adversarialShapes...) {
 		h := http.Header{}

@@ -270,7 +270,7 @@ func TestMaskingStoredContext(t *testing.T) {
 				rec := runMaskCase(t, tm, tc)
 				data := decodeRequestData(t, rec.RequestData)
 				for _, p := range tc.masked {
-					if v, ok := jsonAt(data, p...); !ok || v != DefaultMaskWith {
+					if v, ok := jsonAt(data, p...); !ok || v != defaultMaskWith {
 						t.Errorf("at %v: %v (found %v), want the mask\n%s", p, v, ok, rec.RequestData)
 					}
 				}
@@ -345,7 +345,7 @@ func TestMaskingCustomKeysAndMask(t *testing.T) {
 			t.Errorf("%q stored", s)
 		}
 	}
-	if strings.Contains(recs[0].RequestData, DefaultMaskWith) {
+	if strings.Contains(recs[0].RequestData, defaultMaskWith) {
 		t.Errorf("the default mask is used instead of MaskWith: %s", recs[0].RequestData)
 	}
 }
@@ -623,7 +623,7 @@ func TestMaskingBuiltinStored(t *testing.T) {
 			if len(recs) != 1 {
 				t.Fatalf("%d rows, want 1", len(recs))
 			}
-			if v, _ := jsonAt(decodeRequestData(t, recs[0].RequestData), "params", "session_token"); v != DefaultMaskWith {
+			if v, _ := jsonAt(decodeRequestData(t, recs[0].RequestData), "params", "session_token"); v != defaultMaskWith {
 				t.Errorf("params.session_token = %v, want the mask", v)
 			}
 			stored, log := dbText(t, tm.db), tm.out.String()
@@ -649,7 +649,7 @@ func TestMaskingBuiltinStored(t *testing.T) {
 // allocations are at most a constant times the input (a constant for the
 // allocations), at 1 KiB as at 1 MiB. No clock is read.
 func TestMaskLinear(t *testing.T) {
-	m := newMasker(defaultMaskedKeyHas, DefaultMaskWith, true)
+	m := newMasker(defaultMaskedKeyHas, defaultMaskWith, true)
 	for _, sh := range append([]maskShape{benignShape}, adversarialShapes...) {
 		for _, n := range []int{1 << 10, 32 << 10, 1 << 20} {
 			s := sh.make(n)

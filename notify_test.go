@@ -335,7 +335,7 @@ func TestNotifyEmailPolicy(t *testing.T) {
 		}
 		link := "https://shop.example.com/dev/error/" + rec.Hash
 		for name, body := range map[string]string{"text": p.Text, "html": p.HTML} {
-			for _, want := range []string{"A new error", link, "login failed for bob", "ntLoginFailed", "Count", "First seen", "Last seen", DefaultMaskWith, `"url": "/api/login?lang=en&password=`} {
+			for _, want := range []string{"A new error", link, "login failed for bob", "ntLoginFailed", "Count", "First seen", "Last seen", defaultMaskWith, `"url": "/api/login?lang=en&password=`} {
 				if name == "html" && strings.HasPrefix(want, `"url"`) {
 					want = "&#34;url&#34;: &#34;/api/login?lang=en&amp;password="
 				}
@@ -1011,7 +1011,7 @@ func TestNotifyAlertContextAsBefore(t *testing.T) {
 	values := []any{
 		map[string]any{},
 		[]any{},
-		map[string]any{"method": "POST", "url": "/a?password=" + DefaultMaskWith, "headers": map[string]any{"Accept": []any{"*/*"}},
+		map[string]any{"method": "POST", "url": "/a?password=" + defaultMaskWith, "headers": map[string]any{"Accept": []any{"*/*"}},
 			"body": map[string]any{"items": []any{1.5, -2e-7, true, false, nil, "x"}, "empty": map[string]any{}, "none": []any{}}},
 		map[string]any{"text": "quotes \" \\ \n\t é 日本 <b>&amp;</b> \u2028 \x01"},
 		[]any{[]any{[]any{map[string]any{"deep": []any{[]any{"nine"}}}}}},

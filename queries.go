@@ -341,7 +341,7 @@ func (s *store) listErrors(ctx context.Context, q listQuery) (listResult, error)
 func (s *store) listPage(ctx context.Context, q listQuery) (listResult, error) {
 	var res listResult
 	if q.Size < 1 {
-		q.Size = DefaultListSize
+		q.Size = defaultListSize
 	}
 	col := sortColumn(q.Sort)
 	source, window, err := s.listSource(ctx, q)

@@ -79,7 +79,7 @@ func BenchmarkIngest(b *testing.B) {
 			b.Run("db="+kind+"/load="+l.name+"/impl=errmon", func(b *testing.B) {
 				db := openDB(b, kind)
 				m := newMonitorOn(b, db, func(cfg *errmon.Config) {
-					cfg.FlushInterval = errmon.DefaultFlushInterval
+					cfg.FlushInterval = errmon.DefaultConfig().FlushInterval
 					cfg.MaxPending = 1 << 22 // the benchmark counts stored events; none may drop
 				})
 				ctx := context.Background()

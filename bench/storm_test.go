@@ -148,7 +148,7 @@ func BenchmarkStorm(b *testing.B) {
 				sc := countStatements(b, db)
 				m := newMonitorOn(b, db, func(cfg *errmon.Config) {
 					cfg.FlushInterval = stormFlushEvery
-					cfg.MaxPending = errmon.DefaultMaxPending
+					cfg.MaxPending = errmon.DefaultConfig().MaxPending
 				})
 				sc.reset()
 				runtime.GC()

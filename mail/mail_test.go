@@ -886,7 +886,7 @@ func TestMonitorMailsOneAlert(t *testing.T) {
 	link := "https://billing.example.com/dev/error/" + rec.Hash
 	for _, ct := range []string{"text/plain", "text/html"} {
 		body := p.Parts[ct]
-		for _, want := range []string{link, "card declined", "First seen", errmon.DefaultMaskWith} {
+		for _, want := range []string{link, "card declined", "First seen", errmon.DefaultConfig().MaskWith} {
 			if !strings.Contains(body, want) {
 				t.Errorf("%s part lacks %q:\n%s", ct, want, body)
 			}
