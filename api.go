@@ -12,8 +12,8 @@ import (
 
 // The dashboard's JSON API.
 
-// APIError is an error as the JSON API shows it.
-type APIError struct {
+// apiError is an error as the JSON API shows it.
+type apiError struct {
 	Hash          string     `json:"hash"`
 	ExceptionName string     `json:"exception_name"`
 	Message       string     `json:"message"`
@@ -29,10 +29,10 @@ type APIError struct {
 	Regressions   int64      `json:"regressions"`
 }
 
-// APIErrorDetail is one error with everything stored about it, as
+// apiErrorDetail is one error with everything stored about it, as
 // GET {prefix}/api/errors/{hash} shows it.
-type APIErrorDetail struct {
-	APIError
+type apiErrorDetail struct {
+	apiError
 	Traceback string `json:"traceback"`
 	// RequestData is the stored request context, an object. Levels nested
 	// deeper than 64 are replaced by a string such as "[… 8937 more
@@ -43,27 +43,27 @@ type APIErrorDetail struct {
 	// Hourly holds the occurrences per hour over the last 24 hours, oldest
 	// first.
 	Hourly      []int64         `json:"hourly"`
-	Occurrences []APIOccurrence `json:"occurrences"` // newest first
+	Occurrences []apiOccurrence `json:"occurrences"` // newest first
 }
 
-// APIOccurrence is one stored sample of an error.
-type APIOccurrence struct {
+// apiOccurrence is one stored sample of an error.
+type apiOccurrence struct {
 	SeenAt      time.Time       `json:"seen_at"`
 	Host        string          `json:"host"`
 	Path        string          `json:"path"`
 	Method      string          `json:"method"`
 	Message     string          `json:"message"`
-	RequestData json.RawMessage `json:"request_data"` // as in APIErrorDetail
+	RequestData json.RawMessage `json:"request_data"` // as in apiErrorDetail
 }
 
-// APIErrorList is a page of errors, as GET {prefix}/api/errors shows it.
+// apiErrorList is a page of errors, as GET {prefix}/api/errors shows it.
 //
 // The list is read in pages of PageSize, newest first (or as sort= asks).
 // To walk it, pass Next as after= (Prev as before=), with the same q,
 // status and sort: a cursor costs the same however deep it reaches.
 // page= still serves the pages counted (see Total), clamped to them.
-type APIErrorList struct {
-	Errors []APIError `json:"errors"`
+type apiErrorList struct {
+	Errors []apiError `json:"errors"`
 	// Total is the number of matching errors, counted up to a cap: 1,000
 	// (or ten pages, if that is more) for the list, ten pages (at least
 	// 100) for a search. When TotalIsLowerBound is set there are at least
@@ -91,8 +91,8 @@ type APIErrorList struct {
 	SearchWindow int `json:"search_window"`
 }
 
-func toAPI(e *ErrorRecord) APIError {
-	return APIError{
+func toAPI(e *ErrorRecord) apiError {
+	return apiError{
 		Hash: e.Hash, ExceptionName: e.ExceptionName, Message: e.Message, Host: e.Host,
 		Path: e.Path, Route: e.Route, Method: e.Method, Count: e.Count,
 		CreatedOn: e.CreatedOn.UTC(), LastSeen: e.LastSeen.UTC(), Resolved: e.Resolved,
@@ -108,7 +108,7 @@ func (d *dashboard) apiList(c *gin.Context) {
 		d.serverError(c, err)
 		return
 	}
-	out := APIErrorList{Errors: make([]APIError, 0, len(res.Errors)), Total: res.Total, TotalIsLowerBound: res.TotalIsLowerBound,
+	out := apiErrorList{Errors: make([]apiError, 0, len(res.Errors)), Total: res.Total, TotalIsLowerBound: res.TotalIsLowerBound,
 		Page: res.Page, Pages: res.Pages, PageSize: q.Size, Next: res.Next, Prev: res.Prev, SearchWindow: res.Window}
 	for i := range res.Errors {
 		out.Errors = append(out.Errors, toAPI(&res.Errors[i]))
@@ -133,7 +133,7 @@ func (d *dashboard) apiDetail(c *gin.Context) {
 		d.serverError(c, err)
 		return
 	}
-	out := APIErrorDetail{APIError: toAPI(&rec.ErrorRecord), Traceback: rec.Traceback, RequestData: apiContext(rec.RequestData, rec.contextCut)}
+	out := apiErrorDetail{apiError: toAPI(&rec.ErrorRecord), Traceback: rec.Traceback, RequestData: apiContext(rec.RequestData, rec.contextCut)}
 	hourly, err := d.m.store.hourlyCounts(ctx, []string{hash}, time.Now(), sparkHours)
 	if err != nil {
 		d.serverError(c, err)
@@ -148,9 +148,9 @@ func (d *dashboard) apiDetail(c *gin.Context) {
 		d.serverError(c, err)
 		return
 	}
-	out.Occurrences = make([]APIOccurrence, 0, len(occ))
+	out.Occurrences = make([]apiOccurrence, 0, len(occ))
 	for _, o := range occ {
-		out.Occurrences = append(out.Occurrences, APIOccurrence{
+		out.Occurrences = append(out.Occurrences, apiOccurrence{
 			SeenAt: o.SeenAt.UTC(), Host: o.Host, Path: o.Path, Method: o.Method,
 			Message: o.Message, RequestData: apiContext(o.RequestData, o.contextCut),
 		})

@@ -153,20 +153,20 @@ func (d *dashEnv) get(t *testing.T, hash string) *ErrorRecord {
 }
 
 // apiList calls GET api/errors with query and decodes the answer.
-func (d *dashEnv) apiList(t *testing.T, query url.Values) APIErrorList {
+func (d *dashEnv) apiList(t *testing.T, query url.Values) apiErrorList {
 	t.Helper()
 	w := d.do("GET", dashPrefix+"/api/errors?"+query.Encode(), nil)
 	if w.Code != http.StatusOK {
 		t.Fatalf("GET api/errors?%s: %d %s", query.Encode(), w.Code, w.Body)
 	}
-	var out APIErrorList
+	var out apiErrorList
 	if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil {
 		t.Fatalf("decode api/errors: %v\n%s", err, w.Body)
 	}
 	return out
 }
 
-func hashesOf(list APIErrorList) []string {
+func hashesOf(list apiErrorList) []string {
 	out := make([]string, len(list.Errors))
 	for i, e := range list.Errors {
 		out[i] = e.Hash
@@ -440,7 +440,7 @@ func TestDashboardActions(t *testing.T) {
 
 		// JSON when asked.
 		w = d.do("POST", dashPrefix+"/"+b.Hash+"/resolve", nil, withHeader("Accept", "application/json"))
-		var one APIError
+		var one apiError
 		if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &one) != nil || !one.Resolved || one.Hash != b.Hash || one.Count != 2 {
 			t.Fatalf("JSON resolve: %d %s", w.Code, w.Body)
 		}
@@ -548,7 +548,7 @@ func TestDashboardEscaping(t *testing.T) {
 		if ct := w.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 			t.Errorf("API content type %q", ct)
 		}
-		var detail APIErrorDetail
+		var detail apiErrorDetail
 		if err := json.Unmarshal(w.Body.Bytes(), &detail); err != nil || detail.Message != xss {
 			t.Errorf("API detail message %q (%v)", detail.Message, err)
 		}
@@ -658,7 +658,7 @@ func TestDashboardPaginationAndSort(t *testing.T) {
 			recs = append(recs, r)
 		}
 		d.seed(t, recs...)
-		names := func(list APIErrorList) string {
+		names := func(list apiErrorList) string {
 			var s []string
 			for _, e := range list.Errors {
 				s = append(s, strings.TrimPrefix(e.Message, "message of "))
