@@ -326,7 +326,7 @@ func TestNotifyEmailPolicy(t *testing.T) {
 		if to := p.Header.Get("To"); !strings.Contains(to, "team@example.com") || !strings.Contains(to, "oncall@example.com") {
 			t.Errorf("To = %q", to)
 		}
-		wantSubject := "[shop] [POST] /api/login " + rec.ExceptionName + ": login failed for bob"
+		wantSubject := "[shop] [New] [POST] /api/login " + rec.ExceptionName + ": login failed for bob"
 		if p.Subject != wantSubject {
 			t.Errorf("Subject = %q, want %q", p.Subject, wantSubject)
 		}
@@ -344,7 +344,7 @@ func TestNotifyEmailPolicy(t *testing.T) {
 				}
 			}
 		}
-		if !strings.Contains(p.HTML, `<a href="`+link+`">`) {
+		if !strings.Contains(p.HTML, `<a href="`+link+`"`) {
 			t.Errorf("html part has no link to %s", link)
 		}
 		if strings.Contains(p.Text, "&#34;") || strings.Contains(p.Text, "&lt;") {
@@ -373,8 +373,8 @@ func TestNotifyEmailPolicy(t *testing.T) {
 		if !strings.Contains(p.Text, "A resolved error happened again") || !strings.Contains(p.Text, "Count:      55") {
 			t.Errorf("regression mail:\n%s", p.Text)
 		}
-		if p.Subject != wantSubject {
-			t.Errorf("Subject = %q, want %q", p.Subject, wantSubject)
+		if want := strings.Replace(wantSubject, "[New]", "[Regression]", 1); p.Subject != want {
+			t.Errorf("Subject = %q, want %q", p.Subject, want)
 		}
 
 		// Repeats of the open error: nothing more.
@@ -472,10 +472,10 @@ func TestNotifyThresholds(t *testing.T) {
 			if got := n.reasons(); strings.Join(got, ",") != strings.Join(s.want, ",") {
 				t.Fatalf("step %d (count %d): alerts %v, want %v", i, total, got, s.want)
 			}
-			if i == 2 && !strings.Contains(n.last().Text, "reached 10 occurrences") {
+			if i == 2 && !strings.Contains(n.last().Text, "passed 10 occurrences; 10 now") {
 				t.Errorf("threshold alert text:\n%s", n.last().Text)
 			}
-			if i == 4 && !strings.Contains(n.last().Text, "reached 1000 occurrences") {
+			if i == 4 && !strings.Contains(n.last().Text, "passed 1000 occurrences; 2095 now") {
 				t.Errorf("threshold alert names the highest threshold crossed:\n%s", n.last().Text)
 			}
 		}
@@ -483,7 +483,7 @@ func TestNotifyThresholds(t *testing.T) {
 			t.Errorf("count %d, want %d", rec.Count, total)
 		}
 		// Recorded outside a request: no method or path in the subject.
-		if s := n.last().Subject; s != "[shop] *errors.errorString: threshold boom" {
+		if s := n.last().Subject; s != "[shop] [Escalating: 1000 occurrences] *errors.errorString: threshold boom" {
 			t.Errorf("subject %q", s)
 		}
 	})
@@ -764,11 +764,11 @@ func TestNotifySubjectAndLink(t *testing.T) {
 		subject, link           string
 	}{
 		{"shop", "https://shop.example.com/", "/dev/error/", ErrorRecord{Hash: "h1", Method: "GET", Path: "/a", ExceptionName: "E", Message: "m"},
-			"[shop] [GET] /a E: m", "https://shop.example.com/dev/error/h1"},
+			"[shop] [New] [GET] /a E: m", "https://shop.example.com/dev/error/h1"},
 		{"", "", "/dev/error", ErrorRecord{Hash: "h2", ExceptionName: "E", Message: "line one\nline\ttwo\r\nBcc: x@example.com"},
-			"E: line one line two Bcc: x@example.com", ""},
+			"[New] E: line one line two Bcc: x@example.com", ""},
 		{"p", "https://x.example.com/svc", "/errors/", ErrorRecord{Hash: "h3", Method: "PUT", Path: "/b", ExceptionName: "E"},
-			"[p] [PUT] /b E", "https://x.example.com/svc/errors/h3"},
+			"[p] [New] [PUT] /b E", "https://x.example.com/svc/errors/h3"},
 		{"", "", "/dev/error", ErrorRecord{ExceptionName: "E", Message: strings.Repeat("é", 300)}, "", ""},
 	}
 	for i, tc := range cases {
