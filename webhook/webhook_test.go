@@ -252,10 +252,10 @@ func TestWebhookRedirects(t *testing.T) {
 	mux.HandleFunc("/self", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/final", http.StatusPermanentRedirect)
 	})
-	if err := webhook.New(front.URL + "/self").Notify(context.Background(), note()); err != nil {
+	if err := webhook.New(front.URL+"/self").Notify(context.Background(), note()); err != nil {
 		t.Errorf("same-host redirect: %v", err)
 	}
-	err := webhook.New(front.URL + "/away").Notify(context.Background(), note())
+	err := webhook.New(front.URL+"/away").Notify(context.Background(), note())
 	if !errors.Is(err, errmon.ErrPermanent) {
 		t.Errorf("redirect to another host: %v, want a permanent error", err)
 	}
