@@ -55,7 +55,8 @@ type alertFrames struct {
 	Text   string // the plain-text rendering, newline-terminated
 }
 
-// alertFrame is a shown frame, or (Fold set) a folded run of frames.
+// alertFrame is a shown frame, or (Fold set) a folded run of frames,
+// shown after a "+": "9 library frames".
 type alertFrame struct {
 	Function string
 	Location string
@@ -77,7 +78,7 @@ func alertStack(tb string) alertFrames {
 			if lib == 1 {
 				word = "frame"
 			}
-			list = append(list, alertFrame{Fold: "+ " + strconv.Itoa(lib) + " library " + word})
+			list = append(list, alertFrame{Fold: strconv.Itoa(lib) + " library " + word})
 			lib = 0
 		}
 	}
@@ -126,15 +127,15 @@ func alertStack(tb string) alertFrames {
 	}
 	fold()
 	if rest > 0 {
-		list = append(list, alertFrame{Fold: "+ " + strconv.Itoa(rest) + " more frames"})
+		list = append(list, alertFrame{Fold: strconv.Itoa(rest) + " more frames"})
 	}
 	if len(window) < len(tb) {
-		list = append(list, alertFrame{Fold: "+ " + strconv.Itoa(len(tb)-len(window)) + " bytes of frames not read"})
+		list = append(list, alertFrame{Fold: strconv.Itoa(len(tb)-len(window)) + " bytes of frames not read"})
 	}
 	var b strings.Builder
 	for _, f := range list {
 		if f.Fold != "" {
-			b.WriteString("  " + f.Fold + "\n")
+			b.WriteString("  + " + f.Fold + "\n")
 			continue
 		}
 		b.WriteString(f.Function + "\n")

@@ -533,7 +533,7 @@ var alertHTML = htmltemplate.Must(htmltemplate.New("html").Parse(`<!doctype html
 </table>
 <h3 style="font-size:16px;margin:20px 0 6px">Traceback</h3>
 {{if .Frames.Folded}}<div style="background:#f6f8fa;padding:8px;font-family:ui-monospace,monospace;font-size:13px;overflow-wrap:anywhere">
-{{range .Frames.List}}{{if .Fold}}<div style="color:#59636e;padding:2px 0">{{.Fold}}</div>
+{{range .Frames.List}}{{if .Fold}}<div style="color:#59636e;padding:2px 0">+ {{.Fold}}</div>
 {{else}}<div style="padding:2px 0"><b>{{.Function}}</b>{{with .Location}}<br><span style="color:#59636e">{{.}}</span>{{end}}</div>
 {{end}}{{end}}</div>
 {{else}}<pre style="background:#f6f8fa;padding:8px;overflow:auto;font-size:13px">{{.Frames.Text}}</pre>
