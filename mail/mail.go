@@ -14,6 +14,12 @@
 //		Password: os.Getenv("SMTP_PASSWORD"),
 //	})
 //
+// The alerts of one error form one thread in mail clients: the first one's
+// Message-Id is the error's [errmon.Notification.ThreadID]
+// ("<errmon.{hash}@{sender's domain}>"), and every later one (threshold,
+// regression, ongoing) has a Message-Id of its own and refers to the first
+// with In-Reply-To and References.
+//
 // Messages are built with gopkg.in/gomail.v2. The connection is opened by
 // this package rather than by gomail's Dialer, whose reads and writes have no
 // deadline (a server that accepts a connection and never answers would block
