@@ -74,7 +74,9 @@ type Notification struct {
 	// Threshold is the count that Reason "threshold" passed.
 	Threshold int64
 	// Digest lists the new errors of a digest (Reason "digest"), at most
-	// [MaxDigestItems]; DigestTotal counts them all.
+	// [MaxDigestItems]; DigestTotal counts them all. In [Stats], a digest
+	// counts as the DigestTotal alerts it stands for (sent, failed or
+	// skipped together).
 	Digest      []DigestItem
 	DigestTotal int
 }
@@ -506,7 +508,7 @@ Hash:       {{.Hash}}
 Traceback (newest call first{{if .Frames.Folded}}; library frames counted{{end}}):
 {{.Frames.Text}}
 {{with .Request}}Request (secrets masked):
-{{range .}}  {{printf "%-11s" (print .Name ":")}} {{.Value}}
+{{range .}}  {{printf "%-16s" (print .Name ":")}} {{.Value}}
 {{end}}
 {{end}}Request context (secrets masked):
 {{.Context}}
