@@ -183,7 +183,8 @@ func (n *Notifier) Message(note *errmon.Notification) *gomail.Message {
 	}
 	// RFC 3834: this is an automatic message; auto-responders stay quiet.
 	m.SetHeader("Auto-Submitted", "auto-generated")
-	if note.Error != nil && note.Error.Hash != "" {
+	if note.Error != nil && note.Error.Hash != "" && note.Reason != errmon.ReasonDigest {
+		// (A digest is about many errors: it names none in its headers.)
 		m.SetHeader("X-Errmon-Hash", note.Error.Hash)
 	}
 	if note.Reason != "" {

@@ -1043,3 +1043,22 @@ func TestMonitorThreadsMails(t *testing.T) {
 		}
 	}
 }
+
+// TestNotifierDigestHeaders: a digest names no single error in its
+// headers and starts no thread.
+func TestNotifierDigestHeaders(t *testing.T) {
+	note := sampleNote()
+	note.Reason = errmon.ReasonDigest
+	note.Subject = "[shop] [Digest] 37 new errors"
+	note.MessageID = "<errmon.digest.0a1b@example.com>"
+	msg := mail.New(mail.Config{Host: "smtp.example.com"}).Message(note)
+	if h := msg.GetHeader("X-Errmon-Hash"); len(h) != 0 {
+		t.Errorf("X-Errmon-Hash %q on a digest", h)
+	}
+	if r := msg.GetHeader("X-Errmon-Reason"); len(r) != 1 || r[0] != "digest" {
+		t.Errorf("X-Errmon-Reason %q", r)
+	}
+	if id := msg.GetHeader("Message-Id"); len(id) != 1 || id[0] != note.MessageID || len(msg.GetHeader("References")) != 0 {
+		t.Errorf("Message-Id %q, References %q", id, msg.GetHeader("References"))
+	}
+}
