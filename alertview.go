@@ -1,6 +1,7 @@
 package errmon
 
 import (
+	"encoding/json"
 	"errors"
 	"strconv"
 	"strings"
@@ -29,7 +30,187 @@ const (
 	alertContextDepth = 10
 	// alertStringBytes caps one string (or number) of the request context.
 	alertStringBytes = 1 << 10
+	// alertStackScanBytes is how much of the traceback is read to tell
+	// application frames from library frames.
+	alertStackScanBytes = 64 << 10
+	// alertShownFrames is how many application frames an alert shows.
+	alertShownFrames = 12
+	// alertFrameBytes caps a frame's function or location.
+	alertFrameBytes = 512
+	// alertRequestJSONBytes is the largest stored context whose fields are
+	// shown as the request table (a larger one is shown as JSON only).
+	alertRequestJSONBytes = 1 << 20
+	// alertRequestValueBytes caps one value of the request table.
+	alertRequestValueBytes = 512
 )
+
+// alertFrames is the traceback as an alert shows it: the application
+// frames, each run of library frames folded into one line counting them
+// ("+ 9 library frames"), as the dashboard folds them (inApp decides).
+// When the traceback has no application frame, it is shown as it is
+// (capped), Folded false.
+type alertFrames struct {
+	Folded bool
+	List   []alertFrame
+	Text   string // the plain-text rendering, newline-terminated
+}
+
+// alertFrame is a shown frame, or (Fold set) a folded run of frames,
+// shown after a "+": "9 library frames".
+type alertFrame struct {
+	Function string
+	Location string
+	Fold     string
+}
+
+// alertStack reads at most alertStackScanBytes of the stored traceback
+// ("function\n\tfile:line\n" per frame, newest first).
+func alertStack(tb string) alertFrames {
+	if tb == "" {
+		return alertFrames{Text: "(no stack)\n"}
+	}
+	window := alertHead(tb, alertStackScanBytes)
+	var list []alertFrame
+	shown, lib, rest, apps := 0, 0, 0, 0
+	fold := func() {
+		if lib > 0 {
+			word := "frames"
+			if lib == 1 {
+				word = "frame"
+			}
+			list = append(list, alertFrame{Fold: strconv.Itoa(lib) + " library " + word})
+			lib = 0
+		}
+	}
+	for i := 0; i < len(window); {
+		end := strings.IndexByte(window[i:], '\n')
+		if end < 0 {
+			end = len(window) - i
+		}
+		fn := window[i : i+end]
+		i += end + 1
+		loc := ""
+		if i < len(window) && window[i] == '\t' {
+			e := strings.IndexByte(window[i:], '\n')
+			if e < 0 {
+				e = len(window) - i
+			}
+			loc = window[i+1 : i+e]
+			i += e + 1
+		}
+		if strings.TrimSpace(fn) == "" {
+			continue
+		}
+		file := loc
+		if j := strings.LastIndexByte(file, ':'); j > 0 {
+			file = file[:j]
+		}
+		if !inApp(alertHead(fn, 4*alertFrameBytes), file) {
+			if shown < alertShownFrames {
+				lib++
+			} else {
+				rest++
+			}
+			continue
+		}
+		apps++
+		if shown == alertShownFrames {
+			rest++
+			continue
+		}
+		fold()
+		shown++
+		list = append(list, alertFrame{Function: alertCap(fn, alertFrameBytes), Location: alertCap(loc, alertFrameBytes)})
+	}
+	if apps == 0 {
+		return alertFrames{Text: alertTraceback(tb)}
+	}
+	fold()
+	if rest > 0 {
+		list = append(list, alertFrame{Fold: strconv.Itoa(rest) + " more frames"})
+	}
+	if len(window) < len(tb) {
+		list = append(list, alertFrame{Fold: strconv.Itoa(len(tb)-len(window)) + " bytes of frames not read"})
+	}
+	var b strings.Builder
+	for _, f := range list {
+		if f.Fold != "" {
+			b.WriteString("  + " + f.Fold + "\n")
+			continue
+		}
+		b.WriteString(f.Function + "\n")
+		if f.Location != "" {
+			b.WriteString("\t" + f.Location + "\n")
+		}
+	}
+	return alertFrames{Folded: true, List: list, Text: b.String()}
+}
+
+// alertRow is a line of the request table.
+type alertRow struct {
+	Name, Value string
+}
+
+// alertHeaders are the request headers an alert's table shows, when
+// stored (masked as they were stored).
+var alertHeaders = []string{"User-Agent", "Referer", "Content-Type", "Accept", "X-Request-Id", "X-Forwarded-For"}
+
+// alertRequest picks the key facts of the stored request context (the
+// JSON of DefaultContextBuilder, masked as stored): method, URL, route,
+// host, client IP and a few headers, each capped. A context that is not such an
+// object, or larger than alertRequestJSONBytes, gives no table.
+func alertRequest(raw string) []alertRow {
+	if raw == "" || len(raw) > alertRequestJSONBytes || raw[0] != '{' {
+		return nil
+	}
+	var v struct {
+		Method   any            `json:"method"`
+		URL      any            `json:"url"`
+		Host     any            `json:"host"`
+		Route    any            `json:"route"`
+		ClientIP any            `json:"client_ip"`
+		Headers  map[string]any `json:"headers"`
+	}
+	if json.Unmarshal([]byte(raw), &v) != nil {
+		return nil
+	}
+	var rows []alertRow
+	add := func(name string, value any) {
+		var s string
+		switch x := value.(type) {
+		case string:
+			s = x
+		case []any:
+			var parts []string
+			for _, e := range x {
+				if t, ok := e.(string); ok {
+					parts = append(parts, t)
+				}
+				if len(parts) == 4 {
+					break
+				}
+			}
+			s = strings.Join(parts, ", ")
+		}
+		if s != "" {
+			rows = append(rows, alertRow{Name: name, Value: oneLine(alertHead(s, 4*alertRequestValueBytes), alertRequestValueBytes)})
+		}
+	}
+	add("Method", v.Method)
+	add("URL", v.URL)
+	add("Host", v.Host)
+	add("Route", v.Route)
+	add("Client IP", v.ClientIP)
+	for _, h := range alertHeaders {
+		for k, val := range v.Headers {
+			if strings.EqualFold(k, h) {
+				add(h, val)
+				break
+			}
+		}
+	}
+	return rows
+}
 
 // alertCap sanitizes s and caps it to max bytes like sanitize, cutting a
 // long s first: the work does not grow with len(s).

@@ -39,16 +39,18 @@ const (
 
 // Defaults used by [DefaultConfig] and filled in by [New] for zero fields.
 const (
-	defaultMaskWith      = "**************"
-	defaultURLPrefix     = "/dev/error"
-	defaultListSize      = 20
-	defaultRecordStatus  = http500
-	defaultFlushInterval = time.Second
-	defaultMaxPending    = 10000
-	defaultMaxBodyBytes  = 64 << 10
-	defaultCloseTimeout  = 5 * time.Second
-	defaultNotifyTimeout = 30 * time.Second
-	http500              = 500
+	defaultMaskWith        = "**************"
+	defaultURLPrefix       = "/dev/error"
+	defaultListSize        = 20
+	defaultRecordStatus    = http500
+	defaultFlushInterval   = time.Second
+	defaultMaxPending      = 10000
+	defaultMaxBodyBytes    = 64 << 10
+	defaultCloseTimeout    = 5 * time.Second
+	defaultNotifyTimeout   = 30 * time.Second
+	defaultDigestThreshold = 10
+	defaultDigestWindow    = time.Minute
+	http500                = 500
 )
 
 // defaultMaskedKeyHas is the default of [Config.MaskedKeyHas]. It is
@@ -144,6 +146,17 @@ type Config struct {
 	NotifyTimeout time.Duration
 	// CloseTimeout bounds how long Close waits for pending work. Default 5s.
 	CloseTimeout time.Duration
+	// DigestThreshold is how many new errors are announced one by one
+	// within one DigestWindow: when more need an alert, the first
+	// DigestThreshold go out as usual and the rest are collected and sent
+	// as one digest (Reason "digest") when the window ends, or at Flush.
+	// Regressions, thresholds and repeats are never digested. Default 10; a
+	// negative value turns the digest off (every new error is announced on
+	// its own).
+	DigestThreshold int
+	// DigestWindow is the period over which DigestThreshold counts new
+	// errors in one process. Default 1 minute.
+	DigestWindow time.Duration
 
 	// DB is the application's database; errmon creates its tables in it.
 	// Required. errmon imports no driver: SQLite, PostgreSQL and MySQL
@@ -345,6 +358,12 @@ func (cfg Config) withDefaults() Config {
 	if cfg.CloseTimeout == 0 {
 		cfg.CloseTimeout = defaultCloseTimeout
 	}
+	if cfg.DigestThreshold == 0 {
+		cfg.DigestThreshold = defaultDigestThreshold
+	}
+	if cfg.DigestWindow == 0 {
+		cfg.DigestWindow = defaultDigestWindow
+	}
 	if cfg.ContextBuilder == nil {
 		cfg.ContextBuilder = DefaultContextBuilder{}
 	}
@@ -460,6 +479,9 @@ func (cfg Config) validate(needDB bool) error {
 	}
 	if cfg.CloseTimeout < 0 {
 		bad("Config.CloseTimeout", "%v must be positive", cfg.CloseTimeout)
+	}
+	if cfg.DigestWindow < 0 {
+		bad("Config.DigestWindow", "%v must be positive", cfg.DigestWindow)
 	}
 	return errors.Join(errs...)
 }

@@ -702,6 +702,7 @@ func TestFaultManyMonitorsOverlappingErrors(t *testing.T) {
 		}
 		cfg := hzConfig(db, &logs)
 		cfg.FlushInterval = time.Millisecond // as many concurrent upserts as possible
+		cfg.DigestThreshold = -1             // one alert per new error, counted below
 		cfg.SendNotification = true
 		cfg.Notifier = notifier
 		cfg.RecipientEmail = []string{"team@example.com"}

@@ -3,10 +3,15 @@ package errmon
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	htmltemplate "html/template"
 	"log/slog"
+	"net/mail"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,7 +20,8 @@ import (
 )
 
 // Notifier delivers an alert, for instance by email (see
-// [github.com/errmon/errmon/mail]) or to a chat webhook. Notify is called
+// [github.com/errmon/errmon/mail]) or to a chat webhook (see
+// [github.com/errmon/errmon/webhook]). Notify is called
 // off the request path, one alert at a time, with a context bounded by
 // Config.NotifyTimeout that it must honour; a failed delivery is retried
 // with backoff (unless its error wraps [ErrPermanent]), then logged with the
@@ -39,15 +45,52 @@ type Notifier interface {
 // Notification is one alert, fully composed: a Notifier only has to deliver
 // it. Every value in it is masked.
 type Notification struct {
-	From    string
-	To      []string
-	Subject string // one line: "[SubjectPrefix] [METHOD] path ExceptionName: message"
-	Text    string // plain-text body
-	HTML    string // HTML body
-	Error   *ErrorRecord
-	Reason  string // why it was sent: "new", "regression", "threshold" or "ongoing"
-	Link    string // the dashboard's detail page, when Config.BaseURL is set
+	From string
+	To   []string
+	// Subject is one line of at most [MaxSubjectBytes]:
+	// "[SubjectPrefix] [New] [METHOD] route ExceptionName: normalized
+	// message", with [Regression], [Escalating: 100 occurrences] or
+	// [Ongoing] in place of [New] (see [Monitor.Subject]); a digest's is
+	// "[SubjectPrefix] [Digest] 37 new errors".
+	Subject string
+	Text    string // plain-text body, readable on its own
+	HTML    string // HTML body, the same content
+	// Error is the error the alert is about, as read back after the write
+	// that triggered it, with Count set to the count of that write. For a
+	// digest it is the first error the digest lists.
+	Error  *ErrorRecord
+	Reason string // why it was sent: "new", "regression", "threshold", "ongoing" or "digest"
+	Link   string // the dashboard's detail page (a digest: the list), when Config.BaseURL is set
+	// ThreadID identifies the conversation of all the alerts of one error:
+	// the Message-ID of its first alert, "<errmon.{hash}@{domain}>", the
+	// domain taken from Config.EmailSender. The mail Notifier sends it as
+	// In-Reply-To and References on every later alert, so mail clients
+	// thread them. Empty for a digest.
+	ThreadID string
+	// MessageID is this alert's own id, in the same form: for the first
+	// alert of an error (Reason "new") it is ThreadID, for any other it is
+	// unique. Retries of one alert keep it.
+	MessageID string
+	// Threshold is the count that Reason "threshold" passed.
+	Threshold int64
+	// Digest lists the new errors of a digest (Reason "digest"), at most
+	// [MaxDigestItems]; DigestTotal counts them all. In [Stats], a digest
+	// counts as the DigestTotal alerts it stands for (sent, failed or
+	// skipped together).
+	Digest      []DigestItem
+	DigestTotal int
 }
+
+// DigestItem is one new error of a digest.
+type DigestItem struct {
+	Hash    string
+	Subject string // the subject its own alert would have had
+	Count   int64  // its count when it was written
+	Link    string // its dashboard page, when Config.BaseURL is set
+}
+
+// MaxDigestItems caps the errors a digest lists; the others are counted.
+const MaxDigestItems = 100
 
 // Ticketing raises a ticket in an issue tracker. RaiseTicket is called once
 // for each new error and each regression, however many processes see it,
@@ -56,6 +99,7 @@ type Notification struct {
 // a [Notifier] is, on its own: at most one abandoned call of it runs at a
 // time, and tickets are dropped (counted in Stats.AlertsSkipped, logged
 // once) while that call still runs after a wait of NotifyTimeout.
+// Tickets are never digested.
 type Ticketing interface {
 	RaiseTicket(ctx context.Context, rec *ErrorRecord) error
 }
@@ -64,8 +108,9 @@ type Ticketing interface {
 const (
 	ReasonNew        = "new"        // the first occurrence of an error
 	ReasonRegression = "regression" // a resolved error happened again
-	ReasonThreshold  = "threshold"  // an open error's count reached one of Config.NotifyThresholds
+	ReasonThreshold  = "threshold"  // an open error's count passed one of Config.NotifyThresholds
 	ReasonOngoing    = "ongoing"    // an open error still occurs, Config.NotifyEvery after its last alert
+	ReasonDigest     = "digest"     // more new errors than Config.DigestThreshold in one Config.DigestWindow
 )
 
 // ErrPermanent marks a delivery failure that retrying cannot fix (an SMTP
@@ -130,6 +175,12 @@ func (m *Monitor) afterWrite(p *pending, res upsertResult) {
 		m.log.Error("errmon: could not read an error back to alert on it", "hash", hash, "reason", reason, "err", err)
 		return
 	}
+	if res.Count > 0 {
+		// Other writes (other processes) may have counted more since: the
+		// alert tells the count of the write that decided it, so that its
+		// headline ("passed 10; 35 now") and its count agree.
+		rec.Count = res.Count
+	}
 	if reason != "" {
 		m.alerts.enqueue(alertJob{note: m.compose(&rec, reason, threshold)})
 	}
@@ -145,33 +196,73 @@ func (m *Monitor) Link(hash string) string {
 	if m.cfg.BaseURL == "" {
 		return ""
 	}
-	return strings.TrimRight(m.cfg.BaseURL, "/") + strings.TrimRight(m.cfg.URLPrefix, "/") + "/" + hash
+	return m.dashboardLink() + "/" + hash
+}
+
+// dashboardLink is the dashboard's list page without its final slash, or
+// "" when BaseURL is not set.
+func (m *Monitor) dashboardLink() string {
+	if m.cfg.BaseURL == "" {
+		return ""
+	}
+	return strings.TrimRight(m.cfg.BaseURL, "/") + strings.TrimRight(m.cfg.URLPrefix, "/")
 }
 
 // MaxSubjectBytes caps an alert's subject line. (The other bounds of an
 // alert are in alertview.go.)
 const MaxSubjectBytes = 200
 
-// Subject returns an alert's subject for rec: "[SubjectPrefix] [METHOD]
-// path ExceptionName: message", the prefix left out when empty, the method
-// and path when unknown, on one line of at most [MaxSubjectBytes].
+// Subject returns the subject of the first alert of rec (a new error):
+// "[SubjectPrefix] [New] [METHOD] route ExceptionName: normalized message".
+// The prefix is left out when empty, the method and route when unknown (the
+// path stands in for a missing route); the message is the one stored,
+// normalized as for grouping ([NormalizeMessage]), so that every alert of
+// one error has the same subject but for its reason tag. It is one line of
+// at most [MaxSubjectBytes].
 func (m *Monitor) Subject(rec *ErrorRecord) string {
-	// Each part is cut first (the row may hold anything): folding and
-	// sanitizing then cost no more than the subject's size.
+	return m.subject(rec, reasonTag(ReasonNew, 0))
+}
+
+// reasonTag is the bracketed tag of an alert's subject that says why it was
+// sent.
+func reasonTag(reason string, threshold int64) string {
+	switch reason {
+	case ReasonNew:
+		return "New"
+	case ReasonRegression:
+		return "Regression"
+	case ReasonThreshold:
+		return "Escalating: " + strconv.FormatInt(threshold, 10) + " occurrences"
+	case ReasonOngoing:
+		return "Ongoing"
+	case ReasonDigest:
+		return "Digest"
+	}
+	return ""
+}
+
+func (m *Monitor) subject(rec *ErrorRecord, tag string) string {
+	// Each part is cut first (the row may hold anything): folding,
+	// normalizing and sanitizing then cost no more than the subject's size.
 	part := func(s string) string { return alertHead(s, 4*MaxSubjectBytes) }
 	var subj strings.Builder
 	if m.cfg.SubjectPrefix != "" {
 		subj.WriteString("[" + part(m.cfg.SubjectPrefix) + "] ")
 	}
+	if tag != "" {
+		subj.WriteString("[" + tag + "] ")
+	}
 	if rec.Method != "" {
 		subj.WriteString("[" + part(rec.Method) + "] ")
 	}
-	if rec.Path != "" {
+	if rec.Route != "" {
+		subj.WriteString(part(rec.Route) + " ")
+	} else if rec.Path != "" {
 		subj.WriteString(part(rec.Path) + " ")
 	}
 	subj.WriteString(part(rec.ExceptionName))
 	if rec.Message != "" {
-		subj.WriteString(": " + part(rec.Message))
+		subj.WriteString(": " + NormalizeMessage(part(rec.Message)))
 	}
 	return oneLine(subj.String(), MaxSubjectBytes)
 }
@@ -179,14 +270,22 @@ func (m *Monitor) Subject(rec *ErrorRecord) string {
 // compose writes the alert for rec.
 func (m *Monitor) compose(rec *ErrorRecord, reason string, threshold int64) *Notification {
 	n := &Notification{
-		From:    m.cfg.EmailSender,
-		To:      append([]string(nil), m.cfg.RecipientEmail...),
-		Subject: m.Subject(rec),
-		Error:   rec,
-		Reason:  reason,
-		Link:    m.Link(alertCap(rec.Hash, alertHashBytes)),
+		From:      m.cfg.EmailSender,
+		To:        append([]string(nil), m.cfg.RecipientEmail...),
+		Subject:   m.subject(rec, reasonTag(reason, threshold)),
+		Error:     rec,
+		Reason:    reason,
+		Link:      m.Link(alertCap(rec.Hash, alertHashBytes)),
+		Threshold: threshold,
+	}
+	n.ThreadID = m.threadID(rec.Hash)
+	if reason == ReasonNew {
+		n.MessageID = n.ThreadID
+	} else {
+		n.MessageID = m.uniqueMessageID(rec.Hash)
 	}
 	data := alertData(rec, reason, threshold, n.Link)
+	data.Title = n.Subject
 	var text, html bytes.Buffer
 	if err := alertText.Execute(&text, data); err != nil {
 		text.Reset()
@@ -199,10 +298,152 @@ func (m *Monitor) compose(rec *ErrorRecord, reason string, threshold int64) *Not
 	return n
 }
 
+// composeDigest writes the digest of total new errors, items listing the
+// first of them and first the first error.
+func (m *Monitor) composeDigest(first *ErrorRecord, items []DigestItem, total int) *Notification {
+	word := "errors"
+	if total == 1 {
+		word = "error"
+	}
+	tag := "[" + reasonTag(ReasonDigest, 0) + "] " + strconv.Itoa(total) + " new " + word
+	subject := tag
+	if m.cfg.SubjectPrefix != "" {
+		subject = "[" + alertHead(m.cfg.SubjectPrefix, 4*MaxSubjectBytes) + "] " + tag
+	}
+	n := &Notification{
+		From:        m.cfg.EmailSender,
+		To:          append([]string(nil), m.cfg.RecipientEmail...),
+		Subject:     oneLine(subject, MaxSubjectBytes),
+		Error:       first,
+		Reason:      ReasonDigest,
+		Digest:      items,
+		DigestTotal: total,
+		MessageID:   m.uniqueMessageID("digest"),
+	}
+	if l := m.dashboardLink(); l != "" {
+		n.Link = l + "/"
+	}
+	data := digestView{
+		Title:    n.Subject,
+		Headline: fmt.Sprintf("%d more new %s within %s", total, word, humanDuration(m.cfg.DigestWindow)),
+		Items:    items,
+		More:     total - len(items),
+		Link:     n.Link,
+		Single:   m.cfg.DigestThreshold,
+	}
+	var text, html bytes.Buffer
+	if err := digestText.Execute(&text, data); err != nil {
+		text.Reset()
+		fmt.Fprintf(&text, "%s\n\n(the digest could not be composed: %v)\n", n.Subject, err)
+	}
+	if err := digestHTML.Execute(&html, data); err != nil {
+		html.Reset()
+	}
+	n.Text, n.HTML = text.String(), html.String()
+	return n
+}
+
+// humanDuration says d in words for a digest: "1 minute", "90s".
+func humanDuration(d time.Duration) string {
+	switch {
+	case d == time.Minute:
+		return "1 minute"
+	case d%time.Hour == 0:
+		return strconv.FormatInt(int64(d/time.Hour), 10) + "h"
+	case d%time.Minute == 0:
+		return strconv.FormatInt(int64(d/time.Minute), 10) + " minutes"
+	}
+	return d.String()
+}
+
+// digestView is what the digest templates show.
+type digestView struct {
+	Title, Headline, Link string
+	Items                 []DigestItem
+	More                  int
+	Single                int
+}
+
+var digestText = texttemplate.Must(texttemplate.New("digest-text").Parse(`{{.Headline}}
+The first {{.Single}} of the window were announced one by one; these were held back for this digest.
+{{with .Link}}
+Open the dashboard: {{.}}
+{{end}}
+{{range .Items}}- {{.Subject}} (count {{.Count}})
+{{with .Link}}  {{.}}
+{{end}}{{end}}{{if .More}}- and {{.More}} more: see the dashboard
+{{end}}`))
+
+var digestHTML = htmltemplate.Must(htmltemplate.New("digest-html").Parse(`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<title>{{.Title}}</title>
+</head>
+<body style="margin:0;padding:16px;font-family:system-ui,-apple-system,Segoe UI,sans-serif;color:#1f2328;font-size:15px;line-height:1.4">
+<div style="max-width:720px;margin:0 auto">
+<h2 style="margin:0 0 8px;font-size:20px">{{.Headline}}</h2>
+<p style="margin:0 0 12px;color:#59636e">The first {{.Single}} of the window were announced one by one; these were held back for this digest.</p>
+{{with .Link}}<p style="margin:0 0 16px"><a href="{{.}}" style="display:inline-block;padding:10px 18px;background:#0969da;color:#ffffff;text-decoration:none;border-radius:6px;font-weight:600">Open the dashboard</a></p>
+{{end}}<ul style="padding-left:20px">
+{{range .Items}}<li style="margin:0 0 6px;overflow-wrap:anywhere">{{if .Link}}<a href="{{.Link}}">{{.Subject}}</a>{{else}}{{.Subject}}{{end}} <span style="color:#59636e">(count {{.Count}})</span></li>
+{{end}}{{if .More}}<li>and {{.More}} more: see the dashboard</li>
+{{end}}</ul>
+</div>
+</body>
+</html>
+`))
+
+// messageDomain is the domain of alerts' Message-IDs: Config.EmailSender's,
+// else the host's name, else "errmon.invalid".
+func (m *Monitor) messageDomain() string {
+	domain := ""
+	if a, err := mail.ParseAddress(m.cfg.EmailSender); err == nil {
+		if i := strings.LastIndexByte(a.Address, '@'); i >= 0 {
+			domain = a.Address[i+1:]
+		}
+	}
+	if domain == "" {
+		domain, _ = os.Hostname()
+	}
+	if domain = idPart(domain, ".-"); domain == "" {
+		domain = "errmon.invalid"
+	}
+	return domain
+}
+
+// idPart keeps the letters, digits and the extra bytes of s (at most 128
+// bytes): what a Message-ID may hold without quoting.
+func idPart(s, extra string) string {
+	var b strings.Builder
+	for i := 0; i < len(s) && b.Len() < 128; i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte(extra, c) >= 0 {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// threadID is the stable Message-ID of the first alert of the error hash.
+func (m *Monitor) threadID(hash string) string {
+	return "<errmon." + idPart(hash, "") + "@" + m.messageDomain() + ">"
+}
+
+// uniqueMessageID is a fresh Message-ID for an alert about hash ("digest"
+// for a digest).
+func (m *Monitor) uniqueMessageID(hash string) string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "<errmon." + idPart(hash, "") + "." + hex.EncodeToString(b[:]) + "@" + m.messageDomain() + ">"
+}
+
 // alertView is what the alert templates show: every text of the record
 // capped (see alertview.go), the times and the count as they are.
 type alertView struct {
 	Rec       *ErrorRecord
+	Title     string
 	Headline  string
 	Link      string
 	Exception string
@@ -212,7 +453,9 @@ type alertView struct {
 	Route     string
 	Host      string
 	Hash      string
-	Traceback string
+	Count     int64
+	Frames    alertFrames
+	Request   []alertRow
 	Context   string
 }
 
@@ -224,7 +467,7 @@ func alertData(rec *ErrorRecord, reason string, threshold int64, link string) al
 	case ReasonRegression:
 		headline = "A resolved error happened again"
 	case ReasonThreshold:
-		headline = fmt.Sprintf("An open error reached %d occurrences", threshold)
+		headline = fmt.Sprintf("An open error passed %d occurrences; %d now", threshold, rec.Count)
 	case ReasonOngoing:
 		headline = "An open error keeps happening"
 	}
@@ -239,7 +482,9 @@ func alertData(rec *ErrorRecord, reason string, threshold int64, link string) al
 		Route:     alertCap(rec.Route, MaxPathBytes),
 		Host:      alertCap(rec.Host, MaxHostBytes),
 		Hash:      alertCap(rec.Hash, alertHashBytes),
-		Traceback: alertTraceback(rec.Traceback),
+		Count:     rec.Count,
+		Frames:    alertStack(rec.Traceback),
+		Request:   alertRequest(rec.RequestData),
 		Context:   alertContext(rec.RequestData), // the HTML part is escaped by its template
 	}
 }
@@ -251,37 +496,58 @@ func oneLine(s string, max int) string {
 }
 
 var alertText = texttemplate.Must(texttemplate.New("text").Parse(`{{.Headline}}: {{.Exception}}{{with .Message}}: {{.}}{{end}}
-
+{{with .Link}}
+Open it on the dashboard: {{.}}
+{{end}}
 Where:      {{if or .Method .Path}}{{with .Method}}{{.}} {{end}}{{.Path}}{{with .Route}} (route {{.}}){{end}}{{with .Host}} on {{.}}{{end}}{{else}}recorded outside a request{{end}}
-Count:      {{.Rec.Count}}
+Count:      {{.Count}}
 First seen: {{.Rec.CreatedOn.UTC.Format "2006-01-02 15:04:05 MST"}}
 Last seen:  {{.Rec.LastSeen.UTC.Format "2006-01-02 15:04:05 MST"}}
-{{with .Link}}Details:    {{.}}
-{{end}}Hash:       {{.Hash}}
+Hash:       {{.Hash}}
 
-Traceback (newest call first):
-{{.Traceback}}
-Request (secrets masked):
+Traceback (newest call first{{if .Frames.Folded}}; library frames counted{{end}}):
+{{.Frames.Text}}
+{{with .Request}}Request (secrets masked):
+{{range .}}  {{printf "%-16s" (print .Name ":")}} {{.Value}}
+{{end}}
+{{end}}Request context (secrets masked):
 {{.Context}}
 `))
 
 var alertHTML = htmltemplate.Must(htmltemplate.New("html").Parse(`<!doctype html>
-<html><body style="font-family:system-ui,sans-serif;color:#1f2328">
-<h2 style="margin:0 0 8px">{{.Headline}}</h2>
-<p style="font-size:16px"><b>{{.Exception}}</b>{{with .Message}}: {{.}}{{end}}</p>
-<table style="border-collapse:collapse">
-<tr><td style="padding:2px 12px 2px 0;color:#59636e">Where</td><td>{{if or .Method .Path}}{{with .Method}}{{.}} {{end}}{{.Path}}{{with .Route}} (route {{.}}){{end}}{{with .Host}} on {{.}}{{end}}{{else}}recorded outside a request{{end}}</td></tr>
-<tr><td style="padding:2px 12px 2px 0;color:#59636e">Count</td><td>{{.Rec.Count}}</td></tr>
-<tr><td style="padding:2px 12px 2px 0;color:#59636e">First seen</td><td>{{.Rec.CreatedOn.UTC.Format "2006-01-02 15:04:05 MST"}}</td></tr>
-<tr><td style="padding:2px 12px 2px 0;color:#59636e">Last seen</td><td>{{.Rec.LastSeen.UTC.Format "2006-01-02 15:04:05 MST"}}</td></tr>
-<tr><td style="padding:2px 12px 2px 0;color:#59636e">Hash</td><td><code>{{.Hash}}</code></td></tr>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<title>{{.Title}}</title>
+</head>
+<body style="margin:0;padding:16px;font-family:system-ui,-apple-system,Segoe UI,sans-serif;color:#1f2328;font-size:15px;line-height:1.4">
+<div style="max-width:720px;margin:0 auto">
+<h2 style="margin:0 0 8px;font-size:20px">{{.Headline}}</h2>
+<p style="font-size:16px;margin:0 0 12px;overflow-wrap:anywhere"><b>{{.Exception}}</b>{{with .Message}}: {{.}}{{end}}</p>
+{{with .Link}}<p style="margin:0 0 16px"><a href="{{.}}" style="display:inline-block;padding:10px 18px;background:#0969da;color:#ffffff;text-decoration:none;border-radius:6px;font-weight:600">Open it on the dashboard</a></p>
+{{end}}<table style="border-collapse:collapse;width:100%">
+<tr><td style="padding:2px 12px 2px 0;color:#59636e;white-space:nowrap;vertical-align:top">Where</td><td style="overflow-wrap:anywhere">{{if or .Method .Path}}{{with .Method}}{{.}} {{end}}{{.Path}}{{with .Route}} (route {{.}}){{end}}{{with .Host}} on {{.}}{{end}}{{else}}recorded outside a request{{end}}</td></tr>
+<tr><td style="padding:2px 12px 2px 0;color:#59636e">Count</td><td>{{.Count}}</td></tr>
+<tr><td style="padding:2px 12px 2px 0;color:#59636e;white-space:nowrap">First seen</td><td>{{.Rec.CreatedOn.UTC.Format "2006-01-02 15:04:05 MST"}}</td></tr>
+<tr><td style="padding:2px 12px 2px 0;color:#59636e;white-space:nowrap">Last seen</td><td>{{.Rec.LastSeen.UTC.Format "2006-01-02 15:04:05 MST"}}</td></tr>
+<tr><td style="padding:2px 12px 2px 0;color:#59636e">Hash</td><td style="overflow-wrap:anywhere"><code>{{.Hash}}</code></td></tr>
 </table>
-{{with .Link}}<p><a href="{{.}}">Open it on the dashboard</a></p>{{end}}
-<h3>Traceback</h3>
-<pre style="background:#f6f8fa;padding:8px;overflow:auto">{{.Traceback}}</pre>
-<h3>Request (secrets masked)</h3>
-<pre style="background:#f6f8fa;padding:8px;overflow:auto">{{.Context}}</pre>
-</body></html>
+<h3 style="font-size:16px;margin:20px 0 6px">Traceback</h3>
+{{if .Frames.Folded}}<div style="background:#f6f8fa;padding:8px;font-family:ui-monospace,monospace;font-size:13px;overflow-wrap:anywhere">
+{{range .Frames.List}}{{if .Fold}}<div style="color:#59636e;padding:2px 0">+ {{.Fold}}</div>
+{{else}}<div style="padding:2px 0"><b>{{.Function}}</b>{{with .Location}}<br><span style="color:#59636e">{{.}}</span>{{end}}</div>
+{{end}}{{end}}</div>
+{{else}}<pre style="background:#f6f8fa;padding:8px;overflow:auto;font-size:13px">{{.Frames.Text}}</pre>
+{{end}}{{with .Request}}<h3 style="font-size:16px;margin:20px 0 6px">Request (secrets masked)</h3>
+<table style="border-collapse:collapse;width:100%">
+{{range .}}<tr><td style="padding:2px 12px 2px 0;color:#59636e;white-space:nowrap;vertical-align:top">{{.Name}}</td><td style="overflow-wrap:anywhere">{{.Value}}</td></tr>
+{{end}}</table>
+{{end}}<h3 style="font-size:16px;margin:20px 0 6px">Request context (secrets masked)</h3>
+<pre style="background:#f6f8fa;padding:8px;overflow:auto;font-size:13px;white-space:pre-wrap;overflow-wrap:anywhere">{{.Context}}</pre>
+</div>
+</body>
+</html>
 `))
 
 // alertJob is one delivery: an alert, a ticket, or a barrier for Flush.
@@ -289,6 +555,16 @@ type alertJob struct {
 	note    *Notification
 	ticket  *ErrorRecord
 	barrier chan struct{}
+}
+
+// alerts is how many alerts j counts as in Stats: a digest counts as the
+// alerts it stands for (sent, failed or skipped together), anything else
+// as one.
+func (j alertJob) alerts() int64 {
+	if j.note != nil && j.note.Reason == ReasonDigest && j.note.DigestTotal > 0 {
+		return int64(j.note.DigestTotal)
+	}
+	return 1
 }
 
 // alerts delivers notifications and tickets in order, off the request path
@@ -307,6 +583,7 @@ type alerts struct {
 	// The Notifier's and the Ticketing's state; only run's goroutine uses
 	// them.
 	notes, tickets lane
+	digest         digest
 }
 
 // lane is one Notifier or Ticketing as the sender sees it: at most one call
@@ -356,8 +633,11 @@ func (j alertJob) hash() string {
 }
 
 func (j alertJob) what() string {
-	if j.ticket != nil {
+	switch {
+	case j.ticket != nil:
 		return "ticket"
+	case j.note != nil && j.note.Reason == ReasonDigest:
+		return "digest"
 	}
 	return "alert"
 }
@@ -387,25 +667,25 @@ func (a *alerts) run() {
 	defer a.m.wg.Done()
 	a.notes = lane{owner: "Notifier", what: "alert", waitFor: a.m.cfg.NotifyTimeout}
 	a.tickets = lane{owner: "Ticketing", what: "ticket", waitFor: a.m.cfg.NotifyTimeout}
+	defer a.digest.stop()
 	for {
 		select {
 		case <-a.m.stop:
 			a.abandon()
 			return
+		case <-a.digest.due():
+			a.sendDigest()
 		case j := <-a.jobs:
 			switch {
 			case j.barrier != nil:
+				// Flush: a digest waiting for its window's end goes now.
+				a.sendDigest()
 				close(j.barrier)
 			case j.note != nil:
-				a.deliver(&a.notes, j, func(ctx context.Context) error {
-					// Each attempt gets its own copy: an abandoned attempt
-					// may still be running.
-					note := *j.note
-					note.To = append([]string(nil), j.note.To...)
-					rec := *j.note.Error
-					note.Error = &rec
-					return a.m.cfg.Notifier.Notify(ctx, &note)
-				})
+				if a.hold(j.note) {
+					continue
+				}
+				a.sendNote(j)
 			case j.ticket != nil:
 				a.deliver(&a.tickets, j, func(ctx context.Context) error {
 					rec := *j.ticket
@@ -416,8 +696,109 @@ func (a *alerts) run() {
 	}
 }
 
-// abandon logs the jobs still queued when the monitor stops.
+// sendNote delivers an alert through the Notifier's lane.
+func (a *alerts) sendNote(j alertJob) {
+	a.deliver(&a.notes, j, func(ctx context.Context) error {
+		// Each attempt gets its own copy: an abandoned attempt may still be
+		// running.
+		note := *j.note
+		note.To = append([]string(nil), j.note.To...)
+		note.Digest = append([]DigestItem(nil), j.note.Digest...)
+		if j.note.Error != nil {
+			rec := *j.note.Error
+			note.Error = &rec
+		}
+		return a.m.cfg.Notifier.Notify(ctx, &note)
+	})
+}
+
+// digest is the state of the digest: the new-error alerts of the current
+// window, and those held back for the digest. Only run's goroutine uses
+// it.
+type digest struct {
+	start time.Time    // the start of the current window
+	news  int          // new-error alerts in the window
+	items []DigestItem // held back, at most MaxDigestItems
+	total int          // held back, listed or not
+	first *ErrorRecord // the first error held back
+	timer *time.Timer  // fires at the window's end while alerts are held
+}
+
+// due is the channel that fires at the end of the window while alerts are
+// held back (nil otherwise: it never fires).
+func (d *digest) due() <-chan time.Time {
+	if d.timer == nil {
+		return nil
+	}
+	return d.timer.C
+}
+
+func (d *digest) stop() {
+	if d.timer != nil {
+		d.timer.Stop()
+		d.timer = nil
+	}
+}
+
+// hold reports whether n is held back for the digest: a new-error alert
+// past the first Config.DigestThreshold of the current Config.DigestWindow.
+// Other reasons are never held.
+func (a *alerts) hold(n *Notification) bool {
+	cfg := &a.m.cfg
+	if n.Reason != ReasonNew || cfg.DigestThreshold < 0 {
+		return false
+	}
+	d := &a.digest
+	now := time.Now()
+	if d.start.IsZero() || now.Sub(d.start) >= cfg.DigestWindow {
+		if d.total > 0 {
+			a.sendDigest() // its timer is late: the window is over
+		}
+		d.start, d.news = now, 0
+	}
+	d.news++
+	if d.news <= cfg.DigestThreshold {
+		return false
+	}
+	if d.total == 0 {
+		rec := *n.Error
+		d.first = &rec
+		d.timer = time.NewTimer(max(d.start.Add(cfg.DigestWindow).Sub(now), 0))
+	}
+	d.total++
+	if len(d.items) < MaxDigestItems {
+		// The digest's subject has the prefix: each line leaves it out.
+		subject := strings.TrimPrefix(n.Subject, "["+alertHead(cfg.SubjectPrefix, 4*MaxSubjectBytes)+"] ")
+		d.items = append(d.items, DigestItem{Hash: n.Error.Hash, Subject: subject, Count: n.Error.Count, Link: n.Link})
+	}
+	return true
+}
+
+// sendDigest delivers the alerts held back as one digest, if any.
+func (a *alerts) sendDigest() {
+	d := &a.digest
+	d.stop()
+	if d.total == 0 {
+		return
+	}
+	note := a.m.composeDigest(d.first, d.items, d.total)
+	d.items, d.total, d.first = nil, 0, nil
+	a.sendNote(alertJob{note: note})
+}
+
+// abandon logs the jobs still queued when the monitor stops, and the
+// alerts held back for a digest.
 func (a *alerts) abandon() {
+	if d := &a.digest; d.total > 0 {
+		hashes := make([]string, 0, min(len(d.items), 10))
+		for _, it := range d.items[:min(len(d.items), 10)] {
+			hashes = append(hashes, it.Hash)
+		}
+		a.m.stats.alertsFailed.Add(int64(d.total))
+		a.log.Error("errmon: monitor closed before this digest was delivered",
+			"errors", d.total, "hashes", strings.Join(hashes, ","))
+		d.items, d.total, d.first = nil, 0, nil
+	}
 	for {
 		select {
 		case j := <-a.jobs:
@@ -455,7 +836,7 @@ func (a *alerts) deliver(l *lane, j alertJob, send func(context.Context) error) 
 		err = a.try(l, send)
 		if err == nil {
 			if j.note != nil {
-				a.m.stats.alertsSent.Add(1)
+				a.m.stats.alertsSent.Add(j.alerts())
 			}
 			return
 		}
@@ -470,7 +851,7 @@ func (a *alerts) deliver(l *lane, j alertJob, send func(context.Context) error) 
 			attempts = alertAttempts // give up now; Close is waiting
 		}
 	}
-	a.m.stats.alertsFailed.Add(1)
+	a.m.stats.alertsFailed.Add(j.alerts())
 	a.log.Error("errmon: could not deliver "+j.what(), "hash", j.hash(), "attempts", attempts, "err", err)
 }
 
@@ -491,7 +872,7 @@ func (a *alerts) skip(l *lane, j alertJob) bool {
 		return false // try waits for it
 	}
 	l.skips++
-	a.skipped.Add(1)
+	a.skipped.Add(j.alerts())
 	if l.skips == 1 {
 		a.log.Error("errmon: the "+l.owner+" is still blocked in a call that ignored its context; "+
 			l.what+"s are dropped until it returns",

@@ -19,6 +19,7 @@ import (
 	netmail "net/mail"
 	"os"
 	"os/exec"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -142,6 +143,14 @@ func (g *ntGomail) Notify(_ context.Context, n *Notification) error {
 	msg.SetHeader("Subject", n.Subject)
 	msg.SetHeader("X-Errmon-Reason", n.Reason)
 	msg.SetHeader("X-Errmon-Hash", n.Error.Hash)
+	// Threading as mail.Notifier does it.
+	if n.MessageID != "" {
+		msg.SetHeader("Message-Id", n.MessageID)
+	}
+	if n.ThreadID != "" && n.ThreadID != n.MessageID {
+		msg.SetHeader("In-Reply-To", n.ThreadID)
+		msg.SetHeader("References", n.ThreadID)
+	}
 	msg.SetBody("text/plain", n.Text)
 	msg.AddAlternative("text/html", n.HTML)
 	return gomail.NewDialer(host, p, "", "").DialAndSend(msg)
@@ -326,7 +335,7 @@ func TestNotifyEmailPolicy(t *testing.T) {
 		if to := p.Header.Get("To"); !strings.Contains(to, "team@example.com") || !strings.Contains(to, "oncall@example.com") {
 			t.Errorf("To = %q", to)
 		}
-		wantSubject := "[shop] [POST] /api/login " + rec.ExceptionName + ": login failed for bob"
+		wantSubject := "[shop] [New] [POST] /api/login " + rec.ExceptionName + ": login failed for bob"
 		if p.Subject != wantSubject {
 			t.Errorf("Subject = %q, want %q", p.Subject, wantSubject)
 		}
@@ -344,7 +353,7 @@ func TestNotifyEmailPolicy(t *testing.T) {
 				}
 			}
 		}
-		if !strings.Contains(p.HTML, `<a href="`+link+`">`) {
+		if !strings.Contains(p.HTML, `<a href="`+link+`"`) {
 			t.Errorf("html part has no link to %s", link)
 		}
 		if strings.Contains(p.Text, "&#34;") || strings.Contains(p.Text, "&lt;") {
@@ -373,8 +382,8 @@ func TestNotifyEmailPolicy(t *testing.T) {
 		if !strings.Contains(p.Text, "A resolved error happened again") || !strings.Contains(p.Text, "Count:      55") {
 			t.Errorf("regression mail:\n%s", p.Text)
 		}
-		if p.Subject != wantSubject {
-			t.Errorf("Subject = %q, want %q", p.Subject, wantSubject)
+		if want := strings.Replace(wantSubject, "[New]", "[Regression]", 1); p.Subject != want {
+			t.Errorf("Subject = %q, want %q", p.Subject, want)
 		}
 
 		// Repeats of the open error: nothing more.
@@ -472,10 +481,10 @@ func TestNotifyThresholds(t *testing.T) {
 			if got := n.reasons(); strings.Join(got, ",") != strings.Join(s.want, ",") {
 				t.Fatalf("step %d (count %d): alerts %v, want %v", i, total, got, s.want)
 			}
-			if i == 2 && !strings.Contains(n.last().Text, "reached 10 occurrences") {
+			if i == 2 && !strings.Contains(n.last().Text, "passed 10 occurrences; 10 now") {
 				t.Errorf("threshold alert text:\n%s", n.last().Text)
 			}
-			if i == 4 && !strings.Contains(n.last().Text, "reached 1000 occurrences") {
+			if i == 4 && !strings.Contains(n.last().Text, "passed 1000 occurrences; 2095 now") {
 				t.Errorf("threshold alert names the highest threshold crossed:\n%s", n.last().Text)
 			}
 		}
@@ -483,7 +492,7 @@ func TestNotifyThresholds(t *testing.T) {
 			t.Errorf("count %d, want %d", rec.Count, total)
 		}
 		// Recorded outside a request: no method or path in the subject.
-		if s := n.last().Subject; s != "[shop] *errors.errorString: threshold boom" {
+		if s := n.last().Subject; s != "[shop] [Escalating: 1000 occurrences] *errors.errorString: threshold boom" {
 			t.Errorf("subject %q", s)
 		}
 	})
@@ -764,11 +773,11 @@ func TestNotifySubjectAndLink(t *testing.T) {
 		subject, link           string
 	}{
 		{"shop", "https://shop.example.com/", "/dev/error/", ErrorRecord{Hash: "h1", Method: "GET", Path: "/a", ExceptionName: "E", Message: "m"},
-			"[shop] [GET] /a E: m", "https://shop.example.com/dev/error/h1"},
+			"[shop] [New] [GET] /a E: m", "https://shop.example.com/dev/error/h1"},
 		{"", "", "/dev/error", ErrorRecord{Hash: "h2", ExceptionName: "E", Message: "line one\nline\ttwo\r\nBcc: x@example.com"},
-			"E: line one line two Bcc: x@example.com", ""},
+			"[New] E: line one line two Bcc: x@example.com", ""},
 		{"p", "https://x.example.com/svc", "/errors/", ErrorRecord{Hash: "h3", Method: "PUT", Path: "/b", ExceptionName: "E"},
-			"[p] [PUT] /b E", "https://x.example.com/svc/errors/h3"},
+			"[p] [New] [PUT] /b E", "https://x.example.com/svc/errors/h3"},
 		{"", "", "/dev/error", ErrorRecord{ExceptionName: "E", Message: strings.Repeat("é", 300)}, "", ""},
 	}
 	for i, tc := range cases {
@@ -1083,4 +1092,241 @@ func ntDepth(v any) int {
 		return d + 1
 	}
 	return 0
+}
+
+// TestNotifyAlertShapes: through a real SMTP conversation, the four
+// reasons of one error: each subject says why, the rest of it is stable;
+// every mail carries the thread of the first (whose Message-ID it is) and
+// a Message-ID of its own; the threshold alert's headline and count agree;
+// the HTML part is made for phones and folds library frames; the request
+// is a table.
+func TestNotifyAlertShapes(t *testing.T) {
+	eachDB(t, func(t *testing.T, tdb testDB) {
+		srv := ntStartSMTP(t, nil)
+		m, _ := ntMonitor(t, tdb.DB, &ntGomail{addr: srv.Addr()}, func(c *Config) {
+			c.NotifyThresholds = []int64{10}
+			c.NotifyEvery = time.Hour
+		})
+		r := ntRouter(m)
+		ntHit(t, r, 5) // new
+		ntFlush(t, m)
+		ntHit(t, r, 30) // 35: passed 10
+		ntFlush(t, m)
+		rec := ntOnlyRecord(t, tdb.DB)
+		ntResolve(t, tdb.DB, rec.Hash)
+		ntHit(t, r, 1) // regression, 36
+		ntFlush(t, m)
+		if err := tdb.DB.Model(&ErrorRecord{}).Where("hash = ?", rec.Hash).
+			Update("last_notified_at", dbTime(time.Now().Add(-2*time.Hour))).Error; err != nil {
+			t.Fatal(err)
+		}
+		ntHit(t, r, 1) // ongoing, 37
+		ntFlush(t, m)
+		mails := srv.received()
+		if len(mails) != 4 {
+			t.Fatalf("%d mails, want 4 (new, threshold, regression, ongoing)", len(mails))
+		}
+		rest := "[POST] /api/login " + rec.ExceptionName + ": login failed for bob"
+		wants := []struct{ reason, subject, headline, count string }{
+			{ReasonNew, "[shop] [New] " + rest, "A new error", "Count:      5\n"},
+			{ReasonThreshold, "[shop] [Escalating: 10 occurrences] " + rest, "An open error passed 10 occurrences; 35 now", "Count:      35\n"},
+			{ReasonRegression, "[shop] [Regression] " + rest, "A resolved error happened again", "Count:      36\n"},
+			{ReasonOngoing, "[shop] [Ongoing] " + rest, "An open error keeps happening", "Count:      37\n"},
+		}
+		thread := "<errmon." + rec.Hash + "@example.com>"
+		ids := map[string]bool{}
+		link := "https://shop.example.com/dev/error/" + rec.Hash
+		for i, w := range wants {
+			p := ntParse(t, mails[i].Raw)
+			if got := p.Header.Get("X-Errmon-Reason"); got != w.reason {
+				t.Errorf("mail %d: reason %q, want %q", i, got, w.reason)
+			}
+			if p.Subject != w.subject {
+				t.Errorf("mail %d: subject %q, want %q", i, p.Subject, w.subject)
+			}
+			if !strings.HasPrefix(p.Text, w.headline+": ") || !strings.Contains(p.Text, w.count) {
+				t.Errorf("mail %d: headline or count wrong, want %q and %q:\n%s", i, w.headline, w.count, p.Text)
+			}
+			id := p.Header.Get("Message-Id")
+			if ids[id] || !strings.HasPrefix(id, "<errmon.") || !strings.HasSuffix(id, "@example.com>") {
+				t.Errorf("mail %d: Message-Id %q repeated or malformed", i, id)
+			}
+			ids[id] = true
+			if i == 0 {
+				if id != thread || p.Header.Get("In-Reply-To") != "" || p.Header.Get("References") != "" {
+					t.Errorf("first mail: Message-Id %q (want %q), In-Reply-To %q, References %q",
+						id, thread, p.Header.Get("In-Reply-To"), p.Header.Get("References"))
+				}
+			} else if p.Header.Get("In-Reply-To") != thread || p.Header.Get("References") != thread {
+				t.Errorf("mail %d: In-Reply-To %q, References %q, want both %q", i, p.Header.Get("In-Reply-To"), p.Header.Get("References"), thread)
+			}
+			// The HTML part: for phones, titled, in English, with a button.
+			for _, want := range []string{`<html lang="en">`, `<meta name="viewport" content="width=device-width,initial-scale=1">`,
+				"<title>" + strings.SplitN(w.subject, " [POST]", 2)[0] + " [POST] /api/login", `<a href="` + link + `" style="display:inline-block`} {
+				if !strings.Contains(p.HTML, want) {
+					t.Errorf("mail %d: html part lacks %q:\n%s", i, want, p.HTML)
+				}
+			}
+			// Frames: the application's shown, the libraries' counted.
+			for name, body := range map[string]string{"text": p.Text, "html": p.HTML} {
+				if !strings.Contains(body, "errmon.ntLoginFailed") || !strings.Contains(body, "notify_test.go:") {
+					t.Errorf("mail %d: %s part does not show the handler's frame:\n%s", i, name, body)
+				}
+				for _, lib := range []string{"gin-gonic/gin.(*Context).Next", "runtime/panic.go", "errmon.(*Monitor)"} {
+					if strings.Contains(body, lib) {
+						t.Errorf("mail %d: %s part shows the library frame %q", i, name, lib)
+					}
+				}
+				if !regexp.MustCompile(`\+ \d+ library frames?`).MatchString(body) {
+					t.Errorf("mail %d: %s part does not count the library frames:\n%s", i, name, body)
+				}
+				// The request table.
+				for _, want := range []string{"Method", "POST", "Route", "/api/login", "Client IP", "Content-Type", "application/json",
+					"/api/login?lang=en&password=" + defaultMaskWith} {
+					if name == "html" {
+						want = strings.ReplaceAll(want, "&", "&amp;")
+					}
+					if !strings.Contains(body, want) {
+						t.Errorf("mail %d: %s part lacks %q", i, name, want)
+					}
+				}
+			}
+			if !regexp.MustCompile(`(?m)^  Client IP:\s+\S+$`).MatchString(p.Text) {
+				t.Errorf("mail %d: no request table in the text part:\n%s", i, p.Text)
+			}
+		}
+	})
+}
+
+// TestNotifyDigest: a burst of new errors past DigestThreshold gives
+// DigestThreshold mails and one digest listing the rest, each linked;
+// regressions are never held back; the digest waits for its window's end
+// or for Flush, and Close delivers one still waiting.
+func TestNotifyDigest(t *testing.T) {
+	eachDB(t, func(t *testing.T, tdb testDB) {
+		srv := ntStartSMTP(t, nil)
+		m, _ := ntMonitor(t, tdb.DB, &ntGomail{addr: srv.Addr()}, nil) // DigestThreshold 10, one minute
+		const burst = 37
+		for i := 0; i < burst; i++ {
+			m.Record(nil, errors.New("burst "+letters(i)))
+		}
+		ntFlush(t, m) // the digest goes at Flush rather than at the end of the window
+		var recs []ErrorRecord
+		if err := tdb.DB.Find(&recs).Error; err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) != burst {
+			t.Fatalf("%d errors stored, want %d", len(recs), burst)
+		}
+		all := map[string]bool{}
+		for _, r := range recs {
+			all[r.Hash] = true
+		}
+		mails := srv.received()
+		if len(mails) != defaultDigestThreshold+1 {
+			t.Fatalf("%d mails for a burst of %d new errors, want %d and a digest", len(mails), burst, defaultDigestThreshold)
+		}
+		seen := map[string]bool{}
+		var digest ntParsed
+		for _, mail := range mails {
+			p := ntParse(t, mail.Raw)
+			switch p.Header.Get("X-Errmon-Reason") {
+			case ReasonNew:
+				h := p.Header.Get("X-Errmon-Hash")
+				if seen[h] || !all[h] {
+					t.Errorf("single alert for %s repeated or unknown", h)
+				}
+				seen[h] = true
+			case ReasonDigest:
+				digest = p
+			default:
+				t.Errorf("unexpected mail %q", p.Subject)
+			}
+		}
+		want := fmt.Sprintf("[shop] [Digest] %d new errors", burst-defaultDigestThreshold)
+		if digest.Subject != want {
+			t.Fatalf("digest subject %q, want %q", digest.Subject, want)
+		}
+		for _, body := range []string{digest.Text, digest.HTML} {
+			for h := range all {
+				link := "https://shop.example.com/dev/error/" + h
+				if listed := strings.Contains(body, link); listed == seen[h] {
+					t.Errorf("error %s: announced alone %v, listed in the digest %v; want exactly one", h, seen[h], listed)
+				}
+			}
+			if !strings.Contains(body, "[New] *errors.errorString: burst") {
+				t.Errorf("the digest does not name its errors:\n%s", body)
+			}
+		}
+		if !strings.Contains(digest.HTML, `<meta name="viewport"`) || !strings.Contains(digest.HTML, `<a href="https://shop.example.com/dev/error/"`) {
+			t.Errorf("digest html:\n%s", digest.HTML)
+		}
+		if s := m.Stats(); s.AlertsSent != burst || s.AlertsFailed != 0 {
+			t.Errorf("stats %+v, want the %d alerts counted as sent", s, burst)
+		}
+
+		// Still in the same window: new errors are held back, a regression
+		// is not.
+		ntResolve(t, tdb.DB, recs[0].Hash)
+		m.Record(nil, errors.New(recs[0].Message))
+		m.Record(nil, errors.New("burst again"))
+		ntFlush(t, m)
+		mails = srv.received()[len(mails):]
+		reasons := map[string]string{}
+		for _, mail := range mails {
+			p := ntParse(t, mail.Raw)
+			reasons[p.Header.Get("X-Errmon-Reason")] = p.Subject
+		}
+		if len(mails) != 2 || reasons[ReasonRegression] == "" || reasons[ReasonDigest] != "[shop] [Digest] 1 new error" {
+			t.Errorf("after the burst: %v, want one regression and a digest of the one new error", reasons)
+		}
+	})
+}
+
+// TestNotifyDigestWindow: without a Flush, the digest goes when its window
+// ends; Close delivers one that is still waiting.
+func TestNotifyDigestWindow(t *testing.T) {
+	tdb := openSQLite(t)
+	for _, tc := range []struct {
+		name   string
+		window time.Duration
+	}{{"window ends", time.Second}, {"Close", time.Hour}} {
+		t.Run(tc.name, func(t *testing.T) {
+			tdb.DB.Exec("DELETE FROM app_errors")
+			n := &ntRecorder{}
+			m, _ := ntMonitor(t, tdb.DB, n, func(c *Config) {
+				c.DigestThreshold = 2
+				c.DigestWindow = tc.window
+				c.FlushInterval = 10 * time.Millisecond
+			})
+			for i := 0; i < 5; i++ {
+				m.Record(nil, errors.New("window "+letters(i)+" "+tc.name))
+			}
+			count := func() int { n.mu.Lock(); defer n.mu.Unlock(); return len(n.notes) }
+			deadline := time.Now().Add(30 * time.Second)
+			for count() < 2 && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if tc.name == "Close" {
+				if err := m.Close(); err != nil {
+					t.Fatalf("Close: %v", err)
+				}
+			}
+			for count() < 3 && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if got := n.reasons(); strings.Join(got, ",") != "new,new,digest" {
+				t.Fatalf("alerts %v, want [new new digest]", got)
+			}
+			d := n.last()
+			if d.DigestTotal != 3 || len(d.Digest) != 3 || d.Error == nil || d.Error.Hash != d.Digest[0].Hash || d.Subject != "[shop] [Digest] 3 new errors" {
+				t.Errorf("digest %d listed of %d, error %v, subject %q", len(d.Digest), d.DigestTotal, d.Error, d.Subject)
+			}
+			for _, it := range d.Digest {
+				if it.Link != "https://shop.example.com/dev/error/"+it.Hash || !strings.HasPrefix(it.Subject, "[New] ") || it.Count != 1 {
+					t.Errorf("digest item %+v", it)
+				}
+			}
+		})
+	}
 }

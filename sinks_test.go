@@ -179,6 +179,7 @@ func skStart(t *testing.T, tdb testDB) *skEnv {
 	cfg.Logger = slog.New(slog.NewTextHandler(&env.ownLog, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg.FlushInterval = time.Hour
 	cfg.SendNotification = true
+	cfg.DigestThreshold = -1 // one alert per new error: each is a sink of its own
 	cfg.Notifier = env.notes
 	cfg.RecipientEmail = []string{"team@example.com"}
 	cfg.EmailSender = "errmon@example.com"

@@ -45,11 +45,11 @@ func ExampleNotifier_Message() {
 	msg := n.Message(&errmon.Notification{
 		From:    "errmon@example.com",
 		To:      []string{"team@example.com"},
-		Subject: "[shop] [GET] /items/7 runtime.boundsError: index out of range [7] with length 3",
+		Subject: "[shop] [New] [GET] /items/:id runtime.boundsError: index out of range [<n>] with length <n>",
 		Text:    "A new error...",
 		HTML:    "<p>A new error...</p>",
 		Reason:  errmon.ReasonNew,
 	})
 	fmt.Println(msg.GetHeader("Subject")[0])
-	// Output: [shop] [GET] /items/7 runtime.boundsError: index out of range [7] with length 3
+	// Output: [shop] [New] [GET] /items/:id runtime.boundsError: index out of range [<n>] with length <n>
 }

@@ -14,6 +14,12 @@
 //		Password: os.Getenv("SMTP_PASSWORD"),
 //	})
 //
+// The alerts of one error form one thread in mail clients: the first one's
+// Message-Id is the error's [errmon.Notification.ThreadID]
+// ("<errmon.{hash}@{sender's domain}>"), and every later one (threshold,
+// regression, ongoing) has a Message-Id of its own and refers to the first
+// with In-Reply-To and References.
+//
 // Messages are built with gopkg.in/gomail.v2. The connection is opened by
 // this package rather than by gomail's Dialer, whose reads and writes have no
 // deadline (a server that accepts a connection and never answers would block
@@ -130,7 +136,10 @@ func (n *Notifier) Addr() string {
 }
 
 // Notify sends one alert as a multipart/alternative email (text/plain and
-// text/html) from note.From to note.To, within Config.Timeout and ctx.
+// text/html) from note.From to note.To, within Config.Timeout and ctx. Its
+// Message-Id is note.MessageID; when note.ThreadID differs from it (any
+// alert of an error but its first), In-Reply-To and References carry
+// note.ThreadID, so that the alerts of one error thread.
 // A rejection by the server (an SMTP 5xx reply) wraps
 // [errmon.ErrPermanent], which tells errmon not to retry it; a send that
 // runs out of time wraps context.DeadlineExceeded, and one whose ctx is
@@ -160,10 +169,22 @@ func (n *Notifier) Message(note *errmon.Notification) *gomail.Message {
 	m.SetHeader("To", append([]string(nil), note.To...)...) // gomail encodes in place
 	m.SetHeader("Subject", oneLine(note.Subject))
 	m.SetDateHeader("Date", time.Now())
-	m.SetHeader("Message-Id", n.messageID(note.From))
+	// Threading: every alert of one error refers to the Message-ID of its
+	// first alert (note.ThreadID), which is also that alert's own id, so
+	// mail clients show them as one conversation.
+	id := msgID(note.MessageID)
+	if id == "" {
+		id = n.messageID(note.From)
+	}
+	m.SetHeader("Message-Id", id)
+	if thread := msgID(note.ThreadID); thread != "" && thread != id {
+		m.SetHeader("In-Reply-To", thread)
+		m.SetHeader("References", thread)
+	}
 	// RFC 3834: this is an automatic message; auto-responders stay quiet.
 	m.SetHeader("Auto-Submitted", "auto-generated")
-	if note.Error != nil && note.Error.Hash != "" {
+	if note.Error != nil && note.Error.Hash != "" && note.Reason != errmon.ReasonDigest {
+		// (A digest is about many errors: it names none in its headers.)
 		m.SetHeader("X-Errmon-Hash", note.Error.Hash)
 	}
 	if note.Reason != "" {
@@ -192,6 +213,20 @@ func (n *Notifier) messageID(from string) string {
 		domain, _ = os.Hostname()
 	}
 	return "<errmon." + hex.EncodeToString(b[:]) + "@" + domain + ">"
+}
+
+// msgID returns id when it is a plain message id, "<left@right>" on one
+// line of printable ASCII without spaces, else "".
+func msgID(id string) string {
+	if len(id) < 5 || len(id) > 250 || id[0] != '<' || id[len(id)-1] != '>' || strings.Count(id, "@") != 1 {
+		return ""
+	}
+	for i := 1; i < len(id)-1; i++ {
+		if c := id[i]; c <= ' ' || c >= 0x7f || c == '<' || c == '>' {
+			return ""
+		}
+	}
+	return id
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

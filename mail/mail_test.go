@@ -793,7 +793,7 @@ const (
 	secretBearer = "bearer-73cc"
 )
 
-func monitorWithMail(t *testing.T, n errmon.Notifier, notifyTimeout time.Duration) (*errmon.Monitor, *gin.Engine, *gorm.DB, *syncLog) {
+func monitorWithMail(t *testing.T, n errmon.Notifier, notifyTimeout time.Duration, tweaks ...func(*errmon.Config)) (*errmon.Monitor, *gin.Engine, *gorm.DB, *syncLog) {
 	t.Helper()
 	db, err := gorm.Open(sqlite.Open(filepath.Join(t.TempDir(), "errors.db")+"?_busy_timeout=10000"),
 		&gorm.Config{Logger: logger.Default.LogMode(logger.Silent)})
@@ -818,6 +818,9 @@ func monitorWithMail(t *testing.T, n errmon.Notifier, notifyTimeout time.Duratio
 	cfg.BaseURL = "https://billing.example.com"
 	cfg.FlushInterval = time.Hour
 	cfg.NotifyTimeout = notifyTimeout
+	for _, tw := range tweaks {
+		tw(&cfg)
+	}
 	m, err := errmon.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -877,7 +880,7 @@ func TestMonitorMailsOneAlert(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := parse(t, msgs[0].Data)
-	if want := "[billing] [POST] /charge " + rec.ExceptionName + ": card declined"; p.subject(t) != want {
+	if want := "[billing] [New] [POST] /charge " + rec.ExceptionName + ": card declined"; p.subject(t) != want {
 		t.Errorf("Subject %q, want %q", p.subject(t), want)
 	}
 	if p.Header.Get("X-Errmon-Hash") != rec.Hash || p.Header.Get("X-Errmon-Reason") != errmon.ReasonNew {
@@ -942,5 +945,120 @@ func TestMonitorWithFaultySMTP(t *testing.T) {
 			}
 			charge(t, r, 1) // still serving
 		})
+	}
+}
+
+// TestNotifierThreadingHeaders: Message-Id is the notification's;
+// In-Reply-To and References carry its ThreadID when it differs; ids that
+// are not plain message ids are not sent as they are.
+func TestNotifierThreadingHeaders(t *testing.T) {
+	n := mail.New(mail.Config{Host: "smtp.example.com"})
+	cases := []struct {
+		id, thread        string
+		wantID, wantReply string
+	}{
+		{"<errmon.abc@example.com>", "<errmon.abc@example.com>", "<errmon.abc@example.com>", ""},
+		{"<errmon.abc.1f@example.com>", "<errmon.abc@example.com>", "<errmon.abc.1f@example.com>", "<errmon.abc@example.com>"},
+		{"", "", "", ""},
+		{"<bad id@example.com>\r\nBcc: x@example.com", "<x\r\n@y>", "", ""},
+	}
+	for i, tc := range cases {
+		note := sampleNote()
+		note.MessageID, note.ThreadID = tc.id, tc.thread
+		msg := n.Message(note)
+		id := msg.GetHeader("Message-Id")
+		if len(id) != 1 || (tc.wantID != "" && id[0] != tc.wantID) || !strings.HasPrefix(id[0], "<errmon.") || strings.ContainsAny(id[0], " \r\n") {
+			t.Errorf("case %d: Message-Id %q, want %q", i, id, tc.wantID)
+		}
+		for _, h := range []string{"In-Reply-To", "References"} {
+			got := strings.Join(msg.GetHeader(h), ",")
+			if got != tc.wantReply {
+				t.Errorf("case %d: %s %q, want %q", i, h, got, tc.wantReply)
+			}
+		}
+	}
+}
+
+// TestMonitorThreadsMails: a monitor mailing through mail.Notifier: the
+// new error's mail and its regression's have subjects that say why, one
+// thread (References and In-Reply-To of the second are the first's
+// Message-Id), ids of their own, and an HTML part made for phones.
+func TestMonitorThreadsMails(t *testing.T) {
+	srv := startSMTP(t, nil)
+	m, r, db, _ := monitorWithMail(t, mail.New(mail.Config{Host: srv.Host, Port: srv.Port, Timeout: 5 * time.Second}), 5*time.Second,
+		func(c *errmon.Config) { c.NotifyThresholds = []int64{3} })
+	charge(t, r, 2)
+	if err := flushWithin(m, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	charge(t, r, 2) // 4: passed 3
+	if err := flushWithin(m, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	var rec errmon.ErrorRecord
+	if err := db.Take(&rec).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Model(&rec).Update("resolved", true).Error; err != nil {
+		t.Fatal(err)
+	}
+	charge(t, r, 1)
+	if err := flushWithin(m, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	msgs := srv.messages()
+	if len(msgs) != 3 {
+		t.Fatalf("%d mails, want 3", len(msgs))
+	}
+	rest := "[POST] /charge " + rec.ExceptionName + ": card declined"
+	subjects := []string{"[billing] [New] " + rest, "[billing] [Escalating: 3 occurrences] " + rest, "[billing] [Regression] " + rest}
+	first := ""
+	ids := map[string]bool{}
+	for i, msg := range msgs {
+		p := parse(t, msg.Data)
+		if s := p.subject(t); s != subjects[i] {
+			t.Errorf("mail %d: subject %q, want %q", i, s, subjects[i])
+		}
+		id := p.Header.Get("Message-Id")
+		if ids[id] {
+			t.Errorf("mail %d: Message-Id %q repeated", i, id)
+		}
+		ids[id] = true
+		if i == 0 {
+			first = id
+			if id != "<errmon."+rec.Hash+"@example.com>" || p.Header.Get("References") != "" {
+				t.Errorf("first mail: Message-Id %q, References %q", id, p.Header.Get("References"))
+			}
+		} else if p.Header.Get("References") != first || p.Header.Get("In-Reply-To") != first {
+			t.Errorf("mail %d: References %q, In-Reply-To %q, want %q", i, p.Header.Get("References"), p.Header.Get("In-Reply-To"), first)
+		}
+		html := p.Parts["text/html"]
+		for _, want := range []string{`<html lang="en">`, `name="viewport" content="width=device-width,initial-scale=1"`, "<title>[billing] ", "library frame"} {
+			if !strings.Contains(html, want) {
+				t.Errorf("mail %d: html lacks %q", i, want)
+			}
+		}
+		if i == 1 && !strings.Contains(p.Parts["text/plain"], "passed 3 occurrences; 4 now") {
+			t.Errorf("threshold mail:\n%s", p.Parts["text/plain"])
+		}
+	}
+}
+
+// TestNotifierDigestHeaders: a digest names no single error in its
+// headers and starts no thread.
+func TestNotifierDigestHeaders(t *testing.T) {
+	note := sampleNote()
+	note.Reason = errmon.ReasonDigest
+	note.Subject = "[shop] [Digest] 37 new errors"
+	note.MessageID = "<errmon.digest.0a1b@example.com>"
+	msg := mail.New(mail.Config{Host: "smtp.example.com"}).Message(note)
+	if h := msg.GetHeader("X-Errmon-Hash"); len(h) != 0 {
+		t.Errorf("X-Errmon-Hash %q on a digest", h)
+	}
+	if r := msg.GetHeader("X-Errmon-Reason"); len(r) != 1 || r[0] != "digest" {
+		t.Errorf("X-Errmon-Reason %q", r)
+	}
+	if id := msg.GetHeader("Message-Id"); len(id) != 1 || id[0] != note.MessageID || len(msg.GetHeader("References")) != 0 {
+		t.Errorf("Message-Id %q, References %q", id, msg.GetHeader("References"))
 	}
 }
