@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"maps"
 	"net"
 	"regexp"
@@ -24,8 +25,14 @@ type pending struct {
 	count    int64
 	first    time.Time
 	lastSeen time.Time
-	hours    map[int64]int64 // unix start of hour -> occurrences
-	failures int             // writes refused for the value (not the connection) while others succeeded
+	// The hourly counts: most errors of a pass fall in one hour, kept
+	// inline (hourN > 0); hours holds the others.
+	hour, hourN int64
+	hours       map[int64]int64 // unix start of hour -> occurrences
+	failures    int             // writes refused for the value (not the connection) while others succeeded
+	// seq is the queue's sequence number of the oldest occurrence held:
+	// the writer stores the oldest first.
+	seq uint64
 }
 
 func (p *pending) add(o *Occurrence) {
@@ -37,11 +44,42 @@ func (p *pending) add(o *Occurrence) {
 		p.lastSeen = o.Time
 		p.last = o
 	}
-	hour := o.Time.Truncate(time.Hour).Unix()
-	if p.hours == nil {
-		p.hours = make(map[int64]int64, 1)
+	p.addHour(o.Time.Truncate(time.Hour).Unix(), 1)
+}
+
+// addHour adds n occurrences to an hour's count.
+func (p *pending) addHour(hour, n int64) {
+	switch {
+	case p.hourN == 0 || p.hour == hour:
+		p.hour = hour
+		p.hourN += n
+	default:
+		if p.hours == nil {
+			p.hours = make(map[int64]int64, 1)
+		}
+		p.hours[hour] += n
 	}
-	p.hours[hour]++
+}
+
+// sortedHours yields the hourly counts in order of the hour.
+func (p *pending) sortedHours() iter.Seq2[int64, int64] {
+	return func(yield func(int64, int64) bool) {
+		if len(p.hours) == 0 {
+			if p.hourN > 0 {
+				yield(p.hour, p.hourN)
+			}
+			return
+		}
+		all := maps.Clone(p.hours)
+		if p.hourN > 0 {
+			all[p.hour] += p.hourN
+		}
+		for _, h := range slices.Sorted(maps.Keys(all)) {
+			if !yield(h, all[h]) {
+				return
+			}
+		}
+	}
 }
 
 // merge adds q (a batch that could not be stored) back into p.
@@ -53,13 +91,18 @@ func (p *pending) merge(q *pending) {
 	if q.lastSeen.After(p.lastSeen) {
 		p.lastSeen, p.last = q.lastSeen, q.last
 	}
-	if p.hours == nil {
-		p.hours = make(map[int64]int64, len(q.hours))
-	}
-	for h, n := range q.hours {
-		p.hours[h] += n
+	for h, n := range q.sortedHours() {
+		p.addHour(h, n)
 	}
 	p.failures = max(p.failures, q.failures)
+	p.seq = min(p.seq, q.seq)
+}
+
+// slim drops from an occurrence what storing it never reads (the error
+// value and its parsed frames: the traceback is already text), so that a
+// pending error holds only its texts.
+func slim(o *Occurrence) {
+	o.Value, o.Frames = nil, nil
 }
 
 // queue coalesces occurrences in memory between flushes. It holds at most
@@ -82,7 +125,8 @@ type queue struct {
 	parkedN map[string]int
 	max     int
 	closed  bool
-	dropped int64 // occurrences dropped because the queue was full or closed
+	dropped int64  // occurrences dropped because the queue was full or closed
+	seq     uint64 // occurrences added so far: their order
 }
 
 // add counts one occurrence. It never blocks on I/O; it reports false when
@@ -102,9 +146,11 @@ func (q *queue) add(o *Occurrence) bool {
 			q.dropped++
 			return false
 		}
-		p = &pending{}
+		p = &pending{seq: q.seq}
 		q.pending[o.Hash] = p
 	}
+	q.seq++
+	slim(o)
 	p.add(o)
 	return true
 }
@@ -254,8 +300,14 @@ const (
 	// others succeed (a value the database rejects). Failures that say the
 	// database is unreachable, busy or shutting down never count.
 	maxWriteFailures = 5
-	// writeBatchSize is how many errors one transaction stores.
+	// writeBatchSize is how many errors one transaction stores at most:
+	// its upsert binds upsertParamsPerRow parameters per error, far below
+	// every database's limit (SQLite 32766, PostgreSQL and MySQL 65535).
 	writeBatchSize = 128
+	// maxChunkBytes bounds the text one transaction's statements carry, so
+	// that a chunk of errors with large request contexts stays well within
+	// a MySQL server's max_allowed_packet (16 MB on MariaDB by default).
+	maxChunkBytes = 4 << 20
 	// flushTimeout bounds one pass of the writer.
 	flushTimeout = 30 * time.Second
 	// failureLogEvery rate-limits the log of a database that stays down.
@@ -460,11 +512,10 @@ func (m *Monitor) flushOnce() error {
 		m.stats.stored.Add(p.count)
 		m.afterWriteSafely(p, res)
 	}
-	// Errors are written in chunks of writeBatchSize, one transaction (one
-	// commit) each, in hash order so that processes sharing a database take
-	// row locks in the same order.
-	hashes := slices.Sorted(maps.Keys(batch))
-	for chunk := range slices.Chunk(hashes, writeBatchSize) {
+	// Errors are written in chunks (see chunksOf), one transaction (one
+	// commit) each, oldest first, each in hash order so that processes
+	// sharing a database take row locks in the same order.
+	for _, chunk := range chunksOf(batch) {
 		if consecutive >= maxConsecutiveFailures || ctx.Err() != nil {
 			for _, hash := range chunk {
 				failed[hash] = batch[hash]
@@ -546,6 +597,44 @@ func (m *Monitor) flushOnce() error {
 	err := fmt.Errorf("errmon: %d occurrences of %d errors not stored yet (kept in memory to retry): %w", n, errs, firstErr)
 	m.noteFailure(n, errs, lost, firstErr)
 	return err
+}
+
+// chunksOf splits a batch into the chunks of its transactions: oldest
+// errors first (by the sequence of their oldest occurrence), at most
+// writeBatchSize errors and about maxChunkBytes of text each, each chunk in
+// hash order.
+func chunksOf(batch map[string]*pending) [][]string {
+	hashes := slices.SortedFunc(maps.Keys(batch), func(a, b string) int {
+		return cmp.Compare(batch[a].seq, batch[b].seq)
+	})
+	var (
+		out   [][]string
+		start int
+		bytes int
+	)
+	for i, hash := range hashes {
+		size := batch[hash].textBytes()
+		if i > start && (i-start == writeBatchSize || bytes+size > maxChunkBytes) {
+			out = append(out, hashes[start:i:i])
+			start, bytes = i, 0
+		}
+		bytes += size
+	}
+	if start < len(hashes) {
+		out = append(out, hashes[start:])
+	}
+	for _, c := range out {
+		slices.Sort(c)
+	}
+	return out
+}
+
+// textBytes is about how much text writing p sends: the row's texts, and
+// the sample's message and request context.
+func (p *pending) textBytes() int {
+	o := p.last
+	return len(o.Hash) + len(o.Host) + len(o.Path) + len(o.Route) + len(o.ExceptionName) +
+		2*len(o.Message) + len(o.Traceback) + 2*len(o.RequestData) + 256
 }
 
 // park keeps a chunk whose write may have committed for the next pass.
