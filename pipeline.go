@@ -318,14 +318,22 @@ const (
 )
 
 // writer is the monitor's one background goroutine for storage: it stores
-// the queue every FlushInterval and when asked by Flush. While the database
-// fails, its own attempts back off (doubling up to maxRetryBackoff) so that
-// a recovering database is not hammered; occurrences keep being counted in
-// memory meanwhile.
+// the queue about every FlushInterval and when asked by Flush. While the
+// database fails, its own attempts back off (doubling up to
+// maxRetryBackoff) so that a recovering database is not hammered;
+// occurrences keep being counted in memory meanwhile.
+//
+// The crash window: a process killed without Close loses what is in
+// memory, the occurrences recorded since the last pass took the pending
+// set (its cut) plus those of that pass not committed yet. Passes are
+// timed so that what one pass leaves to the next is stored within a
+// FlushInterval of its cut: the next pass starts FlushInterval minus the
+// last pass's duration after the cut (see nextPassDelay), at once when a
+// pass took half the interval or more, and writes the oldest errors first.
 func (m *Monitor) writer() {
 	defer m.wg.Done()
-	tick := time.NewTicker(m.cfg.FlushInterval)
-	defer tick.Stop()
+	timer := time.NewTimer(m.cfg.FlushInterval)
+	defer timer.Stop()
 	pruneEvery := time.NewTicker(time.Hour)
 	defer pruneEvery.Stop()
 	var (
@@ -339,22 +347,35 @@ func (m *Monitor) writer() {
 	// often than hourly still prunes.
 	m.prune()
 	pass := func() error {
+		hook, _ := writerHooks.Load(m)
+		start := time.Now()
 		err := m.flushOnce()
+		took := time.Since(start)
+		delay := m.cfg.FlushInterval
 		if err == nil {
 			backoff, retryAt = 0, time.Time{}
-			return nil
+			if h, ok := hook.(*writerHook); ok && h.took != nil {
+				took = h.took(took)
+			}
+			delay = nextPassDelay(m.cfg.FlushInterval, took)
+		} else {
+			backoff = min(max(2*backoff, m.cfg.FlushInterval), maxRetryBackoff)
+			retryAt = time.Now().Add(backoff)
 		}
-		backoff = min(max(2*backoff, m.cfg.FlushInterval), maxRetryBackoff)
-		retryAt = time.Now().Add(backoff)
+		timer.Reset(delay) // Go 1.23 timers: no stale tick survives a Reset
+		if h, ok := hook.(*writerHook); ok && h.next != nil {
+			h.next(took, delay)
+		}
 		return err
 	}
 	for {
 		select {
 		case <-m.stop:
 			return
-		case now := <-tick.C:
+		case now := <-timer.C:
 			m.noteDrops(&dropsLogged, &lastDropLog, false)
 			if now.Before(retryAt) {
+				timer.Reset(m.cfg.FlushInterval)
 				continue
 			}
 			_ = pass()
@@ -365,6 +386,27 @@ func (m *Monitor) writer() {
 		}
 	}
 }
+
+// nextPassDelay is how long after a pass that took took the next one
+// starts. A pass stores what was recorded before its cut (its start), so
+// what it leaves waits for the next pass to end: starting that one
+// interval-took after this cut, and assuming it lasts about as long, ends
+// it an interval after this cut. A pass of half the interval or more is
+// followed at once: the writer is behind, and writes at the database's
+// speed until it catches up.
+func nextPassDelay(interval, took time.Duration) time.Duration {
+	return max(0, interval-2*took)
+}
+
+// writerHook lets a test observe the writer's schedule and steer how long
+// its passes seem to take; writerHooks maps a *Monitor to its hook, read
+// at each pass (tests only).
+type writerHook struct {
+	took func(time.Duration) time.Duration // the duration the schedule uses, given the measured one
+	next func(took, delay time.Duration)   // after each pass: its duration and the delay to the next
+}
+
+var writerHooks sync.Map
 
 // noteDrops logs the occurrences the full pending set dropped since the
 // last report, at most once per failureLogEvery, or now when forced (the
