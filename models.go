@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -341,8 +342,7 @@ func writeManyTx(tx *gorm.DB, token string, ps []*pending) ([]upsertResult, erro
 
 	res := make([]upsertResult, len(ps))
 	var (
-		hq    strings.Builder
-		hargs []any
+		hours []hourlyCount
 		sq    strings.Builder
 		sargs = make([]any, 0, sampleParamsPerRow*len(ps))
 		prune []string
@@ -363,11 +363,7 @@ func writeManyTx(tx *gorm.DB, token string, ps []*pending) ([]upsertResult, erro
 		// Hours in order, like the hashes: two writers of one error take
 		// its hourly rows' locks in the same order.
 		for hour, n := range p.sortedHours() {
-			if len(hargs) > 0 {
-				hq.WriteString(", ")
-			}
-			hq.WriteString("(?, ?, ?)")
-			hargs = append(hargs, o.Hash, time.Unix(hour, 0).UTC(), n)
+			hours = append(hours, hourlyCount{o.Hash, time.Unix(hour, 0).UTC(), n})
 		}
 		if i > 0 {
 			sq.WriteString(", ")
@@ -378,15 +374,8 @@ func writeManyTx(tx *gorm.DB, token string, ps []*pending) ([]upsertResult, erro
 			prune = append(prune, o.Hash)
 		}
 	}
-	if len(hargs) > 0 {
-		tail := hourlyTailSQL
-		if mysql {
-			tail = hourlyTailMySQL
-		}
-		stmt := hourlyHeadSQL + hq.String() + tail
-		if err := tx.Exec(stmt, hargs...).Error; err != nil {
-			return nil, fmt.Errorf("upsert app_error_hourly: %w", err)
-		}
+	if err := upsertHourly(tx, hours, mysql); err != nil {
+		return nil, err
 	}
 	if err := tx.Exec(sq.String(), sargs...).Error; err != nil {
 		return nil, fmt.Errorf("insert app_error_occurrences: %w", err)
@@ -398,6 +387,45 @@ func writeManyTx(tx *gorm.DB, token string, ps []*pending) ([]upsertResult, erro
 		}
 	}
 	return res, nil
+}
+
+// hourlyCount is one hour's occurrences of an error.
+type hourlyCount struct {
+	hash string
+	hour time.Time
+	n    int64
+}
+
+// maxHourlyPerStatement bounds the buckets of one hourly upsert (3 bind
+// parameters each): an error pending through a long outage spans many
+// hours, and a chunk of them must stay within SQLite's 32766 parameters.
+const maxHourlyPerStatement = 10000
+
+// upsertHourly adds the hourly counts, in statements of at most
+// maxHourlyPerStatement buckets.
+func upsertHourly(tx *gorm.DB, hours []hourlyCount, mysql bool) error {
+	tail := hourlyTailSQL
+	if mysql {
+		tail = hourlyTailMySQL
+	}
+	for part := range slices.Chunk(hours, maxHourlyPerStatement) {
+		var q strings.Builder
+		q.Grow(len(hourlyHeadSQL) + 11*len(part) + len(tail))
+		q.WriteString(hourlyHeadSQL)
+		args := make([]any, 0, 3*len(part))
+		for i, h := range part {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString("(?, ?, ?)")
+			args = append(args, h.hash, h.hour, h.n)
+		}
+		q.WriteString(tail)
+		if err := tx.Exec(q.String(), args...).Error; err != nil {
+			return fmt.Errorf("upsert app_error_hourly: %w", err)
+		}
+	}
+	return nil
 }
 
 // scanReturned runs q and appends the rows it returns (hash, id, count,
