@@ -400,19 +400,39 @@ func TestCoalesceDropsLogged(t *testing.T) {
 	}
 }
 
-// TestNextPassDelay: the next pass starts an interval after the last cut,
-// less the time a pass takes; at once when the writer is behind.
-func TestNextPassDelay(t *testing.T) {
-	for _, tc := range []struct{ interval, took, want time.Duration }{
-		{time.Second, 0, time.Second},
-		{time.Second, 10 * time.Millisecond, 980 * time.Millisecond},
-		{time.Second, 499 * time.Millisecond, 2 * time.Millisecond},
-		{time.Second, 500 * time.Millisecond, 0},
-		{time.Second, 3 * time.Second, 0},
+// TestScheduleWait: the next pass is due when the time since the last cut
+// plus the time the pending set takes to write reaches the interval (less
+// a check period); the writer looks again at least every check period.
+func TestScheduleWait(t *testing.T) {
+	cut := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	const interval = time.Second
+	check := interval / checksPerInterval
+	s := schedule{interval: interval, lastCut: cut}
+	if got := s.wait(cut, 0); got != check {
+		t.Errorf("right after a cut, nothing pending: wait %v, want the check period %v", got, check)
+	}
+	if got := s.wait(cut.Add(interval-check), 10); got != 0 {
+		t.Errorf("an interval (less a check) after the cut, before any rate is known: wait %v, want 0", got)
+	}
+	s.passed(cut, 100*time.Millisecond, 1000) // 10,000 errors/s
+	for _, tc := range []struct {
+		since   time.Duration
+		pending int
+		want    time.Duration
+	}{
+		{0, 10, check},                      // a few: the full interval ahead
+		{800 * time.Millisecond, 10, check}, // 149ms to go: look again in a check period
+		{900 * time.Millisecond, 100, 40 * time.Millisecond},
+		{300 * time.Millisecond, 6500, 0}, // 650ms of writing: due now
+		{0, 100_000, 0},                   // behind: at once
 	} {
-		if got := nextPassDelay(tc.interval, tc.took); got != tc.want {
-			t.Errorf("nextPassDelay(%v, %v) = %v, want %v", tc.interval, tc.took, got, tc.want)
+		if got := s.wait(cut.Add(tc.since), tc.pending); got != tc.want {
+			t.Errorf("%v after the cut, %d pending at 10,000/s: wait %v, want %v", tc.since, tc.pending, got, tc.want)
 		}
+	}
+	s.passed(cut.Add(time.Second), time.Second, 1000) // 1,000/s: the rate is smoothed to 5,500/s
+	if s.rate != 5500 || !s.lastCut.Equal(cut.Add(time.Second)) {
+		t.Errorf("after a second pass: rate %v, last cut %v; want 5500, %v", s.rate, s.lastCut, cut.Add(time.Second))
 	}
 }
 
@@ -470,9 +490,10 @@ func TestChunksOldestFirst(t *testing.T) {
 }
 
 // TestWriterCatchesUpWithoutWaiting: errors recorded while a pass is
-// slow (longer than half the interval) are written by the next pass at
-// once, not a FlushInterval later; the interval here is an hour, so only
-// a pass started at once can store them before the test gives up.
+// slow (here it seems to take 2h, so that writing what is pending would
+// end past the interval) are written by the next pass at once, not a
+// FlushInterval later; the interval here is an hour, so only a pass
+// started at once can store them before the test gives up.
 func TestWriterCatchesUpWithoutWaiting(t *testing.T) {
 	eachDB(t, func(t *testing.T, tdb testDB) {
 		m := coalesceMonitor(t, tdb.DB, func(c *Config) { c.FlushInterval = time.Hour })
@@ -524,7 +545,7 @@ func TestWriterCatchesUpWithoutWaiting(t *testing.T) {
 		first := delays[0]
 		mu.Unlock()
 		if first != 0 {
-			t.Errorf("delay after a pass of 2h with a 1h interval: %v, want 0", first)
+			t.Errorf("delay after a pass of 2h with a 1h interval and errors pending: %v, want 0", first)
 		}
 		rows := rowsByHash(t, tdb.DB)
 		if len(rows) != 2*n {

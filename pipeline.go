@@ -293,6 +293,14 @@ func (q *queue) parkedSize() (occurrences int64, errs int) {
 	return occurrences, errs
 }
 
+// distinct returns the distinct errors waiting (parked ones included),
+// without counting their occurrences.
+func (q *queue) distinct() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.pending) - q.overlap + q.inflight
+}
+
 // size returns the occurrences and distinct errors waiting (parked ones
 // included), and the dropped count.
 func (q *queue) size() (occurrences int64, errs int, dropped int64) {
@@ -322,14 +330,12 @@ const (
 	// others succeed (a value the database rejects). Failures that say the
 	// database is unreachable, busy or shutting down never count.
 	maxWriteFailures = 5
-	// writeBatchSize is how many errors one transaction stores at most
-	// (it was 128): fewer, larger transactions spend less on commits and
-	// on rewriting the same index pages, which is what a storm of new
-	// errors costs. Its upsert binds upsertParamsPerRow (14) parameters
-	// per error, 14,336 in all, within every database's limit (SQLite
-	// 32766, PostgreSQL and MySQL 65535); the hourly counts are split
-	// apart (maxHourlyPerStatement).
-	writeBatchSize = 1024
+	// writeBatchSize is how many errors one transaction stores at most.
+	// Larger chunks (up to 1,024, 14,336 bind parameters, within every
+	// database's limit) measured no clear gain on our machines, and commit
+	// a storm's oldest errors later: a SIGKILL then loses more. The hourly
+	// counts are split apart (maxHourlyPerStatement).
+	writeBatchSize = 128
 	// maxChunkBytes bounds the text one transaction's statements carry:
 	// errors with request contexts of a few KB make chunks of a few
 	// hundred, whose upsert stays within a MySQL server's
@@ -374,8 +380,10 @@ func (m *Monitor) writer() {
 	// Retention runs at start, then every hour: a service restarted more
 	// often than hourly still prunes.
 	m.prune()
+	sched := schedule{interval: m.cfg.FlushInterval, lastCut: time.Now()}
 	pass := func() error {
 		hook, _ := writerHooks.Load(m)
+		errs := m.queue.distinct()
 		start := time.Now()
 		err := m.flushOnce()
 		took := time.Since(start)
@@ -385,7 +393,8 @@ func (m *Monitor) writer() {
 			if h, ok := hook.(*writerHook); ok && h.took != nil {
 				took = h.took(took)
 			}
-			delay = nextPassDelay(m.cfg.FlushInterval, took)
+			sched.passed(start, took, errs)
+			delay = sched.wait(time.Now(), m.queue.distinct())
 		} else {
 			backoff = min(max(2*backoff, m.cfg.FlushInterval), maxRetryBackoff)
 			retryAt = time.Now().Add(backoff)
@@ -406,6 +415,10 @@ func (m *Monitor) writer() {
 				timer.Reset(m.cfg.FlushInterval)
 				continue
 			}
+			if wait := sched.wait(now, m.queue.distinct()); wait > 0 {
+				timer.Reset(wait)
+				continue
+			}
 			_ = pass()
 		case req := <-m.flushReq:
 			req.done <- pass()
@@ -415,15 +428,54 @@ func (m *Monitor) writer() {
 	}
 }
 
-// nextPassDelay is how long after a pass that took took the next one
-// starts. A pass stores what was recorded before its cut (its start), so
-// what it leaves waits for the next pass to end: starting that one
-// interval-took after this cut, and assuming it lasts about as long, ends
-// it an interval after this cut. A pass of half the interval or more is
-// followed at once: the writer is behind, and writes at the database's
-// speed until it catches up.
-func nextPassDelay(interval, took time.Duration) time.Duration {
-	return max(0, interval-2*took)
+// schedule times the writer's passes. A pass stores what was recorded
+// before its cut (its start); what is recorded after waits for the next
+// pass to end. So the next pass is due when the time since the last cut
+// plus the time writing the pending set will take (its distinct errors at
+// the rate the last passes achieved) reaches the interval, less a margin:
+// then it ends about an interval after the last cut, however large the
+// set has grown. While the set is small that is about every interval;
+// under a storm of new errors it is sooner, at once when the writer is
+// behind (it then writes at the database's speed until it catches up).
+// While waiting, the set is looked at again every interval/checksPerInterval.
+type schedule struct {
+	interval time.Duration
+	lastCut  time.Time
+	rate     float64 // distinct errors written per second of pass, smoothed; 0 before the first pass
+}
+
+const checksPerInterval = 20
+
+// passed notes a pass that started at start, took took and wrote errs
+// distinct errors.
+func (s *schedule) passed(start time.Time, took time.Duration, errs int) {
+	s.lastCut = start
+	if errs == 0 || took <= 0 {
+		return
+	}
+	r := float64(errs) / took.Seconds()
+	if s.rate == 0 {
+		s.rate = r
+	} else {
+		s.rate = (s.rate + r) / 2
+	}
+}
+
+// wait returns how long until the next pass is due, given the distinct
+// errors pending now; 0 means now. It never returns more than the check
+// period: a storm starting meanwhile is noticed within it.
+func (s *schedule) wait(now time.Time, pending int) time.Duration {
+	check := max(s.interval/checksPerInterval, time.Millisecond)
+	var write time.Duration
+	if pending > 0 && s.rate > 0 {
+		write = time.Duration(float64(pending) / s.rate * float64(time.Second))
+	}
+	due := s.lastCut.Add(s.interval - check - write)
+	w := due.Sub(now)
+	if w <= 0 {
+		return 0
+	}
+	return min(w, check)
 }
 
 // writerHook lets a test observe the writer's schedule and steer how long

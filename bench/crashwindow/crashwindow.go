@@ -181,7 +181,8 @@ type Run struct {
 	Recorded int           // events the child said it recorded
 	Stored   int64         // occurrences in the database afterwards
 	Lost     int64         // Recorded - Stored (at least 0)
-	LostMS   float64       // Lost / rate, in milliseconds
+	Rate     float64       // events per second the child achieved until the kill
+	LostMS   float64       // Lost / Rate, in milliseconds
 	Over     int           // errors stored more often than recorded (double counting: must be 0)
 }
 
@@ -284,7 +285,10 @@ wait:
 		}
 	}
 	run.Lost = max(0, int64(run.Recorded)-run.Stored)
-	run.LostMS = float64(run.Lost) / float64(spec.Rate) * 1000
+	// The rate the child achieved (a loaded machine may hold it below the
+	// spec's): events recorded over the storm's time until the kill.
+	run.Rate = float64(run.Recorded) / run.KilledAt.Seconds()
+	run.LostMS = float64(run.Lost) / run.Rate * 1000
 	return run, nil
 }
 

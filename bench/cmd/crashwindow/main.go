@@ -66,8 +66,8 @@ func main() {
 			fail(err)
 		}
 		all = append(all, r)
-		fmt.Printf("run %2d: killed at %5.0f ms, %6d recorded, %6d stored, %5d lost = %4.0f ms of events, %d double-counted\n",
-			i+1, float64(r.KilledAt.Milliseconds()), r.Recorded, r.Stored, r.Lost, r.LostMS, r.Over)
+		fmt.Printf("run %2d: killed at %5.0f ms, %6d recorded (%4.0f/s), %6d stored, %5d lost = %4.0f ms of events, %d double-counted\n",
+			i+1, float64(r.KilledAt.Milliseconds()), r.Recorded, r.Rate, r.Stored, r.Lost, r.LostMS, r.Over)
 	}
 	s := crashwindow.Summarize(all)
 	fmt.Printf("%s, %d events/s (half new errors, half from %d repeated), FlushInterval %v, %d runs: loss median %.0f ms, mean %.0f ms, max %.0f ms of events (%.0f%% of the recorded at most); %d double-counted\n",
