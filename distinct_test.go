@@ -305,6 +305,10 @@ func TestDistinctStorm100k(t *testing.T) {
 			start := time.Now()
 			recordDistinct(m, r, 0, storm, 4)
 			recorded := time.Since(start)
+			runtime.GC()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			live := ms.HeapAlloc // what the pending set holds
 			startFlush := time.Now()
 			ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
 			defer cancel()
@@ -320,9 +324,9 @@ func TestDistinctStorm100k(t *testing.T) {
 			if st := m.Stats(); rows != storm || total != storm || st.Stored != storm || st.Dropped != 0 {
 				t.Fatalf("%d rows, total %d, stats %+v; want %d stored", rows, total, st, storm)
 			}
-			t.Logf("%s: %d distinct errors recorded in %v, stored by one Flush in %v (%.0f errors/s); peak HeapInuse %.0f MB",
+			t.Logf("%s: %d distinct errors recorded in %v, stored by one Flush in %v (%.0f errors/s); peak HeapInuse %.0f MB, live heap with all pending %.0f MB (%.1f KB per error)",
 				kind, storm, recorded.Round(time.Millisecond), took.Round(time.Millisecond),
-				storm/took.Seconds(), float64(peak)/(1<<20))
+				storm/took.Seconds(), float64(peak)/(1<<20), float64(live)/(1<<20), float64(live)/storm/1024)
 		})
 	}
 }
