@@ -153,10 +153,12 @@ func (q *queue) add(o *Occurrence) bool {
 		}
 		p = &pending{seq: q.seq}
 		q.pending[o.Hash] = p
+		// Only a new entry's traceback is interned: a repeat of a
+		// pending error (a storm of one error) costs no hashing here.
+		q.intern(o)
 	}
 	q.seq++
 	slim(o)
-	q.intern(o)
 	p.add(o)
 	return true
 }
