@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -396,4 +398,205 @@ func TestCoalesceDropsLogged(t *testing.T) {
 	if !strings.Contains(out, "occurrences dropped") || !strings.Contains(out, "dropped=2") {
 		t.Fatalf("drops not logged with their count:\n%s", out)
 	}
+}
+
+// TestScheduleWait: the next pass is due when the time since the last cut
+// plus the time the pending set takes to write reaches the interval (less
+// a check period); the writer looks again at least every check period.
+func TestScheduleWait(t *testing.T) {
+	cut := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	const interval = time.Second
+	check := interval / checksPerInterval
+	s := schedule{interval: interval, lastCut: cut}
+	if got := s.wait(cut, 0); got != check {
+		t.Errorf("right after a cut, nothing pending: wait %v, want the check period %v", got, check)
+	}
+	if got := s.wait(cut.Add(interval-check), 10); got != 0 {
+		t.Errorf("an interval (less a check) after the cut, before any rate is known: wait %v, want 0", got)
+	}
+	s.passed(cut, 100*time.Millisecond, 1000) // 10,000 errors/s
+	for _, tc := range []struct {
+		since   time.Duration
+		pending int
+		want    time.Duration
+	}{
+		{0, 10, check},                      // a few: the full interval ahead
+		{800 * time.Millisecond, 10, check}, // 149ms to go: look again in a check period
+		{900 * time.Millisecond, 100, 40 * time.Millisecond},
+		{300 * time.Millisecond, 6500, 0}, // 650ms of writing: due now
+		{0, 100_000, 0},                   // behind: at once
+	} {
+		if got := s.wait(cut.Add(tc.since), tc.pending); got != tc.want {
+			t.Errorf("%v after the cut, %d pending at 10,000/s: wait %v, want %v", tc.since, tc.pending, got, tc.want)
+		}
+	}
+	s.passed(cut.Add(time.Second), time.Second, 1000) // 1,000/s: the rate is smoothed to 5,500/s
+	if s.rate != 5500 || !s.lastCut.Equal(cut.Add(time.Second)) {
+		t.Errorf("after a second pass: rate %v, last cut %v; want 5500, %v", s.rate, s.lastCut, cut.Add(time.Second))
+	}
+}
+
+// TestChunksOldestFirst: a pass writes its oldest errors first, in chunks
+// of at most writeBatchSize errors and about maxChunkBytes of text, each
+// chunk in hash order (the lock order shared by every process).
+func TestChunksOldestFirst(t *testing.T) {
+	batch := map[string]*pending{}
+	const n = 3*writeBatchSize + 5
+	for i := range n {
+		// Hashes in the reverse order of age.
+		hash := fmt.Sprintf("%08d", n-i)
+		batch[hash] = &pending{seq: uint64(i), count: 1, last: &Occurrence{Hash: hash, Message: "m"}}
+	}
+	chunks := chunksOf(batch)
+	if len(chunks) != 4 || len(chunks[0]) != writeBatchSize || len(chunks[3]) != 5 {
+		t.Fatalf("%d chunks (first %d, last %d errors), want 4 of %d..5", len(chunks), len(chunks[0]), len(chunks[len(chunks)-1]), writeBatchSize)
+	}
+	var prevMax uint64
+	for i, c := range chunks {
+		if !slices.IsSorted(c) {
+			t.Errorf("chunk %d not in hash order", i)
+		}
+		lo, hi := uint64(1<<63), uint64(0)
+		for _, h := range c {
+			lo, hi = min(lo, batch[h].seq), max(hi, batch[h].seq)
+		}
+		if i > 0 && lo <= prevMax {
+			t.Errorf("chunk %d holds errors (oldest seq %d) older than chunk %d's newest (%d)", i, lo, i-1, prevMax)
+		}
+		prevMax = hi
+	}
+
+	// Large texts: a chunk stops at about maxChunkBytes.
+	big := map[string]*pending{}
+	data := strings.Repeat("x", 64<<10)
+	for i := range 100 {
+		hash := fmt.Sprintf("%08d", i)
+		big[hash] = &pending{seq: uint64(i), count: 1, last: &Occurrence{Hash: hash, RequestData: data}}
+	}
+	var total int
+	for _, c := range chunksOf(big) {
+		var bytes int
+		for _, h := range c {
+			bytes += big[h].textBytes()
+		}
+		if bytes > maxChunkBytes && len(c) > 1 {
+			t.Errorf("a chunk of %d errors carries %d bytes, over %d", len(c), bytes, maxChunkBytes)
+		}
+		total += len(c)
+	}
+	if total != 100 {
+		t.Errorf("%d errors in the chunks, want 100", total)
+	}
+}
+
+// TestWriterCatchesUpWithoutWaiting: errors recorded while a pass is
+// slow (here it seems to take 2h, so that writing what is pending would
+// end past the interval) are written by the next pass at once, not a
+// FlushInterval later; the interval here is an hour, so only a pass
+// started at once can store them before the test gives up.
+func TestWriterCatchesUpWithoutWaiting(t *testing.T) {
+	eachDB(t, func(t *testing.T, tdb testDB) {
+		m := coalesceMonitor(t, tdb.DB, func(c *Config) { c.FlushInterval = time.Hour })
+		var (
+			slow   atomic.Bool
+			mu     sync.Mutex
+			delays []time.Duration
+		)
+		writerHooks.Store(m, &writerHook{
+			took: func(d time.Duration) time.Duration {
+				if slow.Swap(false) {
+					return 2 * time.Hour // as if the blocked pass had taken that long
+				}
+				return d
+			},
+			next: func(_, delay time.Duration) {
+				mu.Lock()
+				delays = append(delays, delay)
+				mu.Unlock()
+			},
+		})
+		t.Cleanup(func() { writerHooks.Delete(m) })
+		const n = 300
+		for i := range n {
+			m.Record(nil, errors.New("before the pass "+letters(i)))
+		}
+		entered, release := blockWrites(t, tdb.DB)
+		flushed := make(chan error, 1)
+		go func() { flushed <- m.Flush(context.Background()) }()
+		<-entered
+		for i := range n {
+			m.Record(nil, errors.New("during the pass "+letters(i)))
+		}
+		slow.Store(true)
+		release()
+		if err := <-flushed; err != nil {
+			t.Fatalf("Flush: %v", err)
+		}
+		// No Flush from here: the writer must go on by itself.
+		deadline := time.Now().Add(time.Minute)
+		for m.Stats().Stored < 2*n && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		st := m.Stats()
+		if st.Stored != 2*n || st.Pending != 0 {
+			t.Fatalf("stats %+v: the errors recorded during a slow pass were not written by the next pass at once", st)
+		}
+		mu.Lock()
+		first := delays[0]
+		mu.Unlock()
+		if first != 0 {
+			t.Errorf("delay after a pass of 2h with a 1h interval and errors pending: %v, want 0", first)
+		}
+		rows := rowsByHash(t, tdb.DB)
+		if len(rows) != 2*n {
+			t.Fatalf("%d rows, want %d", len(rows), 2*n)
+		}
+		for _, r := range rows {
+			if r.Count != 1 {
+				t.Fatalf("%s: count %d, want 1", r.Message, r.Count)
+			}
+		}
+	})
+}
+
+// TestFlushMeansEverythingBefore: a Flush called while a pass is stalled,
+// with errors recorded meanwhile, returns only once those are stored too,
+// although the stalled pass took none of them.
+func TestFlushMeansEverythingBefore(t *testing.T) {
+	eachDB(t, func(t *testing.T, tdb testDB) {
+		m := coalesceMonitor(t, tdb.DB, func(c *Config) { c.FlushInterval = time.Hour })
+		const n = 2*writeBatchSize + 1
+		for i := range n {
+			m.Record(nil, errors.New("first "+letters(i)))
+		}
+		entered, release := blockWrites(t, tdb.DB)
+		first := make(chan error, 1)
+		go func() { first <- m.Flush(context.Background()) }()
+		<-entered
+		for i := range n {
+			m.Record(nil, errors.New("second "+letters(i)))
+			m.Record(nil, errors.New("first "+letters(i))) // also held by the stalled pass
+		}
+		second := make(chan error, 1)
+		go func() { second <- m.Flush(context.Background()) }()
+		release()
+		if err := <-first; err != nil {
+			t.Fatalf("first Flush: %v", err)
+		}
+		if err := <-second; err != nil {
+			t.Fatalf("second Flush: %v", err)
+		}
+		st := m.Stats()
+		if st.Stored != 3*n || st.Pending != 0 || st.PendingErrors != 0 {
+			t.Fatalf("stats after the second Flush %+v: want %d stored, nothing pending", st, 3*n)
+		}
+		rows := rowsByHash(t, tdb.DB)
+		var total int64
+		for _, r := range rows {
+			total += r.Count
+		}
+		if len(rows) != 2*n || total != 3*n {
+			t.Fatalf("%d rows with %d occurrences, want %d with %d", len(rows), total, 2*n, 3*n)
+		}
+	})
 }

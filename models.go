@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -267,16 +268,36 @@ type returnedHashRow struct {
 	Regressions int64
 }
 
-// writeManyTx writes several coalesced errors (of distinct hashes) inside
-// tx with one statement per table: the upsert of app_errors, the hourly
-// counts, the samples, and one pruning the samples of the errors seen more
-// than OccurrenceHistory times: a chunk costs the same few statements
-// whether its errors are new or hot.
+// The samples' insert: samplesHeadSQL, then samplesRowSQL per error.
+const (
+	samplesHeadSQL = "INSERT INTO app_error_occurrences (hash, seen_at, host, path, method, message, request_data) VALUES "
+	samplesRowSQL  = "(?, ?, ?, ?, ?, ?, ?)"
+)
+
+// Bind parameters per error in the statements of a chunk: the upsert of
+// app_errors and the samples' insert (the hourly counts take 3 per hour).
+const (
+	upsertParamsPerRow = 14
+	sampleParamsPerRow = 7
+)
+
+// writeManyTx writes several coalesced errors (of distinct hashes, sorted)
+// inside tx with one statement per table: the upsert of app_errors, the
+// hourly counts, the samples, and one pruning the samples of the errors
+// seen more than OccurrenceHistory times: a chunk costs the same few
+// statements whether its errors are new or hot.
+//
+// The statements are built by hand and read with Rows, not through GORM's
+// Create or Scan: Create reflects over every sample, and Scan renders the
+// whole statement with its values as text (for its logger) even when the
+// logger is silent, which for a chunk of new errors costs as much as
+// sending it.
 func writeManyTx(tx *gorm.DB, token string, ps []*pending) ([]upsertResult, error) {
 	var (
 		q    strings.Builder
-		args = make([]any, 0, 15*len(ps))
+		args = make([]any, 0, upsertParamsPerRow*len(ps)+1)
 	)
+	q.Grow(len(upsertHeadSQL) + len(ps)*(len(upsertRowSQL)+2) + len(upsertTailSQL))
 	q.WriteString(upsertHeadSQL)
 	for i, p := range ps {
 		o := p.last
@@ -288,7 +309,7 @@ func writeManyTx(tx *gorm.DB, token string, ps []*pending) ([]upsertResult, erro
 			o.Traceback, o.RequestData, p.count, p.first, p.lastSeen, false, token)
 	}
 	mysql := isMySQL(tx)
-	var rows []returnedHashRow
+	rows := make([]returnedHashRow, 0, len(ps))
 	if mysql {
 		q.WriteString(upsertTailMySQL)
 		args = append(args, false)
@@ -301,32 +322,37 @@ func writeManyTx(tx *gorm.DB, token string, ps []*pending) ([]upsertResult, erro
 		for i, p := range ps {
 			hashes[i] = p.last.Hash
 		}
-		if err := tx.Model(&ErrorRecord{}).Select("hash, id, count, write_token, regressions").
-			Where("hash IN ?", hashes).Scan(&rows).Error; err != nil {
+		var err error
+		if rows, err = scanReturned(tx.Model(&ErrorRecord{}).Select("hash, id, count, write_token, regressions").
+			Where("hash IN ?", hashes), rows); err != nil {
 			return nil, fmt.Errorf("read back app_errors: %w", err)
 		}
 	} else {
 		q.WriteString(upsertTailSQL)
 		args = append(args, false)
-		if err := tx.Raw(q.String(), args...).Scan(&rows).Error; err != nil {
+		var err error
+		if rows, err = scanReturned(tx.Raw(q.String(), args...), rows); err != nil {
 			return nil, fmt.Errorf("upsert app_errors: %w", err)
 		}
 	}
+	clear(args) // the texts of the chunk: let them go before the next statements
 	if len(rows) != len(ps) {
 		return nil, fmt.Errorf("upsert app_errors: %d rows returned for %d errors", len(rows), len(ps))
 	}
-	byHash := make(map[string]returnedHashRow, len(rows))
-	for _, r := range rows {
-		byHash[r.Hash] = r
+	byHash := make(map[string]*returnedHashRow, len(rows))
+	for i := range rows {
+		byHash[rows[i].Hash] = &rows[i]
 	}
 
 	res := make([]upsertResult, len(ps))
 	var (
-		hq      strings.Builder
-		hargs   []any
-		samples = make([]ErrorOccurrence, 0, len(ps))
-		prune   []string
+		hours []hourlyCount
+		sq    strings.Builder
+		sargs = make([]any, 0, sampleParamsPerRow*len(ps))
+		prune []string
 	)
+	sq.Grow(len(samplesHeadSQL) + len(ps)*(len(samplesRowSQL)+2))
+	sq.WriteString(samplesHeadSQL)
 	for i, p := range ps {
 		o := p.last
 		r, ok := byHash[o.Hash]
@@ -338,40 +364,90 @@ func writeManyTx(tx *gorm.DB, token string, ps []*pending) ([]upsertResult, erro
 			res[i].Created = r.Count == p.count
 			res[i].Reopened = !res[i].Created
 		}
-		for hour, n := range p.hours {
-			if len(hargs) > 0 {
-				hq.WriteString(", ")
-			}
-			hq.WriteString("(?, ?, ?)")
-			hargs = append(hargs, o.Hash, time.Unix(hour, 0).UTC(), n)
+		// Hours in order, like the hashes: two writers of one error take
+		// its hourly rows' locks in the same order.
+		for hour, n := range p.sortedHours() {
+			hours = append(hours, hourlyCount{o.Hash, time.Unix(hour, 0).UTC(), n})
 		}
-		samples = append(samples, ErrorOccurrence{
-			Hash: o.Hash, SeenAt: p.lastSeen, Host: o.Host, Path: o.Path,
-			Method: o.Method, Message: o.Message, RequestData: o.RequestData,
-		})
+		if i > 0 {
+			sq.WriteString(", ")
+		}
+		sq.WriteString(samplesRowSQL)
+		sargs = append(sargs, o.Hash, p.lastSeen, o.Host, o.Path, o.Method, o.Message, o.RequestData)
 		if r.Count > OccurrenceHistory {
 			prune = append(prune, o.Hash)
 		}
 	}
-	if len(hargs) > 0 {
-		tail := hourlyTailSQL
-		if mysql {
-			tail = hourlyTailMySQL
-		}
-		stmt := hourlyHeadSQL + hq.String() + tail
-		if err := tx.Exec(stmt, hargs...).Error; err != nil {
-			return nil, fmt.Errorf("upsert app_error_hourly: %w", err)
-		}
+	if err := upsertHourly(tx, hours, mysql); err != nil {
+		return nil, err
 	}
-	if err := tx.Create(&samples).Error; err != nil {
+	if err := tx.Exec(sq.String(), sargs...).Error; err != nil {
 		return nil, fmt.Errorf("insert app_error_occurrences: %w", err)
 	}
+	clear(sargs)
 	if len(prune) > 0 {
 		if err := tx.Exec(pruneOccurrencesSQL, prune, OccurrenceHistory).Error; err != nil {
 			return nil, fmt.Errorf("prune app_error_occurrences: %w", err)
 		}
 	}
 	return res, nil
+}
+
+// hourlyCount is one hour's occurrences of an error.
+type hourlyCount struct {
+	hash string
+	hour time.Time
+	n    int64
+}
+
+// maxHourlyPerStatement bounds the buckets of one hourly upsert (3 bind
+// parameters each): an error pending through a long outage spans many
+// hours, and a chunk of them must stay within SQLite's 32766 parameters.
+const maxHourlyPerStatement = 10000
+
+// upsertHourly adds the hourly counts, in statements of at most
+// maxHourlyPerStatement buckets.
+func upsertHourly(tx *gorm.DB, hours []hourlyCount, mysql bool) error {
+	tail := hourlyTailSQL
+	if mysql {
+		tail = hourlyTailMySQL
+	}
+	for part := range slices.Chunk(hours, maxHourlyPerStatement) {
+		var q strings.Builder
+		q.Grow(len(hourlyHeadSQL) + 11*len(part) + len(tail))
+		q.WriteString(hourlyHeadSQL)
+		args := make([]any, 0, 3*len(part))
+		for i, h := range part {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString("(?, ?, ?)")
+			args = append(args, h.hash, h.hour, h.n)
+		}
+		q.WriteString(tail)
+		if err := tx.Exec(q.String(), args...).Error; err != nil {
+			return fmt.Errorf("upsert app_error_hourly: %w", err)
+		}
+	}
+	return nil
+}
+
+// scanReturned runs q and appends the rows it returns (hash, id, count,
+// write_token, regressions) to out.
+func scanReturned(q *gorm.DB, out []returnedHashRow) ([]returnedHashRow, error) {
+	rows, err := q.Rows()
+	if err != nil {
+		return out, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r returnedHashRow
+		if err := rows.Scan(&r.Hash, &r.ID, &r.Count, &r.WriteToken, &r.Regressions); err != nil {
+			return out, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
 }
 
 // claimNotification decides, in the database, whether this process sends a

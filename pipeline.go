@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"maps"
 	"net"
 	"regexp"
@@ -24,8 +25,14 @@ type pending struct {
 	count    int64
 	first    time.Time
 	lastSeen time.Time
-	hours    map[int64]int64 // unix start of hour -> occurrences
-	failures int             // writes refused for the value (not the connection) while others succeeded
+	// The hourly counts: most errors of a pass fall in one hour, kept
+	// inline (hourN > 0); hours holds the others.
+	hour, hourN int64
+	hours       map[int64]int64 // unix start of hour -> occurrences
+	failures    int             // writes refused for the value (not the connection) while others succeeded
+	// seq is the queue's sequence number of the oldest occurrence held:
+	// the writer stores the oldest first.
+	seq uint64
 }
 
 func (p *pending) add(o *Occurrence) {
@@ -37,11 +44,42 @@ func (p *pending) add(o *Occurrence) {
 		p.lastSeen = o.Time
 		p.last = o
 	}
-	hour := o.Time.Truncate(time.Hour).Unix()
-	if p.hours == nil {
-		p.hours = make(map[int64]int64, 1)
+	p.addHour(o.Time.Truncate(time.Hour).Unix(), 1)
+}
+
+// addHour adds n occurrences to an hour's count.
+func (p *pending) addHour(hour, n int64) {
+	switch {
+	case p.hourN == 0 || p.hour == hour:
+		p.hour = hour
+		p.hourN += n
+	default:
+		if p.hours == nil {
+			p.hours = make(map[int64]int64, 1)
+		}
+		p.hours[hour] += n
 	}
-	p.hours[hour]++
+}
+
+// sortedHours yields the hourly counts in order of the hour.
+func (p *pending) sortedHours() iter.Seq2[int64, int64] {
+	return func(yield func(int64, int64) bool) {
+		if len(p.hours) == 0 {
+			if p.hourN > 0 {
+				yield(p.hour, p.hourN)
+			}
+			return
+		}
+		all := maps.Clone(p.hours)
+		if p.hourN > 0 {
+			all[p.hour] += p.hourN
+		}
+		for _, h := range slices.Sorted(maps.Keys(all)) {
+			if !yield(h, all[h]) {
+				return
+			}
+		}
+	}
 }
 
 // merge adds q (a batch that could not be stored) back into p.
@@ -53,13 +91,18 @@ func (p *pending) merge(q *pending) {
 	if q.lastSeen.After(p.lastSeen) {
 		p.lastSeen, p.last = q.lastSeen, q.last
 	}
-	if p.hours == nil {
-		p.hours = make(map[int64]int64, len(q.hours))
-	}
-	for h, n := range q.hours {
-		p.hours[h] += n
+	for h, n := range q.sortedHours() {
+		p.addHour(h, n)
 	}
 	p.failures = max(p.failures, q.failures)
+	p.seq = min(p.seq, q.seq)
+}
+
+// slim drops from an occurrence what storing it never reads (the error
+// value and its parsed frames: the traceback is already text), so that a
+// pending error holds only its texts.
+func slim(o *Occurrence) {
+	o.Value, o.Frames = nil, nil
 }
 
 // queue coalesces occurrences in memory between flushes. It holds at most
@@ -82,7 +125,13 @@ type queue struct {
 	parkedN map[string]int
 	max     int
 	closed  bool
-	dropped int64 // occurrences dropped because the queue was full or closed
+	dropped int64  // occurrences dropped because the queue was full or closed
+	seq     uint64 // occurrences added so far: their order
+	// tracebacks interns the tracebacks of the pending set: the distinct
+	// errors of one code path (a storm of messages naming their ids) hold
+	// one copy of their traceback between them. Reset at each take, and
+	// when it holds as many tracebacks as max.
+	tracebacks map[string]string
 }
 
 // add counts one occurrence. It never blocks on I/O; it reports false when
@@ -102,11 +151,31 @@ func (q *queue) add(o *Occurrence) bool {
 			q.dropped++
 			return false
 		}
-		p = &pending{}
+		p = &pending{seq: q.seq}
 		q.pending[o.Hash] = p
+		// Only a new entry's traceback is interned: a repeat of a
+		// pending error (a storm of one error) costs no hashing here.
+		q.intern(o)
 	}
+	q.seq++
+	slim(o)
 	p.add(o)
 	return true
+}
+
+// intern makes o share the traceback text of an earlier occurrence.
+func (q *queue) intern(o *Occurrence) {
+	if o.Traceback == "" {
+		return
+	}
+	if t, ok := q.tracebacks[o.Traceback]; ok {
+		o.Traceback = t
+		return
+	}
+	if q.tracebacks == nil || len(q.tracebacks) >= q.max {
+		q.tracebacks = make(map[string]string)
+	}
+	q.tracebacks[o.Traceback] = o.Traceback
 }
 
 // held reports whether an error is being written or parked.
@@ -192,6 +261,7 @@ func (q *queue) take() map[string]*pending {
 	defer q.mu.Unlock()
 	batch := q.pending
 	q.pending = make(map[string]*pending, len(batch))
+	q.tracebacks = nil
 	q.inflight += len(batch)
 	q.writing, q.overlap = batch, 0
 	return batch
@@ -225,6 +295,14 @@ func (q *queue) parkedSize() (occurrences int64, errs int) {
 	return occurrences, errs
 }
 
+// distinct returns the distinct errors waiting (parked ones included),
+// without counting their occurrences.
+func (q *queue) distinct() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.pending) - q.overlap + q.inflight
+}
+
 // size returns the occurrences and distinct errors waiting (parked ones
 // included), and the dropped count.
 func (q *queue) size() (occurrences int64, errs int, dropped int64) {
@@ -254,8 +332,18 @@ const (
 	// others succeed (a value the database rejects). Failures that say the
 	// database is unreachable, busy or shutting down never count.
 	maxWriteFailures = 5
-	// writeBatchSize is how many errors one transaction stores.
+	// writeBatchSize is how many errors one transaction stores at most.
+	// Larger chunks (up to 1,024, 14,336 bind parameters, within every
+	// database's limit) measured no clear gain on our machines, and commit
+	// a storm's oldest errors later: a SIGKILL then loses more. The hourly
+	// counts are split apart (maxHourlyPerStatement).
 	writeBatchSize = 128
+	// maxChunkBytes bounds the text one transaction's statements carry:
+	// errors with request contexts of a few KB make chunks of a few
+	// hundred, whose upsert stays within a MySQL server's
+	// max_allowed_packet (4 MB on MySQL 5.7, 16 MB on MariaDB, 64 MB on
+	// MySQL 8 by default).
+	maxChunkBytes = 4 << 20
 	// flushTimeout bounds one pass of the writer.
 	flushTimeout = 30 * time.Second
 	// failureLogEvery rate-limits the log of a database that stays down.
@@ -266,14 +354,22 @@ const (
 )
 
 // writer is the monitor's one background goroutine for storage: it stores
-// the queue every FlushInterval and when asked by Flush. While the database
-// fails, its own attempts back off (doubling up to maxRetryBackoff) so that
-// a recovering database is not hammered; occurrences keep being counted in
-// memory meanwhile.
+// the queue about every FlushInterval and when asked by Flush. While the
+// database fails, its own attempts back off (doubling up to
+// maxRetryBackoff) so that a recovering database is not hammered;
+// occurrences keep being counted in memory meanwhile.
+//
+// The crash window: a process killed without Close loses what is in
+// memory, the occurrences recorded since the last pass took the pending
+// set (its cut) plus those of that pass not committed yet. Passes are
+// timed so that what one pass leaves to the next is stored within a
+// FlushInterval of its cut: the next pass starts FlushInterval minus the
+// last pass's duration after the cut (see nextPassDelay), at once when a
+// pass took half the interval or more, and writes the oldest errors first.
 func (m *Monitor) writer() {
 	defer m.wg.Done()
-	tick := time.NewTicker(m.cfg.FlushInterval)
-	defer tick.Stop()
+	timer := time.NewTimer(m.cfg.FlushInterval)
+	defer timer.Stop()
 	pruneEvery := time.NewTicker(time.Hour)
 	defer pruneEvery.Stop()
 	var (
@@ -286,23 +382,43 @@ func (m *Monitor) writer() {
 	// Retention runs at start, then every hour: a service restarted more
 	// often than hourly still prunes.
 	m.prune()
+	sched := schedule{interval: m.cfg.FlushInterval, lastCut: time.Now()}
 	pass := func() error {
+		hook, _ := writerHooks.Load(m)
+		errs := m.queue.distinct()
+		start := time.Now()
 		err := m.flushOnce()
+		took := time.Since(start)
+		delay := m.cfg.FlushInterval
 		if err == nil {
 			backoff, retryAt = 0, time.Time{}
-			return nil
+			if h, ok := hook.(*writerHook); ok && h.took != nil {
+				took = h.took(took)
+			}
+			sched.passed(start, took, errs)
+			delay = sched.wait(time.Now(), m.queue.distinct())
+		} else {
+			backoff = min(max(2*backoff, m.cfg.FlushInterval), maxRetryBackoff)
+			retryAt = time.Now().Add(backoff)
 		}
-		backoff = min(max(2*backoff, m.cfg.FlushInterval), maxRetryBackoff)
-		retryAt = time.Now().Add(backoff)
+		timer.Reset(delay) // Go 1.23 timers: no stale tick survives a Reset
+		if h, ok := hook.(*writerHook); ok && h.next != nil {
+			h.next(took, delay)
+		}
 		return err
 	}
 	for {
 		select {
 		case <-m.stop:
 			return
-		case now := <-tick.C:
+		case now := <-timer.C:
 			m.noteDrops(&dropsLogged, &lastDropLog, false)
 			if now.Before(retryAt) {
+				timer.Reset(m.cfg.FlushInterval)
+				continue
+			}
+			if wait := sched.wait(now, m.queue.distinct()); wait > 0 {
+				timer.Reset(wait)
 				continue
 			}
 			_ = pass()
@@ -313,6 +429,66 @@ func (m *Monitor) writer() {
 		}
 	}
 }
+
+// schedule times the writer's passes. A pass stores what was recorded
+// before its cut (its start); what is recorded after waits for the next
+// pass to end. So the next pass is due when the time since the last cut
+// plus the time writing the pending set will take (its distinct errors at
+// the rate the last passes achieved) reaches the interval, less a margin:
+// then it ends about an interval after the last cut, however large the
+// set has grown. While the set is small that is about every interval;
+// under a storm of new errors it is sooner, at once when the writer is
+// behind (it then writes at the database's speed until it catches up).
+// While waiting, the set is looked at again every interval/checksPerInterval.
+type schedule struct {
+	interval time.Duration
+	lastCut  time.Time
+	rate     float64 // distinct errors written per second of pass, smoothed; 0 before the first pass
+}
+
+const checksPerInterval = 20
+
+// passed notes a pass that started at start, took took and wrote errs
+// distinct errors.
+func (s *schedule) passed(start time.Time, took time.Duration, errs int) {
+	s.lastCut = start
+	if errs == 0 || took <= 0 {
+		return
+	}
+	r := float64(errs) / took.Seconds()
+	if s.rate == 0 {
+		s.rate = r
+	} else {
+		s.rate = (s.rate + r) / 2
+	}
+}
+
+// wait returns how long until the next pass is due, given the distinct
+// errors pending now; 0 means now. It never returns more than the check
+// period: a storm starting meanwhile is noticed within it.
+func (s *schedule) wait(now time.Time, pending int) time.Duration {
+	check := max(s.interval/checksPerInterval, time.Millisecond)
+	var write time.Duration
+	if pending > 0 && s.rate > 0 {
+		write = time.Duration(float64(pending) / s.rate * float64(time.Second))
+	}
+	due := s.lastCut.Add(s.interval - check - write)
+	w := due.Sub(now)
+	if w <= 0 {
+		return 0
+	}
+	return min(w, check)
+}
+
+// writerHook lets a test observe the writer's schedule and steer how long
+// its passes seem to take; writerHooks maps a *Monitor to its hook, read
+// at each pass (tests only).
+type writerHook struct {
+	took func(time.Duration) time.Duration // the duration the schedule uses, given the measured one
+	next func(took, delay time.Duration)   // after each pass: its duration and the delay to the next
+}
+
+var writerHooks sync.Map
 
 // noteDrops logs the occurrences the full pending set dropped since the
 // last report, at most once per failureLogEvery, or now when forced (the
@@ -460,11 +636,10 @@ func (m *Monitor) flushOnce() error {
 		m.stats.stored.Add(p.count)
 		m.afterWriteSafely(p, res)
 	}
-	// Errors are written in chunks of writeBatchSize, one transaction (one
-	// commit) each, in hash order so that processes sharing a database take
-	// row locks in the same order.
-	hashes := slices.Sorted(maps.Keys(batch))
-	for chunk := range slices.Chunk(hashes, writeBatchSize) {
+	// Errors are written in chunks (see chunksOf), one transaction (one
+	// commit) each, oldest first, each in hash order so that processes
+	// sharing a database take row locks in the same order.
+	for _, chunk := range chunksOf(batch) {
 		if consecutive >= maxConsecutiveFailures || ctx.Err() != nil {
 			for _, hash := range chunk {
 				failed[hash] = batch[hash]
@@ -546,6 +721,44 @@ func (m *Monitor) flushOnce() error {
 	err := fmt.Errorf("errmon: %d occurrences of %d errors not stored yet (kept in memory to retry): %w", n, errs, firstErr)
 	m.noteFailure(n, errs, lost, firstErr)
 	return err
+}
+
+// chunksOf splits a batch into the chunks of its transactions: oldest
+// errors first (by the sequence of their oldest occurrence), at most
+// writeBatchSize errors and about maxChunkBytes of text each, each chunk in
+// hash order.
+func chunksOf(batch map[string]*pending) [][]string {
+	hashes := slices.SortedFunc(maps.Keys(batch), func(a, b string) int {
+		return cmp.Compare(batch[a].seq, batch[b].seq)
+	})
+	var (
+		out   [][]string
+		start int
+		bytes int
+	)
+	for i, hash := range hashes {
+		size := batch[hash].textBytes()
+		if i > start && (i-start == writeBatchSize || bytes+size > maxChunkBytes) {
+			out = append(out, hashes[start:i:i])
+			start, bytes = i, 0
+		}
+		bytes += size
+	}
+	if start < len(hashes) {
+		out = append(out, hashes[start:])
+	}
+	for _, c := range out {
+		slices.Sort(c)
+	}
+	return out
+}
+
+// textBytes is about how much text writing p sends: the row's texts, and
+// the sample's message and request context.
+func (p *pending) textBytes() int {
+	o := p.last
+	return len(o.Hash) + len(o.Host) + len(o.Path) + len(o.Route) + len(o.ExceptionName) +
+		2*len(o.Message) + len(o.Traceback) + 2*len(o.RequestData) + 256
 }
 
 // park keeps a chunk whose write may have committed for the next pass.

@@ -130,3 +130,36 @@ func TestRetentionAtStart(t *testing.T) {
 		}
 	})
 }
+
+// TestWriteManyHoursWithinParameterLimits: an error pending through a long
+// outage spans many hours; a chunk of such errors is written with its
+// hourly counts split into statements within every database's bind
+// parameter limit (SQLite's 32766 the smallest), every hour counted.
+func TestWriteManyHoursWithinParameterLimits(t *testing.T) {
+	eachDB(t, func(t *testing.T, tdb testDB) {
+		m := coalesceMonitor(t, tdb.DB, func(c *Config) { c.FlushInterval = time.Hour; c.MaxPending = 100 })
+		base := time.Now().Add(-HourlyRetention).Truncate(time.Hour).Add(2 * time.Hour)
+		const errs, hours = 40, 300 // 12,000 buckets: 36,000 parameters in one statement
+		for i := range errs {
+			for h := range hours {
+				o := &Occurrence{Hash: dashHash("hours " + letters(i)), Message: "hours " + letters(i),
+					Time: dbTime(base.Add(time.Duration(h) * time.Hour))}
+				if !m.queue.add(o) {
+					t.Fatal("dropped")
+				}
+			}
+		}
+		flush(t, m)
+		var buckets, total int64
+		tdb.DB.Model(&ErrorHourly{}).Count(&buckets)
+		tdb.DB.Model(&ErrorHourly{}).Select("COALESCE(SUM(count), 0)").Scan(&total)
+		if buckets != errs*hours || total != errs*hours {
+			t.Fatalf("%d hourly buckets with %d occurrences, want %d of 1 each", buckets, total, errs*hours)
+		}
+		for _, r := range rowsByHash(t, tdb.DB) {
+			if r.Count != hours {
+				t.Fatalf("%s: count %d, want %d", r.Message, r.Count, hours)
+			}
+		}
+	})
+}

@@ -2,7 +2,10 @@
 # Runs errmon's benchmarks side by side (gin's Recovery, errmon, Sentry's gin
 # middleware; errmon against a naive per-event upsert), keeps the raw output
 # in bench/results/, and prints benchstat comparisons and the Markdown table
-# of the README's Performance section.
+# of the README's Performance section. Then the root package's
+# BenchmarkDistinctErrors (new errors per second against the database's
+# floor) and cmd/crashwindow (what a SIGKILL under a storm loses; CRASH_RUNS
+# runs, default 5).
 #
 #   bench/run.sh                 # COUNT=5: about 7 minutes on 2 cores
 #   COUNT=10 bench/run.sh        # steadier medians
@@ -46,6 +49,18 @@ for i in $(seq "$COUNT"); do
 		run -test.bench '^(BenchmarkStorm|BenchmarkStormFull)$' -test.benchtime 1x
 	fi
 done
+
+# Distinct errors against the database's floor (a root-package benchmark:
+# it needs errmon's internals), and the crash window (SIGKILL under a storm).
+echo "== distinct errors: errmon's pass against a bare multi-row INSERT"
+if ! (cd .. && go test -run '^$' -bench '^BenchmarkDistinctErrors$' -benchtime 1x -count "$STORM_COUNT" .) 2>&1 |
+	grep -v '^\(goos\|goarch\|pkg\|cpu\|PASS\|ok\)' | tee -a "$raw"; then
+	status=1
+fi
+echo "== crash window: SIGKILL under a storm (loss in ms of events; FlushInterval 1s)"
+if ! go run ./cmd/crashwindow -runs "${CRASH_RUNS:-5}" 2>&1 | tee -a "$raw"; then
+	status=1
+fi
 
 echo
 echo "Raw output: bench/$raw"
