@@ -143,7 +143,7 @@ func (d *dashboard) apiDetail(c *gin.Context) {
 	if out.Hourly == nil {
 		out.Hourly = make([]int64, sparkHours)
 	}
-	occ, err := d.m.store.lastOccurrences(ctx, hash, OccurrenceHistory)
+	occ, err := d.m.store.lastOccurrences(ctx, hash, occurrenceHistory)
 	if err != nil {
 		d.serverError(c, err)
 		return

@@ -35,10 +35,10 @@ func (n *coalesceNotifier) Notify(_ context.Context, note *Notification) error {
 }
 
 // reasons returns how many alerts were sent for hash, by reason.
-func (n *coalesceNotifier) reasons(hash string) map[string]int {
+func (n *coalesceNotifier) reasons(hash string) map[Reason]int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	out := map[string]int{}
+	out := map[Reason]int{}
 	for _, note := range n.notes {
 		if note.Error != nil && note.Error.Hash == hash {
 			out[note.Reason]++
@@ -102,7 +102,7 @@ func rowsByHash(t *testing.T, db *gorm.DB) map[string]ErrorRecord {
 func hourlyTotal(t *testing.T, db *gorm.DB, hash string) int64 {
 	t.Helper()
 	var n int64
-	if err := db.Model(&ErrorHourly{}).Where("hash = ?", hash).Select("COALESCE(SUM(count), 0)").Scan(&n).Error; err != nil {
+	if err := db.Model(&errorHourly{}).Where("hash = ?", hash).Select("COALESCE(SUM(count), 0)").Scan(&n).Error; err != nil {
 		t.Fatalf("read app_error_hourly: %v", err)
 	}
 	return n

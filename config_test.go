@@ -484,7 +484,7 @@ func TestNewFillsDefaults(t *testing.T) {
 				t.Errorf("New(Config{DB}).Config().%s = %v, want %v", c.name, c.got, c.want)
 			}
 		}
-		for _, model := range []any{&ErrorRecord{}, &ErrorOccurrence{}, &ErrorHourly{}} {
+		for _, model := range []any{&ErrorRecord{}, &errorOccurrence{}, &errorHourly{}} {
 			if !tdb.DB.Migrator().HasTable(model) {
 				t.Errorf("New did not create the table of %T", model)
 			}

@@ -16,7 +16,7 @@ import (
 // on the request path, after a failure, while the request is still valid.
 // mask reports whether a key (a header, cookie, parameter or JSON key) must
 // be hidden and the value to show instead. errmon cuts the result to the
-// context budget (see [MaxRequestDataBytes]) and masks it again before
+// context budget (see [maxRequestDataBytes]) and masks it again before
 // storing it, so a builder cannot leak a configured secret by mistake nor
 // make masking cost more than the budget; a builder that panics is
 // recovered and its error recorded. A value of a type other than string,
@@ -35,7 +35,7 @@ type ContextBuilder interface {
 // when it is binary.
 //
 // It keeps within the context budget as it builds, section by section (see
-// [MaxRequestDataBytes]): past its share a string is cut with a
+// [maxRequestDataBytes]): past its share a string is cut with a
 // "… [N bytes cut]" marker, a map gets a "[cut]" entry saying what it left
 // out ("[N entries, M bytes cut]", "[N bytes cut]" for a query or form),
 // a list a last item "[N items cut]", a body past the budget a
@@ -124,7 +124,7 @@ func buildContext(c *gin.Context, bm builderMask) map[string]any {
 		}
 	}
 	put("host", ct.text(r.Host, smallField))
-	put("route", ct.text(c.FullPath(), MaxPathBytes))
+	put("route", ct.text(c.FullPath(), maxPathBytes))
 	put("client_ip", ct.text(c.ClientIP(), smallField))
 	put("proto", ct.text(r.Proto, smallField))
 	if len(c.Params) > 0 {

@@ -121,8 +121,8 @@ func seedBench(db *gorm.DB) error {
 		"net/http.serverHandler.ServeHTTP\n\t/usr/local/go/src/net/http/server.go:3340\n"
 	return db.Transaction(func(tx *gorm.DB) error {
 		recs := make([]ErrorRecord, 0, batch)
-		occ := make([]ErrorOccurrence, 0, batch)
-		hours := make([]ErrorHourly, 0, batch)
+		occ := make([]errorOccurrence, 0, batch)
+		hours := make([]errorHourly, 0, batch)
 		for i := range benchErrors {
 			k := benchKinds[i%len(benchKinds)]
 			last := now.Add(-time.Duration(i) * 12 * time.Second) // spread over ~2 weeks
@@ -136,9 +136,9 @@ func seedBench(db *gorm.DB) error {
 				Count: int64(1 + i%1000), CreatedOn: last.Add(-time.Duration(i%500) * time.Hour), LastSeen: last,
 				Resolved: i%5 == 4,
 			})
-			occ = append(occ, ErrorOccurrence{Hash: h, SeenAt: last, Host: "api.example.com", Path: path, Method: "GET",
+			occ = append(occ, errorOccurrence{Hash: h, SeenAt: last, Host: "api.example.com", Path: path, Method: "GET",
 				Message: recs[len(recs)-1].Message, RequestData: rd})
-			hours = append(hours, ErrorHourly{Hash: h, Hour: hourStart(last), Count: int64(1 + i%7)})
+			hours = append(hours, errorHourly{Hash: h, Hour: hourStart(last), Count: int64(1 + i%7)})
 			if len(recs) == batch || i == benchErrors-1 {
 				if err := tx.CreateInBatches(recs, 200).Error; err != nil {
 					return fmt.Errorf("insert app_errors: %w", err)
@@ -257,7 +257,7 @@ func benchDashboardPages(b *testing.B, db *gorm.DB, extra ...benchCase) {
 	e := gin.New()
 	m.RegisterRoutes(e)
 	var detail string
-	if err := db.Model(&ErrorOccurrence{}).Select("hash").Order("id").Limit(1).Scan(&detail).Error; err != nil || detail == "" {
+	if err := db.Model(&errorOccurrence{}).Select("hash").Order("id").Limit(1).Scan(&detail).Error; err != nil || detail == "" {
 		b.Fatalf("no error with a sample to show: %v", err)
 	}
 	cases := []benchCase{

@@ -675,7 +675,7 @@ func (n *hzCountingNotifier) Notify(_ context.Context, note *Notification) error
 	if n.notes == nil {
 		n.notes = map[string][]string{}
 	}
-	n.notes[note.Error.Hash] = append(n.notes[note.Error.Hash], note.Reason)
+	n.notes[note.Error.Hash] = append(n.notes[note.Error.Hash], string(note.Reason))
 	return nil
 }
 
@@ -781,8 +781,8 @@ func TestFaultManyMonitorsOverlappingErrors(t *testing.T) {
 	}
 	var maxSamples int64
 	tdb.DB.Raw("SELECT COALESCE(MAX(c),0) FROM (SELECT count(*) AS c FROM app_error_occurrences GROUP BY hash) s").Scan(&maxSamples)
-	if maxSamples > OccurrenceHistory {
-		t.Errorf("%d samples kept for one error, want at most %d", maxSamples, OccurrenceHistory)
+	if maxSamples > occurrenceHistory {
+		t.Errorf("%d samples kept for one error, want at most %d", maxSamples, occurrenceHistory)
 	}
 	// One alert per new error, whichever monitor created it.
 	notifier.mu.Lock()
@@ -791,7 +791,7 @@ func TestFaultManyMonitorsOverlappingErrors(t *testing.T) {
 		t.Errorf("alerts for %d errors, want %d", len(notifier.notes), len(want))
 	}
 	for hash, reasons := range notifier.notes {
-		if len(reasons) != 1 || reasons[0] != ReasonNew {
+		if len(reasons) != 1 || reasons[0] != string(ReasonNew) {
 			t.Errorf("error %s alerted %v, want exactly one %q", hash, reasons, ReasonNew)
 		}
 	}

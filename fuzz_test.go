@@ -262,7 +262,7 @@ func hzFuzzMonitor() *Monitor {
 
 // FuzzContextBuilder: whatever the body, content type, header and query,
 // capturing a failure never panics, RequestData is valid JSON within
-// MaxRequestDataBytes nested at most maxContextDepth levels, all text is
+// maxRequestDataBytes nested at most maxContextDepth levels, all text is
 // valid UTF-8 without NUL, and the secrets planted under secret keys
 // (query, also encoded and after ';', path parameters and key=value path
 // segments, headers, cookie, JSON and form fields, message) never survive,
@@ -336,8 +336,8 @@ func FuzzContextBuilder(f *testing.F) {
 		if !json.Valid([]byte(o.RequestData)) {
 			t.Fatalf("RequestData is not valid JSON: %q", o.RequestData)
 		}
-		if len(o.RequestData) > MaxRequestDataBytes {
-			t.Errorf("RequestData is %d bytes, cap %d", len(o.RequestData), MaxRequestDataBytes)
+		if len(o.RequestData) > maxRequestDataBytes {
+			t.Errorf("RequestData is %d bytes, cap %d", len(o.RequestData), maxRequestDataBytes)
 		}
 		if d := hzJSONDepth(o.RequestData); d > maxContextDepth {
 			t.Errorf("RequestData nests %d levels, limit %d", d, maxContextDepth)

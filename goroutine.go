@@ -55,10 +55,10 @@ func (m *Monitor) recovered(rec any) {
 			stored = own
 		}
 	}
-	m.record(nil, kindGoroutine, rec, stored, nil)
+	m.record(nil, KindGoroutine, rec, stored, nil)
 	if m.out != nil {
 		m.logOutput("[Recovery] %s goroutine panic recovered:\n%s\n%s%s", timeFormat(time.Now()),
-			m.maskCap(messageOf(rec), MaxMessageBytes), formatTraceback(frames), reset)
+			m.maskCap(messageOf(rec), maxMessageBytes), formatTraceback(frames), reset)
 	}
 	if m.closed.Load() {
 		return
@@ -70,10 +70,6 @@ func (m *Monitor) recovered(rec any) {
 			"err", err)
 	}
 }
-
-// kindGoroutine is the Occurrence.Kind of a panic recovered by Go or
-// Recover.
-const kindGoroutine = "goroutine"
 
 // Go runs fn in a new goroutine, recording a panic in it with the default
 // monitor (see [Monitor.Go]). Without a default monitor it is a plain go

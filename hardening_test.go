@@ -67,10 +67,10 @@ func hzCheckStored(t *testing.T, what string, r ErrorRecord) {
 		v   string
 		max int
 	}{
-		"Host": {r.Host, MaxHostBytes}, "Path": {r.Path, MaxPathBytes}, "Method": {r.Method, 16},
-		"Route": {r.Route, MaxPathBytes}, "ExceptionName": {r.ExceptionName, MaxNameBytes},
-		"Message": {r.Message, MaxMessageBytes}, "Traceback": {r.Traceback, MaxTracebackBytes},
-		"RequestData": {r.RequestData, MaxRequestDataBytes},
+		"Host": {r.Host, maxHostBytes}, "Path": {r.Path, maxPathBytes}, "Method": {r.Method, 16},
+		"Route": {r.Route, maxPathBytes}, "ExceptionName": {r.ExceptionName, maxNameBytes},
+		"Message": {r.Message, maxMessageBytes}, "Traceback": {r.Traceback, maxTracebackBytes},
+		"RequestData": {r.RequestData, maxRequestDataBytes},
 	}
 	for name, f := range fields {
 		if !utf8.ValidString(f.v) {
@@ -111,7 +111,7 @@ func hzStoredByRoute(t *testing.T, m *Monitor, tdb testDB) map[string]ErrorRecor
 		out[r.Route] = r
 	}
 	// The occurrence samples hold the same values: same rules.
-	var samples []ErrorOccurrence
+	var samples []errorOccurrence
 	tdb.DB.Find(&samples)
 	for _, s := range samples {
 		hzCheckStored(t, "sample of "+s.Hash, ErrorRecord{Host: s.Host, Path: s.Path, Method: s.Method, Message: s.Message, RequestData: s.RequestData})

@@ -24,7 +24,7 @@ const (
 	// maxReadContext is how many characters of a stored context the
 	// dashboard reads, as much as errmon itself stores at most. A longer
 	// one (another writer's) is shown as cut text.
-	maxReadContext = MaxRequestDataBytes
+	maxReadContext = maxRequestDataBytes
 	// pageContextBudget is how many bytes of HTML the detail page spends on the
 	// latest context's entries, and as much again on its raw JSON.
 	pageContextBudget = 64 << 10

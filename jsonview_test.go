@@ -68,8 +68,8 @@ func TestDashboardBoundedContext(t *testing.T) {
 			rec.RequestData = tc.data
 			d.seed(t, rec)
 			d.seedSamples(t, rec, 1)
-			for j := 1; j < OccurrenceHistory; j++ {
-				occ := ErrorOccurrence{Hash: rec.Hash, SeenAt: rec.LastSeen, Host: rec.Host, Path: rec.Path,
+			for j := 1; j < occurrenceHistory; j++ {
+				occ := errorOccurrence{Hash: rec.Hash, SeenAt: rec.LastSeen, Host: rec.Host, Path: rec.Path,
 					Method: rec.Method, Message: rec.Message, RequestData: rec.RequestData}
 				if err := d.db.Create(&occ).Error; err != nil {
 					t.Fatalf("seed occurrence: %v", err)

@@ -50,10 +50,10 @@ type ErrorRecord struct {
 // TableName implements GORM's Tabler.
 func (ErrorRecord) TableName() string { return "app_errors" }
 
-// ErrorOccurrence is a sample of one occurrence of an error, kept for the
-// dashboard's detail page. Only the newest [OccurrenceHistory] samples of
+// errorOccurrence is a sample of one occurrence of an error, kept for the
+// dashboard's detail page. Only the newest [occurrenceHistory] samples of
 // each error are kept (table "app_error_occurrences").
-type ErrorOccurrence struct {
+type errorOccurrence struct {
 	ID          uint      `gorm:"primaryKey" json:"-"`
 	Hash        string    `gorm:"size:64;not null;index" json:"hash"`
 	SeenAt      time.Time `gorm:"not null" json:"seen_at"`
@@ -65,40 +65,40 @@ type ErrorOccurrence struct {
 }
 
 // TableName implements GORM's Tabler.
-func (ErrorOccurrence) TableName() string { return "app_error_occurrences" }
+func (errorOccurrence) TableName() string { return "app_error_occurrences" }
 
-// ErrorHourly counts the occurrences of an error per hour, for the
+// errorHourly counts the occurrences of an error per hour, for the
 // dashboard's charts (table "app_error_hourly"). Buckets older than
-// [HourlyRetention] are pruned.
-type ErrorHourly struct {
+// [hourlyRetention] are pruned.
+type errorHourly struct {
 	Hash  string    `gorm:"size:64;not null;primaryKey" json:"hash"`
 	Hour  time.Time `gorm:"not null;primaryKey;index" json:"hour"` // start of the hour, UTC
 	Count int64     `gorm:"not null;default:0" json:"count"`
 }
 
 // TableName implements GORM's Tabler.
-func (ErrorHourly) TableName() string { return "app_error_hourly" }
+func (errorHourly) TableName() string { return "app_error_hourly" }
 
-// ErrorWrite is a receipt: one row per stored batch of errors, written in
+// errorWrite is a receipt: one row per stored batch of errors, written in
 // the batch's transaction (table "app_error_writes"). When the answer to a
 // commit is lost, the writer looks for the batch's token to learn whether
 // it was stored, rather than storing it twice. Receipts older than
-// [ReceiptRetention] are pruned.
-type ErrorWrite struct {
+// [receiptRetention] are pruned.
+type errorWrite struct {
 	Token     string    `gorm:"size:32;primaryKey" json:"token"`
 	WrittenAt time.Time `gorm:"not null;index" json:"written_at"`
 }
 
 // TableName implements GORM's Tabler.
-func (ErrorWrite) TableName() string { return "app_error_writes" }
+func (errorWrite) TableName() string { return "app_error_writes" }
 
 const (
-	// ReceiptRetention is how long write receipts are kept.
-	ReceiptRetention = 24 * time.Hour
-	// OccurrenceHistory is how many occurrence samples are kept per error.
-	OccurrenceHistory = 10
-	// HourlyRetention is how long hourly counts are kept.
-	HourlyRetention = 14 * 24 * time.Hour
+	// receiptRetention is how long write receipts are kept.
+	receiptRetention = 24 * time.Hour
+	// occurrenceHistory is how many occurrence samples are kept per error.
+	occurrenceHistory = 10
+	// hourlyRetention is how long hourly counts are kept.
+	hourlyRetention = 14 * 24 * time.Hour
 )
 
 // store writes coalesced occurrences to the database.
@@ -121,7 +121,7 @@ const migrateLockName = "errmon_migrate"
 // database a migration that lost a race (a table created meanwhile) is
 // tried again, and then finds the tables in place.
 func (s *store) migrate(ctx context.Context) error {
-	models := []any{&ErrorRecord{}, &ErrorOccurrence{}, &ErrorHourly{}, &ErrorWrite{}}
+	models := []any{&ErrorRecord{}, &errorOccurrence{}, &errorHourly{}, &errorWrite{}}
 	db := s.db.WithContext(ctx)
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
@@ -233,7 +233,7 @@ const (
 func isMySQL(db *gorm.DB) bool { return db.Dialector.Name() == "mysql" }
 
 // pruneOccurrencesSQL deletes, in one statement for the errors listed, the
-// samples beyond the newest OccurrenceHistory of each. The ranked rows are
+// samples beyond the newest occurrenceHistory of each. The ranked rows are
 // a derived table, so that the DELETE never reads the table it changes
 // (which MySQL refuses).
 const pruneOccurrencesSQL = `DELETE FROM app_error_occurrences WHERE id IN
@@ -284,7 +284,7 @@ const (
 // writeManyTx writes several coalesced errors (of distinct hashes, sorted)
 // inside tx with one statement per table: the upsert of app_errors, the
 // hourly counts, the samples, and one pruning the samples of the errors
-// seen more than OccurrenceHistory times: a chunk costs the same few
+// seen more than occurrenceHistory times: a chunk costs the same few
 // statements whether its errors are new or hot.
 //
 // The statements are built by hand and read with Rows, not through GORM's
@@ -374,7 +374,7 @@ func writeManyTx(tx *gorm.DB, token string, ps []*pending) ([]upsertResult, erro
 		}
 		sq.WriteString(samplesRowSQL)
 		sargs = append(sargs, o.Hash, p.lastSeen, o.Host, o.Path, o.Method, o.Message, o.RequestData)
-		if r.Count > OccurrenceHistory {
+		if r.Count > occurrenceHistory {
 			prune = append(prune, o.Hash)
 		}
 	}
@@ -386,7 +386,7 @@ func writeManyTx(tx *gorm.DB, token string, ps []*pending) ([]upsertResult, erro
 	}
 	clear(sargs)
 	if len(prune) > 0 {
-		if err := tx.Exec(pruneOccurrencesSQL, prune, OccurrenceHistory).Error; err != nil {
+		if err := tx.Exec(pruneOccurrencesSQL, prune, occurrenceHistory).Error; err != nil {
 			return nil, fmt.Errorf("prune app_error_occurrences: %w", err)
 		}
 	}
@@ -496,7 +496,7 @@ func (s *store) inTx(ctx context.Context, fc func(tx *gorm.DB) error) error {
 // insertReceipt records, inside a write's transaction, that the write
 // with this token was stored. It comes last, just before the commit.
 func insertReceipt(tx *gorm.DB, token string) error {
-	if err := tx.Create(&ErrorWrite{Token: token, WrittenAt: dbTime(time.Now())}).Error; err != nil {
+	if err := tx.Create(&errorWrite{Token: token, WrittenAt: dbTime(time.Now())}).Error; err != nil {
 		return fmt.Errorf("insert app_error_writes: %w", err)
 	}
 	return nil
@@ -510,7 +510,7 @@ func insertReceipt(tx *gorm.DB, token string) error {
 // receipt would conflict), so that its occurrences may be written again.
 func (s *store) settled(ctx context.Context, token string) (bool, error) {
 	r := s.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).
-		Create(&ErrorWrite{Token: token, WrittenAt: dbTime(time.Now())})
+		Create(&errorWrite{Token: token, WrittenAt: dbTime(time.Now())})
 	if r.Error != nil {
 		return false, fmt.Errorf("errmon: look up write receipt: %w", r.Error)
 	}
@@ -537,14 +537,14 @@ func (s *store) lostWriteResults(ctx context.Context, token string, hashes []str
 	return out, nil
 }
 
-// pruneReceipts deletes write receipts older than ReceiptRetention.
+// pruneReceipts deletes write receipts older than receiptRetention.
 func (s *store) pruneReceipts(ctx context.Context, now time.Time) error {
-	return s.db.WithContext(ctx).Where("written_at < ?", dbTime(now.Add(-ReceiptRetention))).Delete(&ErrorWrite{}).Error
+	return s.db.WithContext(ctx).Where("written_at < ?", dbTime(now.Add(-receiptRetention))).Delete(&errorWrite{}).Error
 }
 
-// pruneHourly deletes hourly counts older than HourlyRetention.
+// pruneHourly deletes hourly counts older than hourlyRetention.
 func (s *store) pruneHourly(ctx context.Context, now time.Time) error {
-	return s.db.WithContext(ctx).Where("hour < ?", now.Add(-HourlyRetention)).Delete(&ErrorHourly{}).Error
+	return s.db.WithContext(ctx).Where("hour < ?", now.Add(-hourlyRetention)).Delete(&errorHourly{}).Error
 }
 
 func newToken() string {

@@ -19,7 +19,7 @@ func TestMySQLSchemaMatchesModels(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	for _, model := range []any{&ErrorRecord{}, &ErrorOccurrence{}, &ErrorHourly{}, &ErrorWrite{}} {
+	for _, model := range []any{&ErrorRecord{}, &errorOccurrence{}, &errorHourly{}, &errorWrite{}} {
 		stmt := tdb.DB.Model(model).Statement
 		if err := stmt.Parse(model); err != nil {
 			t.Fatal(err)

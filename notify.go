@@ -47,7 +47,7 @@ type Notifier interface {
 type Notification struct {
 	From string
 	To   []string
-	// Subject is one line of at most [MaxSubjectBytes]:
+	// Subject is one line of at most [maxSubjectBytes]:
 	// "[SubjectPrefix] [New] [METHOD] route ExceptionName: normalized
 	// message", with [Regression], [Escalating: 100 occurrences] or
 	// [Ongoing] in place of [New] (see [Monitor.Subject]); a digest's is
@@ -59,7 +59,7 @@ type Notification struct {
 	// that triggered it, with Count set to the count of that write. For a
 	// digest it is the first error the digest lists.
 	Error  *ErrorRecord
-	Reason string // why it was sent: "new", "regression", "threshold", "ongoing" or "digest"
+	Reason Reason // why it was sent: ReasonNew, ReasonRegression, ReasonThreshold, ReasonOngoing or ReasonDigest
 	Link   string // the dashboard's detail page (a digest: the list), when Config.BaseURL is set
 	// ThreadID identifies the conversation of all the alerts of one error:
 	// the Message-ID of its first alert, "<errmon.{hash}@{domain}>", the
@@ -74,7 +74,7 @@ type Notification struct {
 	// Threshold is the count that Reason "threshold" passed.
 	Threshold int64
 	// Digest lists the new errors of a digest (Reason "digest"), at most
-	// [MaxDigestItems]; DigestTotal counts them all. In [Stats], a digest
+	// [maxDigestItems]; DigestTotal counts them all. In [Stats], a digest
 	// counts as the DigestTotal alerts it stands for (sent, failed or
 	// skipped together).
 	Digest      []DigestItem
@@ -89,8 +89,8 @@ type DigestItem struct {
 	Link    string // its dashboard page, when Config.BaseURL is set
 }
 
-// MaxDigestItems caps the errors a digest lists; the others are counted.
-const MaxDigestItems = 100
+// maxDigestItems caps the errors a digest lists; the others are counted.
+const maxDigestItems = 100
 
 // Ticketing raises a ticket in an issue tracker. RaiseTicket is called once
 // for each new error and each regression, however many processes see it,
@@ -104,13 +104,16 @@ type Ticketing interface {
 	RaiseTicket(ctx context.Context, rec *ErrorRecord) error
 }
 
-// Reasons for an alert, in [Notification.Reason].
+// Reason says why an alert was sent, in [Notification.Reason].
+type Reason string
+
+// Reasons for an alert.
 const (
-	ReasonNew        = "new"        // the first occurrence of an error
-	ReasonRegression = "regression" // a resolved error happened again
-	ReasonThreshold  = "threshold"  // an open error's count passed one of Config.NotifyThresholds
-	ReasonOngoing    = "ongoing"    // an open error still occurs, Config.NotifyEvery after its last alert
-	ReasonDigest     = "digest"     // more new errors than Config.DigestThreshold in one Config.DigestWindow
+	ReasonNew        Reason = "new"        // the first occurrence of an error
+	ReasonRegression Reason = "regression" // a resolved error happened again
+	ReasonThreshold  Reason = "threshold"  // an open error's count passed one of Config.NotifyThresholds
+	ReasonOngoing    Reason = "ongoing"    // an open error still occurs, Config.NotifyEvery after its last alert
+	ReasonDigest     Reason = "digest"     // more new errors than Config.DigestThreshold in one Config.DigestWindow
 )
 
 // ErrPermanent marks a delivery failure that retrying cannot fix (an SMTP
@@ -125,7 +128,7 @@ var ErrPermanent = errors.New("permanent failure")
 // after the write for thresholds, a conditional UPDATE for NotifyEvery), so
 // that exactly one of many processes does it.
 func (m *Monitor) afterWrite(p *pending, res upsertResult) {
-	reason := ""
+	var reason Reason
 	var threshold int64
 	switch {
 	case res.Created:
@@ -192,7 +195,7 @@ func (m *Monitor) afterWrite(p *pending, res upsertResult) {
 
 // Link returns the dashboard address of an error, from Config.BaseURL and
 // Config.URLPrefix, or "" when BaseURL is not set.
-func (m *Monitor) Link(hash string) string {
+func (m *Monitor) link(hash string) string {
 	if m.cfg.BaseURL == "" {
 		return ""
 	}
@@ -208,24 +211,13 @@ func (m *Monitor) dashboardLink() string {
 	return strings.TrimRight(m.cfg.BaseURL, "/") + strings.TrimRight(m.cfg.URLPrefix, "/")
 }
 
-// MaxSubjectBytes caps an alert's subject line. (The other bounds of an
+// maxSubjectBytes caps an alert's subject line. (The other bounds of an
 // alert are in alertview.go.)
-const MaxSubjectBytes = 200
-
-// Subject returns the subject of the first alert of rec (a new error):
-// "[SubjectPrefix] [New] [METHOD] route ExceptionName: normalized message".
-// The prefix is left out when empty, the method and route when unknown (the
-// path stands in for a missing route); the message is the one stored,
-// normalized as for grouping ([NormalizeMessage]), so that every alert of
-// one error has the same subject but for its reason tag. It is one line of
-// at most [MaxSubjectBytes].
-func (m *Monitor) Subject(rec *ErrorRecord) string {
-	return m.subject(rec, reasonTag(ReasonNew, 0))
-}
+const maxSubjectBytes = 200
 
 // reasonTag is the bracketed tag of an alert's subject that says why it was
 // sent.
-func reasonTag(reason string, threshold int64) string {
+func reasonTag(reason Reason, threshold int64) string {
 	switch reason {
 	case ReasonNew:
 		return "New"
@@ -241,10 +233,17 @@ func reasonTag(reason string, threshold int64) string {
 	return ""
 }
 
+// subject returns an alert's subject for rec: "[SubjectPrefix] [tag]
+// [METHOD] route ExceptionName: normalized message". The prefix is left out
+// when empty, the method and route when unknown (the path stands in for a
+// missing route); the message is the one stored, normalized as for
+// grouping ([NormalizeMessage]), so that every alert of one error has the
+// same subject but for its reason tag. It is one line of at most
+// maxSubjectBytes.
 func (m *Monitor) subject(rec *ErrorRecord, tag string) string {
 	// Each part is cut first (the row may hold anything): folding,
 	// normalizing and sanitizing then cost no more than the subject's size.
-	part := func(s string) string { return alertHead(s, 4*MaxSubjectBytes) }
+	part := func(s string) string { return alertHead(s, 4*maxSubjectBytes) }
 	var subj strings.Builder
 	if m.cfg.SubjectPrefix != "" {
 		subj.WriteString("[" + part(m.cfg.SubjectPrefix) + "] ")
@@ -264,18 +263,18 @@ func (m *Monitor) subject(rec *ErrorRecord, tag string) string {
 	if rec.Message != "" {
 		subj.WriteString(": " + NormalizeMessage(part(rec.Message)))
 	}
-	return oneLine(subj.String(), MaxSubjectBytes)
+	return oneLine(subj.String(), maxSubjectBytes)
 }
 
 // compose writes the alert for rec.
-func (m *Monitor) compose(rec *ErrorRecord, reason string, threshold int64) *Notification {
+func (m *Monitor) compose(rec *ErrorRecord, reason Reason, threshold int64) *Notification {
 	n := &Notification{
 		From:      m.cfg.EmailSender,
 		To:        append([]string(nil), m.cfg.RecipientEmail...),
 		Subject:   m.subject(rec, reasonTag(reason, threshold)),
 		Error:     rec,
 		Reason:    reason,
-		Link:      m.Link(alertCap(rec.Hash, alertHashBytes)),
+		Link:      m.link(alertCap(rec.Hash, alertHashBytes)),
 		Threshold: threshold,
 	}
 	n.ThreadID = m.threadID(rec.Hash)
@@ -308,12 +307,12 @@ func (m *Monitor) composeDigest(first *ErrorRecord, items []DigestItem, total in
 	tag := "[" + reasonTag(ReasonDigest, 0) + "] " + strconv.Itoa(total) + " new " + word
 	subject := tag
 	if m.cfg.SubjectPrefix != "" {
-		subject = "[" + alertHead(m.cfg.SubjectPrefix, 4*MaxSubjectBytes) + "] " + tag
+		subject = "[" + alertHead(m.cfg.SubjectPrefix, 4*maxSubjectBytes) + "] " + tag
 	}
 	n := &Notification{
 		From:        m.cfg.EmailSender,
 		To:          append([]string(nil), m.cfg.RecipientEmail...),
-		Subject:     oneLine(subject, MaxSubjectBytes),
+		Subject:     oneLine(subject, maxSubjectBytes),
 		Error:       first,
 		Reason:      ReasonDigest,
 		Digest:      items,
@@ -459,7 +458,7 @@ type alertView struct {
 	Context   string
 }
 
-func alertData(rec *ErrorRecord, reason string, threshold int64, link string) alertView {
+func alertData(rec *ErrorRecord, reason Reason, threshold int64, link string) alertView {
 	headline := "An error"
 	switch reason {
 	case ReasonNew:
@@ -475,12 +474,12 @@ func alertData(rec *ErrorRecord, reason string, threshold int64, link string) al
 		Rec:       rec,
 		Headline:  headline,
 		Link:      link,
-		Exception: alertCap(rec.ExceptionName, MaxNameBytes),
+		Exception: alertCap(rec.ExceptionName, maxNameBytes),
 		Message:   alertCap(rec.Message, alertMessageBytes),
-		Method:    alertCap(rec.Method, MaxMethodBytes),
-		Path:      alertCap(rec.Path, MaxPathBytes),
-		Route:     alertCap(rec.Route, MaxPathBytes),
-		Host:      alertCap(rec.Host, MaxHostBytes),
+		Method:    alertCap(rec.Method, maxMethodBytes),
+		Path:      alertCap(rec.Path, maxPathBytes),
+		Route:     alertCap(rec.Route, maxPathBytes),
+		Host:      alertCap(rec.Host, maxHostBytes),
 		Hash:      alertCap(rec.Hash, alertHashBytes),
 		Count:     rec.Count,
 		Frames:    alertStack(rec.Traceback),
@@ -718,7 +717,7 @@ func (a *alerts) sendNote(j alertJob) {
 type digest struct {
 	start time.Time    // the start of the current window
 	news  int          // new-error alerts in the window
-	items []DigestItem // held back, at most MaxDigestItems
+	items []DigestItem // held back, at most maxDigestItems
 	total int          // held back, listed or not
 	first *ErrorRecord // the first error held back
 	timer *time.Timer  // fires at the window's end while alerts are held
@@ -766,9 +765,9 @@ func (a *alerts) hold(n *Notification) bool {
 		d.timer = time.NewTimer(max(d.start.Add(cfg.DigestWindow).Sub(now), 0))
 	}
 	d.total++
-	if len(d.items) < MaxDigestItems {
+	if len(d.items) < maxDigestItems {
 		// The digest's subject has the prefix: each line leaves it out.
-		subject := strings.TrimPrefix(n.Subject, "["+alertHead(cfg.SubjectPrefix, 4*MaxSubjectBytes)+"] ")
+		subject := strings.TrimPrefix(n.Subject, "["+alertHead(cfg.SubjectPrefix, 4*maxSubjectBytes)+"] ")
 		d.items = append(d.items, DigestItem{Hash: n.Error.Hash, Subject: subject, Count: n.Error.Count, Link: n.Link})
 	}
 	return true

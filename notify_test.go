@@ -141,7 +141,7 @@ func (g *ntGomail) Notify(_ context.Context, n *Notification) error {
 	msg.SetHeader("From", n.From)
 	msg.SetHeader("To", append([]string(nil), n.To...)...)
 	msg.SetHeader("Subject", n.Subject)
-	msg.SetHeader("X-Errmon-Reason", n.Reason)
+	msg.SetHeader("X-Errmon-Reason", string(n.Reason))
 	msg.SetHeader("X-Errmon-Hash", n.Error.Hash)
 	// Threading as mail.Notifier does it.
 	if n.MessageID != "" {
@@ -339,7 +339,7 @@ func TestNotifyEmailPolicy(t *testing.T) {
 		if p.Subject != wantSubject {
 			t.Errorf("Subject = %q, want %q", p.Subject, wantSubject)
 		}
-		if reason := p.Header.Get("X-Errmon-Reason"); reason != ReasonNew {
+		if reason := p.Header.Get("X-Errmon-Reason"); reason != string(ReasonNew) {
 			t.Errorf("reason %q, want %q", reason, ReasonNew)
 		}
 		link := "https://shop.example.com/dev/error/" + rec.Hash
@@ -376,7 +376,7 @@ func TestNotifyEmailPolicy(t *testing.T) {
 			t.Fatalf("%d mails after resolve and recur, want 2", len(mails))
 		}
 		p = ntParse(t, mails[1].Raw)
-		if reason := p.Header.Get("X-Errmon-Reason"); reason != ReasonRegression {
+		if reason := p.Header.Get("X-Errmon-Reason"); reason != string(ReasonRegression) {
 			t.Errorf("second mail's reason %q, want %q", reason, ReasonRegression)
 		}
 		if !strings.Contains(p.Text, "A resolved error happened again") || !strings.Contains(p.Text, "Count:      55") {
@@ -442,7 +442,7 @@ func (n *ntRecorder) reasons() []string {
 	defer n.mu.Unlock()
 	var out []string
 	for _, note := range n.notes {
-		out = append(out, note.Reason)
+		out = append(out, string(note.Reason))
 	}
 	return out
 }
@@ -788,7 +788,7 @@ func TestNotifySubjectAndLink(t *testing.T) {
 		if tc.subject != "" && n.Subject != tc.subject {
 			t.Errorf("case %d: subject %q, want %q", i, n.Subject, tc.subject)
 		}
-		if len(n.Subject) > MaxSubjectBytes || strings.ContainsAny(n.Subject, "\r\n") {
+		if len(n.Subject) > maxSubjectBytes || strings.ContainsAny(n.Subject, "\r\n") {
 			t.Errorf("case %d: subject of %d bytes or on several lines: %q", i, len(n.Subject), n.Subject)
 		}
 		if n.Link != tc.link {
@@ -909,7 +909,7 @@ func TestNotifyMultiProcessOneMail(t *testing.T) {
 		switch {
 		case p.Subject == "TICKET "+rec.Hash:
 			tickets++
-		case p.Header.Get("X-Errmon-Reason") == ReasonNew:
+		case Reason(p.Header.Get("X-Errmon-Reason")) == ReasonNew:
 			alerts++
 		default:
 			t.Errorf("unexpected mail %q", p.Subject)
@@ -994,9 +994,9 @@ func TestNotifyAlertBounded(t *testing.T) {
 				t.Logf("text part:\n%s", n.Text)
 			}
 			t.Logf("text %d B, html %d B, subject %d B, allocated %d B", len(n.Text), len(n.HTML), len(n.Subject), alloc)
-			if len(n.Text) > maxText || len(n.HTML) > maxHTML || len(n.Subject) > MaxSubjectBytes {
+			if len(n.Text) > maxText || len(n.HTML) > maxHTML || len(n.Subject) > maxSubjectBytes {
 				t.Errorf("text %d bytes (max %d), html %d (max %d), subject %d (max %d)",
-					len(n.Text), maxText, len(n.HTML), maxHTML, len(n.Subject), MaxSubjectBytes)
+					len(n.Text), maxText, len(n.HTML), maxHTML, len(n.Subject), maxSubjectBytes)
 			}
 			if alloc > maxAlloc {
 				t.Errorf("composing allocated %d bytes, want at most %d", alloc, maxAlloc)
@@ -1127,7 +1127,10 @@ func TestNotifyAlertShapes(t *testing.T) {
 			t.Fatalf("%d mails, want 4 (new, threshold, regression, ongoing)", len(mails))
 		}
 		rest := "[POST] /api/login " + rec.ExceptionName + ": login failed for bob"
-		wants := []struct{ reason, subject, headline, count string }{
+		wants := []struct {
+			reason                   Reason
+			subject, headline, count string
+		}{
 			{ReasonNew, "[shop] [New] " + rest, "A new error", "Count:      5\n"},
 			{ReasonThreshold, "[shop] [Escalating: 10 occurrences] " + rest, "An open error passed 10 occurrences; 35 now", "Count:      35\n"},
 			{ReasonRegression, "[shop] [Regression] " + rest, "A resolved error happened again", "Count:      36\n"},
@@ -1138,7 +1141,7 @@ func TestNotifyAlertShapes(t *testing.T) {
 		link := "https://shop.example.com/dev/error/" + rec.Hash
 		for i, w := range wants {
 			p := ntParse(t, mails[i].Raw)
-			if got := p.Header.Get("X-Errmon-Reason"); got != w.reason {
+			if got := p.Header.Get("X-Errmon-Reason"); Reason(got) != w.reason {
 				t.Errorf("mail %d: reason %q, want %q", i, got, w.reason)
 			}
 			if p.Subject != w.subject {
@@ -1230,7 +1233,7 @@ func TestNotifyDigest(t *testing.T) {
 		var digest ntParsed
 		for _, mail := range mails {
 			p := ntParse(t, mail.Raw)
-			switch p.Header.Get("X-Errmon-Reason") {
+			switch Reason(p.Header.Get("X-Errmon-Reason")) {
 			case ReasonNew:
 				h := p.Header.Get("X-Errmon-Hash")
 				if seen[h] || !all[h] {
@@ -1272,10 +1275,10 @@ func TestNotifyDigest(t *testing.T) {
 		m.Record(nil, errors.New("burst again"))
 		ntFlush(t, m)
 		mails = srv.received()[len(mails):]
-		reasons := map[string]string{}
+		reasons := map[Reason]string{}
 		for _, mail := range mails {
 			p := ntParse(t, mail.Raw)
-			reasons[p.Header.Get("X-Errmon-Reason")] = p.Subject
+			reasons[Reason(p.Header.Get("X-Errmon-Reason"))] = p.Subject
 		}
 		if len(mails) != 2 || reasons[ReasonRegression] == "" || reasons[ReasonDigest] != "[shop] [Digest] 1 new error" {
 			t.Errorf("after the burst: %v, want one regression and a digest of the one new error", reasons)

@@ -11,12 +11,24 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
+// Kind says how an occurrence was captured, in [Occurrence.Kind].
+type Kind string
+
+// Kinds of occurrences.
+const (
+	KindPanic     Kind = "panic"     // a request's panic, recovered by the middleware or Track
+	KindError     Kind = "error"     // an error a handler attached with c.Error
+	KindRecord    Kind = "record"    // an error given to Record
+	KindGoroutine Kind = "goroutine" // a goroutine's panic, recovered by Go or Recover
+	KindLog       Kind = "log"       // a log record at slog.LevelError or above (SlogHandler)
+)
+
 // Occurrence is one failure as errmon captured it, a snapshot that outlives
 // the request. It is what a Config.Fingerprint hook receives.
 type Occurrence struct {
-	// Kind is "panic", "error" (attached with c.Error) or "record"
-	// (recorded by hand).
-	Kind string
+	// Kind says how it was captured: KindPanic, KindError, KindRecord,
+	// KindGoroutine or KindLog.
+	Kind Kind
 	// Value is the panic value or the error.
 	Value any
 	// ExceptionName is the Go type of Value, e.g. "runtime.boundsError".
@@ -51,22 +63,22 @@ type Occurrence struct {
 // 1 KiB, nested at most 32 levels. The default builder shares the budget
 // out: 16 KiB for the headers, 8 KiB for the query parameters, 4 KiB for
 // the path parameters, 2 KiB for the cookie names, 8 KiB for the URL (its
-// path at most MaxPathBytes), and the rest, at least 7 KiB, for the body.
+// path at most maxPathBytes), and the rest, at least 7 KiB, for the body.
 // What is cut is marked: "… [N bytes cut]" ends a cut string, a "[cut]"
 // entry says what a map left out ("[N entries, M bytes cut]"), "[N items
 // cut]" ends a cut list, "body_cut" says how much of the body was left
-// out, and "[deeper levels cut]" stands for a level nested too deep. A context still longer than MaxRequestDataBytes once
+// out, and "[deeper levels cut]" stands for a level nested too deep. A context still longer than maxRequestDataBytes once
 // masked (masks are longer than short secrets) is cut again to a budget
 // that fits; failing that, only the request's method, URL, host, route and
 // client IP are kept.
 const (
-	MaxMessageBytes     = 8 << 10
-	MaxTracebackBytes   = 32 << 10
-	MaxRequestDataBytes = 64 << 10
-	MaxPathBytes        = 2 << 10
-	MaxHostBytes        = 255
-	MaxMethodBytes      = 16
-	MaxNameBytes        = 512
+	maxMessageBytes     = 8 << 10
+	maxTracebackBytes   = 32 << 10
+	maxRequestDataBytes = 64 << 10
+	maxPathBytes        = 2 << 10
+	maxHostBytes        = 255
+	maxMethodBytes      = 16
+	maxNameBytes        = 512
 	maxContextString    = 8 << 10  // one string inside the request context
 	maxContextKey       = 1 << 10  // one map key inside the request context
 	contextBudget       = 48 << 10 // the whole request context, before masking
@@ -75,26 +87,26 @@ const (
 
 // capture snapshots a failure: everything errmon keeps is copied out of the
 // request here, on the request path, since gin reuses its contexts.
-func (m *Monitor) capture(c *gin.Context, kind string, v any, frames []Frame, extra []Frame) *Occurrence {
+func (m *Monitor) capture(c *gin.Context, kind Kind, v any, frames []Frame, extra []Frame) *Occurrence {
 	o := &Occurrence{
 		Kind:          kind,
 		Value:         v,
-		ExceptionName: sanitize(exceptionName(v), MaxNameBytes),
-		Message:       m.messages.get(messageOf(v), func(s string) string { return m.maskCap(s, MaxMessageBytes) }),
+		ExceptionName: sanitize(exceptionName(v), maxNameBytes),
+		Message:       m.messages.get(messageOf(v), func(s string) string { return m.maskCap(s, maxMessageBytes) }),
 		Frames:        frames,
 		Time:          dbTime(time.Now()),
 	}
 	if c != nil && c.Request != nil {
-		if kind == "record" {
+		if kind == KindRecord {
 			// Record runs while the handler may still read the body:
 			// the context takes only what was read so far.
 			c.Set(midRequestKey, true)
 			defer c.Set(midRequestKey, false)
 		}
-		o.Host = capText(c.Request.Host, MaxHostBytes)
-		o.Path = capText(maskedPath(c, m.monitorMask()), MaxPathBytes)
-		o.Method = capText(c.Request.Method, MaxMethodBytes)
-		o.Route = capText(c.FullPath(), MaxPathBytes)
+		o.Host = capText(c.Request.Host, maxHostBytes)
+		o.Path = capText(maskedPath(c, m.monitorMask()), maxPathBytes)
+		o.Method = capText(c.Request.Method, maxMethodBytes)
+		o.Route = capText(c.FullPath(), maxPathBytes)
 		o.RequestData = m.requestData(c)
 		o.Message = m.hideRequestSecrets(c, o.Message)
 	}
@@ -102,13 +114,13 @@ func (m *Monitor) capture(c *gin.Context, kind string, v any, frames []Frame, ex
 	if len(tb) == 0 {
 		tb = extra
 	}
-	o.Traceback = sanitize(formatTraceback(tb), MaxTracebackBytes)
+	o.Traceback = sanitize(formatTraceback(tb), maxTracebackBytes)
 	o.Hash = fingerprint(o, m.cfg.Fingerprint)
 	return o
 }
 
 // requestData runs the ContextBuilder, cuts what it returns to the context
-// budget, masks it once more and encodes it, within MaxRequestDataBytes.
+// budget, masks it once more and encodes it, within maxRequestDataBytes.
 // The default builder keeps within the budget as it builds; a custom
 // builder's result is cut here, before it is masked. A builder that panics
 // does not stop the error from being recorded.
@@ -126,12 +138,12 @@ func (m *Monitor) requestData(c *gin.Context) (data string) {
 	raw := m.cfg.ContextBuilder.BuildContext(c, m.mask.fn)
 	_, ours := m.cfg.ContextBuilder.(DefaultContextBuilder)
 	b, masked := m.encodeContext(raw, contextBudget, !ours)
-	if len(b) > MaxRequestDataBytes {
+	if len(b) > maxRequestDataBytes {
 		// Masks longer than what they hide, escapes: cut again, to a
 		// budget scaled to fit.
-		b, masked = m.encodeContext(raw, contextBudget*(MaxRequestDataBytes*3/4)/len(b), true)
+		b, masked = m.encodeContext(raw, contextBudget*(maxRequestDataBytes*3/4)/len(b), true)
 	}
-	if len(b) > MaxRequestDataBytes {
+	if len(b) > maxRequestDataBytes {
 		// Too big even so: keep what identifies the request.
 		small := map[string]any{"truncated": true, "size": len(b)}
 		if mm, ok := masked.(map[string]any); ok {

@@ -237,7 +237,7 @@ type ctxEntry struct {
 }
 
 type occurrenceView struct {
-	ErrorOccurrence
+	errorOccurrence
 	Context []ctxEntry
 }
 
@@ -273,7 +273,7 @@ func (d *dashboard) detail(c *gin.Context) {
 		d.serverError(c, err)
 		return
 	}
-	v := detailView{pageCommon: d.frame(rec.ExceptionName), E: &rec.ErrorRecord, Notice: notices[c.Query("notice")], History: OccurrenceHistory}
+	v := detailView{pageCommon: d.frame(rec.ExceptionName), E: &rec.ErrorRecord, Notice: notices[c.Query("notice")], History: occurrenceHistory}
 	v.Groups, v.InAppFrames = parseTraceback(rec.Traceback)
 	v.Context, v.ContextJSON = requestContext(rec.RequestData, rec.contextCut, pageContextBudget, true)
 	hours := chartDays * 24
@@ -290,14 +290,14 @@ func (d *dashboard) detail(c *gin.Context) {
 	v.Last24 = sumCounts(last)
 	v.Hourly = hourlyChart(last, v.Now)
 	v.Daily = dailyChart(counts, v.Now, chartDays)
-	occ, err := d.m.store.lastOccurrences(ctx, hash, OccurrenceHistory)
+	occ, err := d.m.store.lastOccurrences(ctx, hash, occurrenceHistory)
 	if err != nil {
 		d.serverError(c, err)
 		return
 	}
 	for _, o := range occ {
 		entries, _ := requestContext(o.RequestData, o.contextCut, sampleBudget, false)
-		v.Occurrences = append(v.Occurrences, occurrenceView{ErrorOccurrence: o.ErrorOccurrence, Context: entries})
+		v.Occurrences = append(v.Occurrences, occurrenceView{errorOccurrence: o.errorOccurrence, Context: entries})
 	}
 	respondHTML(c, http.StatusOK, "detail", v)
 }

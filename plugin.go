@@ -123,13 +123,13 @@ func (m *Monitor) Record(c *gin.Context, err error) {
 	if err == nil || m == nil {
 		return
 	}
-	m.record(c, "record", err, errorFrames(err), callerFrames(2))
+	m.record(c, KindRecord, err, errorFrames(err), callerFrames(2))
 	markRecorded(c, err)
 }
 
 // record captures and queues one occurrence; a panic in errmon's own code
 // or in the ContextBuilder never reaches the caller.
-func (m *Monitor) record(c *gin.Context, kind string, v any, frames, extra []Frame) {
+func (m *Monitor) record(c *gin.Context, kind Kind, v any, frames, extra []Frame) {
 	defer func() {
 		if r := recover(); r != nil {
 			m.log.Error("errmon: internal panic while recording an error", "panic", m.maskCap(messageOf(r), 1024))
@@ -315,7 +315,7 @@ func Record(c *gin.Context, err error) {
 		noDefault()
 		return
 	}
-	m.record(c, "record", err, errorFrames(err), callerFrames(2))
+	m.record(c, KindRecord, err, errorFrames(err), callerFrames(2))
 	markRecorded(c, err)
 }
 

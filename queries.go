@@ -180,16 +180,16 @@ func (s *store) boundedCount(ctx context.Context, db *gorm.DB, limit int) (int64
 // request context, and the message and path cut in SQL to their caps (plus
 // one character, see cappedColumns) whatever a row holds.
 var listColumns = strings.Join([]string{
-	"id", "hash", "host", fmt.Sprintf("substr(path, 1, %d) AS path", MaxPathBytes+1), "method", "route", "exception_name",
-	fmt.Sprintf("substr(message, 1, %d) AS message", MaxMessageBytes+1),
+	"id", "hash", "host", fmt.Sprintf("substr(path, 1, %d) AS path", maxPathBytes+1), "method", "route", "exception_name",
+	fmt.Sprintf("substr(message, 1, %d) AS message", maxMessageBytes+1),
 	"count", "created_on", "last_seen", "resolved", "resolved_at", "regressions",
 }, ", ")
 
 // capListed cuts the texts of listed errors to their caps.
 func capListed(recs []ErrorRecord) {
 	for i := range recs {
-		capColumn(&recs[i].Path, MaxPathBytes)
-		capColumn(&recs[i].Message, MaxMessageBytes)
+		capColumn(&recs[i].Path, maxPathBytes)
+		capColumn(&recs[i].Message, maxMessageBytes)
 	}
 }
 
@@ -503,11 +503,11 @@ func (s *store) searchPage(ctx context.Context, q listQuery, source func() *gorm
 // caps allow.
 var (
 	errorTextCaps = map[string]int{
-		"host": MaxHostBytes, "path": MaxPathBytes, "route": MaxPathBytes, "exception_name": MaxNameBytes,
-		"message": MaxMessageBytes, "traceback": MaxTracebackBytes, "request_data": maxReadContext,
+		"host": maxHostBytes, "path": maxPathBytes, "route": maxPathBytes, "exception_name": maxNameBytes,
+		"message": maxMessageBytes, "traceback": maxTracebackBytes, "request_data": maxReadContext,
 	}
 	occurrenceTextCaps = map[string]int{
-		"host": MaxHostBytes, "path": MaxPathBytes, "message": MaxMessageBytes, "request_data": maxReadContext,
+		"host": maxHostBytes, "path": maxPathBytes, "message": maxMessageBytes, "request_data": maxReadContext,
 	}
 )
 
@@ -548,7 +548,7 @@ type shownError struct {
 
 // shownOccurrence is a sample as the dashboard reads it.
 type shownOccurrence struct {
-	ErrorOccurrence
+	errorOccurrence
 	contextCut bool
 }
 
@@ -567,8 +567,8 @@ func (s *store) getError(ctx context.Context, hash string) (*shownError, error) 
 	for _, t := range []struct {
 		s     *string
 		limit int
-	}{{&r.Host, MaxHostBytes}, {&r.Path, MaxPathBytes}, {&r.Route, MaxPathBytes}, {&r.ExceptionName, MaxNameBytes},
-		{&r.Message, MaxMessageBytes}, {&r.Traceback, MaxTracebackBytes}} {
+	}{{&r.Host, maxHostBytes}, {&r.Path, maxPathBytes}, {&r.Route, maxPathBytes}, {&r.ExceptionName, maxNameBytes},
+		{&r.Message, maxMessageBytes}, {&r.Traceback, maxTracebackBytes}} {
 		capColumn(t.s, t.limit)
 	}
 	r.RequestData, rec.contextCut = readCut(r.RequestData, maxReadContext)
@@ -578,22 +578,22 @@ func (s *store) getError(ctx context.Context, hash string) (*shownError, error) 
 // lastOccurrences returns the newest samples of an error, newest first,
 // their texts capped.
 func (s *store) lastOccurrences(ctx context.Context, hash string, limit int) ([]shownOccurrence, error) {
-	cols, err := s.cappedColumns(&ErrorOccurrence{}, occurrenceTextCaps)
+	cols, err := s.cappedColumns(&errorOccurrence{}, occurrenceTextCaps)
 	if err != nil {
 		return nil, err
 	}
-	var rows []ErrorOccurrence
-	err = s.db.WithContext(ctx).Model(&ErrorOccurrence{}).Select(cols).Where("hash = ?", hash).Order("id DESC").Limit(limit).Find(&rows).Error
+	var rows []errorOccurrence
+	err = s.db.WithContext(ctx).Model(&errorOccurrence{}).Select(cols).Where("hash = ?", hash).Order("id DESC").Limit(limit).Find(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("errmon: occurrences of %s: %w", hash, err)
 	}
 	out := make([]shownOccurrence, len(rows))
 	for i := range rows {
 		o := &rows[i]
-		capColumn(&o.Host, MaxHostBytes)
-		capColumn(&o.Path, MaxPathBytes)
-		capColumn(&o.Message, MaxMessageBytes)
-		out[i].ErrorOccurrence = *o
+		capColumn(&o.Host, maxHostBytes)
+		capColumn(&o.Path, maxPathBytes)
+		capColumn(&o.Message, maxMessageBytes)
+		out[i].errorOccurrence = *o
 		out[i].RequestData, out[i].contextCut = readCut(o.RequestData, maxReadContext)
 	}
 	return out, nil
@@ -612,7 +612,7 @@ func (s *store) hourlyCounts(ctx context.Context, hashes []string, now time.Time
 	}
 	end := hourStart(now)
 	start := end.Add(-time.Duration(n-1) * time.Hour)
-	var rows []ErrorHourly
+	var rows []errorHourly
 	err := s.db.WithContext(ctx).Where("hash IN ? AND hour >= ?", hashes, start).Find(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("errmon: hourly counts: %w", err)
@@ -659,10 +659,10 @@ func (s *store) deleteErrors(ctx context.Context, hashes []string) (int64, error
 	}
 	var n int64
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Where("hash IN ?", hashes).Delete(&ErrorOccurrence{}).Error; err != nil {
+		if err := tx.Where("hash IN ?", hashes).Delete(&errorOccurrence{}).Error; err != nil {
 			return fmt.Errorf("delete app_error_occurrences: %w", err)
 		}
-		if err := tx.Where("hash IN ?", hashes).Delete(&ErrorHourly{}).Error; err != nil {
+		if err := tx.Where("hash IN ?", hashes).Delete(&errorHourly{}).Error; err != nil {
 			return fmt.Errorf("delete app_error_hourly: %w", err)
 		}
 		r := tx.Where("hash IN ?", hashes).Delete(&ErrorRecord{})

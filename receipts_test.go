@@ -324,7 +324,7 @@ func TestLostWriteAnswerCountedOnce(t *testing.T) {
 					}
 				}
 				var receipts int64
-				tdb.DB.Model(&ErrorWrite{}).Count(&receipts)
+				tdb.DB.Model(&errorWrite{}).Count(&receipts)
 				if receipts < 2 {
 					t.Errorf("%d write receipts, want at least the warmup's and the lost write's", receipts)
 				}
@@ -428,21 +428,21 @@ func testLostWriteAnswerAtClose(t *testing.T, tdb testDB) {
 }
 
 // TestPruneWriteReceipts: the hourly prune deletes receipts older than
-// ReceiptRetention and keeps the others.
+// receiptRetention and keeps the others.
 func TestPruneWriteReceipts(t *testing.T) {
 	eachDB(t, func(t *testing.T, tdb testDB) {
 		var logs syncBuffer
 		m := hzNew(t, hzConfig(tdb.DB, &logs))
 		t.Cleanup(func() { _ = m.Close() })
 		now := time.Now()
-		old := ErrorWrite{Token: newToken(), WrittenAt: dbTime(now.Add(-ReceiptRetention - time.Hour))}
-		recent := ErrorWrite{Token: newToken(), WrittenAt: dbTime(now.Add(-ReceiptRetention + time.Hour))}
-		if err := tdb.DB.Create([]ErrorWrite{old, recent}).Error; err != nil {
+		old := errorWrite{Token: newToken(), WrittenAt: dbTime(now.Add(-receiptRetention - time.Hour))}
+		recent := errorWrite{Token: newToken(), WrittenAt: dbTime(now.Add(-receiptRetention + time.Hour))}
+		if err := tdb.DB.Create([]errorWrite{old, recent}).Error; err != nil {
 			t.Fatal(err)
 		}
 		m.prune()
 		var left []string
-		if err := tdb.DB.Model(&ErrorWrite{}).Where("token IN ?", []string{old.Token, recent.Token}).
+		if err := tdb.DB.Model(&errorWrite{}).Where("token IN ?", []string{old.Token, recent.Token}).
 			Pluck("token", &left).Error; err != nil {
 			t.Fatal(err)
 		}

@@ -94,7 +94,7 @@ func (m *Monitor) recordErrors(c *gin.Context, body *bodyCapture, from int) {
 		if recordedByHand(c, err) {
 			continue // Record took it already, or a broken connection
 		}
-		m.record(c, "error", err, errorFrames(err), nil)
+		m.record(c, KindError, err, errorFrames(err), nil)
 	}
 	c.Set(recordedKey, len(c.Errors))
 }
@@ -152,7 +152,7 @@ func (m *Monitor) handlePanic(c *gin.Context, rec any, body *bodyCapture) {
 	}
 	if isErr && (errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)) {
 		if m.out != nil {
-			m.logOutput("%s\n%s%s", m.hideRequestSecrets(c, m.maskCap(messageOf(rec), MaxMessageBytes)), m.requestDump(c), reset)
+			m.logOutput("%s\n%s%s", m.hideRequestSecrets(c, m.maskCap(messageOf(rec), maxMessageBytes)), m.requestDump(c), reset)
 		}
 		// As gin does: the error is attached for the host's loggers. It is
 		// noted as taken care of, so that a status written before the write
@@ -175,9 +175,9 @@ func (m *Monitor) handlePanic(c *gin.Context, rec any, body *bodyCapture) {
 			stored = own
 		}
 	}
-	m.record(c, "panic", rec, stored, nil)
+	m.record(c, KindPanic, rec, stored, nil)
 	if m.out != nil {
-		msg := m.hideRequestSecrets(c, m.maskCap(messageOf(rec), MaxMessageBytes))
+		msg := m.hideRequestSecrets(c, m.maskCap(messageOf(rec), maxMessageBytes))
 		stack := formatTraceback(frames)
 		if gin.IsDebugging() {
 			m.logOutput("[Recovery] %s panic recovered:\n%s\n%s\n%s%s",
@@ -205,7 +205,7 @@ func (m *Monitor) logOutput(format string, args ...any) {
 func (m *Monitor) respond(c *gin.Context, rec any) {
 	defer func() {
 		if r := recover(); r != nil {
-			m.log.Error("errmon: RecoveryHandler panicked", "panic", m.maskCap(messageOf(r), MaxMessageBytes))
+			m.log.Error("errmon: RecoveryHandler panicked", "panic", m.maskCap(messageOf(r), maxMessageBytes))
 			c.AbortWithStatus(http.StatusInternalServerError)
 		}
 	}()

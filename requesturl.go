@@ -234,22 +234,22 @@ func unhex(c byte) byte {
 
 // maskedPath returns the request path as errmon stores and logs it: the
 // value of a path parameter whose name is secret replaced by the mask, cut
-// to MaxPathBytes, and every segment masked as text (password=X,
+// to maxPathBytes, and every segment masked as text (password=X,
 // secret:X, a URL's password).
 func maskedPath(c *gin.Context, bm builderMask) string {
 	path := requestPath(c.Request)
 	total := len(path)
 	// Only the start is kept: what a secret value starting there needs,
 	// and room for the cut to back off.
-	limit := MaxPathBytes + cutSlack
+	limit := maxPathBytes + cutSlack
 	for _, p := range c.Params {
-		limit = max(limit, MaxPathBytes+len(p.Value))
+		limit = max(limit, maxPathBytes+len(p.Value))
 	}
 	if len(path) > limit {
 		path = path[:limit]
 	}
 	p := maskPathParams(path, c.FullPath(), c.Params, bm)
-	return maskSegments(cutTextOf(p, MaxPathBytes, len(p)+total-len(path)), bm.text)
+	return maskSegments(cutTextOf(p, maxPathBytes, len(p)+total-len(path)), bm.text)
 }
 
 // maskPathParams replaces, in path, the values of the parameters whose

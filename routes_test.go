@@ -98,12 +98,12 @@ func (d *dashEnv) seed(t *testing.T, recs ...ErrorRecord) {
 // seedSamples adds an occurrence sample and an hourly count for rec.
 func (d *dashEnv) seedSamples(t *testing.T, rec ErrorRecord, hourly int64) {
 	t.Helper()
-	occ := ErrorOccurrence{Hash: rec.Hash, SeenAt: rec.LastSeen, Host: rec.Host, Path: rec.Path,
+	occ := errorOccurrence{Hash: rec.Hash, SeenAt: rec.LastSeen, Host: rec.Host, Path: rec.Path,
 		Method: rec.Method, Message: rec.Message, RequestData: rec.RequestData}
 	if err := d.db.Create(&occ).Error; err != nil {
 		t.Fatalf("seed occurrence: %v", err)
 	}
-	h := ErrorHourly{Hash: rec.Hash, Hour: hourStart(time.Now()), Count: hourly}
+	h := errorHourly{Hash: rec.Hash, Hour: hourStart(time.Now()), Count: hourly}
 	if err := d.db.Create(&h).Error; err != nil {
 		t.Fatalf("seed hourly: %v", err)
 	}
@@ -275,8 +275,8 @@ func TestDashboardGetNeverChangesState(t *testing.T) {
 			var recs []ErrorRecord
 			var occ, hourly int64
 			d.db.Order("hash").Find(&recs)
-			d.db.Model(&ErrorOccurrence{}).Count(&occ)
-			d.db.Model(&ErrorHourly{}).Count(&hourly)
+			d.db.Model(&errorOccurrence{}).Count(&occ)
+			d.db.Model(&errorHourly{}).Count(&hourly)
 			var b strings.Builder
 			for _, r := range recs {
 				fmt.Fprintf(&b, "%s %d %v %v;", r.Hash, r.Count, r.Resolved, r.ResolvedAt)
@@ -456,8 +456,8 @@ func TestDashboardActions(t *testing.T) {
 		}
 		countRows := func(hash string) (n [3]int64) {
 			d.db.Model(&ErrorRecord{}).Where("hash = ?", hash).Count(&n[0])
-			d.db.Model(&ErrorOccurrence{}).Where("hash = ?", hash).Count(&n[1])
-			d.db.Model(&ErrorHourly{}).Where("hash = ?", hash).Count(&n[2])
+			d.db.Model(&errorOccurrence{}).Where("hash = ?", hash).Count(&n[1])
+			d.db.Model(&errorHourly{}).Where("hash = ?", hash).Count(&n[2])
 			return n
 		}
 		if n := countRows(c.Hash); n != [3]int64{} {
@@ -1300,7 +1300,7 @@ func TestDashboardOwnContentTypes(t *testing.T) {
 
 		// Database errors: 500 as text, or JSON for the API.
 		d.h = e
-		if err := d.db.Migrator().DropTable(&ErrorHourly{}); err != nil {
+		if err := d.db.Migrator().DropTable(&errorHourly{}); err != nil {
 			t.Fatal(err)
 		}
 		check("500 page", d.do("GET", dashPrefix+"/", nil), 500, text)

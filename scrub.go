@@ -52,7 +52,7 @@ func requestSecrets(c *gin.Context, bm builderMask) []string {
 			}
 		}
 	}
-	if r.URL != nil && r.URL.RawQuery != "" && len(r.URL.RawQuery) <= MaxRequestDataBytes {
+	if r.URL != nil && r.URL.RawQuery != "" && len(r.URL.RawQuery) <= maxRequestDataBytes {
 		vs, _ := url.ParseQuery(strings.ReplaceAll(r.URL.RawQuery, ";", "&"))
 		named(vs)
 	}

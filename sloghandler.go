@@ -101,9 +101,6 @@ func (e *logRecord) Error() string { return e.msg }
 // exceptionName names the error after its level, for exceptionName.
 func (e *logRecord) exceptionName() string { return "slog." + e.level.String() }
 
-// kindLog is the Occurrence.Kind of an error recorded from a log record.
-const kindLog = "log"
-
 // recordLog records one log record; like record, it never panics and never
 // blocks on the database.
 func (m *Monitor) recordLog(added []slogAdded, r slog.Record) {
@@ -129,7 +126,7 @@ func (m *Monitor) recordLog(added []slogAdded, r slog.Record) {
 	if len(frames) == 0 {
 		frames = site // grouped by the log call's function
 	}
-	o := m.capture(nil, kindLog, v, frames, site)
+	o := m.capture(nil, KindLog, v, frames, site)
 	o.RequestData = m.logContext(r, attrs)
 	m.stats.recorded.Add(1)
 	m.queue.add(o)
@@ -244,7 +241,7 @@ func (m *Monitor) logContext(r slog.Record, attrs map[string]any) string {
 	if err != nil {
 		return `{"context_error":"the log record could not be encoded"}`
 	}
-	if len(b) > MaxRequestDataBytes {
+	if len(b) > maxRequestDataBytes {
 		b, _ = marshalJSON(map[string]any{"log": map[string]any{
 			"level": r.Level.String(), "message": m.maskCap(r.Message, maxContextString), "truncated": true}})
 	}

@@ -314,8 +314,8 @@ func TestOversizedAndHostileValues(t *testing.T) {
 					t.Errorf("%s of %s is not sanitized: %q", name, rec.Path, v[:min(len(v), 200)])
 				}
 			}
-			if len(rec.Message) > MaxMessageBytes || len(rec.RequestData) > MaxRequestDataBytes ||
-				len(rec.Path) > MaxPathBytes || len(rec.Traceback) > MaxTracebackBytes {
+			if len(rec.Message) > maxMessageBytes || len(rec.RequestData) > maxRequestDataBytes ||
+				len(rec.Path) > maxPathBytes || len(rec.Traceback) > maxTracebackBytes {
 				t.Errorf("%s: a value is past its cap: message %d, request data %d, path %d, traceback %d",
 					rec.Route, len(rec.Message), len(rec.RequestData), len(rec.Path), len(rec.Traceback))
 			}
@@ -337,7 +337,7 @@ func TestOversizedAndHostileValues(t *testing.T) {
 					t.Errorf("header X-Bad stored as %q", v)
 				}
 			case "/method":
-				if rec.Method != longMethod[:MaxMethodBytes] {
+				if rec.Method != longMethod[:maxMethodBytes] {
 					t.Errorf("method stored as %q", rec.Method)
 				}
 			case "/err":

@@ -130,8 +130,8 @@ func New(cfg Config) *Notifier {
 // Config.EmailSender with this Notifier.
 func (n *Notifier) SendsEmail() bool { return true }
 
-// Addr returns the server's address, host:port.
-func (n *Notifier) Addr() string {
+// addr returns the server's address, host:port.
+func (n *Notifier) addr() string {
 	return net.JoinHostPort(n.cfg.Host, strconv.Itoa(n.cfg.Port))
 }
 
@@ -151,19 +151,19 @@ func (n *Notifier) Notify(ctx context.Context, note *errmon.Notification) error 
 	if note.From == "" || len(note.To) == 0 {
 		return fmt.Errorf("mail: notification needs a sender and recipients: %w", errmon.ErrPermanent)
 	}
-	msg := n.Message(note)
+	msg := n.message(note)
 	if err := n.send(ctx, msg); err != nil {
 		hash := ""
 		if note.Error != nil {
 			hash = note.Error.Hash
 		}
-		return fmt.Errorf("mail: send alert %s via %s: %w", hash, n.Addr(), err)
+		return fmt.Errorf("mail: send alert %s via %s: %w", hash, n.addr(), err)
 	}
 	return nil
 }
 
-// Message builds the email for note without sending it.
-func (n *Notifier) Message(note *errmon.Notification) *gomail.Message {
+// message builds the email for note without sending it.
+func (n *Notifier) message(note *errmon.Notification) *gomail.Message {
 	m := gomail.NewMessage()
 	m.SetHeader("From", note.From)
 	m.SetHeader("To", append([]string(nil), note.To...)...) // gomail encodes in place
@@ -188,7 +188,7 @@ func (n *Notifier) Message(note *errmon.Notification) *gomail.Message {
 		m.SetHeader("X-Errmon-Hash", note.Error.Hash)
 	}
 	if note.Reason != "" {
-		m.SetHeader("X-Errmon-Reason", oneLine(note.Reason))
+		m.SetHeader("X-Errmon-Reason", oneLine(string(note.Reason)))
 	}
 	text := note.Text
 	if text == "" {
@@ -243,7 +243,7 @@ func (n *Notifier) send(ctx context.Context, msg *gomail.Message) (err error) {
 	defer cancel()
 
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", n.Addr())
+	conn, err := d.DialContext(ctx, "tcp", n.addr())
 	if err != nil {
 		return fmt.Errorf("dial: %w", err)
 	}

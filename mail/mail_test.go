@@ -761,8 +761,8 @@ func TestNewDefaults(t *testing.T) {
 		{mail.Config{Host: "::1", Port: 2525}, "[::1]:2525"},
 	}
 	for _, tc := range tests {
-		if got := mail.New(tc.cfg).Addr(); got != tc.addr {
-			t.Errorf("New(%+v).Addr() = %q, want %q", tc.cfg, got, tc.addr)
+		if got := mail.AddrOf(mail.New(tc.cfg)); got != tc.addr {
+			t.Errorf("New(%+v) dials = %q, want %q", tc.cfg, got, tc.addr)
 		}
 	}
 }
@@ -883,7 +883,7 @@ func TestMonitorMailsOneAlert(t *testing.T) {
 	if want := "[billing] [New] [POST] /charge " + rec.ExceptionName + ": card declined"; p.subject(t) != want {
 		t.Errorf("Subject %q, want %q", p.subject(t), want)
 	}
-	if p.Header.Get("X-Errmon-Hash") != rec.Hash || p.Header.Get("X-Errmon-Reason") != errmon.ReasonNew {
+	if p.Header.Get("X-Errmon-Hash") != rec.Hash || errmon.Reason(p.Header.Get("X-Errmon-Reason")) != errmon.ReasonNew {
 		t.Errorf("X-Errmon headers: %q %q", p.Header.Get("X-Errmon-Hash"), p.Header.Get("X-Errmon-Reason"))
 	}
 	link := "https://billing.example.com/dev/error/" + rec.Hash
@@ -965,7 +965,7 @@ func TestNotifierThreadingHeaders(t *testing.T) {
 	for i, tc := range cases {
 		note := sampleNote()
 		note.MessageID, note.ThreadID = tc.id, tc.thread
-		msg := n.Message(note)
+		msg := mail.MessageOf(n, note)
 		id := msg.GetHeader("Message-Id")
 		if len(id) != 1 || (tc.wantID != "" && id[0] != tc.wantID) || !strings.HasPrefix(id[0], "<errmon.") || strings.ContainsAny(id[0], " \r\n") {
 			t.Errorf("case %d: Message-Id %q, want %q", i, id, tc.wantID)
@@ -1051,7 +1051,7 @@ func TestNotifierDigestHeaders(t *testing.T) {
 	note.Reason = errmon.ReasonDigest
 	note.Subject = "[shop] [Digest] 37 new errors"
 	note.MessageID = "<errmon.digest.0a1b@example.com>"
-	msg := mail.New(mail.Config{Host: "smtp.example.com"}).Message(note)
+	msg := mail.MessageOf(mail.New(mail.Config{Host: "smtp.example.com"}), note)
 	if h := msg.GetHeader("X-Errmon-Hash"); len(h) != 0 {
 		t.Errorf("X-Errmon-Hash %q on a digest", h)
 	}

@@ -93,7 +93,7 @@ type Webhook struct {
 // Config.NotifyTimeout). A 4xx answer is permanent: errmon does not retry
 // it; anything else that fails is retried with backoff.
 func (w *Webhook) Notify(ctx context.Context, n *errmon.Notification) error {
-	a := Alert{Reason: n.Reason, Subject: n.Subject, Link: n.Link, Text: n.Text}
+	a := Alert{Reason: string(n.Reason), Subject: n.Subject, Link: n.Link, Text: n.Text}
 	if r := n.Error; r != nil {
 		a.Hash, a.Exception, a.Message = r.Hash, r.ExceptionName, r.Message
 		a.Method, a.Path, a.Count, a.FirstSeen, a.LastSeen = r.Method, r.Path, r.Count, r.CreatedOn, r.LastSeen
@@ -189,27 +189,31 @@ func (t *FileTickets) RaiseTicket(_ context.Context, rec *errmon.ErrorRecord) er
 }
 
 // mailFromEnv returns a mail.Notifier when SMTP_HOST is set.
-func mailFromEnv() (*mail.Notifier, error) {
+func mailFromEnv() (*mail.Notifier, string, error) {
 	host := os.Getenv("SMTP_HOST")
 	if host == "" {
-		return nil, nil
+		return nil, "", nil
 	}
 	cfg := mail.Config{Host: host, Username: os.Getenv("SMTP_USERNAME"), Password: os.Getenv("SMTP_PASSWORD")}
 	if p := os.Getenv("SMTP_PORT"); p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil {
-			return nil, fmt.Errorf("SMTP_PORT: %q is not a port number", p)
+			return nil, "", fmt.Errorf("SMTP_PORT: %q is not a port number", p)
 		}
 		cfg.Port = n
 	}
 	if s := os.Getenv("SMTP_SSL"); s != "" {
 		b, err := strconv.ParseBool(s)
 		if err != nil {
-			return nil, fmt.Errorf("SMTP_SSL: %q is not true or false", s)
+			return nil, "", fmt.Errorf("SMTP_SSL: %q is not true or false", s)
 		}
 		cfg.SSL = b
 	}
-	return mail.New(cfg), nil
+	where := host
+	if cfg.Port != 0 {
+		where += ":" + strconv.Itoa(cfg.Port)
+	}
+	return mail.New(cfg), where, nil
 }
 
 // receiver is the demo's own webhook endpoint: it prints what it gets.
@@ -260,7 +264,7 @@ func run(webhookURL, dir string, serve bool, addr string) error {
 		webhookURL, received = srv.URL, n
 	}
 	notifiers := Fanout{&Webhook{URL: webhookURL, Client: &http.Client{}}}
-	mailer, err := mailFromEnv()
+	mailer, mailAddr, err := mailFromEnv()
 	if err != nil {
 		return err
 	}
@@ -314,7 +318,7 @@ func run(webhookURL, dir string, serve bool, addr string) error {
 
 	fmt.Printf("errmon notify demo: database %s\nwebhook %s", dbPath, webhookURL)
 	if mailer != nil {
-		fmt.Printf(", email via %s to %s", mailer.Addr(), strings.Join(cfg.RecipientEmail, ", "))
+		fmt.Printf(", email via %s to %s", mailAddr, strings.Join(cfg.RecipientEmail, ", "))
 	} else {
 		fmt.Print(" (email off: set SMTP_HOST to send it too)")
 	}
