@@ -285,16 +285,23 @@ func (m *Monitor) compose(rec *ErrorRecord, reason Reason, threshold int64) *Not
 	}
 	data := alertData(rec, reason, threshold, n.Link)
 	data.Title = n.Subject
-	var text, html bytes.Buffer
-	if err := alertText.Execute(&text, data); err != nil {
-		text.Reset()
-		fmt.Fprintf(&text, "%s\n\n(the alert could not be composed: %v)\n", n.Subject, err)
-	}
-	if err := alertHTML.Execute(&html, data); err != nil {
-		html.Reset()
-	}
-	n.Text, n.HTML = text.String(), html.String()
+	n.Text, n.HTML = renderBodies(alertText, alertHTML, data, n.Subject, "alert")
 	return n
+}
+
+// renderBodies executes the text and HTML templates of a notification.
+// A text template that fails still gives the subject and the failure; an
+// HTML one that fails gives no HTML part.
+func renderBodies(text *texttemplate.Template, html *htmltemplate.Template, data any, subject, what string) (string, string) {
+	var t, h bytes.Buffer
+	if err := text.Execute(&t, data); err != nil {
+		t.Reset()
+		fmt.Fprintf(&t, "%s\n\n(the %s could not be composed: %v)\n", subject, what, err)
+	}
+	if err := html.Execute(&h, data); err != nil {
+		h.Reset()
+	}
+	return t.String(), h.String()
 }
 
 // composeDigest writes the digest of total new errors, items listing the
@@ -330,15 +337,7 @@ func (m *Monitor) composeDigest(first *ErrorRecord, items []DigestItem, total in
 		Link:     n.Link,
 		Single:   m.cfg.DigestThreshold,
 	}
-	var text, html bytes.Buffer
-	if err := digestText.Execute(&text, data); err != nil {
-		text.Reset()
-		fmt.Fprintf(&text, "%s\n\n(the digest could not be composed: %v)\n", n.Subject, err)
-	}
-	if err := digestHTML.Execute(&html, data); err != nil {
-		html.Reset()
-	}
-	n.Text, n.HTML = text.String(), html.String()
+	n.Text, n.HTML = renderBodies(digestText, digestHTML, data, n.Subject, "digest")
 	return n
 }
 
