@@ -35,16 +35,14 @@ type ContextBuilder interface {
 // when it is binary.
 //
 // It keeps within the context budget as it builds, section by section (see
-// [maxRequestDataBytes]): past its share a string is cut with a
+// the README): past its share a string is cut with a
 // "… [N bytes cut]" marker, a map gets a "[cut]" entry saying what it left
 // out ("[N entries, M bytes cut]", "[N bytes cut]" for a query or form),
 // a list a last item "[N items cut]", a body past the budget a
 // "body_cut" entry, and a level nested deeper than the limit is the string
 // "[deeper levels cut]". So a request costs no more to capture than one
 // that just fills the budget, whatever its size.
-type DefaultContextBuilder struct {
-	maskWith string // set by New; "" means defaultMaskWith
-}
+type DefaultContextBuilder struct{}
 
 // Shares of the context budget the default builder gives each section, in
 // bytes of JSON before masking; the body (JSON, form, text, multipart
@@ -93,13 +91,13 @@ func keepText(s string) string { return s }
 
 // BuildContext implements ContextBuilder.
 func (d DefaultContextBuilder) BuildContext(c *gin.Context, mask func(key string) (bool, string)) map[string]any {
-	bm := builderMask{fn: mask, with: d.maskWith, text: keepText}
-	if bm.with == "" {
-		bm.with = defaultMaskWith
-	}
+	bm := builderMask{fn: mask, with: defaultMaskWith, text: keepText}
+	// During errmon's capture, the monitor's masker is in c, whoever calls
+	// BuildContext (errmon, or a custom builder that wraps this one): its
+	// mask text and free-text masking are used.
 	if v, ok := c.Get(textMaskKey); ok {
 		if mk, ok := v.(*masker); ok && mk != nil {
-			bm.text = mk.text
+			bm.text, bm.with = mk.text, mk.with
 		}
 	}
 	return buildContext(c, bm)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -415,5 +416,41 @@ func TestCaptureCutsKeepSecretsWhole(t *testing.T) {
 				t.Errorf("no cut marker: %.300s … %s", o.RequestData, o.Path)
 			}
 		})
+	}
+}
+
+// wrappingBuilder is a custom ContextBuilder that adds to the default one.
+type wrappingBuilder struct{}
+
+func (wrappingBuilder) BuildContext(c *gin.Context, mask func(string) (bool, string)) map[string]any {
+	ctx := DefaultContextBuilder{}.BuildContext(c, mask)
+	ctx["tenant"] = "acme"
+	return ctx
+}
+
+// TestWrappedDefaultBuilderMasksWithMaskWith: a builder that wraps
+// DefaultContextBuilder masks with the configured MaskWith, as errmon's own
+// use of it does (no hidden field set by New).
+func TestWrappedDefaultBuilderMasksWithMaskWith(t *testing.T) {
+	tdb := openSQLite(t)
+	m := coalesceMonitor(t, tdb.DB, func(c *Config) {
+		c.MaskWith = "[hidden]"
+		c.ContextBuilder = wrappingBuilder{}
+	})
+	r := gin.New()
+	r.Use(m.Middleware())
+	r.GET("/w", func(c *gin.Context) { panic("wrapped builder") })
+	req := httptest.NewRequest(http.MethodGet, "/w?password=pw-wrap-1", nil)
+	req.Header.Set("Cookie", "sid=ck-wrap-2")
+	r.ServeHTTP(httptest.NewRecorder(), req)
+	flush(t, m)
+	recs := allRecords(t, tdb.DB)
+	if len(recs) != 1 {
+		t.Fatalf("%d errors stored, want 1", len(recs))
+	}
+	data := recs[0].RequestData
+	if strings.Contains(data, defaultMaskWith) || !strings.Contains(data, "[hidden]") ||
+		strings.Contains(data, "pw-wrap-1") || strings.Contains(data, "ck-wrap-2") || !strings.Contains(data, `"tenant":"acme"`) {
+		t.Errorf("stored context: %s", data)
 	}
 }

@@ -254,7 +254,6 @@ func FuzzMaskTree(f *testing.F) {
 // hzFuzzMonitor is a monitor with no database, enough to capture.
 func hzFuzzMonitor() *Monitor {
 	cfg := Config{Output: nil}.withDefaults()
-	cfg.ContextBuilder = DefaultContextBuilder{maskWith: cfg.MaskWith}
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg.MaxBodyBytes = 4 << 10
 	return &Monitor{cfg: cfg, mask: newMasker(cfg.MaskedKeyHas, cfg.MaskWith, !cfg.DisableBuiltinMasking), log: cfg.Logger}

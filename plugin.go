@@ -79,9 +79,6 @@ func New(cfg Config) (*Monitor, error) {
 	if err := cfg.validate(true); err != nil {
 		return nil, err
 	}
-	if _, ok := cfg.ContextBuilder.(DefaultContextBuilder); ok {
-		cfg.ContextBuilder = DefaultContextBuilder{maskWith: cfg.MaskWith}
-	}
 	base, cancel := context.WithCancel(context.Background())
 	m := &Monitor{
 		cfg:      cfg,
