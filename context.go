@@ -16,7 +16,7 @@ import (
 // on the request path, after a failure, while the request is still valid.
 // mask reports whether a key (a header, cookie, parameter or JSON key) must
 // be hidden and the value to show instead. errmon cuts the result to the
-// context budget (see [maxRequestDataBytes]) and masks it again before
+// context budget (48 KiB, see the README) and masks it again before
 // storing it, so a builder cannot leak a configured secret by mistake nor
 // make masking cost more than the budget; a builder that panics is
 // recovered and its error recorded. A value of a type other than string,

@@ -51,7 +51,7 @@ type ErrorRecord struct {
 func (ErrorRecord) TableName() string { return "app_errors" }
 
 // errorOccurrence is a sample of one occurrence of an error, kept for the
-// dashboard's detail page. Only the newest [occurrenceHistory] samples of
+// dashboard's detail page. Only the newest occurrenceHistory samples of
 // each error are kept (table "app_error_occurrences").
 type errorOccurrence struct {
 	ID          uint      `gorm:"primaryKey" json:"-"`
@@ -69,7 +69,7 @@ func (errorOccurrence) TableName() string { return "app_error_occurrences" }
 
 // errorHourly counts the occurrences of an error per hour, for the
 // dashboard's charts (table "app_error_hourly"). Buckets older than
-// [hourlyRetention] are pruned.
+// hourlyRetention are pruned.
 type errorHourly struct {
 	Hash  string    `gorm:"size:64;not null;primaryKey" json:"hash"`
 	Hour  time.Time `gorm:"not null;primaryKey;index" json:"hour"` // start of the hour, UTC
@@ -83,7 +83,7 @@ func (errorHourly) TableName() string { return "app_error_hourly" }
 // the batch's transaction (table "app_error_writes"). When the answer to a
 // commit is lost, the writer looks for the batch's token to learn whether
 // it was stored, rather than storing it twice. Receipts older than
-// [receiptRetention] are pruned.
+// receiptRetention are pruned.
 type errorWrite struct {
 	Token     string    `gorm:"size:32;primaryKey" json:"token"`
 	WrittenAt time.Time `gorm:"not null;index" json:"written_at"`

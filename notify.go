@@ -47,7 +47,7 @@ type Notifier interface {
 type Notification struct {
 	From string
 	To   []string
-	// Subject is one line of at most [maxSubjectBytes]:
+	// Subject is one line of at most 200 bytes:
 	// "[SubjectPrefix] [New] [METHOD] route ExceptionName: normalized
 	// message", with [Regression], [Escalating: 100 occurrences] or
 	// [Ongoing] in place of [New] (see [Monitor.Subject]); a digest's is
@@ -74,7 +74,7 @@ type Notification struct {
 	// Threshold is the count that Reason "threshold" passed.
 	Threshold int64
 	// Digest lists the new errors of a digest (Reason "digest"), at most
-	// [maxDigestItems]; DigestTotal counts them all. In [Stats], a digest
+	// 100 of them; DigestTotal counts them all. In [Stats], a digest
 	// counts as the DigestTotal alerts it stands for (sent, failed or
 	// skipped together).
 	Digest      []DigestItem
