@@ -35,6 +35,8 @@ const (
 	envMaxBodyBytes     = "APP_ERROR_MAX_BODY_BYTES"    // Config.MaxBodyBytes
 	envNotifyEvery      = "APP_ERROR_NOTIFY_EVERY"      // Config.NotifyEvery, a time.Duration string; "0" turns it off
 	envNotifyThresholds = "APP_ERROR_NOTIFY_THRESHOLDS" // Config.NotifyThresholds, comma-separated counts such as "10,100,1000"
+	envRetentionDays    = "APP_ERROR_RETENTION_DAYS"    // Config.RetentionDays
+	envMaxErrors        = "APP_ERROR_MAX_ERRORS"        // Config.MaxErrors
 )
 
 // Defaults used by [DefaultConfig] and filled in by [New] for zero fields.
@@ -48,6 +50,8 @@ const (
 	defaultMaxBodyBytes    = 64 << 10
 	defaultCloseTimeout    = 5 * time.Second
 	defaultNotifyTimeout   = 30 * time.Second
+	defaultRetentionDays   = 90
+	defaultMaxErrors       = 1000000
 	defaultDigestThreshold = 10
 	defaultDigestWindow    = time.Minute
 	http500                = 500
@@ -146,6 +150,15 @@ type Config struct {
 	NotifyTimeout time.Duration
 	// CloseTimeout bounds how long Close waits for pending work. Default 5s.
 	CloseTimeout time.Duration
+	// RetentionDays deletes, with their samples and hourly counts, the
+	// resolved errors not seen for this many days. Key
+	// APP_ERROR_RETENTION_DAYS, default 90; a negative value keeps them
+	// forever. Retention runs when the monitor starts and then hourly.
+	RetentionDays int
+	// MaxErrors bounds the errors stored: beyond it, the oldest resolved
+	// errors are deleted first, then the least recently seen. Key
+	// APP_ERROR_MAX_ERRORS, default 1000000; a negative value sets no bound.
+	MaxErrors int
 	// DigestThreshold is how many new errors are announced one by one
 	// within one DigestWindow: when more need an alert, the first
 	// DigestThreshold go out as usual and the rest are collected and sent
@@ -273,6 +286,8 @@ func configFromLookup(lookup func(string) (string, bool)) (Config, error) {
 	duration(envFlushInterval, &cfg.FlushInterval)
 	integer(envMaxPending, func(n int64) { cfg.MaxPending = int(n) })
 	integer(envMaxBodyBytes, func(n int64) { cfg.MaxBodyBytes = n })
+	integer(envRetentionDays, func(n int64) { cfg.RetentionDays = int(n) })
+	integer(envMaxErrors, func(n int64) { cfg.MaxErrors = int(n) })
 	duration(envNotifyEvery, &cfg.NotifyEvery)
 	if v, ok := lookup(envNotifyThresholds); ok {
 		cfg.NotifyThresholds = nil
@@ -357,6 +372,12 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.CloseTimeout == 0 {
 		cfg.CloseTimeout = defaultCloseTimeout
+	}
+	if cfg.RetentionDays == 0 {
+		cfg.RetentionDays = defaultRetentionDays
+	}
+	if cfg.MaxErrors == 0 {
+		cfg.MaxErrors = defaultMaxErrors
 	}
 	if cfg.DigestThreshold == 0 {
 		cfg.DigestThreshold = defaultDigestThreshold

@@ -245,8 +245,9 @@ type benchCase struct{ name, target string }
 // cases.
 func benchDashboardPages(b *testing.B, db *gorm.DB, extra ...benchCase) {
 	cfg := DefaultConfig()
-	cfg.DB, cfg.Output = db, nil
+	cfg.DB, cfg.Output = db, io.Discard
 	cfg.FlushInterval = time.Hour
+	cfg.RetentionDays, cfg.MaxErrors = -1, -1 // the seeds are kept between runs: nothing may prune them
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	m, err := New(cfg)
 	if err != nil {

@@ -65,6 +65,7 @@ func expvarStats() any {
 		sum.AlertsFailed += s.AlertsFailed
 		sum.AlertsDiscarded += s.AlertsDiscarded
 		sum.AlertsSkipped += s.AlertsSkipped
+		sum.Pruned += s.Pruned
 	}
 	return struct {
 		Monitors int

@@ -511,7 +511,7 @@ func (m *Monitor) noteDrops(logged *int64, last *time.Time, force bool) {
 func (m *Monitor) prune() {
 	defer func() {
 		if r := recover(); r != nil {
-			m.log.Error("errmon: internal panic while pruning hourly counts", "panic", sanitize(m.mask.text(messageOf(r)), 1024))
+			m.log.Error("errmon: internal panic while pruning", "panic", sanitize(m.mask.text(messageOf(r)), 1024))
 		}
 	}()
 	ctx, cancel := context.WithTimeout(m.base, flushTimeout)
@@ -521,6 +521,15 @@ func (m *Monitor) prune() {
 	}
 	if err := m.store.pruneReceipts(ctx, time.Now()); err != nil {
 		m.log.Warn("errmon: could not prune write receipts", "err", err)
+	}
+	n, err := m.store.pruneErrors(ctx, time.Now(), m.cfg.RetentionDays, m.cfg.MaxErrors)
+	m.stats.pruned.Add(n)
+	if n > 0 {
+		m.log.Info("errmon: pruned errors past retention", "errors", n,
+			"retention_days", m.cfg.RetentionDays, "max_errors", m.cfg.MaxErrors)
+	}
+	if err != nil {
+		m.log.Warn("errmon: could not prune errors past retention", "err", err)
 	}
 }
 

@@ -62,6 +62,7 @@ type Monitor struct {
 
 	stats struct {
 		recorded, stored, dropped, failedFlushes atomic.Int64
+		pruned                                   atomic.Int64
 		alertsSent, alertsFailed                 atomic.Int64
 	}
 }
@@ -195,6 +196,7 @@ type Stats struct {
 	AlertsFailed    int64 // alerts and tickets given up after retries
 	AlertsDiscarded int64 // alerts dropped because their queue was full
 	AlertsSkipped   int64 // alerts and tickets dropped without a call: their Notifier or Ticketing was still blocked in an abandoned call
+	Pruned          int64 // errors deleted by retention (Config.RetentionDays, Config.MaxErrors)
 }
 
 // Stats returns the monitor's counters.
@@ -214,6 +216,7 @@ func (m *Monitor) Stats() Stats {
 		AlertsFailed:    m.stats.alertsFailed.Load(),
 		AlertsDiscarded: discarded,
 		AlertsSkipped:   m.alerts.skipped.Load(),
+		Pruned:          m.stats.pruned.Load(),
 	}
 }
 
