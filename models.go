@@ -450,6 +450,13 @@ func scanReturned(q *gorm.DB, out []returnedHashRow) ([]returnedHashRow, error) 
 	return out, rows.Err()
 }
 
+// noteNotified starts, for the errors of hashes just alerted on, the
+// NotifyEvery interval: one statement for a chunk's errors.
+func (s *store) noteNotified(ctx context.Context, hashes []string, now time.Time) error {
+	return s.db.WithContext(ctx).Model(&ErrorRecord{}).Where("hash IN ?", hashes).
+		Update("last_notified_at", now).Error
+}
+
 // claimNotification decides, in the database, whether this process sends a
 // repeat alert for an open error: it succeeds for exactly one caller per
 // interval, however many processes ask.

@@ -122,74 +122,128 @@ const (
 // instead of retried.
 var ErrPermanent = errors.New("permanent failure")
 
-// afterWrite decides, from what the database said about a write, whether
-// this process alerts and raises a ticket. The database decides (the
-// upsert's write token for new errors and regressions, the count before and
-// after the write for thresholds, a conditional UPDATE for NotifyEvery), so
-// that exactly one of many processes does it.
-func (m *Monitor) afterWrite(p *pending, res upsertResult) {
-	var reason Reason
-	var threshold int64
-	switch {
-	case res.Created:
-		reason = ReasonNew
-	case res.Reopened:
-		reason = ReasonRegression
-	default:
-		// Counts are atomic in the database: the ranges (before, after] of
-		// all writes never overlap, so one write crosses each threshold.
-		before := res.Count - p.count
-		for _, t := range m.cfg.NotifyThresholds {
-			if before < t && t <= res.Count && t > threshold {
-				reason, threshold = ReasonThreshold, t
+// writtenError is one error of a written chunk, with what the database
+// said about its write.
+type writtenError struct {
+	p   *pending
+	res upsertResult
+}
+
+// afterWrite decides, from what the database said about the writes of one
+// chunk, which errors this process alerts on and raises tickets for. The
+// database decides (the upsert's write token for new errors and
+// regressions, the count before and after the write for thresholds, a
+// conditional UPDATE for NotifyEvery), so that exactly one of many
+// processes does it. A chunk costs at most two statements more, whatever
+// its size (the alerted errors' notification times, then their rows read
+// back), plus one conditional UPDATE per reminder when NotifyEvery is on.
+func (m *Monitor) afterWrite(items []writtenError) {
+	notify := m.cfg.SendNotification && m.cfg.Notifier != nil
+	type decision struct {
+		writtenError
+		reason    Reason
+		threshold int64
+		ticket    bool
+	}
+	var (
+		alerted []string   // hashes alerted now: their NotifyEvery interval starts
+		every   []decision // open errors that may be due a reminder
+		act     []decision // alerts and tickets to send
+	)
+	for _, it := range items {
+		d := decision{writtenError: it}
+		switch {
+		case it.res.Created:
+			d.reason = ReasonNew
+		case it.res.Reopened:
+			d.reason = ReasonRegression
+		default:
+			// Counts are atomic in the database: the ranges (before, after]
+			// of all writes never overlap, so one write crosses each
+			// threshold.
+			before := it.res.Count - it.p.count
+			for _, t := range m.cfg.NotifyThresholds {
+				if before < t && t <= it.res.Count && t > d.threshold {
+					d.reason, d.threshold = ReasonThreshold, t
+				}
 			}
 		}
+		if !notify {
+			d.reason = ""
+		}
+		d.ticket = m.cfg.Ticketing != nil && (it.res.Created || it.res.Reopened)
+		switch {
+		case d.reason != "":
+			alerted = append(alerted, it.p.last.Hash)
+		case notify && m.cfg.NotifyEvery > 0:
+			every = append(every, d)
+			continue // decided below
+		}
+		if d.reason != "" || d.ticket {
+			act = append(act, d)
+		}
 	}
-	notify := m.cfg.SendNotification && m.cfg.Notifier != nil
-	ticket := m.cfg.Ticketing != nil && (res.Created || res.Reopened)
-	if !notify {
-		reason = ""
+	if len(alerted) == 0 && len(every) == 0 && len(act) == 0 {
+		return // the common case: repeats of open errors cost nothing more
 	}
-	if reason == "" && !ticket && !(notify && m.cfg.NotifyEvery > 0) {
-		return // the common case: a repeat of an open error costs nothing more
-	}
-	hash := p.last.Hash
 	ctx, cancel := context.WithTimeout(m.base, flushTimeout)
 	defer cancel()
-	switch {
-	case notify && reason == "" && m.cfg.NotifyEvery > 0:
-		ok, err := m.store.claimNotification(ctx, hash, dbTime(time.Now()), m.cfg.NotifyEvery)
+	now := dbTime(time.Now())
+	if len(alerted) > 0 {
+		if err := m.store.noteNotified(ctx, alerted, now); err != nil {
+			m.log.Warn("errmon: could not note alerts", "errors", len(alerted), "err", err)
+		}
+	}
+	for _, d := range every {
+		hash := d.p.last.Hash
+		ok, err := m.store.claimNotification(ctx, hash, now, m.cfg.NotifyEvery)
 		if err != nil {
 			m.log.Warn("errmon: could not claim a repeat alert", "hash", hash, "err", err)
-		} else if ok {
-			reason = ReasonOngoing
+			continue
 		}
-	case reason != "":
-		// Start the NotifyEvery interval from this alert.
-		if _, err := m.store.claimNotification(ctx, hash, dbTime(time.Now()), 0); err != nil {
-			m.log.Warn("errmon: could not note an alert", "hash", hash, "err", err)
+		if ok {
+			d.reason = ReasonOngoing
+		}
+		if d.reason != "" || d.ticket {
+			act = append(act, d)
 		}
 	}
-	if reason == "" && !ticket {
+	if len(act) == 0 {
 		return
 	}
-	var rec ErrorRecord
-	if err := m.store.db.WithContext(ctx).Where("id = ?", res.ID).Take(&rec).Error; err != nil {
-		m.log.Error("errmon: could not read an error back to alert on it", "hash", hash, "reason", reason, "err", err)
+	ids := make([]uint, len(act))
+	for i, d := range act {
+		ids[i] = d.res.ID
+	}
+	var recs []ErrorRecord
+	if err := m.store.db.WithContext(ctx).Where("id IN ?", ids).Find(&recs).Error; err != nil {
+		m.log.Error("errmon: could not read errors back to alert on them", "errors", len(act), "err", err)
 		return
 	}
-	if res.Count > 0 {
-		// Other writes (other processes) may have counted more since: the
-		// alert tells the count of the write that decided it, so that its
-		// headline ("passed 10; 35 now") and its count agree.
-		rec.Count = res.Count
+	byID := make(map[uint]*ErrorRecord, len(recs))
+	for i := range recs {
+		byID[recs[i].ID] = &recs[i]
 	}
-	if reason != "" {
-		m.alerts.enqueue(alertJob{note: m.compose(&rec, reason, threshold)})
-	}
-	if ticket {
-		t := rec
-		m.alerts.enqueue(alertJob{ticket: &t})
+	for _, d := range act {
+		found, ok := byID[d.res.ID]
+		if !ok {
+			m.log.Error("errmon: an error to alert on was deleted meanwhile", "hash", d.p.last.Hash, "reason", d.reason)
+			continue
+		}
+		rec := *found
+		if d.res.Count > 0 {
+			// Other writes (other processes) may have counted more since:
+			// the alert tells the count of the write that decided it, so
+			// that its headline ("passed 10; 35 now") and its count agree.
+			rec.Count = d.res.Count
+		}
+		if d.reason != "" {
+			m.alerts.enqueue(alertJob{note: m.compose(&rec, d.reason, d.threshold)})
+		}
+		if d.ticket {
+			t := rec
+			m.alerts.enqueue(alertJob{ticket: &t})
+		}
 	}
 }
 

@@ -583,11 +583,13 @@ func (m *Monitor) resolveParked(ctx context.Context) error {
 		m.stats.stored.Add(n)
 		m.queue.unpark(c, true)
 		m.log.Info("errmon: a write whose answer was lost had been stored", "occurrences", n, "errors", len(c.items))
+		var written []writtenError
 		for _, hash := range hashes {
 			if res, ok := results[hash]; ok {
-				m.afterWriteSafely(c.items[hash], res)
+				written = append(written, writtenError{c.items[hash], res})
 			}
 		}
+		m.afterWriteSafely(written)
 	}
 	return firstErr
 }
@@ -624,6 +626,7 @@ func (m *Monitor) flushOnce() error {
 		firstErr                        error
 		rejected                        = map[string]error{} // failures that may be about the value
 	)
+	var written []writtenError // the chunk's stored errors, for its alert decisions
 	one := func(hash string, p *pending, res upsertResult, err error) {
 		if err != nil {
 			consecutive++
@@ -643,7 +646,7 @@ func (m *Monitor) flushOnce() error {
 		successes++
 		settled++
 		m.stats.stored.Add(p.count)
-		m.afterWriteSafely(p, res)
+		written = append(written, writtenError{p, res})
 	}
 	// Errors are written in chunks (see chunksOf), one transaction (one
 	// commit) each, oldest first, each in hash order so that processes
@@ -689,6 +692,8 @@ func (m *Monitor) flushOnce() error {
 				}
 			}
 		}
+		m.afterWriteSafely(written) // the chunk's alert decisions, in a few statements
+		written = written[:0]
 	}
 	// A write that fails while others succeed, with an error that is not
 	// about the connection, is about the value: give up on it after a few
@@ -814,16 +819,19 @@ func (m *Monitor) writeBatchSafely(ctx context.Context, token string, ps []*pend
 	return m.store.writeBatch(ctx, token, ps)
 }
 
-// afterWriteSafely runs the alert decision; a panic there is logged and
+// afterWriteSafely runs the alert decisions of a chunk; a panic there is logged and
 // never stops the writer.
-func (m *Monitor) afterWriteSafely(p *pending, res upsertResult) {
+func (m *Monitor) afterWriteSafely(items []writtenError) {
+	if len(items) == 0 {
+		return
+	}
 	defer func() {
 		if r := recover(); r != nil {
-			m.log.Error("errmon: internal panic while deciding an alert", "hash", p.last.Hash,
+			m.log.Error("errmon: internal panic while deciding alerts", "errors", len(items),
 				"panic", sanitize(m.mask.text(messageOf(r)), 1024))
 		}
 	}()
-	m.afterWrite(p, res)
+	m.afterWrite(items)
 }
 
 // transientDBError reports whether err says that the database could not be

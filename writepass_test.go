@@ -163,3 +163,41 @@ func TestWriteManyHoursWithinParameterLimits(t *testing.T) {
 		}
 	})
 }
+
+// TestWritePassAlertStatementsPerChunk: alerting on 300 new errors costs
+// statements per chunk too (the alerted errors' notification times, their
+// rows read back), not two per error.
+func TestWritePassAlertStatementsPerChunk(t *testing.T) {
+	const (
+		errs     = 300
+		chunks   = (errs + writeBatchSize - 1) / writeBatchSize
+		maxStmts = 7*chunks + 10
+	)
+	eachDB(t, func(t *testing.T, tdb testDB) {
+		log := &wpLogger{Interface: logger.Discard}
+		notes := &coalesceNotifier{}
+		m := coalesceMonitor(t, tdb.DB.Session(&gorm.Session{Logger: log}), func(c *Config) {
+			c.FlushInterval = time.Hour
+			c.SendNotification = true
+			c.Notifier = notes
+			c.DigestThreshold = -1 // one alert per new error
+		})
+		flush(t, m)
+		log.take()
+		for i := range errs {
+			m.Record(nil, errors.New("new error "+letters(i)))
+		}
+		flush(t, m)
+		stmts := log.take()
+		t.Logf("one pass over %d new errors with alerts: %d statements", errs, len(stmts))
+		if len(stmts) > maxStmts {
+			t.Errorf("%d statements, want at most %d", len(stmts), maxStmts)
+		}
+		notes.mu.Lock()
+		n := len(notes.notes)
+		notes.mu.Unlock()
+		if n != errs {
+			t.Errorf("%d alerts, want one per new error (%d)", n, errs)
+		}
+	})
+}
