@@ -2,6 +2,7 @@ package errmon
 
 import (
 	"maps"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -451,30 +452,8 @@ func bareEnd(s string, v int) int {
 // to the bracket that closes it, strings skipped), or len(s) when s ends
 // first.
 func bracketEnd(s string) int {
-	depth, inString := 0, false
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if inString {
-			switch c {
-			case '\\':
-				i++
-			case '"':
-				inString = false
-			}
-			continue
-		}
-		switch c {
-		case '"':
-			inString = true
-		case '[', '{':
-			depth++
-		case ']', '}':
-			if depth--; depth == 0 {
-				return i + 1
-			}
-		}
-	}
-	return len(s)
+	end, _ := jsonNesting(s, math.MaxInt, true)
+	return end
 }
 
 // userinfo scans the authority of a URL, from a (after "://"), and returns
