@@ -426,7 +426,9 @@ Open the dashboard: {{.}}
 {{end}}{{end}}{{if .More}}- and {{.More}} more: see the dashboard
 {{end}}`))
 
-var digestHTML = htmltemplate.Must(htmltemplate.New("digest-html").Parse(`<!doctype html>
+// mailHead opens the HTML part of an alert and of a digest: lang, a
+// viewport for phones, the title, the page's frame and its headline.
+const mailHead = `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -436,7 +438,9 @@ var digestHTML = htmltemplate.Must(htmltemplate.New("digest-html").Parse(`<!doct
 <body style="margin:0;padding:16px;font-family:system-ui,-apple-system,Segoe UI,sans-serif;color:#1f2328;font-size:15px;line-height:1.4">
 <div style="max-width:720px;margin:0 auto">
 <h2 style="margin:0 0 8px;font-size:20px">{{.Headline}}</h2>
-<p style="margin:0 0 12px;color:#59636e">The first {{.Single}} of the window were announced one by one; these were held back for this digest.</p>
+`
+
+var digestHTML = htmltemplate.Must(htmltemplate.New("digest-html").Parse(mailHead + `<p style="margin:0 0 12px;color:#59636e">The first {{.Single}} of the window were announced one by one; these were held back for this digest.</p>
 {{with .Link}}<p style="margin:0 0 16px"><a href="{{.}}" style="display:inline-block;padding:10px 18px;background:#0969da;color:#ffffff;text-decoration:none;border-radius:6px;font-weight:600">Open the dashboard</a></p>
 {{end}}<ul style="padding-left:20px">
 {{range .Items}}<li style="margin:0 0 6px;overflow-wrap:anywhere">{{if .Link}}<a href="{{.Link}}">{{.Subject}}</a>{{else}}{{.Subject}}{{end}} <span style="color:#59636e">(count {{.Count}})</span></li>
@@ -566,17 +570,7 @@ Traceback (newest call first{{if .Frames.Folded}}; library frames counted{{end}}
 {{.Context}}
 `))
 
-var alertHTML = htmltemplate.Must(htmltemplate.New("html").Parse(`<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width,initial-scale=1">
-<title>{{.Title}}</title>
-</head>
-<body style="margin:0;padding:16px;font-family:system-ui,-apple-system,Segoe UI,sans-serif;color:#1f2328;font-size:15px;line-height:1.4">
-<div style="max-width:720px;margin:0 auto">
-<h2 style="margin:0 0 8px;font-size:20px">{{.Headline}}</h2>
-<p style="font-size:16px;margin:0 0 12px;overflow-wrap:anywhere"><b>{{.Exception}}</b>{{with .Message}}: {{.}}{{end}}</p>
+var alertHTML = htmltemplate.Must(htmltemplate.New("html").Parse(mailHead + `<p style="font-size:16px;margin:0 0 12px;overflow-wrap:anywhere"><b>{{.Exception}}</b>{{with .Message}}: {{.}}{{end}}</p>
 {{with .Link}}<p style="margin:0 0 16px"><a href="{{.}}" style="display:inline-block;padding:10px 18px;background:#0969da;color:#ffffff;text-decoration:none;border-radius:6px;font-weight:600">Open it on the dashboard</a></p>
 {{end}}<table style="border-collapse:collapse;width:100%">
 <tr><td style="padding:2px 12px 2px 0;color:#59636e;white-space:nowrap;vertical-align:top">Where</td><td style="overflow-wrap:anywhere">{{if or .Method .Path}}{{with .Method}}{{.}} {{end}}{{.Path}}{{with .Route}} (route {{.}}){{end}}{{with .Host}} on {{.}}{{end}}{{else}}recorded outside a request{{end}}</td></tr>
