@@ -7,6 +7,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+
+	"github.com/errmon/errmon/internal/text"
 )
 
 // partialJSON decodes a JSON document that may be cut short, reading it
@@ -25,42 +27,8 @@ func partialJSON(body []byte, depth int) (v any, complete bool) {
 // jsonDepth returns how deeply containers nest in a JSON text, counting no
 // further than maxContextDepth, without decoding it.
 func jsonDepth(b []byte) int {
-	_, deepest := jsonNesting(b, maxContextDepth, false)
+	_, deepest := text.JSONNesting(b, maxContextDepth, false)
 	return deepest
-}
-
-// jsonNesting walks the brackets of a JSON text, strings skipped. It
-// stops when containers nest maxDepth deep or, with untilClosed, when the
-// container s starts with closes, and returns where it stopped (the byte
-// after that closing bracket, or len(s)) and the deepest nesting seen. The
-// masker finds the end of a bracketed value with it, the body capture how
-// deep a body nests.
-func jsonNesting[T string | []byte](s T, maxDepth int, untilClosed bool) (end, deepest int) {
-	depth, inString := 0, false
-	for i := 0; i < len(s) && deepest < maxDepth; i++ {
-		c := s[i]
-		if inString {
-			switch c {
-			case '\\':
-				i++
-			case '"':
-				inString = false
-			}
-			continue
-		}
-		switch c {
-		case '"':
-			inString = true
-		case '[', '{':
-			depth++
-			deepest = max(deepest, depth)
-		case ']', '}':
-			if depth--; depth == 0 && untilClosed {
-				return i + 1, deepest
-			}
-		}
-	}
-	return len(s), deepest
 }
 
 // readPartial reads one value; left is the number of container levels it

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/errmon/errmon/internal/text"
 	"github.com/gin-gonic/gin"
 )
 
@@ -83,7 +84,7 @@ func (bm builderMask) secret(key string) (bool, string) {
 
 // monitorMask is the builderMask of m's masker.
 func (m *Monitor) monitorMask() builderMask {
-	return builderMask{fn: m.mask.fn, with: m.mask.with, text: m.mask.text}
+	return builderMask{fn: m.mask.Key, with: m.mask.With, text: m.mask.Text}
 }
 
 // keepText is the free-text masking of a builder run outside a capture.
@@ -96,8 +97,8 @@ func (d DefaultContextBuilder) BuildContext(c *gin.Context, mask func(key string
 	// BuildContext (errmon, or a custom builder that wraps this one): its
 	// mask text and free-text masking are used.
 	if v, ok := c.Get(textMaskKey); ok {
-		if mk, ok := v.(*masker); ok && mk != nil {
-			bm.text, bm.with = mk.text, mk.with
+		if mk, ok := v.(*text.Masker); ok && mk != nil {
+			bm.text, bm.with = mk.Text, mk.With
 		}
 	}
 	return buildContext(c, bm)
@@ -117,7 +118,7 @@ func buildContext(c *gin.Context, bm builderMask) map[string]any {
 		put("url", ct.text(maskedURL(c, bm), maxContextString))
 		if raw := r.URL.RawQuery; raw != "" {
 			ct.within(queryShare, func() {
-				put("query", maskTree(pairMap(ct, raw, "&;", queryShare, false), bm.fn, bm.with, nil))
+				put("query", text.Tree(pairMap(ct, raw, "&;", queryShare, false), bm.fn, bm.with, nil))
 			})
 		}
 	}
@@ -139,13 +140,13 @@ func buildContext(c *gin.Context, bm builderMask) map[string]any {
 			if cut > 0 {
 				params[cutKey] = ct.text(fmt.Sprintf("[%d entries cut]", cut), smallField)
 			}
-			put("params", maskTree(params, bm.fn, bm.with, nil))
+			put("params", text.Tree(params, bm.fn, bm.with, nil))
 		})
 	}
 	if len(r.Header) > 0 {
 		ct.within(headersShare, func() {
 			h := cutMap(ct, r.Header, 1, ct.values, valuesSize)
-			put("headers", maskTree(headerTree(h, bm.with), bm.fn, bm.with, nil))
+			put("headers", text.Tree(text.HeaderTree(h, bm.with), bm.fn, bm.with, nil))
 		})
 	}
 	if cookies := r.Header["Cookie"]; len(cookies) > 0 {
@@ -194,7 +195,7 @@ func addBody(ctx map[string]any, c *gin.Context, bm builderMask, ct *cutter) {
 		ctx[k] = v
 	}
 	if r.MultipartForm != nil {
-		put("form", maskTree(ct.value(r.MultipartForm.Value, 1), bm.fn, bm.with, nil))
+		put("form", text.Tree(ct.value(r.MultipartForm.Value, 1), bm.fn, bm.with, nil))
 		if len(r.MultipartForm.File) > 0 {
 			files := cutMap(ct, r.MultipartForm.File, 1, func(fhs []*multipart.FileHeader, depth int) any {
 				return cutList(ct, fhs, depth, func(fh *multipart.FileHeader, _ int) any {
@@ -202,14 +203,14 @@ func addBody(ctx map[string]any, c *gin.Context, bm builderMask, ct *cutter) {
 					return map[string]any{"filename": ct.text(fh.Filename, smallField), "size": fh.Size}
 				})
 			}, nil)
-			put("files", maskTree(files, bm.fn, bm.with, nil))
+			put("files", text.Tree(files, bm.fn, bm.with, nil))
 		}
 		return
 	}
 	body, truncated := RequestBody(c)
 	if len(body) == 0 {
 		if len(r.PostForm) > 0 {
-			put("form", maskTree(ct.value(r.PostForm, 1), bm.fn, bm.with, nil))
+			put("form", text.Tree(ct.value(r.PostForm, 1), bm.fn, bm.with, nil))
 		}
 		return
 	}
@@ -236,7 +237,7 @@ func addBody(ctx map[string]any, c *gin.Context, bm builderMask, ct *cutter) {
 			dec.UseNumber()
 			var v any
 			if dec.Decode(&v) == nil {
-				put("json", maskTree(ct.value(v, 1), bm.fn, bm.with, nil))
+				put("json", text.Tree(ct.value(v, 1), bm.fn, bm.with, nil))
 				return
 			}
 		}
@@ -245,7 +246,7 @@ func addBody(ctx map[string]any, c *gin.Context, bm builderMask, ct *cutter) {
 		// secret keys are masked at any depth.
 		if v, complete := partialJSON(body, maxContextDepth-1); v != nil {
 			noteCut()
-			put("json", maskTree(ct.value(v, 1), bm.fn, bm.with, nil))
+			put("json", text.Tree(ct.value(v, 1), bm.fn, bm.with, nil))
 			if !complete {
 				put("json_incomplete", true)
 			}
@@ -254,7 +255,7 @@ func addBody(ctx map[string]any, c *gin.Context, bm builderMask, ct *cutter) {
 	case mediaType == "application/x-www-form-urlencoded":
 		if validText(body, truncated) {
 			noteCut()
-			put("form", maskTree(pairMap(ct, string(body), "&", len(body), truncated), bm.fn, bm.with, nil))
+			put("form", text.Tree(pairMap(ct, string(body), "&", len(body), truncated), bm.fn, bm.with, nil))
 			return
 		}
 	case strings.HasPrefix(mediaType, "multipart/"):

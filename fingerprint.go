@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"regexp"
 	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/errmon/errmon/internal/text"
 )
 
 // Frame is one call in a traceback.
@@ -25,9 +25,8 @@ type Frame struct {
 }
 
 const (
-	maxFrames       = 64   // frames kept in a traceback
-	maxHashedFrames = 24   // in-app frames that make a fingerprint
-	maxHashedMsg    = 1024 // bytes of a message that make a fingerprint
+	maxFrames       = 64 // frames kept in a traceback
+	maxHashedFrames = 24 // in-app frames that make a fingerprint
 )
 
 // panicFrames returns the stack of the panic being recovered, newest first,
@@ -283,47 +282,6 @@ func messageOf(v any) (msg string) {
 	return fmt.Sprint(v)
 }
 
-var normalizers = []struct {
-	re   *regexp.Regexp
-	with string
-}{
-	{regexp.MustCompile(`(?i)\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b`), "<uuid>"},
-	{regexp.MustCompile(`\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?`), "<date>"},
-	{regexp.MustCompile(`(?i)\b0x[0-9a-f]+\b`), "<hex>"},
-	{regexp.MustCompile(`\d+`), "<n>"},
-}
-
-// hexWord matches hex-looking words such as commit ids or object ids;
-// those with both digits and letters are replaced after normalizers[hexStep].
-var hexWord = regexp.MustCompile(`(?i)\b[0-9a-f]{6,}\b`)
-
-const hexStep = 2
-
-// NormalizeMessage replaces the parts of a message that vary between
-// occurrences of one bug (UUIDs, dates, hex values and addresses, numbers)
-// with placeholders, so that they do not split its group.
-func NormalizeMessage(msg string) string {
-	if len(msg) > maxHashedMsg {
-		cut := maxHashedMsg
-		for cut > 0 && !utf8.RuneStart(msg[cut]) {
-			cut--
-		}
-		msg = msg[:cut]
-	}
-	for i, n := range normalizers {
-		msg = n.re.ReplaceAllString(msg, n.with)
-		if i == hexStep {
-			msg = hexWord.ReplaceAllStringFunc(msg, func(w string) string {
-				if strings.ContainsAny(w, "0123456789") && strings.ContainsAny(w, "abcdefABCDEF") {
-					return "<hex>"
-				}
-				return w
-			})
-		}
-	}
-	return msg
-}
-
 // fingerprint returns the sha256 hex that identifies the bug behind o: the
 // exception type, the normalized message and, when the occurrence has a
 // stack, the functions of its in-app frames (never line numbers); without a
@@ -340,7 +298,7 @@ func fingerprint(o *Occurrence, custom func(*Occurrence) string) string {
 	write := func(s string) { h.Write([]byte(s)); h.Write([]byte{0}) }
 	write("v1")
 	write(o.ExceptionName)
-	write(normalizeCache.get(o.Message, NormalizeMessage))
+	write(normalizeCache.Get(o.Message, NormalizeMessage))
 	if len(o.Frames) == 0 {
 		write(o.Method)
 		write(o.Route)
@@ -374,3 +332,13 @@ func safeCustomFingerprint(custom func(*Occurrence) string, o *Occurrence) (key 
 	}()
 	return custom(o)
 }
+
+// normalizeCache serves NormalizeMessage in fingerprints; a pure function
+// of its input, so one cache serves every monitor.
+// NormalizeMessage replaces the parts of a message that vary between
+// occurrences of one bug (UUIDs, dates, hex values and addresses, numbers)
+// with placeholders, so that they do not split its group. It reads the
+// first 1,024 bytes of msg.
+func NormalizeMessage(msg string) string { return text.Normalize(msg) }
+
+var normalizeCache text.Cache

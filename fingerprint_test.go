@@ -9,6 +9,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/errmon/errmon/internal/text"
 	"github.com/gin-gonic/gin"
 	pkgerrors "github.com/pkg/errors"
 )
@@ -36,7 +37,7 @@ func TestNormalizeMessageGroups(t *testing.T) {
 		})
 	}
 	for _, long := range []string{strings.Repeat("日本", 400), "a" + strings.Repeat("€", 600)} {
-		if got := NormalizeMessage(long); !utf8.ValidString(got) || len(got) > maxHashedMsg {
+		if got := NormalizeMessage(long); !utf8.ValidString(got) || len(got) > text.MaxNormalized {
 			t.Errorf("NormalizeMessage of %d bytes: %d bytes, valid UTF-8 %v", len(long), len(got), utf8.ValidString(got))
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/errmon/errmon/internal/text"
 	"github.com/gin-gonic/gin"
 	pkgerrors "github.com/pkg/errors"
 )
@@ -409,14 +410,14 @@ func TestHostileRequestDumpInDebugMode(t *testing.T) {
 
 // Inputs the fuzzers found that the masker once leaked.
 func TestHostileMaskerFuzzFindings(t *testing.T) {
-	m := newMasker([]string{"password", "secret"}, defaultMaskWith, true)
+	m := text.NewMasker([]string{"password", "secret"}, defaultMaskWith, true)
 	for _, tc := range []struct{ in, secret string }{
 		// An empty value lets the next key be taken for a bare value,
 		// which stops at the quote of the real secret.
 		{"password= password='" + hzSecret + "' tail", hzSecret},
 		{"secret: password='" + hzSecret + "'", hzSecret},
 	} {
-		if out := m.text(tc.in); strings.Contains(out, tc.secret) {
+		if out := m.Text(tc.in); strings.Contains(out, tc.secret) {
 			t.Errorf("secret survived: %q -> %q", tc.in, out)
 		}
 	}

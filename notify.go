@@ -984,7 +984,7 @@ func (a *alerts) try(l *lane, send func(context.Context) error) error {
 		defer close(returned)
 		defer func() {
 			if r := recover(); r != nil {
-				done <- fmt.Errorf("%w: panic: %s", ErrPermanent, a.m.mask.text(messageOf(r)))
+				done <- fmt.Errorf("%w: panic: %s", ErrPermanent, a.m.mask.Text(messageOf(r)))
 			}
 		}()
 		done <- send(ctx)

@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/errmon/errmon/internal/text"
 	"github.com/gin-gonic/gin"
 )
 
@@ -92,7 +93,7 @@ func (m *Monitor) capture(c *gin.Context, kind Kind, v any, frames []Frame, extr
 		Kind:          kind,
 		Value:         v,
 		ExceptionName: sanitize(exceptionName(v), maxNameBytes),
-		Message:       m.messages.get(messageOf(v), func(s string) string { return m.maskCap(s, maxMessageBytes) }),
+		Message:       m.messages.Get(messageOf(v), func(s string) string { return m.maskCap(s, maxMessageBytes) }),
 		Frames:        frames,
 		Time:          dbTime(time.Now()),
 	}
@@ -135,7 +136,7 @@ func (m *Monitor) requestData(c *gin.Context) (data string) {
 		}
 	}()
 	c.Set(textMaskKey, m.mask)
-	raw := m.cfg.ContextBuilder.BuildContext(c, m.mask.fn)
+	raw := m.cfg.ContextBuilder.BuildContext(c, m.mask.Key)
 	_, ours := m.cfg.ContextBuilder.(DefaultContextBuilder)
 	b, masked := m.encodeContext(raw, contextBudget, !ours)
 	if len(b) > maxRequestDataBytes {
@@ -163,9 +164,9 @@ func (m *Monitor) requestData(c *gin.Context) (data string) {
 func (m *Monitor) encodeContext(raw map[string]any, budget int, cut bool) ([]byte, any) {
 	var v any = raw
 	if cut {
-		v = (&cutter{left: budget, key: m.mask.text}).value(raw, 0)
+		v = (&cutter{left: budget, key: m.mask.Text}).value(raw, 0)
 	}
-	masked := maskTree(v, m.mask.fn, m.mask.with, func(s string) string {
+	masked := text.Tree(v, m.mask.Key, m.mask.With, func(s string) string {
 		return m.maskCap(s, maxContextString)
 	})
 	b, err := marshalJSON(masked)
@@ -201,9 +202,9 @@ func encodeJSON(v any, indent string) ([]byte, error) {
 func (m *Monitor) maskCap(s string, max int) string {
 	const slack = 512 // room for a key=value pair that straddles the cut
 	if len(s) <= max+slack {
-		return sanitize(m.mask.text(s), max)
+		return sanitize(m.mask.Text(s), max)
 	}
-	return sanitizeOf(m.mask.text(s[:max+slack]), max, len(s))
+	return sanitizeOf(m.mask.Text(s[:max+slack]), max, len(s))
 }
 
 // capText is sanitize for a value that may be far longer than max: only

@@ -511,7 +511,7 @@ func (m *Monitor) noteDrops(logged *int64, last *time.Time, force bool) {
 func (m *Monitor) prune() {
 	defer func() {
 		if r := recover(); r != nil {
-			m.log.Error("errmon: internal panic while pruning", "panic", sanitize(m.mask.text(messageOf(r)), 1024))
+			m.log.Error("errmon: internal panic while pruning", "panic", sanitize(m.mask.Text(messageOf(r)), 1024))
 		}
 	}()
 	ctx, cancel := context.WithTimeout(m.base, flushTimeout)
@@ -598,7 +598,7 @@ func (m *Monitor) resolveParked(ctx context.Context) error {
 func (m *Monitor) settledSafely(ctx context.Context, token string) (stored bool, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("errmon: panic while checking a write receipt: %s", sanitize(m.mask.text(messageOf(r)), 1024))
+			err = fmt.Errorf("errmon: panic while checking a write receipt: %s", sanitize(m.mask.Text(messageOf(r)), 1024))
 		}
 	}()
 	return m.store.settled(ctx, token)
@@ -813,7 +813,7 @@ func (m *Monitor) writeSafely(ctx context.Context, token string, p *pending) (up
 func (m *Monitor) writeBatchSafely(ctx context.Context, token string, ps []*pending) (res []upsertResult, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("errmon: panic while storing errors: %s", sanitize(m.mask.text(messageOf(r)), 1024))
+			err = fmt.Errorf("errmon: panic while storing errors: %s", sanitize(m.mask.Text(messageOf(r)), 1024))
 		}
 	}()
 	return m.store.writeBatch(ctx, token, ps)
@@ -828,7 +828,7 @@ func (m *Monitor) afterWriteSafely(items []writtenError) {
 	defer func() {
 		if r := recover(); r != nil {
 			m.log.Error("errmon: internal panic while deciding alerts", "errors", len(items),
-				"panic", sanitize(m.mask.text(messageOf(r)), 1024))
+				"panic", sanitize(m.mask.Text(messageOf(r)), 1024))
 		}
 	}()
 	m.afterWrite(items)

@@ -31,6 +31,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/errmon/errmon/internal/text"
 	"github.com/gin-gonic/gin"
 )
 
@@ -39,12 +40,12 @@ import (
 type Monitor struct {
 	cfg   Config
 	store *store
-	mask  *masker
+	mask  *text.Masker
 	log   *slog.Logger
 	out   *log.Logger // the panic log (Config.Output), nil when silenced
 	queue *queue
 
-	messages textCache // masked and capped messages, by raw message
+	messages text.Cache // masked and capped messages, by raw message
 
 	alerts   *alerts
 	flushReq chan flushRequest
@@ -84,7 +85,7 @@ func New(cfg Config) (*Monitor, error) {
 	m := &Monitor{
 		cfg:      cfg,
 		store:    &store{db: cfg.DB},
-		mask:     newMasker(cfg.MaskedKeyHas, cfg.MaskWith, !cfg.DisableBuiltinMasking),
+		mask:     text.NewMasker(cfg.MaskedKeyHas, cfg.MaskWith, !cfg.DisableBuiltinMasking),
 		log:      cfg.Logger,
 		out:      newOutputLogger(cfg),
 		queue:    &queue{pending: make(map[string]*pending), max: cfg.MaxPending},

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/errmon/errmon/internal/text"
 	"github.com/gin-gonic/gin"
 )
 
@@ -253,9 +254,9 @@ func (m *Monitor) requestDump(c *gin.Context) string {
 		v := joinCut(vs, ", ", maxContextString+512)
 		switch {
 		case strings.EqualFold(k, "Cookie"):
-			v = m.maskCap(cookieNames(v[:min(len(v), maxContextString)], m.mask.with), maxContextString)
-		case m.mask.secretHeader(k):
-			v = m.mask.with
+			v = m.maskCap(text.CookieNames(v[:min(len(v), maxContextString)], m.mask.With), maxContextString)
+		case m.mask.SecretHeader(k):
+			v = m.mask.With
 		default:
 			v = m.maskCap(v, min(maxContextString, max(left, 64)))
 		}

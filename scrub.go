@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/errmon/errmon/internal/text"
 	"github.com/gin-gonic/gin"
 )
 
@@ -66,7 +67,7 @@ func requestSecrets(c *gin.Context, bm builderMask) []string {
 			for _, ck := range r.Cookies() {
 				add(ck.Value)
 			}
-		case secretHeaderName(k) || func() bool { s, _ := bm.secret(k); return s }():
+		case text.SecretHeaderName(k) || func() bool { s, _ := bm.secret(k); return s }():
 			for _, v := range list {
 				add(v)
 				if _, cred, ok := strings.Cut(v, " "); ok { // "Bearer <token>"
@@ -93,7 +94,7 @@ func (m *Monitor) hideRequestSecrets(c *gin.Context, s string) string {
 	if c == nil || c.Request == nil || s == "" {
 		return s
 	}
-	return hideValues(s, requestSecrets(c, m.monitorMask()), m.mask.with)
+	return hideValues(s, requestSecrets(c, m.monitorMask()), m.mask.With)
 }
 
 // hideValues replaces every occurrence in s of one of values by with.

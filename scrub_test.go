@@ -53,7 +53,7 @@ func TestRequestSecretsHiddenInMessages(t *testing.T) {
 				if strings.Contains(text, secret) {
 					t.Errorf("%s shows %q: %s", sink, secret, text)
 				}
-				if !strings.Contains(text, m.mask.with) || !strings.Contains(text, "(42)") {
+				if !strings.Contains(text, m.mask.With) || !strings.Contains(text, "(42)") {
 					t.Errorf("%s lost the rest of the message: %s", sink, text)
 				}
 			}

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/errmon/errmon/internal/text"
 )
 
 // SlogHandler returns a [slog.Handler] that passes every record on to next
@@ -232,11 +234,11 @@ func firstError(attrs map[string]any) error {
 // error: its level, message and attributes, masked like request data.
 func (m *Monitor) logContext(r slog.Record, attrs map[string]any) string {
 	plain := errorsAsText(attrs)
-	masked := maskTree(map[string]any{"log": map[string]any{
+	masked := text.Tree(map[string]any{"log": map[string]any{
 		"level":   r.Level.String(),
 		"message": r.Message,
 		"attrs":   plain,
-	}}, m.mask.fn, m.mask.with, func(s string) string { return m.maskCap(s, maxContextString) })
+	}}, m.mask.Key, m.mask.With, func(s string) string { return m.maskCap(s, maxContextString) })
 	b, err := marshalJSON(masked)
 	if err != nil {
 		return `{"context_error":"the log record could not be encoded"}`

@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/errmon/errmon/internal/text"
 	"github.com/gin-gonic/gin"
 	pkgerrors "github.com/pkg/errors"
 )
@@ -410,7 +411,7 @@ func TestSanitize(t *testing.T) {
 			}
 		})
 	}
-	m := &Monitor{mask: newMasker([]string{"password"}, "***", true)}
+	m := &Monitor{mask: text.NewMasker([]string{"password"}, "***", true)}
 	huge := strings.Repeat("x", 10<<20) + " password=late-secret"
 	if got := m.maskCap(huge, 1000); len(got) > 1000 || !strings.Contains(got, fmt.Sprintf("[%d bytes cut]", len(huge)-len(strings.TrimRight(got[:strings.LastIndex(got, "…")], "…")))) {
 		t.Errorf("maskCap of 10 MB: %d bytes, ends %q", len(got), got[max(0, len(got)-40):])

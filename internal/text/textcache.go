@@ -1,4 +1,4 @@
-package errmon
+package text
 
 import (
 	"hash/maphash"
@@ -6,13 +6,13 @@ import (
 	"sync/atomic"
 )
 
-// textCache remembers the result of a pure string function (masking a
+// Cache remembers the result of a pure string function (masking a
 // message, normalizing it) for the messages seen most: a storm repeats one
 // message, and the masker and the normalizer then run once per distinct
 // message rather than once per occurrence. It holds at most textCacheSize results
 // of short strings, then stops adding. Entries are keyed by a seeded 64-bit
 // hash, so the cache never keeps a raw (unmasked) message.
-type textCache struct {
+type Cache struct {
 	seed maphash.Seed
 	once sync.Once
 	m    sync.Map // uint64 -> cachedText
@@ -31,8 +31,8 @@ const (
 	textCacheMaxLen = 1024
 )
 
-// get returns f(s), from the cache when s is short and was seen before.
-func (c *textCache) get(s string, f func(string) string) string {
+// Get returns f(s), from the cache when s is short and was seen before.
+func (c *Cache) Get(s string, f func(string) string) string {
 	if len(s) > textCacheMaxLen {
 		return f(s)
 	}
@@ -52,7 +52,3 @@ func (c *textCache) get(s string, f func(string) string) string {
 	}
 	return r
 }
-
-// normalizeCache serves NormalizeMessage in fingerprints; a pure function
-// of its input, so one cache serves every monitor.
-var normalizeCache textCache

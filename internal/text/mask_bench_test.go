@@ -1,4 +1,4 @@
-package errmon
+package text
 
 import (
 	"fmt"
@@ -53,7 +53,7 @@ var adversarialShapes = []maskShape{
 // on benign text and on each adversarial shape at 1, 8 and 32 KiB; MB/s
 // shows the cost per byte.
 func BenchmarkMaskText(b *testing.B) {
-	m := newMasker(defaultMaskedKeyHas, defaultMaskWith, true)
+	m := NewMasker(testKeys, testMask, true)
 	for _, sh := range append([]maskShape{benignShape}, adversarialShapes...) {
 		for _, kib := range []int{1, 8, 32} {
 			s := sh.make(kib << 10)
@@ -61,7 +61,7 @@ func BenchmarkMaskText(b *testing.B) {
 				b.SetBytes(int64(len(s)))
 				b.ReportAllocs()
 				for b.Loop() {
-					m.text(s)
+					m.Text(s)
 				}
 			})
 		}
@@ -70,10 +70,9 @@ func BenchmarkMaskText(b *testing.B) {
 
 // BenchmarkMaskHeaders masks 100 headers of 8 KiB each as errmon stores
 // them: maskTree over the http.Header with every name and value masked as
-// text and capped (Monitor.maskCap).
+// text.
 func BenchmarkMaskHeaders(b *testing.B) {
-	mon := &Monitor{mask: newMasker(defaultMaskedKeyHas, defaultMaskWith, true)}
-	leaf := func(s string) string { return mon.maskCap(s, maxContextString) }
+	m := NewMasker(testKeys, testMask, true)
 	for _, sh := range append([]maskShape{benignShape}, adversarialShapes...) {
 		h := http.Header{}
 		v := sh.make(8 << 10)
@@ -84,7 +83,7 @@ func BenchmarkMaskHeaders(b *testing.B) {
 			b.SetBytes(int64(100 * len(v)))
 			b.ReportAllocs()
 			for b.Loop() {
-				maskTree(h, mon.mask.fn, mon.mask.with, leaf)
+				Tree(h, m.Key, m.With, m.Text)
 			}
 		})
 	}
@@ -102,7 +101,7 @@ func BenchmarkNormalizeMessage(b *testing.B) {
 			b.SetBytes(int64(len(s)))
 			b.ReportAllocs()
 			for b.Loop() {
-				NormalizeMessage(s)
+				Normalize(s)
 			}
 		})
 	}

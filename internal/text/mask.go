@@ -1,4 +1,4 @@
-package errmon
+package text
 
 import (
 	"maps"
@@ -10,17 +10,17 @@ import (
 	"strings"
 )
 
-// masker hides secret values. A key is secret when its name contains one of
+// Masker hides secret values. A key is secret when its name contains one of
 // the configured fragments or, unless built-in masking is off, one of
 // builtinKeyFragments; headers that carry credentials are secret whatever
 // the configuration. Names are compared ignoring ASCII case and the
 // separators '-', '_' and '.', so "api_key", "Api-Key" and "apikey" are one
 // name.
-type masker struct {
+type Masker struct {
 	keys    *fragmentSet
 	raw     []string // configured fragments made only of separators, matched as they are
 	unicode bool     // some fragment has non-ASCII bytes: such names are lower-cased first
-	with    string
+	With    string
 	builtin bool // also hide secret-shaped values (cards, JWTs, credentials) in text
 }
 
@@ -56,15 +56,15 @@ var alwaysSecretHeader = []string{
 // alwaysSecretHeaders matches alwaysSecretHeader.
 var alwaysSecretHeaders = newFragmentSet(alwaysSecretHeader, false)
 
-// newMasker returns a masker for the given lower-cased key fragments
+// NewMasker returns a masker for the given lower-cased key fragments
 // (Config.MaskedKeyHas) and mask (Config.MaskWith); builtin adds
 // builtinKeyFragments and the scrubbing of secret-shaped values.
-func newMasker(keys []string, with string, builtin bool) *masker {
+func NewMasker(keys []string, with string, builtin bool) *Masker {
 	frags := keys
 	if builtin {
 		frags = append(slices.Clip(keys), builtinKeyFragments...)
 	}
-	m := &masker{with: with, builtin: builtin}
+	m := &Masker{With: with, builtin: builtin}
 	for _, k := range frags {
 		if normalizeFragment(k) == "" {
 			m.raw = append(m.raw, strings.ToLower(k))
@@ -77,8 +77,8 @@ func newMasker(keys []string, with string, builtin bool) *masker {
 	return m
 }
 
-// secret reports whether key names a secret.
-func (m *masker) secret(key string) bool {
+// Secret reports whether key names a Secret.
+func (m *Masker) Secret(key string) bool {
 	if key == "" {
 		return false
 	}
@@ -98,32 +98,32 @@ func (m *masker) secret(key string) bool {
 
 // secretRun is secret for a run of key bytes, without the call in the
 // usual case (ASCII fragments, none made only of separators).
-func (m *masker) secretRun(run string) bool {
+func (m *Masker) secretRun(run string) bool {
 	if !m.unicode && m.raw == nil {
 		return m.keys.has(run)
 	}
-	return m.secret(run)
+	return m.Secret(run)
 }
 
-// secretHeader reports whether a header's value must be hidden.
-func (m *masker) secretHeader(name string) bool {
-	return m.secret(name) || secretHeaderName(name)
+// SecretHeader reports whether a header's value must be hidden.
+func (m *Masker) SecretHeader(name string) bool {
+	return m.Secret(name) || SecretHeaderName(name)
 }
 
-// fn returns the mask function handed to a ContextBuilder.
-func (m *masker) fn(key string) (bool, string) {
-	if m.secret(key) {
-		return true, m.with
+// Key returns the mask function handed to a ContextBuilder.
+func (m *Masker) Key(key string) (bool, string) {
+	if m.Secret(key) {
+		return true, m.With
 	}
 	return false, ""
 }
 
-// text hides the secrets written in free text (raw bodies, messages, query
+// Text hides the secrets written in free Text (raw bodies, messages, query
 // strings, header values) in one pass, in time linear in len(s):
 //
 //   - the value of a secret key written key=value, key: value,
 //     "key": "value" or 'key': 'value'. A quoted value ends at its closing
-//     quote (or the end of a text cut short); a value that opens a bracket
+//     quote (or the end of a Text cut short); a value that opens a bracket
 //     ("passwords": ["a", {"b": 1}]) ends at the bracket that closes it (or
 //     the end); a bare value ends at white space or one of & , ; } ] " '.
 //     A bare value that is itself a secret key (password=secret=x) is hidden
@@ -145,14 +145,14 @@ func (m *masker) fn(key string) (bool, string) {
 // Each hidden part takes at least two bytes of s (a key and its
 // separator, or more) and becomes the mask and at most four quote bytes,
 // so the result is at most len(s) + (len(mask)+4)·len(s)/2 bytes.
-func (m *masker) text(s string) string {
+func (m *Masker) Text(s string) string {
 	out, _ := m.scan(s)
 	return out
 }
 
 // scan is text, also returning the number of bytes it examined (each byte
 // is examined a bounded number of times; the tests check that bound).
-func (m *masker) scan(s string) (string, int) {
+func (m *Masker) scan(s string) (string, int) {
 	if s == "" {
 		return s, 0
 	}
@@ -211,7 +211,7 @@ var byteClass = func() (c [256]uint8) {
 
 // textScan is one pass of masker.text over s.
 type textScan struct {
-	m    *masker
+	m    *Masker
 	s    string
 	out  strings.Builder // empty until the first replacement
 	last int             // s[last:] is not in out yet
@@ -221,19 +221,19 @@ type textScan struct {
 // hide replaces s[from:to] (from >= last) with the mask, between the
 // quotes q (none when q is "").
 func (t *textScan) hide(from, to int, q string) {
-	n := from - t.last + 2*len(q) + len(t.m.with)
+	n := from - t.last + 2*len(q) + len(t.m.With)
 	switch {
 	case t.out.Cap() == 0:
-		t.out.Grow(max(n, len(t.s)+2*len(t.m.with)+4))
+		t.out.Grow(max(n, len(t.s)+2*len(t.m.With)+4))
 	case t.out.Cap()-t.out.Len() < n:
 		t.out.Grow(max(n, t.out.Len())) // double: the output may grow with every pair
 	}
 	t.out.WriteString(t.s[t.last:from])
 	if q == "" {
-		t.out.WriteString(t.m.with)
+		t.out.WriteString(t.m.With)
 	} else {
 		t.out.WriteString(q)
-		t.out.WriteString(t.m.with)
+		t.out.WriteString(t.m.With)
 		t.out.WriteString(q)
 	}
 	t.last = to
@@ -452,7 +452,7 @@ func bareEnd(s string, v int) int {
 // to the bracket that closes it, strings skipped), or len(s) when s ends
 // first.
 func bracketEnd(s string) int {
-	end, _ := jsonNesting(s, math.MaxInt, true)
+	end, _ := JSONNesting(s, math.MaxInt, true)
 	return end
 }
 
@@ -702,18 +702,18 @@ var base64Value = func() (v [256]int8) {
 	return v
 }()
 
-// value masks a decoded structure: every map key that names a secret, at
-// any depth, has its value replaced, and secrets written in text (keys
+// Value masks a decoded structure: every map key that names a secret, at
+// any depth, has its Value replaced, and secrets written in text (keys
 // included) are hidden. It returns a new structure.
-func (m *masker) value(v any) any { return maskTree(v, m.fn, m.with, m.text) }
+func (m *Masker) Value(v any) any { return Tree(v, m.Key, m.With, m.Text) }
 
-// maskTree returns a copy of v in which the value of every map key that
+// Tree returns a copy of v in which the value of every map key that
 // mask reports secret is replaced, at any depth. A map under the key
 // "headers" also has its credential headers and cookie values replaced by
 // with; a map under the key "cookies" and a Cookie header written as
 // text have all their values replaced and their names kept. leaf, when not nil, rewrites every string left, map keys included
 // (see maskMap).
-func maskTree(v any, mask func(string) (bool, string), with string, leaf func(string) string) any {
+func Tree(v any, mask func(string) (bool, string), with string, leaf func(string) string) any {
 	switch t := v.(type) {
 	case string:
 		if leaf != nil {
@@ -725,13 +725,13 @@ func maskTree(v any, mask func(string) (bool, string), with string, leaf func(st
 	case []any:
 		out := make([]any, len(t))
 		for i, x := range t {
-			out[i] = maskTree(x, mask, with, leaf)
+			out[i] = Tree(x, mask, with, leaf)
 		}
 		return out
 	case []string:
 		out := make([]any, len(t))
 		for i, x := range t {
-			out[i] = maskTree(x, mask, with, leaf)
+			out[i] = Tree(x, mask, with, leaf)
 		}
 		return out
 	case map[string]string:
@@ -739,9 +739,9 @@ func maskTree(v any, mask func(string) (bool, string), with string, leaf func(st
 	case map[string][]string:
 		return maskMap(t, joinValues, mask, with, leaf)
 	case url.Values:
-		return maskTree(map[string][]string(t), mask, with, leaf)
+		return Tree(map[string][]string(t), mask, with, leaf)
 	case http.Header:
-		return maskTree(headerTree(map[string][]string(t), with), mask, with, leaf)
+		return Tree(HeaderTree(map[string][]string(t), with), mask, with, leaf)
 	}
 	return v
 }
@@ -757,20 +757,20 @@ func maskMap[V any](t map[string]V, val func(V) any, mask func(string) (bool, st
 		switch {
 		case strings.EqualFold(k, "cookies"):
 			if names, ok := cookieTree(v, with); ok {
-				return maskTree(names, mask, with, leaf)
+				return Tree(names, mask, with, leaf)
 			}
 		case strings.EqualFold(k, "cookie"):
 			if header, ok := v.(string); ok {
-				return maskTree(cookieNames(header, with), mask, with, leaf)
+				return Tree(CookieNames(header, with), mask, with, leaf)
 			}
 		}
 		if secret, w := mask(k); secret {
 			return w
 		}
 		if strings.EqualFold(k, "headers") {
-			v = headerTree(v, with)
+			v = HeaderTree(v, with)
 		}
-		return maskTree(v, mask, with, leaf)
+		return Tree(v, mask, with, leaf)
 	}
 	out := make(map[string]any, len(t))
 	clash := false
@@ -807,17 +807,17 @@ func maskMap[V any](t map[string]V, val func(V) any, mask func(string) (bool, st
 	return out
 }
 
-// headerTree hides credential headers and cookie values in a header map,
+// HeaderTree hides credential headers and cookie values in a header map,
 // whatever its concrete type.
-func headerTree(x any, with string) any {
+func HeaderTree(x any, with string) any {
 	hide := func(k string, v any) any {
 		if strings.EqualFold(k, "Cookie") {
 			if s, ok := v.(string); ok {
-				return cookieNames(s, with)
+				return CookieNames(s, with)
 			}
 			return with
 		}
-		if secretHeaderName(k) {
+		if SecretHeaderName(k) {
 			return with
 		}
 		return v
@@ -842,7 +842,7 @@ func headerTree(x any, with string) any {
 		}
 		return out
 	case http.Header:
-		return headerTree(map[string][]string(t), with)
+		return HeaderTree(map[string][]string(t), with)
 	}
 	return x
 }
@@ -868,12 +868,12 @@ func cookieTree(x any, with string) (any, bool) {
 	return out, true
 }
 
-// secretHeaderName reports whether a header carries credentials whatever
+// SecretHeaderName reports whether a header carries credentials whatever
 // the configuration (see alwaysSecretHeader).
-func secretHeaderName(name string) bool { return alwaysSecretHeaders.has(name) }
+func SecretHeaderName(name string) bool { return alwaysSecretHeaders.has(name) }
 
-// cookieNames keeps the names of a Cookie header and hides every value.
-func cookieNames(v, with string) string {
+// CookieNames keeps the names of a Cookie header and hides every value.
+func CookieNames(v, with string) string {
 	parts := strings.Split(v, ";")
 	names := make([]string, 0, len(parts))
 	for _, p := range parts {
