@@ -171,6 +171,28 @@ type Config struct {
 	// errors in one process. Default 1 minute.
 	DigestWindow time.Duration
 
+	// IgnoreErrors lists errors that are never recorded: an error that
+	// errors.Is one of them (c.Errors' Err, a panic value, Record's err, a
+	// goroutine's panic) is counted in Stats.Ignored and not stored. A
+	// panic is still logged and answered. Default none.
+	IgnoreErrors []error
+	// IgnoreStatus lists final response statuses (100 to 599) at which
+	// the errors attached with c.Error, which RecordStatus would record,
+	// are counted in Stats.Ignored instead. Panics and Record are not
+	// affected. Default none.
+	IgnoreStatus []int
+	// Ignore, when set, receives each occurrence of a panic, c.Error,
+	// Record or goroutine once it is built, before it is queued; returning
+	// true drops it, counted in Stats.Ignored. It runs where the failure
+	// is captured (for a request, on its path). A panic in it counts as
+	// false and is logged once per monitor.
+	Ignore func(*Occurrence) bool
+	// RecordClientGone records the errors that errors.Is context.Canceled
+	// or context.DeadlineExceeded while the request's own context is done
+	// (the client left, or its deadline passed). Default false: they are
+	// counted in Stats.ClientGone and not stored.
+	RecordClientGone bool
+
 	// DB is the application's database; errmon creates its tables in it.
 	// Required. errmon imports no driver: SQLite, PostgreSQL and MySQL
 	// (MariaDB 10.5 or later) are supported; a MySQL DSN needs
@@ -340,6 +362,8 @@ func (cfg Config) clone() Config {
 	cfg.RecipientEmail = slices.Clone(cfg.RecipientEmail)
 	cfg.MaskedKeyHas = slices.Clone(cfg.MaskedKeyHas)
 	cfg.NotifyThresholds = slices.Clone(cfg.NotifyThresholds)
+	cfg.IgnoreErrors = slices.Clone(cfg.IgnoreErrors)
+	cfg.IgnoreStatus = slices.Clone(cfg.IgnoreStatus)
 	return cfg
 }
 
@@ -503,6 +527,11 @@ func (cfg Config) validate(needDB bool) error {
 	}
 	if cfg.DigestWindow < 0 {
 		bad("Config.DigestWindow", "%v must be positive", cfg.DigestWindow)
+	}
+	for _, st := range cfg.IgnoreStatus {
+		if st < 100 || st > 599 {
+			bad("Config.IgnoreStatus", "%d is not an HTTP status", st)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -66,6 +66,8 @@ func expvarStats() any {
 		sum.AlertsDiscarded += s.AlertsDiscarded
 		sum.AlertsSkipped += s.AlertsSkipped
 		sum.Pruned += s.Pruned
+		sum.Ignored += s.Ignored
+		sum.ClientGone += s.ClientGone
 	}
 	return struct {
 		Monitors int

@@ -23,6 +23,7 @@ package errmon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"log/slog"
@@ -57,6 +58,8 @@ type Monitor struct {
 	once     sync.Once
 	closeErr error
 
+	ignorePanicLogged atomic.Bool // a panic of Config.Ignore was logged
+
 	logMu          sync.Mutex
 	failingSince   time.Time
 	lastFailureLog time.Time
@@ -64,6 +67,7 @@ type Monitor struct {
 	stats struct {
 		recorded, stored, dropped, failedFlushes atomic.Int64
 		pruned                                   atomic.Int64
+		ignored, clientGone                      atomic.Int64
 		alertsSent, alertsFailed                 atomic.Int64
 	}
 }
@@ -75,7 +79,8 @@ type Monitor struct {
 // APP_ERROR_* key at fault.
 //
 // New keeps a deep copy of cfg: changing the caller's slices (MaskedKeyHas,
-// RecipientEmail, NotifyThresholds) afterwards changes nothing.
+// RecipientEmail, NotifyThresholds, IgnoreErrors, IgnoreStatus) afterwards
+// changes nothing.
 func New(cfg Config) (*Monitor, error) {
 	cfg = cfg.clone().withDefaults()
 	if err := cfg.validate(true); err != nil {
@@ -134,14 +139,66 @@ func (m *Monitor) record(c *gin.Context, kind Kind, v any, frames, extra []Frame
 			m.log.Error("errmon: internal panic while recording an error", "panic", m.maskCap(messageOf(r), 1024))
 		}
 	}()
+	if m.ignoredValue(c, v) {
+		return
+	}
 	if m.closed.Load() {
 		m.queue.add(&Occurrence{}) // counted as dropped
 		return
 	}
 	o := m.capture(c, kind, v, frames, extra)
+	if m.cfg.Ignore != nil && m.ignoredBy(o) {
+		m.stats.ignored.Add(1)
+		return
+	}
 	m.stats.recorded.Add(1)
 	m.queue.add(o) // a full queue counts what it drops
 	noteErrorID(c, o.Hash)
+}
+
+// ignoredValue reports whether v is an error the ignore rules keep out,
+// counting it: a client-gone error (unless Config.RecordClientGone), then
+// one of Config.IgnoreErrors.
+func (m *Monitor) ignoredValue(c *gin.Context, v any) bool {
+	err, ok := v.(error)
+	if !ok {
+		return false
+	}
+	if !m.cfg.RecordClientGone && clientGone(c, err) {
+		m.stats.clientGone.Add(1)
+		return true
+	}
+	for _, target := range m.cfg.IgnoreErrors {
+		if errors.Is(err, target) {
+			m.stats.ignored.Add(1)
+			return true
+		}
+	}
+	return false
+}
+
+// clientGone reports whether err is a cancellation (context.Canceled or
+// context.DeadlineExceeded) while the request's own context is done.
+func clientGone(c *gin.Context, err error) bool {
+	if c == nil || c.Request == nil || c.Request.Context().Err() == nil {
+		return false
+	}
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// ignoredBy asks Config.Ignore about o; a panic in it counts as false and
+// is logged once per monitor.
+func (m *Monitor) ignoredBy(o *Occurrence) (ignore bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			ignore = false
+			if m.ignorePanicLogged.CompareAndSwap(false, true) {
+				m.log.Error("errmon: Config.Ignore panicked; the occurrence is recorded (logged once)",
+					"panic", m.maskCap(messageOf(r), 1024))
+			}
+		}
+	}()
+	return m.cfg.Ignore(o)
 }
 
 // errorIDHeader is the response header that carries the short id of the
@@ -198,6 +255,8 @@ type Stats struct {
 	AlertsDiscarded int64 // alerts dropped because their queue was full
 	AlertsSkipped   int64 // alerts and tickets dropped without a call: their Notifier or Ticketing was still blocked in an abandoned call
 	Pruned          int64 // errors deleted by retention (Config.RetentionDays, Config.MaxErrors)
+	Ignored         int64 // occurrences not recorded by Config.IgnoreErrors, IgnoreStatus or Ignore
+	ClientGone      int64 // cancellations of requests whose context was done, not recorded (Config.RecordClientGone)
 }
 
 // Stats returns the monitor's counters.
@@ -218,6 +277,8 @@ func (m *Monitor) Stats() Stats {
 		AlertsDiscarded: discarded,
 		AlertsSkipped:   m.alerts.skipped.Load(),
 		Pruned:          m.stats.pruned.Load(),
+		Ignored:         m.stats.ignored.Load(),
+		ClientGone:      m.stats.clientGone.Load(),
 	}
 }
 

@@ -26,7 +26,9 @@ const recordedKey = "github.com/errmon/errmon.recorded"
 // gin.RecoveryWithWriter does, lets Config.RecoveryHandler write the
 // response, and records them; after the handlers return, it records the
 // errors they attached with c.Error when the final status is at least
-// Config.RecordStatus (500).
+// Config.RecordStatus (500). The ignore rules of Config (IgnoreErrors,
+// IgnoreStatus, Ignore, RecordClientGone) leave errors out, counted in
+// [Stats].
 //
 // A broken connection (EPIPE or ECONNRESET) is logged and not recorded, and
 // no status is written to it. A panic with http.ErrAbortHandler is not
@@ -79,7 +81,8 @@ func (m *Monitor) trackCall(h gin.HandlerFunc, c *gin.Context) {
 }
 
 // recordErrors records c.Errors[from:] when the response status calls for
-// it, and marks them recorded.
+// it (at least Config.RecordStatus, not in Config.IgnoreStatus: those are
+// counted as ignored), and marks them recorded.
 func (m *Monitor) recordErrors(c *gin.Context, body *bodyCapture, from int) {
 	if from >= len(c.Errors) || c.Writer.Status() < m.cfg.RecordStatus {
 		return
@@ -87,6 +90,7 @@ func (m *Monitor) recordErrors(c *gin.Context, body *bodyCapture, from int) {
 	if body != nil && c.Request.Body != body {
 		c.Set(captureKey, body)
 	}
+	ignoreStatus := slices.Contains(m.cfg.IgnoreStatus, c.Writer.Status())
 	for _, e := range c.Errors[from:] {
 		var err error = e
 		if e.Err != nil {
@@ -94,6 +98,10 @@ func (m *Monitor) recordErrors(c *gin.Context, body *bodyCapture, from int) {
 		}
 		if recordedByHand(c, err) {
 			continue // Record took it already, or a broken connection
+		}
+		if ignoreStatus {
+			m.stats.ignored.Add(1) // Config.IgnoreStatus
+			continue
 		}
 		m.record(c, KindError, err, errorFrames(err), nil)
 	}
