@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/errmon/errmon/internal/text"
 	"github.com/gin-gonic/gin"
 	"gorm.io/gorm"
 )
@@ -24,11 +25,11 @@ func validAction(act string) bool {
 func (d *dashboard) apply(ctx context.Context, act string, hashes []string) (int64, error) {
 	switch act {
 	case "resolve":
-		return d.m.store.setResolved(ctx, hashes, true, time.Now())
+		return d.m.store.SetResolved(ctx, hashes, true, time.Now())
 	case "unresolve":
-		return d.m.store.setResolved(ctx, hashes, false, time.Now())
+		return d.m.store.SetResolved(ctx, hashes, false, time.Now())
 	}
-	return d.m.store.deleteErrors(ctx, hashes)
+	return d.m.store.Delete(ctx, hashes)
 }
 
 func (d *dashboard) action(c *gin.Context) {
@@ -38,7 +39,7 @@ func (d *dashboard) action(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	if _, err := d.m.store.getError(ctx, hash); errors.Is(err, gorm.ErrRecordNotFound) {
+	if _, err := d.m.store.Get(ctx, hash); errors.Is(err, gorm.ErrRecordNotFound) {
 		d.notFound(c, false)
 		return
 	} else if err != nil {
@@ -54,7 +55,7 @@ func (d *dashboard) action(c *gin.Context) {
 			respondJSON(c, http.StatusOK, gin.H{"hash": hash, "deleted": true})
 			return
 		}
-		rec, err := d.m.store.getError(ctx, hash)
+		rec, err := d.m.store.Get(ctx, hash)
 		if err != nil {
 			d.serverError(c, err)
 			return
@@ -93,13 +94,13 @@ func (d *dashboard) bulk(c *gin.Context) {
 		respondJSON(c, http.StatusOK, gin.H{"action": act, "selected": len(hashes), "changed": n})
 		return
 	}
-	back := d.parseListQuery(c.PostForm).values(0)
+	back := listValues(d.parseListQuery(c.PostForm), 0)
 	if p, err := strconv.Atoi(c.PostForm("page")); err == nil && p > 1 {
 		back.Set("page", strconv.Itoa(p))
 	}
 	// Back to the page the form was on: its cursor, when it had one.
 	for _, key := range []string{"after", "before"} {
-		if cur := cutString(c.PostForm(key), 100); cur != "" {
+		if cur := text.Cut(c.PostForm(key), 100); cur != "" {
 			back.Del("page")
 			back.Set(key, cur)
 			break

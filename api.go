@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/errmon/errmon/internal/store"
 	"github.com/gin-gonic/gin"
 	"gorm.io/gorm"
 )
@@ -102,8 +103,8 @@ func toAPI(e *ErrorRecord) apiError {
 
 func (d *dashboard) apiList(c *gin.Context) {
 	q := d.listQuery(c.Query)
-	d.m.store.logSearchOnce(d.m.log.Warn)
-	res, err := d.m.store.listErrors(c.Request.Context(), q)
+	d.m.store.LogSearchOnce(d.m.log.Warn)
+	res, err := d.m.store.List(c.Request.Context(), q)
 	if err != nil {
 		d.serverError(c, err)
 		return
@@ -125,7 +126,7 @@ func (d *dashboard) apiDetail(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	rec, err := d.m.store.getError(ctx, hash)
+	rec, err := d.m.store.Get(ctx, hash)
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		d.notFound(c, true)
 		return
@@ -133,8 +134,8 @@ func (d *dashboard) apiDetail(c *gin.Context) {
 		d.serverError(c, err)
 		return
 	}
-	out := apiErrorDetail{apiError: toAPI(&rec.ErrorRecord), Traceback: rec.Traceback, RequestData: apiContext(rec.RequestData, rec.contextCut)}
-	hourly, err := d.m.store.hourlyCounts(ctx, []string{hash}, time.Now(), sparkHours)
+	out := apiErrorDetail{apiError: toAPI(&rec.ErrorRecord), Traceback: rec.Traceback, RequestData: apiContext(rec.RequestData, rec.ContextCut)}
+	hourly, err := d.m.store.HourlyCounts(ctx, []string{hash}, time.Now(), sparkHours)
 	if err != nil {
 		d.serverError(c, err)
 		return
@@ -143,7 +144,7 @@ func (d *dashboard) apiDetail(c *gin.Context) {
 	if out.Hourly == nil {
 		out.Hourly = make([]int64, sparkHours)
 	}
-	occ, err := d.m.store.lastOccurrences(ctx, hash, occurrenceHistory)
+	occ, err := d.m.store.LastOccurrences(ctx, hash, store.OccurrenceHistory)
 	if err != nil {
 		d.serverError(c, err)
 		return
@@ -152,7 +153,7 @@ func (d *dashboard) apiDetail(c *gin.Context) {
 	for _, o := range occ {
 		out.Occurrences = append(out.Occurrences, apiOccurrence{
 			SeenAt: o.SeenAt.UTC(), Host: o.Host, Path: o.Path, Method: o.Method,
-			Message: o.Message, RequestData: apiContext(o.RequestData, o.contextCut),
+			Message: o.Message, RequestData: apiContext(o.RequestData, o.ContextCut),
 		})
 	}
 	respondJSON(c, http.StatusOK, out)

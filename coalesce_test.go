@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/errmon/errmon/internal/store"
 	"gorm.io/gorm"
 )
 
@@ -102,7 +103,7 @@ func rowsByHash(t *testing.T, db *gorm.DB) map[string]ErrorRecord {
 func hourlyTotal(t *testing.T, db *gorm.DB, hash string) int64 {
 	t.Helper()
 	var n int64
-	if err := db.Model(&errorHourly{}).Where("hash = ?", hash).Select("COALESCE(SUM(count), 0)").Scan(&n).Error; err != nil {
+	if err := db.Model(&store.ErrorHourly{}).Where("hash = ?", hash).Select("COALESCE(SUM(count), 0)").Scan(&n).Error; err != nil {
 		t.Fatalf("read app_error_hourly: %v", err)
 	}
 	return n

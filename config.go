@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/errmon/errmon/internal/store"
 	"github.com/gin-gonic/gin"
 	"gorm.io/gorm"
 )
@@ -43,7 +44,6 @@ const (
 const (
 	defaultMaskWith        = "**************"
 	defaultURLPrefix       = "/dev/error"
-	defaultListSize        = 20
 	defaultRecordStatus    = http500
 	defaultFlushInterval   = time.Second
 	defaultMaxPending      = 10000
@@ -377,7 +377,7 @@ func (cfg Config) withDefaults() Config {
 		cfg.URLPrefix = defaultURLPrefix
 	}
 	if cfg.ListSize == 0 {
-		cfg.ListSize = defaultListSize
+		cfg.ListSize = store.DefaultListSize
 	}
 	if cfg.RecordStatus == 0 {
 		cfg.RecordStatus = defaultRecordStatus

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/errmon/errmon/internal/store"
 	"github.com/gin-gonic/gin"
 )
 
@@ -465,7 +466,7 @@ func TestNewFillsDefaults(t *testing.T) {
 			{"MaskWith", cfg.MaskWith, defaultMaskWith},
 			{"MaskedKeyHas", strings.Join(cfg.MaskedKeyHas, ","), "password,secret"},
 			{"URLPrefix", cfg.URLPrefix, defaultURLPrefix},
-			{"ListSize", cfg.ListSize, defaultListSize},
+			{"ListSize", cfg.ListSize, store.DefaultListSize},
 			{"RecordStatus", cfg.RecordStatus, defaultRecordStatus},
 			{"FlushInterval", cfg.FlushInterval, defaultFlushInterval},
 			{"MaxPending", cfg.MaxPending, defaultMaxPending},
@@ -484,7 +485,7 @@ func TestNewFillsDefaults(t *testing.T) {
 				t.Errorf("New(Config{DB}).Config().%s = %v, want %v", c.name, c.got, c.want)
 			}
 		}
-		for _, model := range []any{&ErrorRecord{}, &errorOccurrence{}, &errorHourly{}} {
+		for _, model := range []any{&ErrorRecord{}, &store.ErrorOccurrence{}, &store.ErrorHourly{}} {
 			if !tdb.DB.Migrator().HasTable(model) {
 				t.Errorf("New did not create the table of %T", model)
 			}

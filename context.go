@@ -9,6 +9,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/errmon/errmon/internal/store"
 	"github.com/errmon/errmon/internal/text"
 	"github.com/gin-gonic/gin"
 )
@@ -123,7 +124,7 @@ func buildContext(c *gin.Context, bm builderMask) map[string]any {
 		}
 	}
 	put("host", ct.text(r.Host, smallField))
-	put("route", ct.text(c.FullPath(), maxPathBytes))
+	put("route", ct.text(c.FullPath(), store.MaxPathBytes))
 	put("client_ip", ct.text(c.ClientIP(), smallField))
 	put("proto", ct.text(r.Proto, smallField))
 	if len(c.Params) > 0 {

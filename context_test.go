@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/errmon/errmon/internal/store"
 	"github.com/gin-gonic/gin"
 )
 
@@ -374,7 +375,7 @@ func TestCaptureCutsKeepSecretsWhole(t *testing.T) {
 			body: strings.Repeat("f=1&", 1000/4) + encodedPair + "&z=1", read: true},
 		{name: "form body across the budget", ctype: "application/x-www-form-urlencoded",
 			body: strings.Repeat("f=1&", 60000/4) + encodedPair + "&z=1", read: true},
-		{name: "path across maxPathBytes", target: "/c/" + strings.Repeat("p", maxPathBytes-20-8-len("/c/")-len("/https://u:")) +
+		{name: "path across maxPathBytes", target: "/c/" + strings.Repeat("p", store.MaxPathBytes-20-8-len("/c/")-len("/https://u:")) +
 			"/https://u:" + secret + "@host/x/more-more"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

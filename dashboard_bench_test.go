@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/errmon/errmon/internal/store"
 	"github.com/gin-gonic/gin"
 	"gorm.io/driver/postgres"
 	"gorm.io/driver/sqlite"
@@ -110,19 +111,19 @@ func seedBenchDB(dsn string) error {
 // seedBench creates errmon's tables in db and stores benchErrors errors,
 // each with one occurrence sample and one hourly count.
 func seedBench(db *gorm.DB) error {
-	st := &store{db: db}
-	if err := st.migrate(context.Background()); err != nil {
+	st := store.New(db)
+	if err := st.Migrate(context.Background()); err != nil {
 		return err
 	}
-	now := dbTime(time.Now())
+	now := store.DBTime(time.Now())
 	const batch = 2000
 	tb := "main.(*Server).handleOrder\n\t/app/server.go:214\nmain.(*Server).routes.func3\n\t/app/routes.go:88\n" +
 		"github.com/gin-gonic/gin.(*Context).Next\n\t/go/pkg/mod/github.com/gin-gonic/gin@v1.12.0/context.go:192\n" +
 		"net/http.serverHandler.ServeHTTP\n\t/usr/local/go/src/net/http/server.go:3340\n"
 	return db.Transaction(func(tx *gorm.DB) error {
 		recs := make([]ErrorRecord, 0, batch)
-		occ := make([]errorOccurrence, 0, batch)
-		hours := make([]errorHourly, 0, batch)
+		occ := make([]store.ErrorOccurrence, 0, batch)
+		hours := make([]store.ErrorHourly, 0, batch)
 		for i := range benchErrors {
 			k := benchKinds[i%len(benchKinds)]
 			last := now.Add(-time.Duration(i) * 12 * time.Second) // spread over ~2 weeks
@@ -136,9 +137,9 @@ func seedBench(db *gorm.DB) error {
 				Count: int64(1 + i%1000), CreatedOn: last.Add(-time.Duration(i%500) * time.Hour), LastSeen: last,
 				Resolved: i%5 == 4,
 			})
-			occ = append(occ, errorOccurrence{Hash: h, SeenAt: last, Host: "api.example.com", Path: path, Method: "GET",
+			occ = append(occ, store.ErrorOccurrence{Hash: h, SeenAt: last, Host: "api.example.com", Path: path, Method: "GET",
 				Message: recs[len(recs)-1].Message, RequestData: rd})
-			hours = append(hours, errorHourly{Hash: h, Hour: hourStart(last), Count: int64(1 + i%7)})
+			hours = append(hours, store.ErrorHourly{Hash: h, Hour: store.HourStart(last), Count: int64(1 + i%7)})
 			if len(recs) == batch || i == benchErrors-1 {
 				if err := tx.CreateInBatches(recs, 200).Error; err != nil {
 					return fmt.Errorf("insert app_errors: %w", err)
@@ -258,7 +259,7 @@ func benchDashboardPages(b *testing.B, db *gorm.DB, extra ...benchCase) {
 	e := gin.New()
 	m.RegisterRoutes(e)
 	var detail string
-	if err := db.Model(&errorOccurrence{}).Select("hash").Order("id").Limit(1).Scan(&detail).Error; err != nil || detail == "" {
+	if err := db.Model(&store.ErrorOccurrence{}).Select("hash").Order("id").Limit(1).Scan(&detail).Error; err != nil || detail == "" {
 		b.Fatalf("no error with a sample to show: %v", err)
 	}
 	cases := []benchCase{

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/errmon/errmon/internal/store"
 	"gorm.io/driver/mysql"
 	"gorm.io/driver/postgres"
 	"gorm.io/driver/sqlite"
@@ -85,8 +86,8 @@ func scaleSelect(i, hash, lastSeen, createdOn string) string {
 // seedScale creates errmon's tables in db and stores n errors in SQL; the
 // newest 20,000 get an hourly count and the newest 2,000 a sample.
 func seedScale(db *gorm.DB, kind string, n int) error {
-	st := &store{db: db}
-	if err := st.migrate(context.Background()); err != nil {
+	st := store.New(db)
+	if err := st.Migrate(context.Background()); err != nil {
 		return err
 	}
 	base := scaleBase()
@@ -227,12 +228,12 @@ func closeDB(db *gorm.DB) {
 func scaleCursor(b *testing.B, db *gorm.DB, sort, status string, off int) string {
 	b.Helper()
 	var rec ErrorRecord
-	q := withStatus(db.Model(&ErrorRecord{}), listQuery{Status: status})
-	col := sortColumn(sort)
+	q := store.WithStatus(db.Model(&ErrorRecord{}), store.ListQuery{Status: status})
+	col := store.SortColumn(sort)
 	if err := q.Select("id, count, created_on, last_seen").Order(col + " DESC, id DESC").Offset(off).Limit(1).Take(&rec).Error; err != nil {
 		b.Fatalf("cursor at %d: %v", off, err)
 	}
-	return url.QueryEscape(cursorOf(&rec, sort))
+	return url.QueryEscape(store.CursorOf(&rec, sort))
 }
 
 // BenchmarkDashboardScale times the dashboard's pages at 10k and (with
@@ -248,7 +249,7 @@ func BenchmarkDashboardScale(b *testing.B) {
 				b.Run(fmt.Sprintf("%dk", n/1000), func(b *testing.B) {
 					db := scaleDB(b, kind, n)
 					deep := scaleCursor(b, db, "", "", n/2)
-					deepCount := scaleCursor(b, db, sortCount, statusOpen, n/4)
+					deepCount := scaleCursor(b, db, store.SortCount, store.StatusOpen, n/4)
 					benchDashboardPages(b, db,
 						benchCase{"list_deep_cursor", "/dev/error/?after=" + deep},
 						benchCase{"list_open_count_cursor", "/dev/error/?status=open&sort=count&after=" + deepCount},

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/errmon/errmon/internal/store"
 	"github.com/gin-gonic/gin"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
@@ -781,8 +782,8 @@ func TestFaultManyMonitorsOverlappingErrors(t *testing.T) {
 	}
 	var maxSamples int64
 	tdb.DB.Raw("SELECT COALESCE(MAX(c),0) FROM (SELECT count(*) AS c FROM app_error_occurrences GROUP BY hash) s").Scan(&maxSamples)
-	if maxSamples > occurrenceHistory {
-		t.Errorf("%d samples kept for one error, want at most %d", maxSamples, occurrenceHistory)
+	if maxSamples > store.OccurrenceHistory {
+		t.Errorf("%d samples kept for one error, want at most %d", maxSamples, store.OccurrenceHistory)
 	}
 	// One alert per new error, whichever monitor created it.
 	notifier.mu.Lock()

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/errmon/errmon/internal/store"
 	"github.com/errmon/errmon/internal/text"
 	"github.com/gin-gonic/gin"
 )
@@ -100,8 +101,8 @@ func FuzzContextBuilder(f *testing.F) {
 		if !json.Valid([]byte(o.RequestData)) {
 			t.Fatalf("RequestData is not valid JSON: %q", o.RequestData)
 		}
-		if len(o.RequestData) > maxRequestDataBytes {
-			t.Errorf("RequestData is %d bytes, cap %d", len(o.RequestData), maxRequestDataBytes)
+		if len(o.RequestData) > store.MaxRequestDataBytes {
+			t.Errorf("RequestData is %d bytes, cap %d", len(o.RequestData), store.MaxRequestDataBytes)
 		}
 		if d := hzJSONDepth(o.RequestData); d > maxContextDepth {
 			t.Errorf("RequestData nests %d levels, limit %d", d, maxContextDepth)

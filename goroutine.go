@@ -3,6 +3,8 @@ package errmon
 import (
 	"context"
 	"time"
+
+	"github.com/errmon/errmon/internal/store"
 )
 
 // Go runs fn in a new goroutine and records a panic in it (kind
@@ -58,7 +60,7 @@ func (m *Monitor) recovered(rec any) {
 	m.record(nil, KindGoroutine, rec, stored, nil)
 	if m.out != nil {
 		m.logOutput("[Recovery] %s goroutine panic recovered:\n%s\n%s%s", timeFormat(time.Now()),
-			m.maskCap(messageOf(rec), maxMessageBytes), formatTraceback(frames), reset)
+			m.maskCap(messageOf(rec), store.MaxMessageBytes), formatTraceback(frames), reset)
 	}
 	if m.closed.Load() {
 		return

@@ -21,6 +21,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/errmon/errmon/internal/store"
 	"github.com/errmon/errmon/internal/text"
 	"github.com/gin-gonic/gin"
 	pkgerrors "github.com/pkg/errors"
@@ -68,10 +69,10 @@ func hzCheckStored(t *testing.T, what string, r ErrorRecord) {
 		v   string
 		max int
 	}{
-		"Host": {r.Host, maxHostBytes}, "Path": {r.Path, maxPathBytes}, "Method": {r.Method, 16},
-		"Route": {r.Route, maxPathBytes}, "ExceptionName": {r.ExceptionName, maxNameBytes},
-		"Message": {r.Message, maxMessageBytes}, "Traceback": {r.Traceback, maxTracebackBytes},
-		"RequestData": {r.RequestData, maxRequestDataBytes},
+		"Host": {r.Host, store.MaxHostBytes}, "Path": {r.Path, store.MaxPathBytes}, "Method": {r.Method, 16},
+		"Route": {r.Route, store.MaxPathBytes}, "ExceptionName": {r.ExceptionName, store.MaxNameBytes},
+		"Message": {r.Message, store.MaxMessageBytes}, "Traceback": {r.Traceback, store.MaxTracebackBytes},
+		"RequestData": {r.RequestData, store.MaxRequestDataBytes},
 	}
 	for name, f := range fields {
 		if !utf8.ValidString(f.v) {
@@ -112,7 +113,7 @@ func hzStoredByRoute(t *testing.T, m *Monitor, tdb testDB) map[string]ErrorRecor
 		out[r.Route] = r
 	}
 	// The occurrence samples hold the same values: same rules.
-	var samples []errorOccurrence
+	var samples []store.ErrorOccurrence
 	tdb.DB.Find(&samples)
 	for _, s := range samples {
 		hzCheckStored(t, "sample of "+s.Hash, ErrorRecord{Host: s.Host, Path: s.Path, Method: s.Method, Message: s.Message, RequestData: s.RequestData})

@@ -6,6 +6,9 @@ import (
 	"sort"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/errmon/errmon/internal/store"
+	"github.com/errmon/errmon/internal/text"
 )
 
 // Bounded views of stored request contexts, for the detail page and the
@@ -14,33 +17,6 @@ import (
 // it into a tree, stop at maxShownDepth levels of nesting (a deeper value
 // becomes one marker) and, on the page, at a budget of HTML bytes; what
 // is read from the database is cut in SQL first (maxReadContext).
-
-const (
-	// maxShownDepth is the deepest nesting level shown; the context object
-	// itself is level 1. A deeper non-empty array or object is shown as one
-	// marker, "[… N more levels]" or "{… N more levels}" (a JSON string in
-	// the API).
-	maxShownDepth = 64
-	// maxReadContext is how many characters of a stored context the
-	// dashboard reads, as much as errmon itself stores at most. A longer
-	// one (another writer's) is shown as cut text.
-	maxReadContext = maxRequestDataBytes
-	// pageContextBudget is how many bytes of HTML the detail page spends on the
-	// latest context's entries, and as much again on its raw JSON.
-	pageContextBudget = 64 << 10
-	// sampleBudget is the same for each of the last occurrences.
-	sampleBudget = 12 << 10
-	// apiRawBytes caps the text of a context the API returns as {"raw": …}
-	// because it is not a JSON object.
-	apiRawBytes = 16 << 10
-	// entryMarkup and rowMarkup are what the page's markup costs around one
-	// entry of a context and one row of its tables, charged to the budget.
-	entryMarkup = 64
-	rowMarkup   = 32
-	// maxShownRows caps the entries of one context, and the rows of one of
-	// its tables, that the page shows: each costs the template work.
-	maxShownRows = 200
-)
 
 // --- scanning JSON text without decoding it ---
 
@@ -254,7 +230,7 @@ func pruneJSON(s string) (string, bool) {
 // {} when empty; the object, with levels deeper than maxShownDepth
 // replaced by markers; {"raw": text} when it is not a JSON object; and
 // {"raw": the start, "truncated": true} when the text read was cut
-// (longer than maxReadContext).
+// (longer than MaxReadContext).
 func apiContext(s string, cut bool) json.RawMessage {
 	s = strings.TrimSpace(s)
 	if s == "" {
@@ -279,23 +255,7 @@ func cutShown(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return cutString(s, n) + "… [cut]"
-}
-
-// readCut reports whether text read with substr(col, 1, limit+1) was longer
-// than limit characters, and returns it cut to limit characters.
-func readCut(s string, limit int) (string, bool) {
-	if len(s) <= limit || utf8.RuneCountInString(s) <= limit {
-		return s, false
-	}
-	n := 0
-	for i := range s {
-		if n == limit {
-			return s[:i], true
-		}
-		n++
-	}
-	return s, false
+	return text.Cut(s, n) + "… [cut]"
 }
 
 // --- the page: indented, depth-capped, within a budget of HTML bytes ---
@@ -516,7 +476,7 @@ func requestContext(data string, cut bool, budget int, raw bool) ([]ctxEntry, st
 		w := shownText{left: &left}
 		w.add(data)
 		if cut && !w.cut {
-			w.add(fmt.Sprintf("… [cut: only the first %d characters were read]", maxReadContext))
+			w.add(fmt.Sprintf("… [cut: only the first %d characters were read]", store.MaxReadContext))
 		}
 		return []ctxEntry{{Key: "raw", Text: w.b.String()}}, ""
 	}
@@ -571,3 +531,26 @@ func requestContext(data string, cut bool, budget int, raw bool) ([]ctxEntry, st
 	rawLeft := budget
 	return out, shownJSON(strings.TrimSpace(data), 1, &rawLeft)
 }
+
+const (
+	// maxShownDepth is the deepest nesting level shown; the context object
+	// itself is level 1. A deeper non-empty array or object is shown as one
+	// marker, "[… N more levels]" or "{… N more levels}" (a JSON string in
+	// the API).
+	maxShownDepth = 64
+	// pageContextBudget is how many bytes of HTML the detail page spends on the
+	// latest context's entries, and as much again on its raw JSON.
+	pageContextBudget = 64 << 10
+	// sampleBudget is the same for each of the last occurrences.
+	sampleBudget = 12 << 10
+	// apiRawBytes caps the text of a context the API returns as {"raw": …}
+	// because it is not a JSON object.
+	apiRawBytes = 16 << 10
+	// entryMarkup and rowMarkup are what the page's markup costs around one
+	// entry of a context and one row of its tables, charged to the budget.
+	entryMarkup = 64
+	rowMarkup   = 32
+	// maxShownRows caps the entries of one context, and the rows of one of
+	// its tables, that the page shows: each costs the template work.
+	maxShownRows = 200
+)

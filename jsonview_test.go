@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/errmon/errmon/internal/store"
 )
 
 // boundedCase is stored context text the dashboard must show within
@@ -68,8 +70,8 @@ func TestDashboardBoundedContext(t *testing.T) {
 			rec.RequestData = tc.data
 			d.seed(t, rec)
 			d.seedSamples(t, rec, 1)
-			for j := 1; j < occurrenceHistory; j++ {
-				occ := errorOccurrence{Hash: rec.Hash, SeenAt: rec.LastSeen, Host: rec.Host, Path: rec.Path,
+			for j := 1; j < store.OccurrenceHistory; j++ {
+				occ := store.ErrorOccurrence{Hash: rec.Hash, SeenAt: rec.LastSeen, Host: rec.Host, Path: rec.Path,
 					Method: rec.Method, Message: rec.Message, RequestData: rec.RequestData}
 				if err := d.db.Create(&occ).Error; err != nil {
 					t.Fatalf("seed occurrence: %v", err)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/errmon/errmon/internal/store"
 	"gorm.io/gorm"
 )
 
@@ -22,7 +23,7 @@ import (
 // so that every order has ties; every third error is resolved.
 func seedMany(t testing.TB, db *gorm.DB, n int, tune func(i int, r *ErrorRecord)) []ErrorRecord {
 	t.Helper()
-	now := dbTime(time.Now())
+	now := store.DBTime(time.Now())
 	recs := make([]ErrorRecord, n)
 	for i := range recs {
 		r := dashRecord(fmt.Sprintf("many%d", i), int64(1+i%4), time.Duration(i/3)*time.Minute)
@@ -44,16 +45,16 @@ func seedMany(t testing.TB, db *gorm.DB, n int, tune func(i int, r *ErrorRecord)
 func listOrder(recs []ErrorRecord, sort, status string) []string {
 	var rows []ErrorRecord
 	for _, r := range recs {
-		if status == statusOpen && r.Resolved || status == statusResolved && !r.Resolved {
+		if status == store.StatusOpen && r.Resolved || status == store.StatusResolved && !r.Resolved {
 			continue
 		}
 		rows = append(rows, r)
 	}
 	key := func(r ErrorRecord) int64 {
 		switch sort {
-		case sortCount:
+		case store.SortCount:
 			return r.Count
-		case sortFirstSeen:
+		case store.SortFirstSeen:
 			return r.CreatedOn.UnixNano()
 		}
 		return r.LastSeen.UnixNano()
@@ -82,11 +83,11 @@ func TestDashboardKeysetPages(t *testing.T) {
 	eachDB(t, func(t *testing.T, tdb testDB) {
 		d := newDash(t, tdb, func(c *Config) { c.ListSize = 4 })
 		recs := seedMany(t, d.db, 23, nil)
-		for _, sort := range []string{sortLastSeen, sortCount, sortFirstSeen} {
-			for _, status := range []string{statusAll, statusOpen, statusResolved} {
+		for _, sort := range []string{store.SortLastSeen, store.SortCount, store.SortFirstSeen} {
+			for _, status := range []string{store.StatusAll, store.StatusOpen, store.StatusResolved} {
 				want := listOrder(recs, sort, status)
 				base := url.Values{}
-				if sort != sortLastSeen {
+				if sort != store.SortLastSeen {
 					base.Set("sort", sort)
 				}
 				if status != "" {
@@ -191,10 +192,10 @@ func cut(s string) string {
 func TestDashboardBoundedCount(t *testing.T) {
 	eachDB(t, func(t *testing.T, tdb testDB) {
 		d := newDash(t, tdb, func(c *Config) { c.ListSize = 50 })
-		seedMany(t, d.db, countCap+7, nil)
+		seedMany(t, d.db, store.CountCap+7, nil)
 		list := d.apiList(t, nil)
-		if list.Total != countCap || !list.TotalIsLowerBound || list.Pages != countCap/50 {
-			t.Errorf("total %d lower bound %v pages %d, want %d, true, %d", list.Total, list.TotalIsLowerBound, list.Pages, countCap, countCap/50)
+		if list.Total != store.CountCap || !list.TotalIsLowerBound || list.Pages != store.CountCap/50 {
+			t.Errorf("total %d lower bound %v pages %d, want %d, true, %d", list.Total, list.TotalIsLowerBound, list.Pages, store.CountCap, store.CountCap/50)
 		}
 		body := d.do("GET", dashPrefix+"/", nil).Body.String()
 		if !strings.Contains(body, "1,000+") || !strings.Contains(body, "1–50 of 1,000+") {
@@ -203,13 +204,13 @@ func TestDashboardBoundedCount(t *testing.T) {
 		}
 		// The open errors are fewer than the cap: counted exactly.
 		open := d.apiList(t, url.Values{"status": {"open"}})
-		if want := int64((countCap + 7) - (countCap+7)/3); open.Total != want || open.TotalIsLowerBound {
+		if want := int64((store.CountCap + 7) - (store.CountCap+7)/3); open.Total != want || open.TotalIsLowerBound {
 			t.Errorf("open: total %d lower bound %v, want %d exact", open.Total, open.TotalIsLowerBound, want)
 		}
 		// A deep page number is clamped to the last page counted, which
 		// says so and links onwards by cursor.
 		deep := d.apiList(t, url.Values{"page": {"2500"}})
-		if deep.Page != countCap/50 || deep.Next == "" || len(deep.Errors) != 50 {
+		if deep.Page != store.CountCap/50 || deep.Next == "" || len(deep.Errors) != 50 {
 			t.Errorf("page=2500: page %d next %q, %d errors", deep.Page, deep.Next, len(deep.Errors))
 		}
 		body = d.do("GET", dashPrefix+"/?page=2500", nil).Body.String()
@@ -237,9 +238,9 @@ func TestDashboardBoundedCount(t *testing.T) {
 // the newest errors only and says so; with PostgreSQL's trigram indexes it
 // finds every match.
 func TestDashboardSearchWindow(t *testing.T) {
-	old := searchWindow
-	searchWindow = 10
-	defer func() { searchWindow = old }()
+	old := store.SearchWindow
+	store.SearchWindow = 10
+	defer func() { store.SearchWindow = old }()
 	eachDB(t, func(t *testing.T, tdb testDB) {
 		d := newDash(t, tdb, nil)
 		seedMany(t, d.db, 15, func(i int, r *ErrorRecord) {
@@ -249,7 +250,7 @@ func TestDashboardSearchWindow(t *testing.T) {
 		})
 		list := d.apiList(t, url.Values{"q": {"NEEDLE"}})
 		got := len(list.Errors)
-		trigram := d.m.store.search.trigram
+		trigram, _ := d.m.store.SearchIndexed()
 		if tdb.Name == "postgres" != trigram {
 			t.Fatalf("%s: trigram search %v", tdb.Name, trigram)
 		}
@@ -284,25 +285,25 @@ func TestDashboardSearchWindow(t *testing.T) {
 // replace, when the monitor starts.
 func TestDashboardIndexMigration(t *testing.T) {
 	eachDB(t, func(t *testing.T, tdb testDB) {
-		st := &store{db: tdb.DB}
-		if err := st.migrate(t.Context()); err != nil {
+		st := store.New(tdb.DB)
+		if err := st.Migrate(t.Context()); err != nil {
 			t.Fatal(err)
 		}
 		mig := tdb.DB.Migrator()
-		for _, idx := range listIndexes[3:] {
-			if err := mig.DropIndex(&ErrorRecord{}, idx.name); err != nil {
-				t.Fatalf("drop %s: %v", idx.name, err)
+		for _, idx := range store.ListIndexes[3:] {
+			if err := mig.DropIndex(&ErrorRecord{}, idx.Name); err != nil {
+				t.Fatalf("drop %s: %v", idx.Name, err)
 			}
 		}
 		if err := tdb.DB.Exec("CREATE INDEX idx_app_errors_last_seen ON app_errors (last_seen)").Error; err != nil {
 			t.Fatal(err)
 		}
-		if err := st.migrate(t.Context()); err != nil {
+		if err := st.Migrate(t.Context()); err != nil {
 			t.Fatal(err)
 		}
-		for _, idx := range listIndexes {
-			if !mig.HasIndex(&ErrorRecord{}, idx.name) {
-				t.Errorf("index %s missing after migration", idx.name)
+		for _, idx := range store.ListIndexes {
+			if !mig.HasIndex(&ErrorRecord{}, idx.Name) {
+				t.Errorf("index %s missing after migration", idx.Name)
 			}
 		}
 		if mig.HasIndex(&ErrorRecord{}, "idx_app_errors_last_seen") {
@@ -446,9 +447,9 @@ func planProblem(kind, sql string, plan []string) string {
 // each order and status filter, first, numbered and cursor pages, the
 // counts and the search; none scans app_errors whole or sorts it.
 func TestDashboardListPlans(t *testing.T) {
-	old := searchWindow
-	searchWindow = 500 // a search reads a window of the table
-	defer func() { searchWindow = old }()
+	old := store.SearchWindow
+	store.SearchWindow = 500 // a search reads a window of the table
+	defer func() { store.SearchWindow = old }()
 	eachDB(t, func(t *testing.T, tdb testDB) {
 		d := newDash(t, tdb, func(c *Config) { c.ListSize = 20 })
 		seedMany(t, d.db, 2000, nil)
@@ -462,8 +463,8 @@ func TestDashboardListPlans(t *testing.T) {
 		}
 		capture := captureSQL(t, d.db)
 		var queries []url.Values
-		for _, sort := range []string{"", sortCount, sortFirstSeen} {
-			for _, status := range []string{"", statusOpen, statusResolved} {
+		for _, sort := range []string{"", store.SortCount, store.SortFirstSeen} {
+			for _, status := range []string{"", store.StatusOpen, store.StatusResolved} {
 				base := url.Values{"sort": {sort}, "status": {status}}
 				first := d.apiList(t, base)
 				queries = append(queries, base, withParam(base, "page", "3"),
@@ -500,18 +501,18 @@ func TestDashboardListPlans(t *testing.T) {
 // newest errors, and the log says why once.
 func TestDashboardSearchWithoutTrigram(t *testing.T) {
 	tdb := openPostgres(t)
-	old := trigramExtension
-	trigramExtension = "errmon_no_such_extension"
-	defer func() { trigramExtension = old }()
+	old := store.TrigramExtension
+	store.TrigramExtension = "errmon_no_such_extension"
+	defer func() { store.TrigramExtension = old }()
 	var logged strings.Builder
 	var mu sync.Mutex
 	d := newDash(t, tdb, func(c *Config) {
 		c.Logger = slog.New(slog.NewTextHandler(&lockedWriter{w: &logged, mu: &mu}, nil))
 	})
-	if d.m.store.search.trigram || d.m.store.search.missing == "" {
-		t.Fatalf("search state trigram=%v missing=%q without the extension", d.m.store.search.trigram, d.m.store.search.missing)
+	if trigram, missing := d.m.store.SearchIndexed(); trigram || missing == "" {
+		t.Fatalf("search state trigram=%v missing=%q without the extension", trigram, missing)
 	}
-	if d.m.store.db.Migrator().HasIndex(&ErrorRecord{}, "idx_app_errors_trgm_message") {
+	if d.db.Migrator().HasIndex(&ErrorRecord{}, "idx_app_errors_trgm_message") {
 		t.Error("trigram index created without the extension")
 	}
 	seedMany(t, d.db, 6, func(i int, r *ErrorRecord) {

@@ -4,6 +4,8 @@ import (
 	"io"
 	"slices"
 	"testing"
+
+	"github.com/errmon/errmon/internal/store"
 )
 
 // TestMySQLSchemaMatchesModels: the tables errmon writes out for MySQL
@@ -19,7 +21,7 @@ func TestMySQLSchemaMatchesModels(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	for _, model := range []any{&ErrorRecord{}, &errorOccurrence{}, &errorHourly{}, &errorWrite{}} {
+	for _, model := range []any{&ErrorRecord{}, &store.ErrorOccurrence{}, &store.ErrorHourly{}, &store.ErrorWrite{}} {
 		stmt := tdb.DB.Model(model).Statement
 		if err := stmt.Parse(model); err != nil {
 			t.Fatal(err)

@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	texttemplate "text/template"
 	"time"
+
+	"github.com/errmon/errmon/internal/store"
 )
 
 // Notifier delivers an alert, for instance by email (see
@@ -126,7 +128,7 @@ var ErrPermanent = errors.New("permanent failure")
 // said about its write.
 type writtenError struct {
 	p   *pending
-	res upsertResult
+	res store.Result
 }
 
 // afterWrite decides, from what the database said about the writes of one
@@ -188,15 +190,15 @@ func (m *Monitor) afterWrite(items []writtenError) {
 	}
 	ctx, cancel := context.WithTimeout(m.base, flushTimeout)
 	defer cancel()
-	now := dbTime(time.Now())
+	now := store.DBTime(time.Now())
 	if len(alerted) > 0 {
-		if err := m.store.noteNotified(ctx, alerted, now); err != nil {
+		if err := m.store.NoteNotified(ctx, alerted, now); err != nil {
 			m.log.Warn("errmon: could not note alerts", "errors", len(alerted), "err", err)
 		}
 	}
 	for _, d := range every {
 		hash := d.p.last.Hash
-		ok, err := m.store.claimNotification(ctx, hash, now, m.cfg.NotifyEvery)
+		ok, err := m.store.ClaimNotification(ctx, hash, now, m.cfg.NotifyEvery)
 		if err != nil {
 			m.log.Warn("errmon: could not claim a repeat alert", "hash", hash, "err", err)
 			continue
@@ -215,8 +217,8 @@ func (m *Monitor) afterWrite(items []writtenError) {
 	for i, d := range act {
 		ids[i] = d.res.ID
 	}
-	var recs []ErrorRecord
-	if err := m.store.db.WithContext(ctx).Where("id IN ?", ids).Find(&recs).Error; err != nil {
+	recs, err := m.store.Records(ctx, ids)
+	if err != nil {
 		m.log.Error("errmon: could not read errors back to alert on them", "errors", len(act), "err", err)
 		return
 	}
@@ -531,12 +533,12 @@ func alertData(rec *ErrorRecord, reason Reason, threshold int64, link string) al
 		Rec:       rec,
 		Headline:  headline,
 		Link:      link,
-		Exception: alertCap(rec.ExceptionName, maxNameBytes),
+		Exception: alertCap(rec.ExceptionName, store.MaxNameBytes),
 		Message:   alertCap(rec.Message, alertMessageBytes),
-		Method:    alertCap(rec.Method, maxMethodBytes),
-		Path:      alertCap(rec.Path, maxPathBytes),
-		Route:     alertCap(rec.Route, maxPathBytes),
-		Host:      alertCap(rec.Host, maxHostBytes),
+		Method:    alertCap(rec.Method, store.MaxMethodBytes),
+		Path:      alertCap(rec.Path, store.MaxPathBytes),
+		Route:     alertCap(rec.Route, store.MaxPathBytes),
+		Host:      alertCap(rec.Host, store.MaxHostBytes),
 		Hash:      alertCap(rec.Hash, alertHashBytes),
 		Count:     rec.Count,
 		Frames:    alertStack(rec.Traceback),

@@ -30,6 +30,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/emersion/go-smtp"
+	"github.com/errmon/errmon/internal/store"
 	"github.com/gin-gonic/gin"
 	"gopkg.in/gomail.v2"
 	"gorm.io/driver/postgres"
@@ -518,7 +519,7 @@ func TestNotifyEvery(t *testing.T) {
 		}
 		// The interval has passed.
 		if err := tdb.DB.Model(&ErrorRecord{}).Where("hash = ?", rec.Hash).
-			Update("last_notified_at", dbTime(time.Now().Add(-2*time.Hour))).Error; err != nil {
+			Update("last_notified_at", store.DBTime(time.Now().Add(-2*time.Hour))).Error; err != nil {
 			t.Fatal(err)
 		}
 		m.Record(nil, boom)
@@ -848,7 +849,7 @@ func TestNotifyHelperProcess(t *testing.T) {
 func TestNotifyMultiProcessOneMail(t *testing.T) {
 	tdb := openPostgres(t)
 	// Create the tables once, as a deploy would, before the processes start.
-	if err := (&store{db: tdb.DB}).migrate(context.Background()); err != nil {
+	if err := store.New(tdb.DB).Migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	srv := ntStartSMTP(t, nil)
@@ -1117,7 +1118,7 @@ func TestNotifyAlertShapes(t *testing.T) {
 		ntHit(t, r, 1) // regression, 36
 		ntFlush(t, m)
 		if err := tdb.DB.Model(&ErrorRecord{}).Where("hash = ?", rec.Hash).
-			Update("last_notified_at", dbTime(time.Now().Add(-2*time.Hour))).Error; err != nil {
+			Update("last_notified_at", store.DBTime(time.Now().Add(-2*time.Hour))).Error; err != nil {
 			t.Fatal(err)
 		}
 		ntHit(t, r, 1) // ongoing, 37

@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/errmon/errmon/internal/store"
 	"github.com/errmon/errmon/internal/text"
 	"github.com/gin-gonic/gin"
 )
@@ -64,26 +65,19 @@ type Occurrence struct {
 // 1 KiB, nested at most 32 levels. The default builder shares the budget
 // out: 16 KiB for the headers, 8 KiB for the query parameters, 4 KiB for
 // the path parameters, 2 KiB for the cookie names, 8 KiB for the URL (its
-// path at most maxPathBytes), and the rest, at least 7 KiB, for the body.
+// path at most MaxPathBytes), and the rest, at least 7 KiB, for the body.
 // What is cut is marked: "… [N bytes cut]" ends a cut string, a "[cut]"
 // entry says what a map left out ("[N entries, M bytes cut]"), "[N items
 // cut]" ends a cut list, "body_cut" says how much of the body was left
-// out, and "[deeper levels cut]" stands for a level nested too deep. A context still longer than maxRequestDataBytes once
+// out, and "[deeper levels cut]" stands for a level nested too deep. A context still longer than MaxRequestDataBytes once
 // masked (masks are longer than short secrets) is cut again to a budget
 // that fits; failing that, only the request's method, URL, host, route and
 // client IP are kept.
 const (
-	maxMessageBytes     = 8 << 10
-	maxTracebackBytes   = 32 << 10
-	maxRequestDataBytes = 64 << 10
-	maxPathBytes        = 2 << 10
-	maxHostBytes        = 255
-	maxMethodBytes      = 16
-	maxNameBytes        = 512
-	maxContextString    = 8 << 10  // one string inside the request context
-	maxContextKey       = 1 << 10  // one map key inside the request context
-	contextBudget       = 48 << 10 // the whole request context, before masking
-	maxContextDepth     = 32       // container levels of the request context
+	maxContextString = 8 << 10  // one string inside the request context
+	maxContextKey    = 1 << 10  // one map key inside the request context
+	contextBudget    = 48 << 10 // the whole request context, before masking
+	maxContextDepth  = 32       // container levels of the request context
 )
 
 // capture snapshots a failure: everything errmon keeps is copied out of the
@@ -92,10 +86,10 @@ func (m *Monitor) capture(c *gin.Context, kind Kind, v any, frames []Frame, extr
 	o := &Occurrence{
 		Kind:          kind,
 		Value:         v,
-		ExceptionName: sanitize(exceptionName(v), maxNameBytes),
-		Message:       m.messages.Get(messageOf(v), func(s string) string { return m.maskCap(s, maxMessageBytes) }),
+		ExceptionName: sanitize(exceptionName(v), store.MaxNameBytes),
+		Message:       m.messages.Get(messageOf(v), func(s string) string { return m.maskCap(s, store.MaxMessageBytes) }),
 		Frames:        frames,
-		Time:          dbTime(time.Now()),
+		Time:          store.DBTime(time.Now()),
 	}
 	if c != nil && c.Request != nil {
 		if kind == KindRecord {
@@ -104,10 +98,10 @@ func (m *Monitor) capture(c *gin.Context, kind Kind, v any, frames []Frame, extr
 			c.Set(midRequestKey, true)
 			defer c.Set(midRequestKey, false)
 		}
-		o.Host = capText(c.Request.Host, maxHostBytes)
-		o.Path = capText(maskedPath(c, m.monitorMask()), maxPathBytes)
-		o.Method = capText(c.Request.Method, maxMethodBytes)
-		o.Route = capText(c.FullPath(), maxPathBytes)
+		o.Host = capText(c.Request.Host, store.MaxHostBytes)
+		o.Path = capText(maskedPath(c, m.monitorMask()), store.MaxPathBytes)
+		o.Method = capText(c.Request.Method, store.MaxMethodBytes)
+		o.Route = capText(c.FullPath(), store.MaxPathBytes)
 		o.RequestData = m.requestData(c)
 		o.Message = m.hideRequestSecrets(c, o.Message)
 	}
@@ -115,7 +109,7 @@ func (m *Monitor) capture(c *gin.Context, kind Kind, v any, frames []Frame, extr
 	if len(tb) == 0 {
 		tb = extra
 	}
-	o.Traceback = sanitize(formatTraceback(tb), maxTracebackBytes)
+	o.Traceback = sanitize(formatTraceback(tb), store.MaxTracebackBytes)
 	o.Hash = fingerprint(o, m.cfg.Fingerprint)
 	return o
 }
@@ -139,12 +133,12 @@ func (m *Monitor) requestData(c *gin.Context) (data string) {
 	raw := m.cfg.ContextBuilder.BuildContext(c, m.mask.Key)
 	_, ours := m.cfg.ContextBuilder.(DefaultContextBuilder)
 	b, masked := m.encodeContext(raw, contextBudget, !ours)
-	if len(b) > maxRequestDataBytes {
+	if len(b) > store.MaxRequestDataBytes {
 		// Masks longer than what they hide, escapes: cut again, to a
 		// budget scaled to fit.
-		b, masked = m.encodeContext(raw, contextBudget*(maxRequestDataBytes*3/4)/len(b), true)
+		b, masked = m.encodeContext(raw, contextBudget*(store.MaxRequestDataBytes*3/4)/len(b), true)
 	}
-	if len(b) > maxRequestDataBytes {
+	if len(b) > store.MaxRequestDataBytes {
 		// Too big even so: keep what identifies the request.
 		small := map[string]any{"truncated": true, "size": len(b)}
 		if mm, ok := masked.(map[string]any); ok {

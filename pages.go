@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/errmon/errmon/internal/store"
+	"github.com/errmon/errmon/internal/text"
 	"github.com/gin-gonic/gin"
 	"gorm.io/gorm"
 )
@@ -41,7 +43,7 @@ type listRow struct {
 
 type listView struct {
 	pageCommon
-	Query        listQuery
+	Query        store.ListQuery
 	Rows         []listRow
 	Total        int64
 	TotalText    template.HTML // "1,234", or "1,000+" when the count stopped at its cap (digits only: no escaping)
@@ -73,8 +75,8 @@ var notices = map[string]string{
 func (d *dashboard) list(c *gin.Context) {
 	q := d.listQuery(c.Query)
 	ctx := c.Request.Context()
-	d.m.store.logSearchOnce(d.m.log.Warn)
-	res, err := d.m.store.listErrors(ctx, q)
+	d.m.store.LogSearchOnce(d.m.log.Warn)
+	res, err := d.m.store.List(ctx, q)
 	if err != nil {
 		d.serverError(c, err)
 		return
@@ -82,7 +84,7 @@ func (d *dashboard) list(c *gin.Context) {
 	v := listView{
 		pageCommon: d.frame("Errors"), Query: q, Total: res.Total, Page: res.Page, Pages: res.Pages,
 		TotalText: totalText(res), Capped: res.Capped, Window: int64(res.Window), Clamped: res.Clamped,
-		Filtered: q.Q != "" || q.Status != statusAll, Notice: notices[c.Query("notice")],
+		Filtered: q.Q != "" || q.Status != store.StatusAll, Notice: notices[c.Query("notice")],
 		URLPrefix: d.m.cfg.URLPrefix, FlushSeconds: d.m.cfg.FlushInterval.String(),
 	}
 	switch {
@@ -98,7 +100,7 @@ func (d *dashboard) list(c *gin.Context) {
 	for i, e := range res.Errors {
 		hashes[i] = e.Hash
 	}
-	hourly, err := d.m.store.hourlyCounts(ctx, hashes, v.Now, sparkHours)
+	hourly, err := d.m.store.HourlyCounts(ctx, hashes, v.Now, sparkHours)
 	if err != nil {
 		d.serverError(c, err)
 		return
@@ -112,40 +114,40 @@ func (d *dashboard) list(c *gin.Context) {
 			Spark: sparkline(hourly[e.Hash], v.Now),
 		})
 	}
-	for _, s := range []struct{ key, label string }{{sortLastSeen, "Last seen"}, {sortCount, "Count"}, {sortFirstSeen, "First seen"}} {
+	for _, s := range []struct{ key, label string }{{store.SortLastSeen, "Last seen"}, {store.SortCount, "Count"}, {store.SortFirstSeen, "First seen"}} {
 		o := q
 		o.Sort = s.key
-		v.Sorts = append(v.Sorts, tabLink{Label: s.label, Href: listHref(o.values(1)), Active: q.Sort == s.key || (q.Sort == "" && s.key == sortLastSeen)})
+		v.Sorts = append(v.Sorts, tabLink{Label: s.label, Href: listHref(listValues(o, 1)), Active: q.Sort == s.key || (q.Sort == "" && s.key == store.SortLastSeen)})
 	}
-	for _, s := range []struct{ key, label string }{{statusAll, "All"}, {statusOpen, "Open"}, {statusResolved, "Resolved"}} {
+	for _, s := range []struct{ key, label string }{{store.StatusAll, "All"}, {store.StatusOpen, "Open"}, {store.StatusResolved, "Resolved"}} {
 		o := q
 		o.Status = s.key
-		v.Statuses = append(v.Statuses, tabLink{Label: s.label, Href: listHref(o.values(1)), Active: q.Status == s.key})
+		v.Statuses = append(v.Statuses, tabLink{Label: s.label, Href: listHref(listValues(o, 1)), Active: q.Status == s.key})
 	}
 	// Previous and Next follow keyset cursors: a page far down the list
 	// costs what the first one does. Page numbers link the pages counted.
 	if res.Prev != "" {
-		v.Prev = listHref(q.cursorValues("before", res.Prev))
+		v.Prev = listHref(cursorValues(q, "before", res.Prev))
 	}
 	if res.Next != "" {
-		v.Next = listHref(q.cursorValues("after", res.Next))
+		v.Next = listHref(cursorValues(q, "after", res.Next))
 	}
-	v.PageLinks = pageLinks(res.Page, res.Pages, func(p int) string { return listHref(q.values(p)) })
+	v.PageLinks = pageLinks(res.Page, res.Pages, func(p int) string { return listHref(listValues(q, p)) })
 	respondHTML(c, http.StatusOK, "list", v)
 }
 
 // listQuery reads the list's parameters (see parseListQuery) with its
 // keyset cursors, after and before.
-func (d *dashboard) listQuery(get func(string) string) listQuery {
+func (d *dashboard) listQuery(get func(string) string) store.ListQuery {
 	q := d.parseListQuery(get)
-	q.After, q.Before = cutString(get("after"), 100), cutString(get("before"), 100)
+	q.After, q.Before = text.Cut(get("after"), 100), text.Cut(get("before"), 100)
 	return q
 }
 
 // cursorValues encodes q with a cursor (key "after" or "before") in place
 // of its page.
-func (q listQuery) cursorValues(key, cur string) url.Values {
-	v := q.values(1)
+func cursorValues(q store.ListQuery, key, cur string) url.Values {
+	v := listValues(q, 1)
 	v.Set(key, cur)
 	return v
 }
@@ -153,7 +155,7 @@ func (q listQuery) cursorValues(key, cur string) url.Values {
 // totalText shows a count, "1,000+" when it stopped at its cap. It is
 // digits, commas and "+" only, which need no escaping (html/template would
 // write "+" as "&#43;").
-func totalText(res listResult) template.HTML {
+func totalText(res store.ListResult) template.HTML {
 	s := formatCount(res.Total)
 	if res.Capped {
 		s += "+"
@@ -237,7 +239,7 @@ type ctxEntry struct {
 }
 
 type occurrenceView struct {
-	errorOccurrence
+	store.ErrorOccurrence
 	Context []ctxEntry
 }
 
@@ -265,7 +267,7 @@ func (d *dashboard) detail(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	rec, err := d.m.store.getError(ctx, hash)
+	rec, err := d.m.store.Get(ctx, hash)
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		d.notFound(c, false)
 		return
@@ -273,11 +275,11 @@ func (d *dashboard) detail(c *gin.Context) {
 		d.serverError(c, err)
 		return
 	}
-	v := detailView{pageCommon: d.frame(rec.ExceptionName), E: &rec.ErrorRecord, Notice: notices[c.Query("notice")], History: occurrenceHistory}
+	v := detailView{pageCommon: d.frame(rec.ExceptionName), E: &rec.ErrorRecord, Notice: notices[c.Query("notice")], History: store.OccurrenceHistory}
 	v.Groups, v.InAppFrames = parseTraceback(rec.Traceback)
-	v.Context, v.ContextJSON = requestContext(rec.RequestData, rec.contextCut, pageContextBudget, true)
+	v.Context, v.ContextJSON = requestContext(rec.RequestData, rec.ContextCut, pageContextBudget, true)
 	hours := chartDays * 24
-	hourly, err := d.m.store.hourlyCounts(ctx, []string{hash}, v.Now, hours)
+	hourly, err := d.m.store.HourlyCounts(ctx, []string{hash}, v.Now, hours)
 	if err != nil {
 		d.serverError(c, err)
 		return
@@ -290,14 +292,14 @@ func (d *dashboard) detail(c *gin.Context) {
 	v.Last24 = sumCounts(last)
 	v.Hourly = hourlyChart(last, v.Now)
 	v.Daily = dailyChart(counts, v.Now, chartDays)
-	occ, err := d.m.store.lastOccurrences(ctx, hash, occurrenceHistory)
+	occ, err := d.m.store.LastOccurrences(ctx, hash, store.OccurrenceHistory)
 	if err != nil {
 		d.serverError(c, err)
 		return
 	}
 	for _, o := range occ {
-		entries, _ := requestContext(o.RequestData, o.contextCut, sampleBudget, false)
-		v.Occurrences = append(v.Occurrences, occurrenceView{errorOccurrence: o.errorOccurrence, Context: entries})
+		entries, _ := requestContext(o.RequestData, o.ContextCut, sampleBudget, false)
+		v.Occurrences = append(v.Occurrences, occurrenceView{ErrorOccurrence: o.ErrorOccurrence, Context: entries})
 	}
 	respondHTML(c, http.StatusOK, "detail", v)
 }

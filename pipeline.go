@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/errmon/errmon/internal/store"
 )
 
 // pending is one error's occurrences waiting to be stored: however many
@@ -516,13 +518,13 @@ func (m *Monitor) prune() {
 	}()
 	ctx, cancel := context.WithTimeout(m.base, flushTimeout)
 	defer cancel()
-	if err := m.store.pruneHourly(ctx, time.Now()); err != nil {
+	if err := m.store.PruneHourly(ctx, time.Now()); err != nil {
 		m.log.Warn("errmon: could not prune hourly counts", "err", err)
 	}
-	if err := m.store.pruneReceipts(ctx, time.Now()); err != nil {
+	if err := m.store.PruneReceipts(ctx, time.Now()); err != nil {
 		m.log.Warn("errmon: could not prune write receipts", "err", err)
 	}
-	n, err := m.store.pruneErrors(ctx, time.Now(), m.cfg.RetentionDays, m.cfg.MaxErrors)
+	n, err := m.store.PruneErrors(ctx, time.Now(), m.cfg.RetentionDays, m.cfg.MaxErrors)
 	m.stats.pruned.Add(n)
 	if n > 0 {
 		m.log.Info("errmon: pruned errors past retention", "errors", n,
@@ -540,7 +542,7 @@ func (m *Monitor) prune() {
 // SQLSTATE) or a lock SQLite reported means the transaction was rolled
 // back.
 func mayHaveCommitted(err error) bool {
-	var ce *commitError
+	var ce *store.CommitError
 	if !errors.As(err, &ce) {
 		return false
 	}
@@ -572,7 +574,7 @@ func (m *Monitor) resolveParked(ctx context.Context) error {
 			continue
 		}
 		hashes := slices.Sorted(maps.Keys(c.items))
-		results, err := m.store.lostWriteResults(ctx, c.token, hashes)
+		results, err := m.store.LostWriteResults(ctx, c.token, hashes)
 		if err != nil {
 			m.log.Warn("errmon: could not tell which errors a lost write created; no alert for them", "err", err)
 		}
@@ -601,7 +603,7 @@ func (m *Monitor) settledSafely(ctx context.Context, token string) (stored bool,
 			err = fmt.Errorf("errmon: panic while checking a write receipt: %s", sanitize(m.mask.Text(messageOf(r)), 1024))
 		}
 	}()
-	return m.store.settled(ctx, token)
+	return m.store.Settled(ctx, token)
 }
 
 // flushOnce stores everything pending and returns what could not be stored.
@@ -627,7 +629,7 @@ func (m *Monitor) flushOnce() error {
 		rejected                        = map[string]error{} // failures that may be about the value
 	)
 	var written []writtenError // the chunk's stored errors, for its alert decisions
-	one := func(hash string, p *pending, res upsertResult, err error) {
+	one := func(hash string, p *pending, res store.Result, err error) {
 		if err != nil {
 			consecutive++
 			if firstErr == nil {
@@ -662,7 +664,7 @@ func (m *Monitor) flushOnce() error {
 		for i, hash := range chunk {
 			ps[i] = batch[hash]
 		}
-		token := newToken()
+		token := store.NewToken()
 		results, err := m.writeBatchSafely(ctx, token, ps)
 		switch {
 		case err == nil:
@@ -671,7 +673,7 @@ func (m *Monitor) flushOnce() error {
 			}
 		case len(chunk) == 1 || transientDBError(err) || mayHaveCommitted(err):
 			for i, hash := range chunk {
-				one(hash, ps[i], upsertResult{}, err)
+				one(hash, ps[i], store.Result{}, err)
 			}
 			if mayHaveCommitted(err) {
 				m.park(token, chunk, ps)
@@ -684,7 +686,7 @@ func (m *Monitor) flushOnce() error {
 					failed[hash] = ps[i]
 					continue
 				}
-				token := newToken()
+				token := store.NewToken()
 				res, err := m.writeSafely(ctx, token, ps[i])
 				one(hash, ps[i], res, err)
 				if mayHaveCommitted(err) {
@@ -800,23 +802,37 @@ func (m *Monitor) parkedError(cause error) error {
 }
 
 // writeSafely stores one error in a transaction of its own.
-func (m *Monitor) writeSafely(ctx context.Context, token string, p *pending) (upsertResult, error) {
+func (m *Monitor) writeSafely(ctx context.Context, token string, p *pending) (store.Result, error) {
 	res, err := m.writeBatchSafely(ctx, token, []*pending{p})
 	if err != nil {
-		return upsertResult{}, err
+		return store.Result{}, err
 	}
 	return res[0], nil
 }
 
 // writeBatchSafely is store.writeBatch with a panic (in a GORM plugin or
 // driver) turned into an error, so that the writer goroutine never dies.
-func (m *Monitor) writeBatchSafely(ctx context.Context, token string, ps []*pending) (res []upsertResult, err error) {
+func (m *Monitor) writeBatchSafely(ctx context.Context, token string, ps []*pending) (res []store.Result, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("errmon: panic while storing errors: %s", sanitize(m.mask.Text(messageOf(r)), 1024))
 		}
 	}()
-	return m.store.writeBatch(ctx, token, ps)
+	return m.store.WriteBatch(ctx, token, writes(ps))
+}
+
+// writes is what the store writes of ps.
+func writes(ps []*pending) []store.Write {
+	ws := make([]store.Write, len(ps))
+	for i, p := range ps {
+		o := p.last
+		ws[i] = store.Write{
+			Hash: o.Hash, Host: o.Host, Path: o.Path, Method: o.Method, Route: o.Route,
+			ExceptionName: o.ExceptionName, Message: o.Message, Traceback: o.Traceback, RequestData: o.RequestData,
+			Count: p.count, First: p.first, Last: p.lastSeen, Hours: p.sortedHours(),
+		}
+	}
+	return ws
 }
 
 // afterWriteSafely runs the alert decisions of a chunk; a panic there is logged and

@@ -32,6 +32,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/errmon/errmon/internal/store"
 	"github.com/errmon/errmon/internal/text"
 	"github.com/gin-gonic/gin"
 )
@@ -40,7 +41,7 @@ import (
 // safe for concurrent use. Close it when the service stops.
 type Monitor struct {
 	cfg   Config
-	store *store
+	store *store.Store
 	mask  *text.Masker
 	log   *slog.Logger
 	out   *log.Logger // the panic log (Config.Output), nil when silenced
@@ -89,7 +90,7 @@ func New(cfg Config) (*Monitor, error) {
 	base, cancel := context.WithCancel(context.Background())
 	m := &Monitor{
 		cfg:      cfg,
-		store:    &store{db: cfg.DB},
+		store:    store.New(cfg.DB),
 		mask:     text.NewMasker(cfg.MaskedKeyHas, cfg.MaskWith, !cfg.DisableBuiltinMasking),
 		log:      cfg.Logger,
 		out:      newOutputLogger(cfg),
@@ -102,7 +103,7 @@ func New(cfg Config) (*Monitor, error) {
 	m.alerts = &alerts{m: m, jobs: make(chan alertJob, alertQueueSize), log: cfg.Logger}
 	ctx, cancelMigrate := context.WithTimeout(base, time.Minute)
 	defer cancelMigrate()
-	if err := m.store.migrate(ctx); err != nil {
+	if err := m.store.Migrate(ctx); err != nil {
 		cancel()
 		return nil, err
 	}

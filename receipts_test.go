@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/errmon/errmon/internal/store"
 	mysqldriver "github.com/go-sql-driver/mysql"
 	"gorm.io/driver/mysql"
 	"gorm.io/driver/postgres"
@@ -324,7 +325,7 @@ func TestLostWriteAnswerCountedOnce(t *testing.T) {
 					}
 				}
 				var receipts int64
-				tdb.DB.Model(&errorWrite{}).Count(&receipts)
+				tdb.DB.Model(&store.ErrorWrite{}).Count(&receipts)
 				if receipts < 2 {
 					t.Errorf("%d write receipts, want at least the warmup's and the lost write's", receipts)
 				}
@@ -435,14 +436,14 @@ func TestPruneWriteReceipts(t *testing.T) {
 		m := hzNew(t, hzConfig(tdb.DB, &logs))
 		t.Cleanup(func() { _ = m.Close() })
 		now := time.Now()
-		old := errorWrite{Token: newToken(), WrittenAt: dbTime(now.Add(-receiptRetention - time.Hour))}
-		recent := errorWrite{Token: newToken(), WrittenAt: dbTime(now.Add(-receiptRetention + time.Hour))}
-		if err := tdb.DB.Create([]errorWrite{old, recent}).Error; err != nil {
+		old := store.ErrorWrite{Token: store.NewToken(), WrittenAt: store.DBTime(now.Add(-store.ReceiptRetention - time.Hour))}
+		recent := store.ErrorWrite{Token: store.NewToken(), WrittenAt: store.DBTime(now.Add(-store.ReceiptRetention + time.Hour))}
+		if err := tdb.DB.Create([]store.ErrorWrite{old, recent}).Error; err != nil {
 			t.Fatal(err)
 		}
 		m.prune()
 		var left []string
-		if err := tdb.DB.Model(&errorWrite{}).Where("token IN ?", []string{old.Token, recent.Token}).
+		if err := tdb.DB.Model(&store.ErrorWrite{}).Where("token IN ?", []string{old.Token, recent.Token}).
 			Pluck("token", &left).Error; err != nil {
 			t.Fatal(err)
 		}

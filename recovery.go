@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/errmon/errmon/internal/store"
 	"github.com/errmon/errmon/internal/text"
 	"github.com/gin-gonic/gin"
 )
@@ -161,7 +162,7 @@ func (m *Monitor) handlePanic(c *gin.Context, rec any, body *bodyCapture) {
 	}
 	if isErr && (errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)) {
 		if m.out != nil {
-			m.logOutput("%s\n%s%s", m.hideRequestSecrets(c, m.maskCap(messageOf(rec), maxMessageBytes)), m.requestDump(c), reset)
+			m.logOutput("%s\n%s%s", m.hideRequestSecrets(c, m.maskCap(messageOf(rec), store.MaxMessageBytes)), m.requestDump(c), reset)
 		}
 		// As gin does: the error is attached for the host's loggers. It is
 		// noted as taken care of, so that a status written before the write
@@ -186,7 +187,7 @@ func (m *Monitor) handlePanic(c *gin.Context, rec any, body *bodyCapture) {
 	}
 	m.record(c, KindPanic, rec, stored, nil)
 	if m.out != nil {
-		msg := m.hideRequestSecrets(c, m.maskCap(messageOf(rec), maxMessageBytes))
+		msg := m.hideRequestSecrets(c, m.maskCap(messageOf(rec), store.MaxMessageBytes))
 		stack := formatTraceback(frames)
 		if gin.IsDebugging() {
 			m.logOutput("[Recovery] %s panic recovered:\n%s\n%s\n%s%s",
@@ -214,7 +215,7 @@ func (m *Monitor) logOutput(format string, args ...any) {
 func (m *Monitor) respond(c *gin.Context, rec any) {
 	defer func() {
 		if r := recover(); r != nil {
-			m.log.Error("errmon: RecoveryHandler panicked", "panic", m.maskCap(messageOf(r), maxMessageBytes))
+			m.log.Error("errmon: RecoveryHandler panicked", "panic", m.maskCap(messageOf(r), store.MaxMessageBytes))
 			c.AbortWithStatus(http.StatusInternalServerError)
 		}
 	}()

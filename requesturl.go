@@ -11,6 +11,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/errmon/errmon/internal/store"
 	"github.com/gin-gonic/gin"
 )
 
@@ -241,15 +242,15 @@ func maskedPath(c *gin.Context, bm builderMask) string {
 	total := len(path)
 	// Only the start is kept: what a secret value starting there needs,
 	// and room for the cut to back off.
-	limit := maxPathBytes + cutSlack
+	limit := store.MaxPathBytes + cutSlack
 	for _, p := range c.Params {
-		limit = max(limit, maxPathBytes+len(p.Value))
+		limit = max(limit, store.MaxPathBytes+len(p.Value))
 	}
 	if len(path) > limit {
 		path = path[:limit]
 	}
 	p := maskPathParams(path, c.FullPath(), c.Params, bm)
-	return maskSegments(cutTextOf(p, maxPathBytes, len(p)+total-len(path)), bm.text)
+	return maskSegments(cutTextOf(p, store.MaxPathBytes, len(p)+total-len(path)), bm.text)
 }
 
 // maskPathParams replaces, in path, the values of the parameters whose

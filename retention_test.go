@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/errmon/errmon/internal/store"
 	"github.com/gin-gonic/gin"
 )
 
@@ -27,8 +28,8 @@ func TestRetentionOfErrors(t *testing.T) {
 			if err := tdb.DB.Create(&rec).Error; err != nil {
 				t.Fatal(err)
 			}
-			occ := errorOccurrence{Hash: rec.Hash, SeenAt: rec.LastSeen, Message: rec.Message}
-			hour := errorHourly{Hash: rec.Hash, Hour: hourStart(now), Count: 3}
+			occ := store.ErrorOccurrence{Hash: rec.Hash, SeenAt: rec.LastSeen, Message: rec.Message}
+			hour := store.ErrorHourly{Hash: rec.Hash, Hour: store.HourStart(now), Count: 3}
 			if err := tdb.DB.Create(&occ).Error; err != nil {
 				t.Fatal(err)
 			}
@@ -61,8 +62,8 @@ func TestRetentionOfErrors(t *testing.T) {
 			}
 		}
 		var samples, hours int64
-		tdb.DB.Model(&errorOccurrence{}).Count(&samples)
-		tdb.DB.Model(&errorHourly{}).Count(&hours)
+		tdb.DB.Model(&store.ErrorOccurrence{}).Count(&samples)
+		tdb.DB.Model(&store.ErrorHourly{}).Count(&hours)
 		if samples != 3 || hours != 3 {
 			t.Errorf("%d samples and %d hourly counts left, want those of the 3 errors kept", samples, hours)
 		}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/errmon/errmon/internal/store"
+	"github.com/errmon/errmon/internal/text"
 	"github.com/gin-gonic/gin"
 	"github.com/gin-gonic/gin/render"
 )
@@ -331,18 +333,18 @@ func wantsJSON(c *gin.Context) bool {
 
 // parseListQuery reads q, status, sort and page; unknown values fall back
 // to the defaults and page numbers that do not parse are page 1.
-func (d *dashboard) parseListQuery(get func(string) string) listQuery {
-	q := listQuery{
-		Q:    cutString(strings.TrimSpace(get("q")), maxSearchLen),
+func (d *dashboard) parseListQuery(get func(string) string) store.ListQuery {
+	q := store.ListQuery{
+		Q:    text.Cut(strings.TrimSpace(get("q")), store.MaxSearchLen),
 		Page: 1,
 		Size: d.m.cfg.ListSize,
 	}
 	switch s := get("status"); s {
-	case statusOpen, statusResolved:
+	case store.StatusOpen, store.StatusResolved:
 		q.Status = s
 	}
 	switch s := get("sort"); s {
-	case sortCount, sortFirstSeen:
+	case store.SortCount, store.SortFirstSeen:
 		q.Sort = s
 	}
 	if n, err := strconv.Atoi(get("page")); err == nil {
@@ -352,15 +354,15 @@ func (d *dashboard) parseListQuery(get func(string) string) listQuery {
 }
 
 // values encodes q as URL parameters, leaving defaults out.
-func (q listQuery) values(page int) url.Values {
+func listValues(q store.ListQuery, page int) url.Values {
 	v := url.Values{}
 	if q.Q != "" {
 		v.Set("q", q.Q)
 	}
-	if q.Status != statusAll {
+	if q.Status != store.StatusAll {
 		v.Set("status", q.Status)
 	}
-	if q.Sort != "" && q.Sort != sortLastSeen {
+	if q.Sort != "" && q.Sort != store.SortLastSeen {
 		v.Set("sort", q.Sort)
 	}
 	if page > 1 {

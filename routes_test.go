@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/errmon/errmon/internal/store"
 	"github.com/gin-gonic/gin"
 	"gorm.io/gorm"
 )
@@ -67,7 +68,7 @@ func newDash(t *testing.T, tdb testDB, tune func(*Config), middleware ...gin.Han
 // dashRecord returns a seedable error: name says what it is, age how long
 // ago it was last seen.
 func dashRecord(name string, count int64, age time.Duration) ErrorRecord {
-	now := dbTime(time.Now())
+	now := store.DBTime(time.Now())
 	return ErrorRecord{
 		Hash:          dashHash(name),
 		Host:          "api.example.com",
@@ -98,12 +99,12 @@ func (d *dashEnv) seed(t *testing.T, recs ...ErrorRecord) {
 // seedSamples adds an occurrence sample and an hourly count for rec.
 func (d *dashEnv) seedSamples(t *testing.T, rec ErrorRecord, hourly int64) {
 	t.Helper()
-	occ := errorOccurrence{Hash: rec.Hash, SeenAt: rec.LastSeen, Host: rec.Host, Path: rec.Path,
+	occ := store.ErrorOccurrence{Hash: rec.Hash, SeenAt: rec.LastSeen, Host: rec.Host, Path: rec.Path,
 		Method: rec.Method, Message: rec.Message, RequestData: rec.RequestData}
 	if err := d.db.Create(&occ).Error; err != nil {
 		t.Fatalf("seed occurrence: %v", err)
 	}
-	h := errorHourly{Hash: rec.Hash, Hour: hourStart(time.Now()), Count: hourly}
+	h := store.ErrorHourly{Hash: rec.Hash, Hour: store.HourStart(time.Now()), Count: hourly}
 	if err := d.db.Create(&h).Error; err != nil {
 		t.Fatalf("seed hourly: %v", err)
 	}
@@ -275,8 +276,8 @@ func TestDashboardGetNeverChangesState(t *testing.T) {
 			var recs []ErrorRecord
 			var occ, hourly int64
 			d.db.Order("hash").Find(&recs)
-			d.db.Model(&errorOccurrence{}).Count(&occ)
-			d.db.Model(&errorHourly{}).Count(&hourly)
+			d.db.Model(&store.ErrorOccurrence{}).Count(&occ)
+			d.db.Model(&store.ErrorHourly{}).Count(&hourly)
 			var b strings.Builder
 			for _, r := range recs {
 				fmt.Fprintf(&b, "%s %d %v %v;", r.Hash, r.Count, r.Resolved, r.ResolvedAt)
@@ -456,8 +457,8 @@ func TestDashboardActions(t *testing.T) {
 		}
 		countRows := func(hash string) (n [3]int64) {
 			d.db.Model(&ErrorRecord{}).Where("hash = ?", hash).Count(&n[0])
-			d.db.Model(&errorOccurrence{}).Where("hash = ?", hash).Count(&n[1])
-			d.db.Model(&errorHourly{}).Where("hash = ?", hash).Count(&n[2])
+			d.db.Model(&store.ErrorOccurrence{}).Where("hash = ?", hash).Count(&n[1])
+			d.db.Model(&store.ErrorHourly{}).Where("hash = ?", hash).Count(&n[2])
 			return n
 		}
 		if n := countRows(c.Hash); n != [3]int64{} {
@@ -653,7 +654,7 @@ func TestDashboardPaginationAndSort(t *testing.T) {
 		var recs []ErrorRecord
 		for i := range 8 {
 			r := dashRecord(fmt.Sprintf("e%d", i), int64(10+i), time.Duration(i)*time.Minute)
-			r.CreatedOn = dbTime(time.Now().Add(-time.Duration(100-i) * time.Hour))
+			r.CreatedOn = store.DBTime(time.Now().Add(-time.Duration(100-i) * time.Hour))
 			r.Resolved = i%2 == 1
 			recs = append(recs, r)
 		}
@@ -903,7 +904,7 @@ func TestDashboardMountedAnywhere(t *testing.T) {
 }
 
 func TestDashboardHelpers(t *testing.T) {
-	if got := escapeLike(`50%_off!`); got != `50!%!_off!!` {
+	if got := store.EscapeLike(`50%_off!`); got != `50!%!_off!!` {
 		t.Errorf("escapeLike = %q", got)
 	}
 	for s, want := range map[string]bool{
@@ -1300,7 +1301,7 @@ func TestDashboardOwnContentTypes(t *testing.T) {
 
 		// Database errors: 500 as text, or JSON for the API.
 		d.h = e
-		if err := d.db.Migrator().DropTable(&errorHourly{}); err != nil {
+		if err := d.db.Migrator().DropTable(&store.ErrorHourly{}); err != nil {
 			t.Fatal(err)
 		}
 		check("500 page", d.do("GET", dashPrefix+"/", nil), 500, text)

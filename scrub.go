@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/errmon/errmon/internal/store"
 	"github.com/errmon/errmon/internal/text"
 	"github.com/gin-gonic/gin"
 )
@@ -53,7 +54,7 @@ func requestSecrets(c *gin.Context, bm builderMask) []string {
 			}
 		}
 	}
-	if r.URL != nil && r.URL.RawQuery != "" && len(r.URL.RawQuery) <= maxRequestDataBytes {
+	if r.URL != nil && r.URL.RawQuery != "" && len(r.URL.RawQuery) <= store.MaxRequestDataBytes {
 		vs, _ := url.ParseQuery(strings.ReplaceAll(r.URL.RawQuery, ";", "&"))
 		named(vs)
 	}

@@ -1,7 +1,6 @@
 package errmon
 
 import (
-	"context"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -28,37 +27,6 @@ func isShortID(s string) bool {
 	return true
 }
 
-// nextHexPrefix returns the smallest hex string of p's length greater than
-// every string that starts with p, or "" when there is none (p is all f).
-func nextHexPrefix(p string) string {
-	b := []byte(p)
-	for i := len(b) - 1; i >= 0; i-- {
-		switch b[i] {
-		case 'f':
-			b[i] = '0'
-			continue
-		case '9':
-			b[i] = 'a'
-		default:
-			b[i]++
-		}
-		return string(b)
-	}
-	return ""
-}
-
-// hashesWithPrefix returns up to two fingerprints that start with prefix,
-// in one range of the hash index.
-func (s *store) hashesWithPrefix(ctx context.Context, prefix string) ([]string, error) {
-	q := s.db.WithContext(ctx).Model(&ErrorRecord{}).Where("hash >= ?", prefix)
-	if next := nextHexPrefix(prefix); next != "" {
-		q = q.Where("hash < ?", next)
-	}
-	var hashes []string
-	err := q.Order("hash").Limit(2).Pluck("hash", &hashes).Error
-	return hashes, err
-}
-
 // shortID redirects a short id to the error it names, and reports whether
 // it answered (an id that names no error, or two, is a 404).
 func (d *dashboard) shortID(c *gin.Context, api bool) bool {
@@ -66,7 +34,7 @@ func (d *dashboard) shortID(c *gin.Context, api bool) bool {
 	if !isShortID(id) {
 		return false
 	}
-	hashes, err := d.m.store.hashesWithPrefix(c.Request.Context(), id)
+	hashes, err := d.m.store.HashesWithPrefix(c.Request.Context(), id)
 	switch {
 	case err != nil:
 		d.serverError(c, err)

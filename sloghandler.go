@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/errmon/errmon/internal/store"
 	"github.com/errmon/errmon/internal/text"
 )
 
@@ -243,7 +244,7 @@ func (m *Monitor) logContext(r slog.Record, attrs map[string]any) string {
 	if err != nil {
 		return `{"context_error":"the log record could not be encoded"}`
 	}
-	if len(b) > maxRequestDataBytes {
+	if len(b) > store.MaxRequestDataBytes {
 		b, _ = marshalJSON(map[string]any{"log": map[string]any{
 			"level": r.Level.String(), "message": m.maskCap(r.Message, maxContextString), "truncated": true}})
 	}

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/errmon/errmon/internal/store"
 )
 
 // Charts are drawn on the server as inline SVG: no script, no external
@@ -110,7 +112,7 @@ func sparkline(counts []int64, now time.Time) template.HTML {
 	if counts == nil {
 		counts = make([]int64, sparkHours)
 	}
-	start := hourStart(now).Add(-time.Duration(len(counts)-1) * time.Hour)
+	start := store.HourStart(now).Add(-time.Duration(len(counts)-1) * time.Hour)
 	return barChart{
 		Counts: counts, Width: 96, Height: 22, Class: "spark",
 		Label: pluralize(sumCounts(counts), "occurrence", "occurrences") + " in the last 24 hours",
@@ -123,7 +125,7 @@ func sparkline(counts []int64, now time.Time) template.HTML {
 
 // hourlyChart is the detail page's chart of the last 24 hours.
 func hourlyChart(counts []int64, now time.Time) template.HTML {
-	start := hourStart(now).Add(-time.Duration(len(counts)-1) * time.Hour)
+	start := store.HourStart(now).Add(-time.Duration(len(counts)-1) * time.Hour)
 	return barChart{
 		Counts: counts, Width: 1000, Height: 120, Class: "chart",
 		Label: pluralize(sumCounts(counts), "occurrence", "occurrences") + " in the last 24 hours, per hour",
@@ -145,7 +147,7 @@ func hourlyChart(counts []int64, now time.Time) template.HTML {
 // dailyChart is the detail page's chart of the last days, one bar per UTC
 // day; hourly holds the counts of the hours that end with now's hour.
 func dailyChart(hourly []int64, now time.Time, days int) template.HTML {
-	start := hourStart(now).Add(-time.Duration(len(hourly)-1) * time.Hour)
+	start := store.HourStart(now).Add(-time.Duration(len(hourly)-1) * time.Hour)
 	today := now.UTC().Truncate(24 * time.Hour)
 	first := today.AddDate(0, 0, -(days - 1))
 	counts := make([]int64, days)

@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/errmon/errmon/internal/store"
 	"github.com/errmon/errmon/internal/text"
 	"github.com/gin-gonic/gin"
 	pkgerrors "github.com/pkg/errors"
@@ -163,7 +164,7 @@ func TestCreatedOnNeverMoves(t *testing.T) {
 // waitClockPast waits until the stored clock (microseconds) is past t, so
 // that a later occurrence has a later time.
 func waitClockPast(t time.Time) {
-	for !dbTime(time.Now()).After(t) {
+	for !store.DBTime(time.Now()).After(t) {
 		time.Sleep(time.Millisecond)
 	}
 }
@@ -315,8 +316,8 @@ func TestOversizedAndHostileValues(t *testing.T) {
 					t.Errorf("%s of %s is not sanitized: %q", name, rec.Path, v[:min(len(v), 200)])
 				}
 			}
-			if len(rec.Message) > maxMessageBytes || len(rec.RequestData) > maxRequestDataBytes ||
-				len(rec.Path) > maxPathBytes || len(rec.Traceback) > maxTracebackBytes {
+			if len(rec.Message) > store.MaxMessageBytes || len(rec.RequestData) > store.MaxRequestDataBytes ||
+				len(rec.Path) > store.MaxPathBytes || len(rec.Traceback) > store.MaxTracebackBytes {
 				t.Errorf("%s: a value is past its cap: message %d, request data %d, path %d, traceback %d",
 					rec.Route, len(rec.Message), len(rec.RequestData), len(rec.Path), len(rec.Traceback))
 			}
@@ -338,7 +339,7 @@ func TestOversizedAndHostileValues(t *testing.T) {
 					t.Errorf("header X-Bad stored as %q", v)
 				}
 			case "/method":
-				if rec.Method != longMethod[:maxMethodBytes] {
+				if rec.Method != longMethod[:store.MaxMethodBytes] {
 					t.Errorf("method stored as %q", rec.Method)
 				}
 			case "/err":

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/errmon/errmon/internal/store"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 )
@@ -59,7 +60,7 @@ func TestWritePassStatementsPerChunk(t *testing.T) {
 				flush(t, m)
 			}
 		}
-		record(occurrenceHistory + 1) // every error now has samples to prune
+		record(store.OccurrenceHistory + 1) // every error now has samples to prune
 		log.take()
 		record(1)
 		stmts := log.take()
@@ -75,16 +76,16 @@ func TestWritePassStatementsPerChunk(t *testing.T) {
 				errs, len(stmts), prunes, maxStmts, chunks)
 		}
 		var samples int64
-		if err := tdb.DB.Model(&errorOccurrence{}).Count(&samples).Error; err != nil {
+		if err := tdb.DB.Model(&store.ErrorOccurrence{}).Count(&samples).Error; err != nil {
 			t.Fatal(err)
 		}
-		if samples != errs*occurrenceHistory {
-			t.Errorf("%d samples kept, want %d (%d per error)", samples, errs*occurrenceHistory, occurrenceHistory)
+		if samples != errs*store.OccurrenceHistory {
+			t.Errorf("%d samples kept, want %d (%d per error)", samples, errs*store.OccurrenceHistory, store.OccurrenceHistory)
 		}
 		rows := rowsByHash(t, tdb.DB)
 		for _, r := range rows {
-			if r.Count != occurrenceHistory+2 {
-				t.Fatalf("%s: count %d, want %d", r.Message, r.Count, occurrenceHistory+2)
+			if r.Count != store.OccurrenceHistory+2 {
+				t.Fatalf("%s: count %d, want %d", r.Message, r.Count, store.OccurrenceHistory+2)
 			}
 		}
 	})
@@ -100,12 +101,12 @@ func TestRetentionAtStart(t *testing.T) {
 			t.Fatal(err)
 		}
 		now := time.Now()
-		old, fresh := dbTime(now.Add(-hourlyRetention-time.Hour)), dbTime(now.Add(-time.Hour))
+		old, fresh := store.DBTime(now.Add(-store.HourlyRetention-time.Hour)), store.DBTime(now.Add(-time.Hour))
 		seed := []any{
-			&errorHourly{Hash: dashHash("old"), Hour: hourStart(old), Count: 1},
-			&errorHourly{Hash: dashHash("fresh"), Hour: hourStart(fresh), Count: 1},
-			&errorWrite{Token: "old-receipt", WrittenAt: dbTime(now.Add(-receiptRetention - time.Hour))},
-			&errorWrite{Token: "fresh-receipt", WrittenAt: fresh},
+			&store.ErrorHourly{Hash: dashHash("old"), Hour: store.HourStart(old), Count: 1},
+			&store.ErrorHourly{Hash: dashHash("fresh"), Hour: store.HourStart(fresh), Count: 1},
+			&store.ErrorWrite{Token: "old-receipt", WrittenAt: store.DBTime(now.Add(-store.ReceiptRetention - time.Hour))},
+			&store.ErrorWrite{Token: "fresh-receipt", WrittenAt: fresh},
 		}
 		for _, row := range seed {
 			if err := tdb.DB.Create(row).Error; err != nil {
@@ -114,8 +115,8 @@ func TestRetentionAtStart(t *testing.T) {
 		}
 		m := coalesceMonitor(t, tdb.DB, func(c *Config) { c.FlushInterval = time.Hour })
 		flush(t, m) // the writer prunes before it serves this
-		var hours []errorHourly
-		var receipts []errorWrite
+		var hours []store.ErrorHourly
+		var receipts []store.ErrorWrite
 		if err := tdb.DB.Find(&hours).Error; err != nil {
 			t.Fatal(err)
 		}
@@ -138,12 +139,12 @@ func TestRetentionAtStart(t *testing.T) {
 func TestWriteManyHoursWithinParameterLimits(t *testing.T) {
 	eachDB(t, func(t *testing.T, tdb testDB) {
 		m := coalesceMonitor(t, tdb.DB, func(c *Config) { c.FlushInterval = time.Hour; c.MaxPending = 100 })
-		base := time.Now().Add(-hourlyRetention).Truncate(time.Hour).Add(2 * time.Hour)
+		base := time.Now().Add(-store.HourlyRetention).Truncate(time.Hour).Add(2 * time.Hour)
 		const errs, hours = 40, 300 // 12,000 buckets: 36,000 parameters in one statement
 		for i := range errs {
 			for h := range hours {
 				o := &Occurrence{Hash: dashHash("hours " + letters(i)), Message: "hours " + letters(i),
-					Time: dbTime(base.Add(time.Duration(h) * time.Hour))}
+					Time: store.DBTime(base.Add(time.Duration(h) * time.Hour))}
 				if !m.queue.add(o) {
 					t.Fatal("dropped")
 				}
@@ -151,8 +152,8 @@ func TestWriteManyHoursWithinParameterLimits(t *testing.T) {
 		}
 		flush(t, m)
 		var buckets, total int64
-		tdb.DB.Model(&errorHourly{}).Count(&buckets)
-		tdb.DB.Model(&errorHourly{}).Select("COALESCE(SUM(count), 0)").Scan(&total)
+		tdb.DB.Model(&store.ErrorHourly{}).Count(&buckets)
+		tdb.DB.Model(&store.ErrorHourly{}).Select("COALESCE(SUM(count), 0)").Scan(&total)
 		if buckets != errs*hours || total != errs*hours {
 			t.Fatalf("%d hourly buckets with %d occurrences, want %d of 1 each", buckets, total, errs*hours)
 		}

@@ -1,4 +1,4 @@
-package errmon
+package store
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"iter"
 	"slices"
 	"strings"
 	"time"
@@ -50,10 +51,10 @@ type ErrorRecord struct {
 // TableName implements GORM's Tabler.
 func (ErrorRecord) TableName() string { return "app_errors" }
 
-// errorOccurrence is a sample of one occurrence of an error, kept for the
+// ErrorOccurrence is a sample of one occurrence of an error, kept for the
 // dashboard's detail page. Only the newest occurrenceHistory samples of
 // each error are kept (table "app_error_occurrences").
-type errorOccurrence struct {
+type ErrorOccurrence struct {
 	ID          uint      `gorm:"primaryKey" json:"-"`
 	Hash        string    `gorm:"size:64;not null;index" json:"hash"`
 	SeenAt      time.Time `gorm:"not null" json:"seen_at"`
@@ -65,44 +66,44 @@ type errorOccurrence struct {
 }
 
 // TableName implements GORM's Tabler.
-func (errorOccurrence) TableName() string { return "app_error_occurrences" }
+func (ErrorOccurrence) TableName() string { return "app_error_occurrences" }
 
-// errorHourly counts the occurrences of an error per hour, for the
+// ErrorHourly counts the occurrences of an error per hour, for the
 // dashboard's charts (table "app_error_hourly"). Buckets older than
 // hourlyRetention are pruned.
-type errorHourly struct {
+type ErrorHourly struct {
 	Hash  string    `gorm:"size:64;not null;primaryKey" json:"hash"`
 	Hour  time.Time `gorm:"not null;primaryKey;index" json:"hour"` // start of the hour, UTC
 	Count int64     `gorm:"not null;default:0" json:"count"`
 }
 
 // TableName implements GORM's Tabler.
-func (errorHourly) TableName() string { return "app_error_hourly" }
+func (ErrorHourly) TableName() string { return "app_error_hourly" }
 
-// errorWrite is a receipt: one row per stored batch of errors, written in
+// ErrorWrite is a receipt: one row per stored batch of errors, written in
 // the batch's transaction (table "app_error_writes"). When the answer to a
 // commit is lost, the writer looks for the batch's token to learn whether
 // it was stored, rather than storing it twice. Receipts older than
 // receiptRetention are pruned.
-type errorWrite struct {
+type ErrorWrite struct {
 	Token     string    `gorm:"size:32;primaryKey" json:"token"`
 	WrittenAt time.Time `gorm:"not null;index" json:"written_at"`
 }
 
 // TableName implements GORM's Tabler.
-func (errorWrite) TableName() string { return "app_error_writes" }
+func (ErrorWrite) TableName() string { return "app_error_writes" }
 
 const (
-	// receiptRetention is how long write receipts are kept.
-	receiptRetention = 24 * time.Hour
-	// occurrenceHistory is how many occurrence samples are kept per error.
-	occurrenceHistory = 10
-	// hourlyRetention is how long hourly counts are kept.
-	hourlyRetention = 14 * 24 * time.Hour
+	// ReceiptRetention is how long write receipts are kept.
+	ReceiptRetention = 24 * time.Hour
+	// OccurrenceHistory is how many occurrence samples are kept per error.
+	OccurrenceHistory = 10
+	// HourlyRetention is how long hourly counts are kept.
+	HourlyRetention = 14 * 24 * time.Hour
 )
 
-// store writes coalesced occurrences to the database.
-type store struct {
+// Store writes coalesced occurrences to the database.
+type Store struct {
 	db     *gorm.DB
 	search searchIndex // how the dashboard searches (searchindex.go), set by migrate
 }
@@ -114,14 +115,14 @@ const migrateLockKey = 0x6572726d6f6e
 // migrateLockName is the MySQL named lock that does the same.
 const migrateLockName = "errmon_migrate"
 
-// migrate creates or updates errmon's tables. Several instances of a service
+// Migrate creates or updates errmon's tables. Several instances of a service
 // may start at once on one database: on PostgreSQL the migration runs in a
 // transaction holding an advisory lock, on MySQL under a named lock, so
 // that they take turns; on any
 // database a migration that lost a race (a table created meanwhile) is
 // tried again, and then finds the tables in place.
-func (s *store) migrate(ctx context.Context) error {
-	models := []any{&ErrorRecord{}, &errorOccurrence{}, &errorHourly{}, &errorWrite{}}
+func (s *Store) Migrate(ctx context.Context) error {
+	models := []any{&ErrorRecord{}, &ErrorOccurrence{}, &ErrorHourly{}, &ErrorWrite{}}
 	db := s.db.WithContext(ctx)
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
@@ -165,8 +166,8 @@ func (s *store) migrate(ctx context.Context) error {
 	return fmt.Errorf("errmon: migrate tables: %w", err)
 }
 
-// upsertResult tells what one write did to an error's row.
-type upsertResult struct {
+// Result tells what one write did to an error's row.
+type Result struct {
 	ID          uint
 	Count       int64 // the count after this write
 	Created     bool  // this write inserted the row
@@ -240,16 +241,26 @@ const pruneOccurrencesSQL = `DELETE FROM app_error_occurrences WHERE id IN
  (SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY hash ORDER BY id DESC) AS newer
    FROM app_error_occurrences WHERE hash IN ?) ranked WHERE newer > ?)`
 
-// writeBatch stores coalesced errors (one or many) and the receipt token
+// Write is what one write pass stores of one error: its newest sample and
+// how many occurrences it had, when.
+type Write struct {
+	Hash, Host, Path, Method, Route, ExceptionName, Message, Traceback, RequestData string
+
+	Count       int64
+	First, Last time.Time
+	Hours       iter.Seq2[int64, int64] // unix start of hour -> occurrences, in order
+}
+
+// WriteBatch stores coalesced errors (one or many) and the receipt token
 // in one transaction: the row upserts, the hourly counts and the newest
 // samples. Either all of it is stored or none, so a failed write can be
 // retried without double counting, once [store.settled] tells whether it
 // was stored.
-func (s *store) writeBatch(ctx context.Context, token string, ps []*pending) ([]upsertResult, error) {
-	var res []upsertResult
-	err := s.inTx(ctx, func(tx *gorm.DB) error {
+func (s *Store) WriteBatch(ctx context.Context, token string, ws []Write) ([]Result, error) {
+	var res []Result
+	err := s.InTx(ctx, func(tx *gorm.DB) error {
 		var err error
-		if res, err = writeManyTx(tx, token, ps); err != nil {
+		if res, err = writeManyTx(tx, token, ws); err != nil {
 			return err
 		}
 		return insertReceipt(tx, token)
@@ -292,24 +303,24 @@ const (
 // whole statement with its values as text (for its logger) even when the
 // logger is silent, which for a chunk of new errors costs as much as
 // sending it.
-func writeManyTx(tx *gorm.DB, token string, ps []*pending) ([]upsertResult, error) {
+func writeManyTx(tx *gorm.DB, token string, ws []Write) ([]Result, error) {
 	var (
 		q    strings.Builder
-		args = make([]any, 0, upsertParamsPerRow*len(ps)+1)
+		args = make([]any, 0, upsertParamsPerRow*len(ws)+1)
 	)
-	q.Grow(len(upsertHeadSQL) + len(ps)*(len(upsertRowSQL)+2) + len(upsertTailSQL))
+	q.Grow(len(upsertHeadSQL) + len(ws)*(len(upsertRowSQL)+2) + len(upsertTailSQL))
 	q.WriteString(upsertHeadSQL)
-	for i, p := range ps {
-		o := p.last
+	for i := range ws {
+		o := &ws[i]
 		if i > 0 {
 			q.WriteString(", ")
 		}
 		q.WriteString(upsertRowSQL)
 		args = append(args, o.Hash, o.Host, o.Path, o.Method, o.Route, o.ExceptionName, o.Message,
-			o.Traceback, o.RequestData, p.count, p.first, p.lastSeen, false, token)
+			o.Traceback, o.RequestData, o.Count, o.First, o.Last, false, token)
 	}
 	mysql := isMySQL(tx)
-	rows := make([]returnedHashRow, 0, len(ps))
+	rows := make([]returnedHashRow, 0, len(ws))
 	if mysql {
 		q.WriteString(upsertTailMySQL)
 		args = append(args, false)
@@ -318,9 +329,9 @@ func writeManyTx(tx *gorm.DB, token string, ps []*pending) ([]upsertResult, erro
 		}
 		// The rows this transaction wrote are locked until it ends: what
 		// it reads of them is exactly what its upsert left.
-		hashes := make([]string, len(ps))
-		for i, p := range ps {
-			hashes[i] = p.last.Hash
+		hashes := make([]string, len(ws))
+		for i := range ws {
+			hashes[i] = ws[i].Hash
 		}
 		var err error
 		if rows, err = scanReturned(tx.Model(&ErrorRecord{}).Select("hash, id, count, write_token, regressions").
@@ -336,45 +347,45 @@ func writeManyTx(tx *gorm.DB, token string, ps []*pending) ([]upsertResult, erro
 		}
 	}
 	clear(args) // the texts of the chunk: let them go before the next statements
-	if len(rows) != len(ps) {
-		return nil, fmt.Errorf("upsert app_errors: %d rows returned for %d errors", len(rows), len(ps))
+	if len(rows) != len(ws) {
+		return nil, fmt.Errorf("upsert app_errors: %d rows returned for %d errors", len(rows), len(ws))
 	}
 	byHash := make(map[string]*returnedHashRow, len(rows))
 	for i := range rows {
 		byHash[rows[i].Hash] = &rows[i]
 	}
 
-	res := make([]upsertResult, len(ps))
+	res := make([]Result, len(ws))
 	var (
 		hours []hourlyCount
 		sq    strings.Builder
-		sargs = make([]any, 0, sampleParamsPerRow*len(ps))
+		sargs = make([]any, 0, sampleParamsPerRow*len(ws))
 		prune []string
 	)
-	sq.Grow(len(samplesHeadSQL) + len(ps)*(len(samplesRowSQL)+2))
+	sq.Grow(len(samplesHeadSQL) + len(ws)*(len(samplesRowSQL)+2))
 	sq.WriteString(samplesHeadSQL)
-	for i, p := range ps {
-		o := p.last
+	for i := range ws {
+		o := &ws[i]
 		r, ok := byHash[o.Hash]
 		if !ok {
 			return nil, fmt.Errorf("upsert app_errors: no row returned for %s", o.Hash)
 		}
-		res[i] = upsertResult{ID: r.ID, Count: r.Count, Regressions: r.Regressions}
+		res[i] = Result{ID: r.ID, Count: r.Count, Regressions: r.Regressions}
 		if r.WriteToken == token {
-			res[i].Created = r.Count == p.count
+			res[i].Created = r.Count == o.Count
 			res[i].Reopened = !res[i].Created
 		}
 		// Hours in order, like the hashes: two writers of one error take
 		// its hourly rows' locks in the same order.
-		for hour, n := range p.sortedHours() {
+		for hour, n := range o.Hours {
 			hours = append(hours, hourlyCount{o.Hash, time.Unix(hour, 0).UTC(), n})
 		}
 		if i > 0 {
 			sq.WriteString(", ")
 		}
 		sq.WriteString(samplesRowSQL)
-		sargs = append(sargs, o.Hash, p.lastSeen, o.Host, o.Path, o.Method, o.Message, o.RequestData)
-		if r.Count > occurrenceHistory {
+		sargs = append(sargs, o.Hash, o.Last, o.Host, o.Path, o.Method, o.Message, o.RequestData)
+		if r.Count > OccurrenceHistory {
 			prune = append(prune, o.Hash)
 		}
 	}
@@ -386,7 +397,7 @@ func writeManyTx(tx *gorm.DB, token string, ps []*pending) ([]upsertResult, erro
 	}
 	clear(sargs)
 	if len(prune) > 0 {
-		if err := tx.Exec(pruneOccurrencesSQL, prune, occurrenceHistory).Error; err != nil {
+		if err := tx.Exec(pruneOccurrencesSQL, prune, OccurrenceHistory).Error; err != nil {
 			return nil, fmt.Errorf("prune app_error_occurrences: %w", err)
 		}
 	}
@@ -400,10 +411,10 @@ type hourlyCount struct {
 	n    int64
 }
 
-// maxHourlyPerStatement bounds the buckets of one hourly upsert (3 bind
+// MaxHourlyPerStatement bounds the buckets of one hourly upsert (3 bind
 // parameters each): an error pending through a long outage spans many
 // hours, and a chunk of them must stay within SQLite's 32766 parameters.
-const maxHourlyPerStatement = 10000
+const MaxHourlyPerStatement = 10000
 
 // upsertHourly adds the hourly counts, in statements of at most
 // maxHourlyPerStatement buckets.
@@ -412,7 +423,7 @@ func upsertHourly(tx *gorm.DB, hours []hourlyCount, mysql bool) error {
 	if mysql {
 		tail = hourlyTailMySQL
 	}
-	for part := range slices.Chunk(hours, maxHourlyPerStatement) {
+	for part := range slices.Chunk(hours, MaxHourlyPerStatement) {
 		var q strings.Builder
 		q.Grow(len(hourlyHeadSQL) + 11*len(part) + len(tail))
 		q.WriteString(hourlyHeadSQL)
@@ -450,17 +461,17 @@ func scanReturned(q *gorm.DB, out []returnedHashRow) ([]returnedHashRow, error) 
 	return out, rows.Err()
 }
 
-// noteNotified starts, for the errors of hashes just alerted on, the
+// NoteNotified starts, for the errors of hashes just alerted on, the
 // NotifyEvery interval: one statement for a chunk's errors.
-func (s *store) noteNotified(ctx context.Context, hashes []string, now time.Time) error {
+func (s *Store) NoteNotified(ctx context.Context, hashes []string, now time.Time) error {
 	return s.db.WithContext(ctx).Model(&ErrorRecord{}).Where("hash IN ?", hashes).
 		Update("last_notified_at", now).Error
 }
 
-// claimNotification decides, in the database, whether this process sends a
+// ClaimNotification decides, in the database, whether this process sends a
 // repeat alert for an open error: it succeeds for exactly one caller per
 // interval, however many processes ask.
-func (s *store) claimNotification(ctx context.Context, hash string, now time.Time, every time.Duration) (bool, error) {
+func (s *Store) ClaimNotification(ctx context.Context, hash string, now time.Time, every time.Duration) (bool, error) {
 	q := s.db.WithContext(ctx).Model(&ErrorRecord{}).Where("hash = ?", hash)
 	if every > 0 {
 		q = q.Where("last_notified_at IS NULL OR last_notified_at <= ?", now.Add(-every))
@@ -469,17 +480,17 @@ func (s *store) claimNotification(ctx context.Context, hash string, now time.Tim
 	return r.RowsAffected == 1, r.Error
 }
 
-// commitError is the failure of a COMMIT: unlike the failure of any
+// CommitError is the failure of a COMMIT: unlike the failure of any
 // statement before it, it does not say that the transaction was rolled
 // back; its answer may be what was lost.
-type commitError struct{ err error }
+type CommitError struct{ err error }
 
-func (e *commitError) Error() string { return "commit: " + e.err.Error() }
-func (e *commitError) Unwrap() error { return e.err }
+func (e *CommitError) Error() string { return "commit: " + e.err.Error() }
+func (e *CommitError) Unwrap() error { return e.err }
 
-// inTx runs fc in a transaction, rolled back if fc fails or panics. A
+// InTx runs fc in a transaction, rolled back if fc fails or panics. A
 // failed commit is a *commitError.
-func (s *store) inTx(ctx context.Context, fc func(tx *gorm.DB) error) error {
+func (s *Store) InTx(ctx context.Context, fc func(tx *gorm.DB) error) error {
 	tx := s.db.WithContext(ctx).Begin()
 	if tx.Error != nil {
 		return fmt.Errorf("begin: %w", tx.Error)
@@ -495,7 +506,7 @@ func (s *store) inTx(ctx context.Context, fc func(tx *gorm.DB) error) error {
 	}
 	done = true
 	if err := tx.Commit().Error; err != nil {
-		return &commitError{err: err}
+		return &CommitError{err: err}
 	}
 	return nil
 }
@@ -503,32 +514,32 @@ func (s *store) inTx(ctx context.Context, fc func(tx *gorm.DB) error) error {
 // insertReceipt records, inside a write's transaction, that the write
 // with this token was stored. It comes last, just before the commit.
 func insertReceipt(tx *gorm.DB, token string) error {
-	if err := tx.Create(&errorWrite{Token: token, WrittenAt: dbTime(time.Now())}).Error; err != nil {
+	if err := tx.Create(&ErrorWrite{Token: token, WrittenAt: DBTime(time.Now())}).Error; err != nil {
 		return fmt.Errorf("insert app_error_writes: %w", err)
 	}
 	return nil
 }
 
-// settled tells whether the write with this token was stored, when its
+// Settled tells whether the write with this token was stored, when its
 // answer was lost. It does not merely look for the receipt: it inserts the
 // token itself, unless it is there. A conflict means the write committed
 // (the insert waits for a transaction still holding the token to end); an
 // insert that succeeds means it never did, and from now on never can (its
 // receipt would conflict), so that its occurrences may be written again.
-func (s *store) settled(ctx context.Context, token string) (bool, error) {
+func (s *Store) Settled(ctx context.Context, token string) (bool, error) {
 	r := s.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).
-		Create(&errorWrite{Token: token, WrittenAt: dbTime(time.Now())})
+		Create(&ErrorWrite{Token: token, WrittenAt: DBTime(time.Now())})
 	if r.Error != nil {
 		return false, fmt.Errorf("errmon: look up write receipt: %w", r.Error)
 	}
 	return r.RowsAffected == 0, nil
 }
 
-// lostWriteResults returns, for the errors of a write with this token that
+// LostWriteResults returns, for the errors of a write with this token that
 // was found stored after its answer was lost, what the write did to the
 // rows it created or reopened (the rows still carrying its token); rows it
 // merely counted are left out.
-func (s *store) lostWriteResults(ctx context.Context, token string, hashes []string) (map[string]upsertResult, error) {
+func (s *Store) LostWriteResults(ctx context.Context, token string, hashes []string) (map[string]Result, error) {
 	var rows []returnedHashRow
 	err := s.db.WithContext(ctx).Model(&ErrorRecord{}).
 		Select("hash, id, count, write_token, regressions").
@@ -536,30 +547,29 @@ func (s *store) lostWriteResults(ctx context.Context, token string, hashes []str
 	if err != nil {
 		return nil, fmt.Errorf("errmon: read rows of a lost write: %w", err)
 	}
-	out := make(map[string]upsertResult, len(rows))
+	out := make(map[string]Result, len(rows))
 	for _, r := range rows {
-		out[r.Hash] = upsertResult{ID: r.ID, Count: r.Count, Regressions: r.Regressions,
+		out[r.Hash] = Result{ID: r.ID, Count: r.Count, Regressions: r.Regressions,
 			Created: r.Regressions == 0, Reopened: r.Regressions > 0}
 	}
 	return out, nil
 }
 
-// pruneReceipts deletes write receipts older than receiptRetention.
-func (s *store) pruneReceipts(ctx context.Context, now time.Time) error {
-	return s.db.WithContext(ctx).Where("written_at < ?", dbTime(now.Add(-receiptRetention))).Delete(&errorWrite{}).Error
+// PruneReceipts deletes write receipts older than receiptRetention.
+func (s *Store) PruneReceipts(ctx context.Context, now time.Time) error {
+	return s.db.WithContext(ctx).Where("written_at < ?", DBTime(now.Add(-ReceiptRetention))).Delete(&ErrorWrite{}).Error
 }
 
-// pruneHourly deletes hourly counts older than hourlyRetention.
-func (s *store) pruneHourly(ctx context.Context, now time.Time) error {
-	return s.db.WithContext(ctx).Where("hour < ?", now.Add(-hourlyRetention)).Delete(&errorHourly{}).Error
+// PruneHourly deletes hourly counts older than hourlyRetention.
+func (s *Store) PruneHourly(ctx context.Context, now time.Time) error {
+	return s.db.WithContext(ctx).Where("hour < ?", now.Add(-HourlyRetention)).Delete(&ErrorHourly{}).Error
 }
 
-func newToken() string {
+func NewToken() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
 
-// dbTime is how times are stored: UTC, to the microsecond (PostgreSQL's
-// precision), so that SQLite's text comparison orders them correctly.
-func dbTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+// New returns the store of errmon's tables on db; Migrate creates them.
+func New(db *gorm.DB) *Store { return &Store{db: db} }

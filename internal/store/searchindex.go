@@ -1,4 +1,4 @@
-package errmon
+package store
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/errmon/errmon/internal/text"
 	"gorm.io/gorm"
 )
 
@@ -31,9 +32,16 @@ type searchIndex struct {
 	once    sync.Once // the one log line about missing
 }
 
-// listIndexes are the ordered indexes of app_errors, as mysqlTables
+// SearchIndexed reports whether PostgreSQL's trigram indexes serve the
+// search (it then covers every error) and, when the search is bounded to
+// the newest errors on PostgreSQL, why.
+func (s *Store) SearchIndexed() (trigram bool, missing string) {
+	return s.search.trigram, s.search.missing
+}
+
+// ListIndexes are the ordered indexes of app_errors, as mysqlTables
 // writes them.
-var listIndexes = []struct{ name, cols string }{
+var ListIndexes = []struct{ Name, Cols string }{
 	{"idx_app_errors_last_seen_id", "last_seen, id"},
 	{"idx_app_errors_count_id", "count, id"},
 	{"idx_app_errors_created_on_id", "created_on, id"},
@@ -53,7 +61,7 @@ var trigramColumns = []string{"exception_name", "message", "path"}
 
 // migrateListIndexes completes a migration that succeeded (err == nil)
 // with the dashboard's indexes, and returns err otherwise.
-func (s *store) migrateListIndexes(ctx context.Context, err error) error {
+func (s *Store) migrateListIndexes(ctx context.Context, err error) error {
 	if err != nil {
 		return err
 	}
@@ -87,9 +95,9 @@ func (s *store) migrateListIndexes(ctx context.Context, err error) error {
 	return nil
 }
 
-// trigramExtension is the extension the search indexes need (a variable
+// TrigramExtension is the extension the search indexes need (a variable
 // for the test of its absence).
-var trigramExtension = "pg_trgm"
+var TrigramExtension = "pg_trgm"
 
 // trigramIndexes creates pg_trgm (a trusted extension since PostgreSQL 13:
 // the CREATE privilege on the database is enough) and the GIN indexes of
@@ -97,7 +105,7 @@ var trigramExtension = "pg_trgm"
 // had, what was done of it is rolled back (to a savepoint), the search is
 // bounded (see searchWindow) and the dashboard says why once in the log:
 // the migration itself goes on.
-func (s *store) trigramIndexes(tx *gorm.DB) error {
+func (s *Store) trigramIndexes(tx *gorm.DB) error {
 	s.search.trigram, s.search.missing = false, ""
 	if err := tx.SavePoint("errmon_trgm").Error; err != nil {
 		return fmt.Errorf("savepoint: %w", err)
@@ -106,7 +114,7 @@ func (s *store) trigramIndexes(tx *gorm.DB) error {
 		if err := tx.RollbackTo("errmon_trgm").Error; err != nil {
 			return fmt.Errorf("rollback to savepoint: %w", err)
 		}
-		s.search.missing = cutString(err.Error(), 300)
+		s.search.missing = text.Cut(err.Error(), 300)
 		return nil
 	}
 	s.search.trigram = true
@@ -115,18 +123,18 @@ func (s *store) trigramIndexes(tx *gorm.DB) error {
 
 // createTrigramIndexes creates the extension and the indexes.
 func createTrigramIndexes(tx *gorm.DB) error {
-	if err := tx.Exec("CREATE EXTENSION IF NOT EXISTS " + quoteIdent(trigramExtension)).Error; err != nil {
+	if err := tx.Exec("CREATE EXTENSION IF NOT EXISTS " + quoteIdent(TrigramExtension)).Error; err != nil {
 		return err
 	}
 	// The extension may live in another schema than the tables (it is
 	// one per database): its operator class is named with its schema.
 	var extSchema string
-	if err := tx.Raw("SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = ?", trigramExtension).
+	if err := tx.Raw("SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = ?", TrigramExtension).
 		Scan(&extSchema).Error; err != nil {
 		return err
 	}
 	if extSchema == "" {
-		return fmt.Errorf("extension %s not found after CREATE EXTENSION", trigramExtension)
+		return fmt.Errorf("extension %s not found after CREATE EXTENSION", TrigramExtension)
 	}
 	for _, col := range trigramColumns {
 		ddl := fmt.Sprintf("CREATE INDEX IF NOT EXISTS idx_app_errors_trgm_%s ON app_errors USING gin (lower(%s) %s.gin_trgm_ops)",
@@ -138,15 +146,15 @@ func createTrigramIndexes(tx *gorm.DB) error {
 	return nil
 }
 
-// logSearchOnce logs, once per store, that the search is bounded because
+// LogSearchOnce logs, once per store, that the search is bounded because
 // pg_trgm is missing.
-func (s *store) logSearchOnce(log func(msg string, args ...any)) {
+func (s *Store) LogSearchOnce(log func(msg string, args ...any)) {
 	if s.search.missing == "" {
 		return
 	}
 	s.search.once.Do(func() {
 		log("errmon: dashboard search looks at the newest errors only: PostgreSQL's pg_trgm extension is not available",
-			"limit", searchWindow, "err", s.search.missing)
+			"limit", SearchWindow, "err", s.search.missing)
 	})
 }
 
@@ -167,9 +175,9 @@ func mysqlListIndexes(db *gorm.DB) error {
 		have[n] = true
 	}
 	var changes []string
-	for _, idx := range listIndexes {
-		if !have[idx.name] {
-			changes = append(changes, fmt.Sprintf("ADD INDEX %s (%s)", idx.name, idx.cols))
+	for _, idx := range ListIndexes {
+		if !have[idx.Name] {
+			changes = append(changes, fmt.Sprintf("ADD INDEX %s (%s)", idx.Name, idx.Cols))
 		}
 	}
 	for _, name := range oldListIndexes {

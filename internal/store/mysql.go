@@ -1,4 +1,4 @@
-package errmon
+package store
 
 import (
 	"fmt"

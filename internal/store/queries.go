@@ -1,4 +1,4 @@
-package errmon
+package store
 
 import (
 	"context"
@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
-	"unicode/utf8"
 
+	"github.com/errmon/errmon/internal/text"
 	"gorm.io/gorm"
 )
 
@@ -19,23 +19,23 @@ import (
 
 // Sort orders of the error list.
 const (
-	sortLastSeen  = "last_seen"  // newest LastSeen first (the default)
-	sortCount     = "count"      // most frequent first
-	sortFirstSeen = "first_seen" // newest CreatedOn first
+	SortLastSeen  = "last_seen"  // newest LastSeen first (the default)
+	SortCount     = "count"      // most frequent first
+	SortFirstSeen = "first_seen" // newest CreatedOn first
 )
 
 // Status filters of the error list.
 const (
-	statusAll      = ""
-	statusOpen     = "open"
-	statusResolved = "resolved"
+	StatusAll      = ""
+	StatusOpen     = "open"
+	StatusResolved = "resolved"
 )
 
-// maxSearchLen caps a search term (bytes); longer input is cut.
-const maxSearchLen = 200
+// MaxSearchLen caps a search term (bytes); longer input is cut.
+const MaxSearchLen = 200
 
-// listQuery is what the list page and GET api/errors ask for.
-type listQuery struct {
+// ListQuery is what the list page and GET api/errors ask for.
+type ListQuery struct {
 	Q      string // searched in exception name, message and path
 	Status string // statusAll, statusOpen or statusResolved
 	Sort   string // sortLastSeen, sortCount or sortFirstSeen
@@ -47,8 +47,8 @@ type listQuery struct {
 	After, Before string
 }
 
-// listResult is one page of errors.
-type listResult struct {
+// ListResult is one page of errors.
+type ListResult struct {
 	Errors []ErrorRecord // without Traceback and RequestData
 	// Total is the number of matching errors, counted up to countCapFor
 	// (searchCountCapFor for a search): when there are more, it is the
@@ -69,48 +69,48 @@ type listResult struct {
 	Window int
 }
 
-// countCap is how far the list counts matching errors: a count costs at
+// CountCap is how far the list counts matching errors: a count costs at
 // most this many index entries, whatever the table holds.
-const countCap = 1000
+const CountCap = 1000
 
-// searchWindow is how many of the newest errors a search looks at where no
+// SearchWindow is how many of the newest errors a search looks at where no
 // index serves it (SQLite, MySQL, PostgreSQL without pg_trgm, or a term
 // without three letters or digits in a row, see hasTrigram). A variable
 // for tests only.
-var searchWindow = 10_000
+var SearchWindow = 10_000
 
 // searchCountCapFor is how far a search counts its matches: ten pages, at
 // least 100.
 func searchCountCapFor(size int) int { return max(100, 10*size) }
 
 // countCapFor is countCap, or ten pages when the page size makes that more.
-func countCapFor(size int) int { return max(countCap, 10*size) }
+func countCapFor(size int) int { return max(CountCap, 10*size) }
 
-// sortColumn is the column a list order sorts on (then on id), newest or
+// SortColumn is the column a list order sorts on (then on id), newest or
 // largest first.
-func sortColumn(sort string) string {
+func SortColumn(sort string) string {
 	switch sort {
-	case sortCount:
+	case SortCount:
 		return "count"
-	case sortFirstSeen:
+	case SortFirstSeen:
 		return "created_on"
 	}
 	return "last_seen"
 }
 
-// cursor is a position in a list order: the sort key and id of one row.
+// Cursor is a position in a list order: the sort key and id of one row.
 // It reads "id_key", the key being a count or an RFC 3339 time (UTC, to
 // the nanosecond).
-type cursor struct {
+type Cursor struct {
 	id   uint64
 	key  int64     // sort=count
 	time time.Time // the time orders
 }
 
-// cursorOf is the position of rec in the list order of sort.
-func cursorOf(rec *ErrorRecord, sort string) string {
+// CursorOf is the position of rec in the list order of sort.
+func CursorOf(rec *ErrorRecord, sort string) string {
 	id := strconv.FormatUint(uint64(rec.ID), 10)
-	switch sortColumn(sort) {
+	switch SortColumn(sort) {
 	case "count":
 		return id + "_" + strconv.FormatInt(rec.Count, 10)
 	case "created_on":
@@ -120,17 +120,17 @@ func cursorOf(rec *ErrorRecord, sort string) string {
 }
 
 // parseCursor reads a cursor of the list order of sort.
-func parseCursor(s, sort string) (cursor, bool) {
+func parseCursor(s, sort string) (Cursor, bool) {
 	ids, key, ok := strings.Cut(s, "_")
 	if !ok || len(s) > 100 {
-		return cursor{}, false
+		return Cursor{}, false
 	}
-	var c cursor
+	var c Cursor
 	var err error
 	if c.id, err = strconv.ParseUint(ids, 10, 63); err != nil {
-		return cursor{}, false
+		return Cursor{}, false
 	}
-	if sortColumn(sort) == "count" {
+	if SortColumn(sort) == "count" {
 		c.key, err = strconv.ParseInt(key, 10, 64)
 	} else {
 		c.time, err = time.Parse(time.RFC3339Nano, key)
@@ -140,7 +140,7 @@ func parseCursor(s, sort string) (cursor, bool) {
 }
 
 // keyArg is the cursor's sort key as a bound parameter.
-func (c cursor) keyArg() any {
+func (c Cursor) keyArg() any {
 	if c.time.IsZero() {
 		return c.key
 	}
@@ -149,7 +149,7 @@ func (c cursor) keyArg() any {
 
 // keyset restricts db to the rows after (or, with before, the rows
 // before) c in the order col DESC, id DESC.
-func (s *store) keyset(db *gorm.DB, col string, c cursor, before bool) *gorm.DB {
+func (s *Store) keyset(db *gorm.DB, col string, c Cursor, before bool) *gorm.DB {
 	op := "<"
 	if before {
 		op = ">"
@@ -161,7 +161,7 @@ func (s *store) keyset(db *gorm.DB, col string, c cursor, before bool) *gorm.DB 
 // ("<" or ">") to (key, id). SQLite and PostgreSQL compare row values,
 // which their planners turn into one index range; MySQL's optimizer
 // ranges on the first column only, so it gets that bound too.
-func (s *store) rowCompare(db *gorm.DB, col, op string, key any, id uint64) *gorm.DB {
+func (s *Store) rowCompare(db *gorm.DB, col, op string, key any, id uint64) *gorm.DB {
 	if isMySQL(s.db) {
 		return db.Where(fmt.Sprintf("%s %s= ? AND (%s %s ? OR id %s ?)", col, op, col, op, op), key, key, id)
 	}
@@ -170,7 +170,7 @@ func (s *store) rowCompare(db *gorm.DB, col, op string, key any, id uint64) *gor
 
 // boundedCount counts the rows of db up to limit: "SELECT count(*) FROM
 // (SELECT 1 ... LIMIT limit) t", which reads at most limit index entries.
-func (s *store) boundedCount(ctx context.Context, db *gorm.DB, limit int) (int64, error) {
+func (s *Store) boundedCount(ctx context.Context, db *gorm.DB, limit int) (int64, error) {
 	var n int64
 	err := s.db.WithContext(ctx).Raw("SELECT count(*) FROM (?) AS counted", db.Select("1").Limit(limit)).Scan(&n).Error
 	return n, err
@@ -180,48 +180,37 @@ func (s *store) boundedCount(ctx context.Context, db *gorm.DB, limit int) (int64
 // request context, and the message and path cut in SQL to their caps (plus
 // one character, see cappedColumns) whatever a row holds.
 var listColumns = strings.Join([]string{
-	"id", "hash", "host", fmt.Sprintf("substr(path, 1, %d) AS path", maxPathBytes+1), "method", "route", "exception_name",
-	fmt.Sprintf("substr(message, 1, %d) AS message", maxMessageBytes+1),
+	"id", "hash", "host", fmt.Sprintf("substr(path, 1, %d) AS path", MaxPathBytes+1), "method", "route", "exception_name",
+	fmt.Sprintf("substr(message, 1, %d) AS message", MaxMessageBytes+1),
 	"count", "created_on", "last_seen", "resolved", "resolved_at", "regressions",
 }, ", ")
 
 // capListed cuts the texts of listed errors to their caps.
 func capListed(recs []ErrorRecord) {
 	for i := range recs {
-		capColumn(&recs[i].Path, maxPathBytes)
-		capColumn(&recs[i].Message, maxMessageBytes)
+		capColumn(&recs[i].Path, MaxPathBytes)
+		capColumn(&recs[i].Message, MaxMessageBytes)
 	}
 }
 
-// escapeLike escapes the LIKE wildcards of s with '!' (see likeEscape).
-func escapeLike(s string) string {
+// EscapeLike escapes the LIKE wildcards of s with '!' (see likeEscape).
+func EscapeLike(s string) string {
 	r := strings.NewReplacer("!", "!!", "%", "!%", "_", "!_")
 	return r.Replace(s)
 }
 
-// cutString cuts s to at most n bytes at a character boundary.
-func cutString(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
-}
-
 // searchTerm is q's search term, trimmed and cut, or "".
-func searchTerm(q listQuery) string {
-	return cutString(strings.TrimSpace(q.Q), maxSearchLen)
+func searchTerm(q ListQuery) string {
+	return text.Cut(strings.TrimSpace(q.Q), MaxSearchLen)
 }
 
 // matching applies the search term (when not "") to db, whose columns may
 // be app_errors' or a window's of them.
-func (s *store) matching(db *gorm.DB, term string) *gorm.DB {
+func (s *Store) matching(db *gorm.DB, term string) *gorm.DB {
 	if term == "" {
 		return db
 	}
-	pat := "%" + escapeLike(term) + "%"
+	pat := "%" + EscapeLike(term) + "%"
 	if s.db.Dialector.Name() == "postgres" {
 		// lower() LIKE lower() is ILIKE's meaning, at half its cost; the
 		// trigram indexes (searchindex.go) are on these lower() values.
@@ -234,12 +223,12 @@ func (s *store) matching(db *gorm.DB, term string) *gorm.DB {
 		pat, pat, pat)
 }
 
-// withStatus applies the status filter of q.
-func withStatus(db *gorm.DB, q listQuery) *gorm.DB {
+// WithStatus applies the status filter of q.
+func WithStatus(db *gorm.DB, q ListQuery) *gorm.DB {
 	switch q.Status {
-	case statusOpen:
+	case StatusOpen:
 		return db.Where("resolved = ?", false)
-	case statusResolved:
+	case StatusResolved:
 		return db.Where("resolved = ?", true)
 	}
 	return db
@@ -250,20 +239,20 @@ func withStatus(db *gorm.DB, q listQuery) *gorm.DB {
 // errors of the status asked for (by last seen: one range of an index,
 // whose lower end one more range finds). It reports the window's size,
 // or 0 when every error is searched.
-func (s *store) listSource(ctx context.Context, q listQuery) (func() *gorm.DB, int, error) {
+func (s *Store) listSource(ctx context.Context, q ListQuery) (func() *gorm.DB, int, error) {
 	term := searchTerm(q)
 	indexed := term == "" || s.search.trigram && hasTrigram(term)
-	col := sortColumn(q.Sort)
+	col := SortColumn(q.Sort)
 	if !indexed {
 		col = "last_seen" // the window is a range of last_seen
 	}
-	base := func() *gorm.DB { return withStatus(s.listTable(ctx, q.Status, col), q) }
+	base := func() *gorm.DB { return WithStatus(s.listTable(ctx, q.Status, col), q) }
 	if indexed {
 		return func() *gorm.DB { return s.matching(base(), term) }, 0, nil
 	}
 	// The first error outside the window, if the table is longer.
 	var edge []ErrorRecord
-	err := base().Select("id, last_seen").Order("last_seen DESC, id DESC").Offset(searchWindow).Limit(1).Find(&edge).Error
+	err := base().Select("id, last_seen").Order("last_seen DESC, id DESC").Offset(SearchWindow).Limit(1).Find(&edge).Error
 	if err != nil {
 		return nil, 0, fmt.Errorf("errmon: bound the search: %w", err)
 	}
@@ -272,7 +261,7 @@ func (s *store) listSource(ctx context.Context, q listQuery) (func() *gorm.DB, i
 	}
 	return func() *gorm.DB {
 		return s.matching(s.rowCompare(base(), "last_seen", ">", edge[0].LastSeen, uint64(edge[0].ID)), term)
-	}, searchWindow, nil
+	}, SearchWindow, nil
 }
 
 // hasTrigram reports whether a trigram index can narrow a search for
@@ -298,35 +287,35 @@ func hasTrigram(term string) bool {
 // otherwise reads a keyset page through the status filter's equality
 // alone (from the start of the status, not from the cursor), and takes
 // an OFFSET page of a small table by a full scan and a sort.
-func (s *store) listTable(ctx context.Context, status, col string) *gorm.DB {
+func (s *Store) listTable(ctx context.Context, status, col string) *gorm.DB {
 	db := s.db.WithContext(ctx).Model(&ErrorRecord{})
 	if !isMySQL(s.db) {
 		return db
 	}
 	idx := "idx_app_errors_" + col + "_id"
-	if status != statusAll {
+	if status != StatusAll {
 		idx = "idx_app_errors_resolved_" + col + "_id"
 	}
 	return db.Table("app_errors FORCE INDEX (" + idx + ")")
 }
 
-// listErrors returns one page of errors matching q: the page after or
+// List returns one page of errors matching q: the page after or
 // before a cursor, or page q.Page (clamped: the first page below, the last
 // page counted above). Its cost does not grow with the table: the count
 // stops at countCapFor(q.Size), a page is one index range (plus an OFFSET
 // within the counted pages), and a search without an index looks at the
 // searchWindow newest errors only.
-func (s *store) listErrors(ctx context.Context, q listQuery) (listResult, error) {
+func (s *Store) List(ctx context.Context, q ListQuery) (ListResult, error) {
 	if searchTerm(q) != "" && s.db.Dialector.Name() == "postgres" {
 		// A prepared statement's generic plan cannot tell a rare term from
 		// a common one: it may walk the whole order index for a term that
 		// matches nothing. The search is planned for its own term.
-		var res listResult
+		var res ListResult
 		err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 			if err := tx.Exec("SET LOCAL plan_cache_mode = force_custom_plan").Error; err != nil {
 				return fmt.Errorf("errmon: plan the search: %w", err)
 			}
-			ts := &store{db: tx}
+			ts := &Store{db: tx}
 			ts.search.trigram = s.search.trigram
 			var err error
 			res, err = ts.listPage(ctx, q)
@@ -338,12 +327,12 @@ func (s *store) listErrors(ctx context.Context, q listQuery) (listResult, error)
 }
 
 // listPage is listErrors on s's connection.
-func (s *store) listPage(ctx context.Context, q listQuery) (listResult, error) {
-	var res listResult
+func (s *Store) listPage(ctx context.Context, q ListQuery) (ListResult, error) {
+	var res ListResult
 	if q.Size < 1 {
-		q.Size = defaultListSize
+		q.Size = DefaultListSize
 	}
-	col := sortColumn(q.Sort)
+	col := SortColumn(q.Sort)
 	source, window, err := s.listSource(ctx, q)
 	if err != nil {
 		return res, err
@@ -392,10 +381,10 @@ func (s *store) listPage(ctx context.Context, q listQuery) (listResult, error) {
 		more = len(recs) > q.Size
 		recs = recs[:min(len(recs), q.Size)]
 		if len(recs) > 0 {
-			res.Prev = cursorOf(&recs[0], q.Sort)
+			res.Prev = CursorOf(&recs[0], q.Sort)
 		}
 		if more {
-			res.Next = cursorOf(&recs[len(recs)-1], q.Sort)
+			res.Next = CursorOf(&recs[len(recs)-1], q.Sort)
 		}
 		res.Errors = recs
 		capListed(res.Errors)
@@ -408,8 +397,8 @@ func (s *store) listPage(ctx context.Context, q listQuery) (listResult, error) {
 		if len(recs) > q.Size { // a full page with more before it
 			recs = recs[:q.Size]
 			slices.Reverse(recs)
-			res.Prev = cursorOf(&recs[0], q.Sort)
-			res.Next = cursorOf(&recs[len(recs)-1], q.Sort)
+			res.Prev = CursorOf(&recs[0], q.Sort)
+			res.Next = CursorOf(&recs[len(recs)-1], q.Sort)
 			res.Errors = recs
 			capListed(res.Errors)
 			return res, nil
@@ -428,10 +417,10 @@ func (s *store) listPage(ctx context.Context, q listQuery) (listResult, error) {
 	more = len(recs) > q.Size
 	recs = recs[:min(len(recs), q.Size)]
 	if len(recs) > 0 && res.Page > 1 {
-		res.Prev = cursorOf(&recs[0], q.Sort)
+		res.Prev = CursorOf(&recs[0], q.Sort)
 	}
 	if more && len(recs) > 0 {
-		res.Next = cursorOf(&recs[len(recs)-1], q.Sort)
+		res.Next = CursorOf(&recs[len(recs)-1], q.Sort)
 	}
 	res.Errors = recs
 	capListed(res.Errors)
@@ -450,7 +439,7 @@ type searchRow struct {
 // common term's by walking the order's index until limit+1 match. It
 // reports false when the page is beyond the matches, for listErrors to
 // count and clamp.
-func (s *store) searchPage(ctx context.Context, q listQuery, source func() *gorm.DB, col string, limit int, res *listResult) (bool, error) {
+func (s *Store) searchPage(ctx context.Context, q ListQuery, source func() *gorm.DB, col string, limit int, res *ListResult) (bool, error) {
 	desc := col + " DESC, id DESC"
 	page := max(q.Page, 1)
 	matched := source().Select(listColumns).Order(desc).Limit(limit + 1)
@@ -488,10 +477,10 @@ func (s *store) searchPage(ctx context.Context, q listQuery, source func() *gorm
 		res.Errors[i] = rows[i].ErrorRecord
 	}
 	if page > 1 {
-		res.Prev = cursorOf(&res.Errors[0], q.Sort)
+		res.Prev = CursorOf(&res.Errors[0], q.Sort)
 	}
 	if more {
-		res.Next = cursorOf(&res.Errors[len(res.Errors)-1], q.Sort)
+		res.Next = CursorOf(&res.Errors[len(res.Errors)-1], q.Sort)
 	}
 	capListed(res.Errors)
 	return true, nil
@@ -503,18 +492,18 @@ func (s *store) searchPage(ctx context.Context, q listQuery, source func() *gorm
 // caps allow.
 var (
 	errorTextCaps = map[string]int{
-		"host": maxHostBytes, "path": maxPathBytes, "route": maxPathBytes, "exception_name": maxNameBytes,
-		"message": maxMessageBytes, "traceback": maxTracebackBytes, "request_data": maxReadContext,
+		"host": MaxHostBytes, "path": MaxPathBytes, "route": MaxPathBytes, "exception_name": MaxNameBytes,
+		"message": MaxMessageBytes, "traceback": MaxTracebackBytes, "request_data": MaxReadContext,
 	}
 	occurrenceTextCaps = map[string]int{
-		"host": maxHostBytes, "path": maxPathBytes, "message": maxMessageBytes, "request_data": maxReadContext,
+		"host": MaxHostBytes, "path": MaxPathBytes, "message": MaxMessageBytes, "request_data": MaxReadContext,
 	}
 )
 
 // cappedColumns is the SELECT list of model's columns, each text of caps
 // read as substr(col, 1, cap+1): one character more than the cap tells a
 // text that was cut from one that fits.
-func (s *store) cappedColumns(model any, caps map[string]int) (string, error) {
+func (s *Store) cappedColumns(model any, caps map[string]int) (string, error) {
 	stmt := &gorm.Statement{DB: s.db}
 	if err := stmt.Parse(model); err != nil {
 		return "", fmt.Errorf("errmon: columns of %T: %w", model, err)
@@ -533,7 +522,7 @@ func (s *store) cappedColumns(model any, caps map[string]int) (string, error) {
 // capColumn cuts a text read by cappedColumns to its cap, marking the cut,
 // and reports whether it cut.
 func capColumn(s *string, limit int) bool {
-	t, cut := readCut(*s, limit)
+	t, cut := text.CutRunes(*s, limit)
 	if cut {
 		*s = t + "… [cut]"
 	}
@@ -543,18 +532,18 @@ func capColumn(s *string, limit int) bool {
 // shownError is an error as the dashboard reads it: its texts capped.
 type shownError struct {
 	ErrorRecord
-	contextCut bool // RequestData was longer than maxReadContext: it holds the start only
+	ContextCut bool // RequestData was longer than MaxReadContext: it holds the start only
 }
 
 // shownOccurrence is a sample as the dashboard reads it.
 type shownOccurrence struct {
-	errorOccurrence
-	contextCut bool
+	ErrorOccurrence
+	ContextCut bool
 }
 
-// getError returns the error with the given hash, its texts capped, or
+// Get returns the error with the given hash, its texts capped, or
 // gorm.ErrRecordNotFound.
-func (s *store) getError(ctx context.Context, hash string) (*shownError, error) {
+func (s *Store) Get(ctx context.Context, hash string) (*shownError, error) {
 	cols, err := s.cappedColumns(&ErrorRecord{}, errorTextCaps)
 	if err != nil {
 		return nil, err
@@ -567,58 +556,58 @@ func (s *store) getError(ctx context.Context, hash string) (*shownError, error) 
 	for _, t := range []struct {
 		s     *string
 		limit int
-	}{{&r.Host, maxHostBytes}, {&r.Path, maxPathBytes}, {&r.Route, maxPathBytes}, {&r.ExceptionName, maxNameBytes},
-		{&r.Message, maxMessageBytes}, {&r.Traceback, maxTracebackBytes}} {
+	}{{&r.Host, MaxHostBytes}, {&r.Path, MaxPathBytes}, {&r.Route, MaxPathBytes}, {&r.ExceptionName, MaxNameBytes},
+		{&r.Message, MaxMessageBytes}, {&r.Traceback, MaxTracebackBytes}} {
 		capColumn(t.s, t.limit)
 	}
-	r.RequestData, rec.contextCut = readCut(r.RequestData, maxReadContext)
+	r.RequestData, rec.ContextCut = text.CutRunes(r.RequestData, MaxReadContext)
 	return &rec, nil
 }
 
-// lastOccurrences returns the newest samples of an error, newest first,
+// LastOccurrences returns the newest samples of an error, newest first,
 // their texts capped.
-func (s *store) lastOccurrences(ctx context.Context, hash string, limit int) ([]shownOccurrence, error) {
-	cols, err := s.cappedColumns(&errorOccurrence{}, occurrenceTextCaps)
+func (s *Store) LastOccurrences(ctx context.Context, hash string, limit int) ([]shownOccurrence, error) {
+	cols, err := s.cappedColumns(&ErrorOccurrence{}, occurrenceTextCaps)
 	if err != nil {
 		return nil, err
 	}
-	var rows []errorOccurrence
-	err = s.db.WithContext(ctx).Model(&errorOccurrence{}).Select(cols).Where("hash = ?", hash).Order("id DESC").Limit(limit).Find(&rows).Error
+	var rows []ErrorOccurrence
+	err = s.db.WithContext(ctx).Model(&ErrorOccurrence{}).Select(cols).Where("hash = ?", hash).Order("id DESC").Limit(limit).Find(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("errmon: occurrences of %s: %w", hash, err)
 	}
 	out := make([]shownOccurrence, len(rows))
 	for i := range rows {
 		o := &rows[i]
-		capColumn(&o.Host, maxHostBytes)
-		capColumn(&o.Path, maxPathBytes)
-		capColumn(&o.Message, maxMessageBytes)
-		out[i].errorOccurrence = *o
-		out[i].RequestData, out[i].contextCut = readCut(o.RequestData, maxReadContext)
+		capColumn(&o.Host, MaxHostBytes)
+		capColumn(&o.Path, MaxPathBytes)
+		capColumn(&o.Message, MaxMessageBytes)
+		out[i].ErrorOccurrence = *o
+		out[i].RequestData, out[i].ContextCut = text.CutRunes(o.RequestData, MaxReadContext)
 	}
 	return out, nil
 }
 
-// hourStart is the start of t's hour, in UTC.
-func hourStart(t time.Time) time.Time { return t.UTC().Truncate(time.Hour) }
+// HourStart is the start of t's hour, in UTC.
+func HourStart(t time.Time) time.Time { return t.UTC().Truncate(time.Hour) }
 
-// hourlyCounts returns, for each hash, its occurrences per hour over the n
+// HourlyCounts returns, for each hash, its occurrences per hour over the n
 // hours that end with now's hour: index 0 is the oldest hour, n-1 the
 // current one. Hashes without occurrences in the window are absent.
-func (s *store) hourlyCounts(ctx context.Context, hashes []string, now time.Time, n int) (map[string][]int64, error) {
+func (s *Store) HourlyCounts(ctx context.Context, hashes []string, now time.Time, n int) (map[string][]int64, error) {
 	out := make(map[string][]int64, len(hashes))
 	if len(hashes) == 0 || n < 1 {
 		return out, nil
 	}
-	end := hourStart(now)
+	end := HourStart(now)
 	start := end.Add(-time.Duration(n-1) * time.Hour)
-	var rows []errorHourly
+	var rows []ErrorHourly
 	err := s.db.WithContext(ctx).Where("hash IN ? AND hour >= ?", hashes, start).Find(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("errmon: hourly counts: %w", err)
 	}
 	for _, r := range rows {
-		i := int(hourStart(r.Hour).Sub(start) / time.Hour)
+		i := int(HourStart(r.Hour).Sub(start) / time.Hour)
 		if i < 0 || i >= n {
 			continue
 		}
@@ -630,15 +619,15 @@ func (s *store) hourlyCounts(ctx context.Context, hashes []string, now time.Time
 	return out, nil
 }
 
-// setResolved resolves (or reopens) the errors with the given hashes and
+// SetResolved resolves (or reopens) the errors with the given hashes and
 // returns how many rows changed state.
-func (s *store) setResolved(ctx context.Context, hashes []string, resolved bool, now time.Time) (int64, error) {
+func (s *Store) SetResolved(ctx context.Context, hashes []string, resolved bool, now time.Time) (int64, error) {
 	if len(hashes) == 0 {
 		return 0, nil
 	}
 	var at *time.Time
 	if resolved {
-		t := dbTime(now)
+		t := DBTime(now)
 		at = &t
 	}
 	r := s.db.WithContext(ctx).Model(&ErrorRecord{}).
@@ -650,19 +639,19 @@ func (s *store) setResolved(ctx context.Context, hashes []string, resolved bool,
 	return r.RowsAffected, nil
 }
 
-// deleteErrors removes the errors with the given hashes with their
+// Delete removes the errors with the given hashes with their
 // occurrence samples and hourly counts, in one transaction, and returns how
 // many errors were deleted.
-func (s *store) deleteErrors(ctx context.Context, hashes []string) (int64, error) {
+func (s *Store) Delete(ctx context.Context, hashes []string) (int64, error) {
 	if len(hashes) == 0 {
 		return 0, nil
 	}
 	var n int64
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Where("hash IN ?", hashes).Delete(&errorOccurrence{}).Error; err != nil {
+		if err := tx.Where("hash IN ?", hashes).Delete(&ErrorOccurrence{}).Error; err != nil {
 			return fmt.Errorf("delete app_error_occurrences: %w", err)
 		}
-		if err := tx.Where("hash IN ?", hashes).Delete(&errorHourly{}).Error; err != nil {
+		if err := tx.Where("hash IN ?", hashes).Delete(&ErrorHourly{}).Error; err != nil {
 			return fmt.Errorf("delete app_error_hourly: %w", err)
 		}
 		r := tx.Where("hash IN ?", hashes).Delete(&ErrorRecord{})
@@ -676,4 +665,45 @@ func (s *store) deleteErrors(ctx context.Context, hashes []string) (int64, error
 		return 0, fmt.Errorf("errmon: delete errors: %w", err)
 	}
 	return n, nil
+}
+
+// DefaultListSize is the page size of a ListQuery that sets none.
+const DefaultListSize = 20
+
+// Records reads the errors with these ids.
+func (s *Store) Records(ctx context.Context, ids []uint) ([]ErrorRecord, error) {
+	var recs []ErrorRecord
+	err := s.db.WithContext(ctx).Where("id IN ?", ids).Find(&recs).Error
+	return recs, err
+}
+
+// HashesWithPrefix returns up to two fingerprints that start with prefix,
+// in one range of the hash index.
+func (s *Store) HashesWithPrefix(ctx context.Context, prefix string) ([]string, error) {
+	q := s.db.WithContext(ctx).Model(&ErrorRecord{}).Where("hash >= ?", prefix)
+	if next := nextHexPrefix(prefix); next != "" {
+		q = q.Where("hash < ?", next)
+	}
+	var hashes []string
+	err := q.Order("hash").Limit(2).Pluck("hash", &hashes).Error
+	return hashes, err
+}
+
+// nextHexPrefix returns the smallest hex string of p's length greater than
+// every string that starts with p, or "" when there is none (p is all f).
+func nextHexPrefix(p string) string {
+	b := []byte(p)
+	for i := len(b) - 1; i >= 0; i-- {
+		switch b[i] {
+		case 'f':
+			b[i] = '0'
+			continue
+		case '9':
+			b[i] = 'a'
+		default:
+			b[i]++
+		}
+		return string(b)
+	}
+	return ""
 }

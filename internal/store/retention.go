@@ -1,4 +1,4 @@
-package errmon
+package store
 
 import (
 	"context"
@@ -13,15 +13,15 @@ import (
 // pruneBatch is how many errors one pruning statement deletes.
 const pruneBatch = 500
 
-// pruneErrors deletes the errors that retention no longer keeps, with their
+// PruneErrors deletes the errors that retention no longer keeps, with their
 // samples and hourly counts, and returns how many it deleted: resolved
 // errors not seen for days (when days > 0), then, while more than
 // maxErrors are stored (when maxErrors > 0), the oldest resolved and then
 // the least recently seen.
-func (s *store) pruneErrors(ctx context.Context, now time.Time, days, maxErrors int) (int64, error) {
+func (s *Store) PruneErrors(ctx context.Context, now time.Time, days, maxErrors int) (int64, error) {
 	var deleted int64
 	if days > 0 {
-		cutoff := dbTime(now.AddDate(0, 0, -days))
+		cutoff := DBTime(now.AddDate(0, 0, -days))
 		for {
 			var hashes []string
 			err := s.db.WithContext(ctx).Model(&ErrorRecord{}).
@@ -30,7 +30,7 @@ func (s *store) pruneErrors(ctx context.Context, now time.Time, days, maxErrors 
 			if err != nil {
 				return deleted, fmt.Errorf("errmon: find errors past retention: %w", err)
 			}
-			n, err := s.deleteErrors(ctx, hashes) // with their samples and hourly counts
+			n, err := s.Delete(ctx, hashes) // with their samples and hourly counts
 			deleted += n
 			if err != nil {
 				return deleted, err
@@ -59,7 +59,7 @@ func (s *store) pruneErrors(ctx context.Context, now time.Time, days, maxErrors 
 			if len(hashes) == 0 {
 				break
 			}
-			gone, err := s.deleteErrors(ctx, hashes)
+			gone, err := s.Delete(ctx, hashes)
 			deleted += gone
 			if err != nil {
 				return deleted, err
