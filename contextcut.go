@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/errmon/errmon/internal/text"
 )
 
 // Markers of what the context budget cut.
@@ -146,7 +148,7 @@ func (ct *cutter) values(vs []string, depth int) any {
 // its JSON encoding, decoded when it fits the budget and kept as text
 // otherwise, so that it is masked like the rest.
 func (ct *cutter) encoded(v any, depth int) any {
-	b, err := marshalJSON(v)
+	b, err := text.MarshalJSON(v)
 	if err != nil {
 		return ct.text(fmt.Sprintf("<%T: %v>", v, err), smallField)
 	}

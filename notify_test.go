@@ -31,6 +31,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"github.com/errmon/errmon/internal/store"
+	"github.com/errmon/errmon/internal/text"
 	"github.com/gin-gonic/gin"
 	"gopkg.in/gomail.v2"
 	"gorm.io/driver/postgres"
@@ -1029,7 +1030,7 @@ func TestNotifyAlertContextAsBefore(t *testing.T) {
 		42.0,
 	}
 	for i, v := range values {
-		stored, err := marshalJSON(v)
+		stored, err := text.MarshalJSON(v)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1037,7 +1038,7 @@ func TestNotifyAlertContextAsBefore(t *testing.T) {
 		if err := json.Unmarshal(stored, &back); err != nil {
 			t.Fatal(err)
 		}
-		want, err := indentJSON(back)
+		want, err := text.IndentJSON(back)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1066,11 +1067,11 @@ func FuzzAlertContext(f *testing.F) {
 		}
 		// Compare on the stored form: what errmon writes is compact and
 		// canonical.
-		stored, err := marshalJSON(v)
+		stored, err := text.MarshalJSON(v)
 		if err != nil {
 			return
 		}
-		want, _ := indentJSON(v)
+		want, _ := text.IndentJSON(v)
 		if got := alertContext(string(stored)); got != sanitize(string(want), alertContextBytes) {
 			t.Fatalf("view of %s:\n%s\nwant\n%s", stored, got, want)
 		}

@@ -1,8 +1,6 @@
 package errmon
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -125,7 +123,7 @@ func (m *Monitor) requestData(c *gin.Context) (data string) {
 			msg := m.maskCap(messageOf(r), 1024)
 			m.log.Error("errmon: ContextBuilder panicked; the error is recorded without its request context",
 				"panic", msg)
-			b, _ := marshalJSON(map[string]any{"context_error": "ContextBuilder panicked: " + msg})
+			b, _ := text.MarshalJSON(map[string]any{"context_error": "ContextBuilder panicked: " + msg})
 			data = string(b)
 		}
 	}()
@@ -148,7 +146,7 @@ func (m *Monitor) requestData(c *gin.Context) (data string) {
 				}
 			}
 		}
-		b, _ = marshalJSON(small)
+		b, _ = text.MarshalJSON(small)
 	}
 	return string(b)
 }
@@ -163,31 +161,11 @@ func (m *Monitor) encodeContext(raw map[string]any, budget int, cut bool) ([]byt
 	masked := text.Tree(v, m.mask.Key, m.mask.With, func(s string) string {
 		return m.maskCap(s, maxContextString)
 	})
-	b, err := marshalJSON(masked)
+	b, err := text.MarshalJSON(masked)
 	if err != nil {
-		b, _ = marshalJSON(map[string]any{"context_error": "the request context could not be encoded: " + sanitize(err.Error(), 1024)})
+		b, _ = text.MarshalJSON(map[string]any{"context_error": "the request context could not be encoded: " + sanitize(err.Error(), 1024)})
 	}
 	return b, masked
-}
-
-// marshalJSON encodes v as compact JSON without escaping &, < and > (the
-// stored context is read by people; the dashboard escapes what it shows).
-func marshalJSON(v any) ([]byte, error) { return encodeJSON(v, "") }
-
-// indentJSON is marshalJSON indented by two spaces, for people to read in
-// alerts and on the dashboard.
-func indentJSON(v any) ([]byte, error) { return encodeJSON(v, "  ") }
-
-// encodeJSON encodes v without HTML escapes, indented by indent.
-func encodeJSON(v any, indent string) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", indent)
-	if err := enc.Encode(v); err != nil {
-		return nil, fmt.Errorf("encode request context: %w", err)
-	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // maskCap masks the secrets written in s and sanitizes it to at most max

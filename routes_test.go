@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/errmon/errmon/internal/dashboard"
 	"github.com/errmon/errmon/internal/store"
 	"github.com/gin-gonic/gin"
 	"gorm.io/gorm"
@@ -154,20 +155,20 @@ func (d *dashEnv) get(t *testing.T, hash string) *ErrorRecord {
 }
 
 // apiList calls GET api/errors with query and decodes the answer.
-func (d *dashEnv) apiList(t *testing.T, query url.Values) apiErrorList {
+func (d *dashEnv) apiList(t *testing.T, query url.Values) dashboard.APIErrorList {
 	t.Helper()
 	w := d.do("GET", dashPrefix+"/api/errors?"+query.Encode(), nil)
 	if w.Code != http.StatusOK {
 		t.Fatalf("GET api/errors?%s: %d %s", query.Encode(), w.Code, w.Body)
 	}
-	var out apiErrorList
+	var out dashboard.APIErrorList
 	if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil {
 		t.Fatalf("decode api/errors: %v\n%s", err, w.Body)
 	}
 	return out
 }
 
-func hashesOf(list apiErrorList) []string {
+func hashesOf(list dashboard.APIErrorList) []string {
 	out := make([]string, len(list.Errors))
 	for i, e := range list.Errors {
 		out[i] = e.Hash
@@ -441,7 +442,7 @@ func TestDashboardActions(t *testing.T) {
 
 		// JSON when asked.
 		w = d.do("POST", dashPrefix+"/"+b.Hash+"/resolve", nil, withHeader("Accept", "application/json"))
-		var one apiError
+		var one dashboard.APIError
 		if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &one) != nil || !one.Resolved || one.Hash != b.Hash || one.Count != 2 {
 			t.Fatalf("JSON resolve: %d %s", w.Code, w.Body)
 		}
@@ -549,7 +550,7 @@ func TestDashboardEscaping(t *testing.T) {
 		if ct := w.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 			t.Errorf("API content type %q", ct)
 		}
-		var detail apiErrorDetail
+		var detail dashboard.APIErrorDetail
 		if err := json.Unmarshal(w.Body.Bytes(), &detail); err != nil || detail.Message != xss {
 			t.Errorf("API detail message %q (%v)", detail.Message, err)
 		}
@@ -659,7 +660,7 @@ func TestDashboardPaginationAndSort(t *testing.T) {
 			recs = append(recs, r)
 		}
 		d.seed(t, recs...)
-		names := func(list apiErrorList) string {
+		names := func(list dashboard.APIErrorList) string {
 			var s []string
 			for _, e := range list.Errors {
 				s = append(s, strings.TrimPrefix(e.Message, "message of "))
@@ -776,16 +777,10 @@ func TestDashboardJSONShapes(t *testing.T) {
 			t.Errorf("occurrences: %v", detail["occurrences"])
 		}
 		hourly, _ := detail["hourly"].([]any)
-		if len(hourly) != sparkHours || hourly[sparkHours-1] != float64(7) {
+		if len(hourly) != 24 || hourly[23] != float64(7) {
 			t.Errorf("hourly: %v", detail["hourly"])
 		}
 
-		// A context that is not a JSON object is still an object.
-		for in, want := range map[string]string{"": "{}", "not json": `{"raw":"not json"}`, `[1]`: `{"raw":"[1]"}`, `{"a":1}`: `{"a":1}`} {
-			if got := string(apiContext(in, false)); got != want {
-				t.Errorf("apiContext(%q) = %s, want %s", in, got, want)
-			}
-		}
 	})
 }
 
@@ -901,58 +896,6 @@ func TestDashboardMountedAnywhere(t *testing.T) {
 			t.Error("the router group's middleware did not run")
 		}
 	})
-}
-
-func TestDashboardHelpers(t *testing.T) {
-	if got := store.EscapeLike(`50%_off!`); got != `50!%!_off!!` {
-		t.Errorf("escapeLike = %q", got)
-	}
-	for s, want := range map[string]bool{
-		dashHash("x"): true, strings.ToUpper(dashHash("x")): false, dashHash("x")[:63]: false,
-		dashHash("x")[:63] + "g": false, "": false, "../../etc/passwd": false,
-	} {
-		if validHash(s) != want {
-			t.Errorf("validHash(%q) = %v", s, !want)
-		}
-	}
-	groups, n := parseTraceback("main.a\n\t/app/a.go:1\nruntime.x\n\t/go/x.go:2\nnet/http.y\n\t/go/y.go:3\nmain.b\n\t/app/b.go:4\n")
-	if n != 2 || len(groups) != 3 || !groups[0].InApp || groups[1].InApp || len(groups[1].Frames) != 2 || groups[2].Frames[0].Line != "4" {
-		t.Errorf("parseTraceback: %d %+v", n, groups)
-	}
-	pl := pageLinks(50, 100, func(p int) string { return fmt.Sprint(p) })
-	var nums []string
-	for _, p := range pl {
-		if p.Gap {
-			nums = append(nums, "…")
-		} else {
-			nums = append(nums, fmt.Sprint(p.Num))
-		}
-	}
-	if got := strings.Join(nums, " "); got != "1 … 48 49 50 51 52 … 100" {
-		t.Errorf("pageLinks = %s", got)
-	}
-	entries, raw := requestContext(`{"body":{"user":{"id":1}},"method":"POST","headers":{"Accept":["a","b"]},"zeta":[1,2]}`, false, pageContextBudget, true)
-	var keys []string
-	for _, e := range entries {
-		keys = append(keys, e.Key)
-	}
-	if strings.Join(keys, ",") != "method,headers,body,zeta" {
-		t.Errorf("context order: %v", keys)
-	}
-	if entries[0].Text != "POST" || len(entries[1].Table) != 1 || entries[1].Table[0] != [2]string{"Accept", "a, b"} ||
-		!strings.Contains(entries[2].JSON, `"id": 1`) || !strings.Contains(raw, "\n  ") {
-		t.Errorf("context entries: %+v", entries)
-	}
-	if entries, _ := requestContext("not json", false, pageContextBudget, true); len(entries) != 1 || entries[0].Text != "not json" {
-		t.Errorf("non-JSON context: %+v", entries)
-	}
-	if got := formatCount(1234567); got != "1,234,567" {
-		t.Errorf("formatCount = %s", got)
-	}
-	svg := string(sparkline([]int64{0, 1, 4}, time.Now()))
-	if strings.Count(svg, "<rect") != 2 || !strings.Contains(svg, "5 occurrences in the last 24 hours") {
-		t.Errorf("sparkline: %s", svg)
-	}
 }
 
 // dashFlush stores everything recorded so far.

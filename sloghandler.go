@@ -240,12 +240,12 @@ func (m *Monitor) logContext(r slog.Record, attrs map[string]any) string {
 		"message": r.Message,
 		"attrs":   plain,
 	}}, m.mask.Key, m.mask.With, func(s string) string { return m.maskCap(s, maxContextString) })
-	b, err := marshalJSON(masked)
+	b, err := text.MarshalJSON(masked)
 	if err != nil {
 		return `{"context_error":"the log record could not be encoded"}`
 	}
 	if len(b) > store.MaxRequestDataBytes {
-		b, _ = marshalJSON(map[string]any{"log": map[string]any{
+		b, _ = text.MarshalJSON(map[string]any{"log": map[string]any{
 			"level": r.Level.String(), "message": m.maskCap(r.Message, maxContextString), "truncated": true}})
 	}
 	return string(b)

@@ -1,4 +1,4 @@
-package errmon
+package dashboard
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package errmon
+package dashboard
 
 import (
 	"encoding/json"
@@ -13,8 +13,8 @@ import (
 
 // The dashboard's JSON API.
 
-// apiError is an error as the JSON API shows it.
-type apiError struct {
+// APIError is an error as the JSON API shows it.
+type APIError struct {
 	Hash          string     `json:"hash"`
 	ExceptionName string     `json:"exception_name"`
 	Message       string     `json:"message"`
@@ -30,10 +30,10 @@ type apiError struct {
 	Regressions   int64      `json:"regressions"`
 }
 
-// apiErrorDetail is one error with everything stored about it, as
+// APIErrorDetail is one error with everything stored about it, as
 // GET {prefix}/api/errors/{hash} shows it.
-type apiErrorDetail struct {
-	apiError
+type APIErrorDetail struct {
+	APIError
 	Traceback string `json:"traceback"`
 	// RequestData is the stored request context, an object. Levels nested
 	// deeper than 64 are replaced by a string such as "[… 8937 more
@@ -44,11 +44,11 @@ type apiErrorDetail struct {
 	// Hourly holds the occurrences per hour over the last 24 hours, oldest
 	// first.
 	Hourly      []int64         `json:"hourly"`
-	Occurrences []apiOccurrence `json:"occurrences"` // newest first
+	Occurrences []APIOccurrence `json:"occurrences"` // newest first
 }
 
-// apiOccurrence is one stored sample of an error.
-type apiOccurrence struct {
+// APIOccurrence is one stored sample of an error.
+type APIOccurrence struct {
 	SeenAt      time.Time       `json:"seen_at"`
 	Host        string          `json:"host"`
 	Path        string          `json:"path"`
@@ -57,14 +57,14 @@ type apiOccurrence struct {
 	RequestData json.RawMessage `json:"request_data"` // as in apiErrorDetail
 }
 
-// apiErrorList is a page of errors, as GET {prefix}/api/errors shows it.
+// APIErrorList is a page of errors, as GET {prefix}/api/errors shows it.
 //
 // The list is read in pages of PageSize, newest first (or as sort= asks).
 // To walk it, pass Next as after= (Prev as before=), with the same q,
 // status and sort: a cursor costs the same however deep it reaches.
 // page= still serves the pages counted (see Total), clamped to them.
-type apiErrorList struct {
-	Errors []apiError `json:"errors"`
+type APIErrorList struct {
+	Errors []APIError `json:"errors"`
 	// Total is the number of matching errors, counted up to a cap: 1,000
 	// (or ten pages, if that is more) for the list, ten pages (at least
 	// 100) for a search. When TotalIsLowerBound is set there are at least
@@ -92,8 +92,8 @@ type apiErrorList struct {
 	SearchWindow int `json:"search_window"`
 }
 
-func toAPI(e *ErrorRecord) apiError {
-	return apiError{
+func toAPI(e *store.ErrorRecord) APIError {
+	return APIError{
 		Hash: e.Hash, ExceptionName: e.ExceptionName, Message: e.Message, Host: e.Host,
 		Path: e.Path, Route: e.Route, Method: e.Method, Count: e.Count,
 		CreatedOn: e.CreatedOn.UTC(), LastSeen: e.LastSeen.UTC(), Resolved: e.Resolved,
@@ -101,15 +101,15 @@ func toAPI(e *ErrorRecord) apiError {
 	}
 }
 
-func (d *dashboard) apiList(c *gin.Context) {
+func (d *Dashboard) apiList(c *gin.Context) {
 	q := d.listQuery(c.Query)
-	d.m.store.LogSearchOnce(d.m.log.Warn)
-	res, err := d.m.store.List(c.Request.Context(), q)
+	d.store.LogSearchOnce(d.log.Warn)
+	res, err := d.store.List(c.Request.Context(), q)
 	if err != nil {
 		d.serverError(c, err)
 		return
 	}
-	out := apiErrorList{Errors: make([]apiError, 0, len(res.Errors)), Total: res.Total, TotalIsLowerBound: res.TotalIsLowerBound,
+	out := APIErrorList{Errors: make([]APIError, 0, len(res.Errors)), Total: res.Total, TotalIsLowerBound: res.TotalIsLowerBound,
 		Page: res.Page, Pages: res.Pages, PageSize: q.Size, Next: res.Next, Prev: res.Prev, SearchWindow: res.Window}
 	for i := range res.Errors {
 		out.Errors = append(out.Errors, toAPI(&res.Errors[i]))
@@ -117,7 +117,7 @@ func (d *dashboard) apiList(c *gin.Context) {
 	respondJSON(c, http.StatusOK, out)
 }
 
-func (d *dashboard) apiDetail(c *gin.Context) {
+func (d *Dashboard) apiDetail(c *gin.Context) {
 	hash := c.Param("hash")
 	if !validHash(hash) {
 		if !d.shortID(c, true) {
@@ -126,7 +126,7 @@ func (d *dashboard) apiDetail(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	rec, err := d.m.store.Get(ctx, hash)
+	rec, err := d.store.Get(ctx, hash)
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		d.notFound(c, true)
 		return
@@ -134,8 +134,8 @@ func (d *dashboard) apiDetail(c *gin.Context) {
 		d.serverError(c, err)
 		return
 	}
-	out := apiErrorDetail{apiError: toAPI(&rec.ErrorRecord), Traceback: rec.Traceback, RequestData: apiContext(rec.RequestData, rec.ContextCut)}
-	hourly, err := d.m.store.HourlyCounts(ctx, []string{hash}, time.Now(), sparkHours)
+	out := APIErrorDetail{APIError: toAPI(&rec.ErrorRecord), Traceback: rec.Traceback, RequestData: apiContext(rec.RequestData, rec.ContextCut)}
+	hourly, err := d.store.HourlyCounts(ctx, []string{hash}, time.Now(), sparkHours)
 	if err != nil {
 		d.serverError(c, err)
 		return
@@ -144,14 +144,14 @@ func (d *dashboard) apiDetail(c *gin.Context) {
 	if out.Hourly == nil {
 		out.Hourly = make([]int64, sparkHours)
 	}
-	occ, err := d.m.store.LastOccurrences(ctx, hash, store.OccurrenceHistory)
+	occ, err := d.store.LastOccurrences(ctx, hash, store.OccurrenceHistory)
 	if err != nil {
 		d.serverError(c, err)
 		return
 	}
-	out.Occurrences = make([]apiOccurrence, 0, len(occ))
+	out.Occurrences = make([]APIOccurrence, 0, len(occ))
 	for _, o := range occ {
-		out.Occurrences = append(out.Occurrences, apiOccurrence{
+		out.Occurrences = append(out.Occurrences, APIOccurrence{
 			SeenAt: o.SeenAt.UTC(), Host: o.Host, Path: o.Path, Method: o.Method,
 			Message: o.Message, RequestData: apiContext(o.RequestData, o.ContextCut),
 		})

@@ -1,4 +1,4 @@
-package errmon
+package dashboard
 
 import (
 	"context"
@@ -22,24 +22,24 @@ func validAction(act string) bool {
 
 // apply performs a valid action on the errors with these hashes and
 // returns how many changed.
-func (d *dashboard) apply(ctx context.Context, act string, hashes []string) (int64, error) {
+func (d *Dashboard) apply(ctx context.Context, act string, hashes []string) (int64, error) {
 	switch act {
 	case "resolve":
-		return d.m.store.SetResolved(ctx, hashes, true, time.Now())
+		return d.store.SetResolved(ctx, hashes, true, time.Now())
 	case "unresolve":
-		return d.m.store.SetResolved(ctx, hashes, false, time.Now())
+		return d.store.SetResolved(ctx, hashes, false, time.Now())
 	}
-	return d.m.store.Delete(ctx, hashes)
+	return d.store.Delete(ctx, hashes)
 }
 
-func (d *dashboard) action(c *gin.Context) {
+func (d *Dashboard) action(c *gin.Context) {
 	hash, act := c.Param("hash"), c.Param("action")
 	if !validHash(hash) || !validAction(act) {
 		d.notFound(c, false)
 		return
 	}
 	ctx := c.Request.Context()
-	if _, err := d.m.store.Get(ctx, hash); errors.Is(err, gorm.ErrRecordNotFound) {
+	if _, err := d.store.Get(ctx, hash); errors.Is(err, gorm.ErrRecordNotFound) {
 		d.notFound(c, false)
 		return
 	} else if err != nil {
@@ -55,7 +55,7 @@ func (d *dashboard) action(c *gin.Context) {
 			respondJSON(c, http.StatusOK, gin.H{"hash": hash, "deleted": true})
 			return
 		}
-		rec, err := d.m.store.Get(ctx, hash)
+		rec, err := d.store.Get(ctx, hash)
 		if err != nil {
 			d.serverError(c, err)
 			return
@@ -73,7 +73,7 @@ func (d *dashboard) action(c *gin.Context) {
 	}
 }
 
-func (d *dashboard) bulk(c *gin.Context) {
+func (d *Dashboard) bulk(c *gin.Context) {
 	act := c.PostForm("action")
 	if !validAction(act) {
 		abortWith(c, http.StatusBadRequest, "action must be resolve, unresolve or delete")

@@ -1,4 +1,4 @@
-package errmon
+package dashboard
 
 import (
 	"encoding/json"
@@ -215,7 +215,7 @@ func pruneJSON(s string) (string, bool) {
 				continue
 			}
 			b.WriteString(s[from:j])
-			q, _ := marshalJSON(depthMarker(s[j], n))
+			q, _ := text.MarshalJSON(depthMarker(s[j], n))
 			b.Write(q)
 			from, j = e, e-1
 		case '}', ']':
@@ -245,7 +245,7 @@ func apiContext(s string, cut bool) json.RawMessage {
 	if cut || len(s) > apiRawBytes {
 		raw["truncated"] = true
 	}
-	b, _ := marshalJSON(raw)
+	b, _ := text.MarshalJSON(raw)
 	return b
 }
 
@@ -316,7 +316,7 @@ func (w *shownText) add(s string) {
 func (w *shownText) scalar(v string) {
 	if v != "" && v[0] == '"' && strings.Contains(v, `\`) {
 		if s, ok := jsonText(v); ok {
-			q, _ := marshalJSON(s)
+			q, _ := text.MarshalJSON(s)
 			w.add(string(q))
 			return
 		}

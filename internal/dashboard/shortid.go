@@ -1,4 +1,4 @@
-package errmon
+package dashboard
 
 import (
 	"net/http"
@@ -29,12 +29,12 @@ func isShortID(s string) bool {
 
 // shortID redirects a short id to the error it names, and reports whether
 // it answered (an id that names no error, or two, is a 404).
-func (d *dashboard) shortID(c *gin.Context, api bool) bool {
+func (d *Dashboard) shortID(c *gin.Context, api bool) bool {
 	id := c.Param("hash")
 	if !isShortID(id) {
 		return false
 	}
-	hashes, err := d.m.store.HashesWithPrefix(c.Request.Context(), id)
+	hashes, err := d.store.HashesWithPrefix(c.Request.Context(), id)
 	switch {
 	case err != nil:
 		d.serverError(c, err)

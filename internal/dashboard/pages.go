@@ -1,4 +1,4 @@
-package errmon
+package dashboard
 
 import (
 	"errors"
@@ -31,7 +31,7 @@ type pageLink struct {
 }
 
 // listRow is one row of the list. Its fields are its own, not an embedded
-// ErrorRecord: text/template finds promoted fields slowly, with allocations.
+// store.ErrorRecord: text/template finds promoted fields slowly, with allocations.
 type listRow struct {
 	Hash, ExceptionName, Message string
 	Method, Route, Path          string
@@ -72,11 +72,11 @@ var notices = map[string]string{
 	"none":       "Nothing selected.",
 }
 
-func (d *dashboard) list(c *gin.Context) {
+func (d *Dashboard) list(c *gin.Context) {
 	q := d.listQuery(c.Query)
 	ctx := c.Request.Context()
-	d.m.store.LogSearchOnce(d.m.log.Warn)
-	res, err := d.m.store.List(ctx, q)
+	d.store.LogSearchOnce(d.log.Warn)
+	res, err := d.store.List(ctx, q)
 	if err != nil {
 		d.serverError(c, err)
 		return
@@ -85,7 +85,7 @@ func (d *dashboard) list(c *gin.Context) {
 		pageCommon: d.frame("Errors"), Query: q, Total: res.Total, Page: res.Page, Pages: res.Pages,
 		TotalText: totalText(res), Capped: res.Capped, Window: int64(res.Window), Clamped: res.Clamped,
 		Filtered: q.Q != "" || q.Status != store.StatusAll, Notice: notices[c.Query("notice")],
-		URLPrefix: d.m.cfg.URLPrefix, FlushSeconds: d.m.cfg.FlushInterval.String(),
+		URLPrefix: d.urlPrefix, FlushSeconds: d.flushInterval.String(),
 	}
 	switch {
 	case len(res.Errors) == 0:
@@ -100,7 +100,7 @@ func (d *dashboard) list(c *gin.Context) {
 	for i, e := range res.Errors {
 		hashes[i] = e.Hash
 	}
-	hourly, err := d.m.store.HourlyCounts(ctx, hashes, v.Now, sparkHours)
+	hourly, err := d.store.HourlyCounts(ctx, hashes, v.Now, sparkHours)
 	if err != nil {
 		d.serverError(c, err)
 		return
@@ -133,12 +133,12 @@ func (d *dashboard) list(c *gin.Context) {
 		v.Next = listHref(cursorValues(q, "after", res.Next))
 	}
 	v.PageLinks = pageLinks(res.Page, res.Pages, func(p int) string { return listHref(listValues(q, p)) })
-	respondHTML(c, http.StatusOK, "list", v)
+	d.html(c, http.StatusOK, "list", v)
 }
 
 // listQuery reads the list's parameters (see parseListQuery) with its
 // keyset cursors, after and before.
-func (d *dashboard) listQuery(get func(string) string) store.ListQuery {
+func (d *Dashboard) listQuery(get func(string) string) store.ListQuery {
 	q := d.parseListQuery(get)
 	q.After, q.Before = text.Cut(get("after"), 100), text.Cut(get("before"), 100)
 	return q
@@ -200,7 +200,7 @@ type frameGroup struct {
 
 // parseTraceback reads the stored traceback ("function\n\tfile:line\n" per
 // frame, newest first) into runs of application and library frames.
-func parseTraceback(tb string) (groups []frameGroup, inAppCount int64) {
+func parseTraceback(tb string, inApp func(function, file string) bool) (groups []frameGroup, inAppCount int64) {
 	lines := strings.Split(strings.TrimRight(tb, "\n"), "\n")
 	for i := 0; i < len(lines); i++ {
 		if strings.TrimSpace(lines[i]) == "" {
@@ -245,7 +245,7 @@ type occurrenceView struct {
 
 type detailView struct {
 	pageCommon
-	E           *ErrorRecord
+	E           *store.ErrorRecord
 	Groups      []frameGroup
 	InAppFrames int64
 	Context     []ctxEntry
@@ -258,7 +258,7 @@ type detailView struct {
 	Notice      string
 }
 
-func (d *dashboard) detail(c *gin.Context) {
+func (d *Dashboard) detail(c *gin.Context) {
 	hash := c.Param("hash")
 	if !validHash(hash) {
 		if !d.shortID(c, false) {
@@ -267,7 +267,7 @@ func (d *dashboard) detail(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	rec, err := d.m.store.Get(ctx, hash)
+	rec, err := d.store.Get(ctx, hash)
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		d.notFound(c, false)
 		return
@@ -276,10 +276,10 @@ func (d *dashboard) detail(c *gin.Context) {
 		return
 	}
 	v := detailView{pageCommon: d.frame(rec.ExceptionName), E: &rec.ErrorRecord, Notice: notices[c.Query("notice")], History: store.OccurrenceHistory}
-	v.Groups, v.InAppFrames = parseTraceback(rec.Traceback)
+	v.Groups, v.InAppFrames = parseTraceback(rec.Traceback, d.inApp)
 	v.Context, v.ContextJSON = requestContext(rec.RequestData, rec.ContextCut, pageContextBudget, true)
 	hours := chartDays * 24
-	hourly, err := d.m.store.HourlyCounts(ctx, []string{hash}, v.Now, hours)
+	hourly, err := d.store.HourlyCounts(ctx, []string{hash}, v.Now, hours)
 	if err != nil {
 		d.serverError(c, err)
 		return
@@ -292,7 +292,7 @@ func (d *dashboard) detail(c *gin.Context) {
 	v.Last24 = sumCounts(last)
 	v.Hourly = hourlyChart(last, v.Now)
 	v.Daily = dailyChart(counts, v.Now, chartDays)
-	occ, err := d.m.store.LastOccurrences(ctx, hash, store.OccurrenceHistory)
+	occ, err := d.store.LastOccurrences(ctx, hash, store.OccurrenceHistory)
 	if err != nil {
 		d.serverError(c, err)
 		return
@@ -301,7 +301,7 @@ func (d *dashboard) detail(c *gin.Context) {
 		entries, _ := requestContext(o.RequestData, o.ContextCut, sampleBudget, false)
 		v.Occurrences = append(v.Occurrences, occurrenceView{ErrorOccurrence: o.ErrorOccurrence, Context: entries})
 	}
-	respondHTML(c, http.StatusOK, "detail", v)
+	d.html(c, http.StatusOK, "detail", v)
 }
 
 func agoText(t time.Time) string {

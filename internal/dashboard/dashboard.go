@@ -1,0 +1,85 @@
+// Package dashboard serves errmon's dashboard: an HTML list and detail
+// pages, form actions and a JSON API, read from and written to the store.
+// Every link it emits is relative, so it works under any prefix and behind
+// any router group or proxy path. The root package mounts it (routes.go)
+// behind its permission, security headers and cross-origin check.
+//
+//	GET  {prefix}/                      list (q, status=open|resolved, sort=count|first_seen, page, after/before cursors)
+//	GET  {prefix}/{hash}                detail ({hash} may be a unique prefix of 8 or more: a redirect)
+//	POST {prefix}/{hash}/resolve        resolve (JSON with Accept: application/json, else 303)
+//	POST {prefix}/{hash}/unresolve      reopen
+//	POST {prefix}/{hash}/delete         delete with its samples and hourly counts
+//	POST {prefix}/bulk                  action=resolve|unresolve|delete, hash=... (repeated)
+//	GET  {prefix}/api/errors            {"errors":[...],"total":N,"page":P}
+//	GET  {prefix}/api/errors/{hash}     one error with traceback, request_data and samples
+//	GET  {prefix}/assets/dashboard.css  the style sheet
+package dashboard
+
+import (
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"time"
+
+	"github.com/errmon/errmon/internal/store"
+	"github.com/gin-gonic/gin"
+)
+
+// Options is what a Dashboard reads and shows.
+type Options struct {
+	Store         *store.Store
+	Templates     fs.FS // layout.html, list.html, detail.html, notfound.html and dashboard.css
+	ListSize      int   // errors per list page
+	URLPrefix     string
+	FlushInterval time.Duration
+	Log           *slog.Logger
+	// Stats gives the counters every page's footer shows.
+	Stats func() any
+	// InApp reports whether a traceback's frame is the application's own.
+	InApp func(function, file string) bool
+}
+
+// Dashboard is the dashboard of one store.
+type Dashboard struct {
+	store         *store.Store
+	listSize      int
+	urlPrefix     string
+	flushInterval time.Duration
+	log           *slog.Logger
+	stats         func() any
+	inApp         func(function, file string) bool
+	pages         map[string]*template.Template
+	css           []byte
+}
+
+// New returns the dashboard that o describes, with its templates parsed.
+func New(o Options) (*Dashboard, error) {
+	pages, css, err := parsePages(o.Templates)
+	if err != nil {
+		return nil, err
+	}
+	return &Dashboard{
+		store: o.Store, listSize: o.ListSize, urlPrefix: o.URLPrefix, flushInterval: o.FlushInterval,
+		log: o.Log, stats: o.Stats, inApp: o.InApp, pages: pages, css: css,
+	}, nil
+}
+
+// Mount registers the dashboard's routes on g, the group of its prefix.
+func (d *Dashboard) Mount(g gin.IRouter) {
+	if d.urlPrefix != "/" {
+		g.GET("", redirectToSlash)
+	}
+	g.GET("/", d.list)
+	g.GET("/assets/dashboard.css", d.serveCSS)
+	g.GET("/api/errors", d.apiList)
+	g.GET("/api/errors/:hash", d.apiDetail)
+	g.GET("/:hash", d.detail)
+	g.POST("/bulk", d.bulk)
+	g.POST("/:hash/:action", d.action)
+	g.GET("/:hash/:action", methodNotAllowed) // actions change state: POST only
+}
+
+// Abort answers code with msg and stops the group's handlers: as JSON
+// {"error": msg} for the API and for clients that ask for JSON, as text
+// otherwise.
+func Abort(c *gin.Context, code int, msg string) { abortWith(c, code, msg) }
