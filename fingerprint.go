@@ -126,8 +126,8 @@ func inApp(function, file string) bool {
 		return true
 	case strings.HasPrefix(pkg, "github.com/gin-gonic/"):
 		return false
-	case pkg == selfPkg || strings.HasPrefix(pkg, selfPkg+"/mail"):
-		return strings.HasSuffix(file, "_test.go")
+	case pkg == selfPkg || strings.HasPrefix(pkg, selfPkg+"/"):
+		return strings.HasSuffix(file, "_test.go") // errmon's packages; their tests are an application
 	case inModule(pkg, mainModulePath):
 		return true
 	}

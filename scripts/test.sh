@@ -17,13 +17,15 @@
 # fail rather than skip here (ERRMON_REQUIRE_PG=1, ERRMON_REQUIRE_MYSQL=1,
 # ERRMON_REQUIRE_BROWSER=1).
 #
-# Steps: gofmt -l, go vet, go test -race on the main module; then, when
-# bench/ has its own go.mod, go vet and a one-iteration smoke run of its
-# tests and benchmarks. The last line is "errmon: N passed, N failed,
-# N skipped"; the exit status is non-zero on any failure.
+# Steps: gofmt -l, go vet, go test -race on the library's packages and on
+# internal/tests (the module of the tests that need real services); then
+# go vet and a one-iteration smoke run of bench/'s tests and benchmarks;
+# then scripts/adopter-graph.sh (what requiring errmon adds to an app's
+# module graph). The last line is "errmon: N passed, N failed, N skipped,
+# N benchmarks ran"; the exit status is non-zero on any failure.
 #
-# Arguments are passed to the main module's go test, for a partial run that
-# skips bench/:  bash scripts/test.sh -run 'TestConfig'
+# Arguments are passed to go test, for a partial run that skips bench/ and
+# the adopter's graph:  bash scripts/test.sh -run 'TestConfig'
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -296,9 +298,9 @@ elif [ -n "$unformatted" ]; then
 	check_failed gofmt "these files need gofmt -w (listed above)"
 fi
 
-step "go vet ./..."
-if ! go vet ./...; then
-	check_failed vet "go vet ./... reported problems (above)"
+step "go vet ./... ./internal/tests/... ./examples/..."
+if ! go vet ./... ./internal/tests/... ./examples/...; then
+	check_failed vet "go vet reported problems (above)"
 fi
 
 # run_tests NAME DIR GO-TEST-ARGS...: runs go test -v in DIR with the full
@@ -331,8 +333,11 @@ run_tests() {
 	fi
 }
 
-step "go test -race -count=1 -timeout 30m ./..."
-run_tests main "$ROOT" -race -count=1 -timeout 30m "$@" ./...
+# The library's own packages (./...), and internal/tests: the module of the
+# tests that need drivers, a browser, an SMTP server or goleak, which must
+# not reach the library's go.mod (the workspace wires it).
+step "go test -race -count=1 -timeout 30m ./... ./internal/tests/..."
+run_tests main "$ROOT" -race -count=1 -timeout 30m "$@" ./... ./internal/tests/...
 
 if [ $# -gt 0 ]; then
 	note "partial run (arguments given): bench/ skipped"
@@ -342,6 +347,13 @@ elif [ -f bench/go.mod ]; then
 		check_failed bench-vet "go vet in bench/ reported problems (above)"
 	fi
 	run_tests bench "$ROOT/bench" -count=1 -timeout 30m -run . -bench . -benchtime 1x ./...
+fi
+
+if [ $# -eq 0 ]; then
+	step "What requiring errmon costs an adopter (scripts/adopter-graph.sh)"
+	if ! bash scripts/adopter-graph.sh; then
+		check_failed adopter-graph "the adopter's module graph holds a module only errmon's tests need (above)"
+	fi
 fi
 
 # ---------------------------------------------------------------- summary
