@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -121,4 +122,53 @@ func withGinMode(t testing.TB, mode string) {
 	prev := gin.Mode()
 	gin.SetMode(mode)
 	t.Cleanup(func() { gin.SetMode(prev) })
+}
+
+// topFunction returns the first function of a stored traceback.
+func topFunction(tb string) string {
+	line, _, _ := strings.Cut(tb, "\n")
+	return line
+}
+
+const pkgPath = "github.com/errmon/errmon/internal/tests."
+
+//go:noinline
+func panicWithString() { panic("boom-value") }
+
+//go:noinline
+func panicIndex(i int) int {
+	s := []int{1, 2, 3}
+	return s[i]
+}
+
+//go:noinline
+func panicNilMap() {
+	var m map[string]int
+	m["x"] = 1
+}
+
+type nilThing struct{ v int }
+
+//go:noinline
+func panicNilPointer(p *nilThing) int { return p.v }
+
+func coalesceMonitor(t *testing.T, db *gorm.DB, tune func(*errmon.Config)) *errmon.Monitor {
+	t.Helper()
+	cfg := errmon.DefaultConfig()
+	cfg.DB = db
+	cfg.Output = io.Discard
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if tune != nil {
+		tune(&cfg)
+	}
+	m, err := errmon.New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func (l *syncBuffer) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
