@@ -350,12 +350,13 @@ func Middleware(cfg Config) gin.HandlerFunc {
 	return m.Middleware()
 }
 
-// Track wraps h so that its panics and errors are recorded by the default
-// monitor (see [Monitor.Track]). Without a default monitor, h runs as it
-// is, and the first error it would have recorded is logged as dropped.
+// Track wraps h so that its panics and errors are recorded (see
+// [Monitor.Track]) by the monitor whose middleware serves the request, else
+// by the default monitor. With neither, h runs as it is, and the first
+// error it would have recorded is logged as dropped.
 func Track(h gin.HandlerFunc) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if m := Default(); m != nil {
+		if m := monitorOf(c); m != nil {
 			m.trackCall(h, c)
 			return
 		}
@@ -366,20 +367,39 @@ func Track(h gin.HandlerFunc) gin.HandlerFunc {
 	}
 }
 
-// Record records err with the default monitor (see [Monitor.Record]);
-// without one the error is dropped, and the first drop is logged (with
-// slog.Default()). With several monitors, call Monitor.Record.
+// Record records err (see [Monitor.Record]) with the monitor whose
+// middleware serves c's request, else with the default monitor; with
+// neither, the error is dropped and the first drop is logged (with
+// slog.Default()). c may be nil outside a request.
 func Record(c *gin.Context, err error) {
 	if err == nil {
 		return
 	}
-	m := Default()
+	m := monitorOf(c)
 	if m == nil {
 		noDefault()
 		return
 	}
 	m.record(c, KindRecord, err, errorFrames(err), callerFrames(2))
 	markRecorded(c, err)
+}
+
+// monitorKey is the gin.Context key under which a monitor's middleware
+// leaves itself for the package-level Record and Track, when it is not the
+// default monitor.
+type monitorKey struct{}
+
+// monitorOf returns the monitor of c's request: the one whose middleware
+// serves it, else the default monitor (nil when there is none).
+func monitorOf(c *gin.Context) *Monitor {
+	if c != nil {
+		if v, ok := c.Get(monitorKey{}); ok {
+			if m, ok := v.(*Monitor); ok {
+				return m
+			}
+		}
+	}
+	return Default()
 }
 
 // noDefaultLogged says whether a drop for want of a default monitor was

@@ -37,6 +37,11 @@ const recordedKey = "github.com/errmon/errmon.recorded"
 // fail costs next to nothing: no allocation, no lock, no I/O.
 func (m *Monitor) Middleware() gin.HandlerFunc {
 	return func(c *gin.Context) {
+		if m != defaultMonitor.Load() {
+			// The package-level Record and Track find this monitor; the
+			// default one they find without it, at no cost to the request.
+			c.Set(monitorKey{}, m)
+		}
 		body := captureBody(c.Request, m.cfg.MaxBodyBytes)
 		defer func() {
 			if rec := recover(); rec != nil {
