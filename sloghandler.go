@@ -120,6 +120,9 @@ func (m *Monitor) recordLog(added []slogAdded, r slog.Record) {
 	var v any = &logRecord{msg: r.Message, level: r.Level}
 	var frames []Frame
 	if err := firstError(attrs); err != nil {
+		if m.ignoredValue(nil, err) {
+			return
+		}
 		v, frames = err, errorFrames(err)
 	}
 	var site []Frame
@@ -131,6 +134,10 @@ func (m *Monitor) recordLog(added []slogAdded, r slog.Record) {
 	}
 	o := m.capture(nil, KindLog, v, frames, site)
 	o.RequestData = m.logContext(r, attrs)
+	if m.cfg.Ignore != nil && m.ignoredBy(o) {
+		m.stats.ignored.Add(1)
+		return
+	}
 	m.stats.recorded.Add(1)
 	m.queue.add(o)
 }
