@@ -51,6 +51,10 @@ type Occurrence struct {
 	Hash        string
 	Traceback   string
 	RequestData string // JSON of the masked request context
+	// Culprit is the function to blame: the newest in-app frame of the
+	// traceback (for an error attached with c.Error without a stack, the
+	// request's handler), else its newest frame; "" without a traceback.
+	Culprit string
 }
 
 // Caps on stored text, in bytes. Longer values are cut at a character
@@ -108,6 +112,7 @@ func (m *Monitor) capture(c *gin.Context, kind Kind, v any, frames []Frame, extr
 		tb = extra
 	}
 	o.Traceback = sanitize(formatTraceback(tb), store.MaxTracebackBytes)
+	o.Culprit = culprit(tb)
 	o.Hash = fingerprint(o, m.cfg.Fingerprint)
 	return o
 }
@@ -220,4 +225,18 @@ func sanitizeOf(s string, limit, total int) string {
 		return s[:cut]
 	}
 	return s[:cut] + fmt.Sprintf("… [%d bytes cut]", total-cut)
+}
+
+// culprit is the function of the newest in-app frame, else of the newest
+// frame, else "".
+func culprit(frames []Frame) string {
+	for _, f := range frames {
+		if f.InApp {
+			return f.Function
+		}
+	}
+	if len(frames) > 0 {
+		return frames[0].Function
+	}
+	return ""
 }

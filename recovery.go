@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/http"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -109,7 +110,7 @@ func (m *Monitor) recordErrors(c *gin.Context, body *bodyCapture, from int) {
 			m.stats.ignored.Add(1) // Config.IgnoreStatus
 			continue
 		}
-		m.record(c, KindError, err, errorFrames(err), nil)
+		m.record(c, KindError, err, errorFrames(err), handlerFrames(c))
 	}
 	c.Set(recordedKey, len(c.Errors))
 }
@@ -312,4 +313,22 @@ func joinCut(vs []string, sep string, limit int) string {
 		b.WriteString(v[:min(len(v), limit)])
 	}
 	return b.String()
+}
+
+// handlerFrames is the frame of the request's handler (c.Handler(), at the
+// line where its function begins): the traceback of an error attached with
+// c.Error that carries no stack of its own, so that its page says which
+// handler failed. It is not part of the fingerprint.
+func handlerFrames(c *gin.Context) []Frame {
+	h := c.Handler()
+	if h == nil {
+		return nil
+	}
+	pc := reflect.ValueOf(h).Pointer()
+	fn := runtime.FuncForPC(pc)
+	if fn == nil {
+		return nil
+	}
+	file, line := fn.FileLine(pc)
+	return []Frame{{Function: fn.Name(), File: file, Line: line, InApp: inApp(fn.Name(), file)}}
 }
