@@ -8,6 +8,7 @@ import (
 	"net/mail"
 	"net/url"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -38,6 +39,8 @@ const (
 	envNotifyThresholds = "APP_ERROR_NOTIFY_THRESHOLDS" // Config.NotifyThresholds, comma-separated counts such as "10,100,1000"
 	envRetentionDays    = "APP_ERROR_RETENTION_DAYS"    // Config.RetentionDays
 	envMaxErrors        = "APP_ERROR_MAX_ERRORS"        // Config.MaxErrors
+	envRelease          = "APP_ERROR_RELEASE"           // Config.Release
+	envEnvironment      = "APP_ERROR_ENVIRONMENT"       // Config.Environment
 )
 
 // Defaults used by [DefaultConfig] and filled in by [New] for zero fields.
@@ -233,6 +236,14 @@ type Config struct {
 	// Logger receives errmon's own failures (what could not be stored or
 	// sent). Default slog.Default().
 	Logger *slog.Logger
+	// Release names the version of the service that recorded an
+	// occurrence. Key APP_ERROR_RELEASE. Default: the main module's version
+	// from the build info, else its vcs.revision shortened to 12 digits,
+	// with "-dirty" when the build had local changes, else "".
+	Release string
+	// Environment names where the service runs ("production", "staging").
+	// Key APP_ERROR_ENVIRONMENT, default "".
+	Environment string
 }
 
 // DefaultConfig returns a Config with every default set, as [New] fills
@@ -302,6 +313,8 @@ func configFromLookup(lookup func(string) (string, bool)) (Config, error) {
 	list(envMaskedKeyHas, &cfg.MaskedKeyHas)
 	str(envURLPrefix, &cfg.URLPrefix)
 	str(envEmailSender, &cfg.EmailSender)
+	str(envRelease, &cfg.Release)
+	str(envEnvironment, &cfg.Environment)
 	integer(envListSize, func(n int64) { cfg.ListSize = int(n) })
 	str(envBaseURL, &cfg.BaseURL)
 	integer(envRecordStatus, func(n int64) { cfg.RecordStatus = int(n) })
@@ -409,6 +422,9 @@ func (cfg Config) withDefaults() Config {
 	if cfg.DigestWindow == 0 {
 		cfg.DigestWindow = defaultDigestWindow
 	}
+	if cfg.Release == "" {
+		cfg.Release = buildRelease
+	}
 	if cfg.ContextBuilder == nil {
 		cfg.ContextBuilder = DefaultContextBuilder{}
 	}
@@ -467,6 +483,12 @@ func (cfg Config) validate(needDB bool) error {
 		bad(envURLPrefix, "the dashboard cannot take the root \"/\" of the service")
 	} else if strings.ContainsAny(cfg.URLPrefix, ":*?#") {
 		bad(envURLPrefix, "%q must be a plain path (no ':', '*', '?' or '#')", cfg.URLPrefix)
+	}
+	if len(cfg.Release) > maxLabelBytes || !printable(cfg.Release) {
+		bad(envRelease, "%q must be at most %d printable bytes", cfg.Release, maxLabelBytes)
+	}
+	if len(cfg.Environment) > maxLabelBytes || !printable(cfg.Environment) {
+		bad(envEnvironment, "%q must be at most %d printable bytes", cfg.Environment, maxLabelBytes)
 	}
 	if cfg.ListSize < 1 || cfg.ListSize > 1000 {
 		bad(envListSize, "%d must be between 1 and 1000", cfg.ListSize)
@@ -534,4 +556,51 @@ func (cfg Config) validate(needDB bool) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// buildRelease is the default Config.Release: the main module's version,
+// else the VCS revision of the build (12 digits, "-dirty" when modified).
+var buildRelease = func() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return ""
+	}
+	return releaseOf(bi)
+}()
+
+// releaseOf is the release that build info names.
+func releaseOf(bi *debug.BuildInfo) string {
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	var rev string
+	var dirty bool
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if rev != "" && dirty {
+		rev += "-dirty"
+	}
+	return rev
+}
+
+// maxLabelBytes caps Config.Release and Config.Environment.
+const maxLabelBytes = 64
+
+// printable reports whether s has only printable ASCII and no space.
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
 }

@@ -2,6 +2,8 @@ package errmon
 
 import (
 	"fmt"
+	"net/http"
+	"os"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -51,6 +53,13 @@ type Occurrence struct {
 	Hash        string
 	Traceback   string
 	RequestData string // JSON of the masked request context
+	// Release, Environment and Server say where it happened:
+	// Config.Release, Config.Environment and the host name (os.Hostname).
+	Release, Environment, Server string
+	// Status is the response status of its request: for a panic 500, unless
+	// the handler had written a status before it panicked; 0 outside a
+	// request.
+	Status int
 	// Culprit is the function to blame: the newest in-app frame of the
 	// traceback (for an error attached with c.Error without a stack, the
 	// request's handler), else its newest frame; "" without a traceback.
@@ -92,6 +101,9 @@ func (m *Monitor) capture(c *gin.Context, kind Kind, v any, frames []Frame, extr
 		Message:       m.messages.Get(messageOf(v), func(s string) string { return m.maskCap(s, store.MaxMessageBytes) }),
 		Frames:        frames,
 		Time:          store.DBTime(time.Now()),
+		Release:       m.cfg.Release,
+		Environment:   m.cfg.Environment,
+		Server:        hostName,
 	}
 	if c != nil && c.Request != nil {
 		if kind == KindRecord {
@@ -99,6 +111,10 @@ func (m *Monitor) capture(c *gin.Context, kind Kind, v any, frames []Frame, extr
 			// the context takes only what was read so far.
 			c.Set(midRequestKey, true)
 			defer c.Set(midRequestKey, false)
+		}
+		o.Status = c.Writer.Status()
+		if kind == KindPanic && !c.Writer.Written() {
+			o.Status = http.StatusInternalServerError
 		}
 		o.Host = capText(c.Request.Host, store.MaxHostBytes)
 		o.Path = capText(maskedPath(c, m.monitorMask()), store.MaxPathBytes)
@@ -240,3 +256,9 @@ func culprit(frames []Frame) string {
 	}
 	return ""
 }
+
+// hostName is this machine's name, as every occurrence records it.
+var hostName = func() string {
+	h, _ := os.Hostname()
+	return capText(h, store.MaxHostBytes)
+}()
