@@ -59,11 +59,12 @@ func mustRead(name string) []byte {
 }
 
 var templateFuncs = template.FuncMap{
-	"ago":    agoText,
-	"utc":    func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
-	"iso":    func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-	"num":    formatCount,
-	"plural": pluralize,
+	"ago":       agoText,
+	"utc":       func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
+	"iso":       func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"num":       formatCount,
+	"plural":    pluralize,
+	"breakable": breakable,
 }
 
 // parsePage parses the layout with one page's templates.
