@@ -425,8 +425,9 @@ func axeSource(t *testing.T) string {
 
 // TestDashboardBrowserAccessibility opens each kind of dashboard page (the
 // list, a detail, search results, the empty list, a search without
-// matches, not found) at a desktop's 1280 px and at a phone's 390 px, in
-// light and dark mode (prefers-color-scheme), and checks on each:
+// matches, not found) at a desktop's 1280 px, a tablet's 768 px and a
+// phone's 390 px, in light and dark mode (prefers-color-scheme), and checks
+// on each:
 //   - no horizontal scroll: document.documentElement.scrollWidth is at most
 //     window.innerWidth, with every <details> closed and open;
 //   - no word broken across two lines when it fits on one: long tokens
@@ -440,8 +441,8 @@ func axeSource(t *testing.T) string {
 //     allows no script) finds no violation, every <details> open.
 //
 // axe.min.js comes from ERRMON_AXE_JS, else npm installs axe-core@4 into the
-// user's cache directory (see axeSource). Screenshots of every phone view
-// and every dark view are kept beside the others (a11y-*.png).
+// user's cache directory (see axeSource). Screenshots of every phone and
+// tablet view and every dark view are kept beside the others (a11y-*.png).
 func TestDashboardBrowserAccessibility(t *testing.T) {
 	bin := browserBin(t)
 	axe := axeSource(t) + "\n;void 0"
@@ -468,9 +469,10 @@ func TestDashboardBrowserAccessibility(t *testing.T) {
 	viewports := []struct {
 		name          string
 		width, height int64
-		phone         bool
+		mobile        bool // a touch device whose browser honours the viewport meta tag
 	}{
 		{"desktop", 1280, 900, false},
+		{"tablet", 768, 1024, true},
 		{"phone", 390, 844, true},
 	}
 	nodesByRule := map[string]int{} // axe: failing nodes per rule, over all views
@@ -478,7 +480,7 @@ func TestDashboardBrowserAccessibility(t *testing.T) {
 	views := 0
 	for _, vp := range viewports {
 		opts := []chromedp.EmulateViewportOption{chromedp.EmulatePortrait}
-		if vp.phone {
+		if vp.mobile {
 			opts = append(opts, chromedp.EmulateMobile, chromedp.EmulateTouch, chromedp.EmulateScale(2))
 		}
 		if err := chromedp.Do(ctx, chromedp.EmulateViewport(vp.width, vp.height, opts...)); err != nil {
@@ -505,7 +507,7 @@ func TestDashboardBrowserAccessibility(t *testing.T) {
 					t.Fatalf("%s: %s: %v", view, pg.wait, err)
 				}
 				before := a11yCheck(t, ctx, view, vp.width, true, pg.list)
-				if vp.phone || scheme == "dark" {
+				if vp.mobile || scheme == "dark" {
 					browserScreenshot(t, ctx, "a11y-"+view+".png")
 				}
 				if _, err := chromedp.Run(ctx, chromedp.Evaluate[int](
@@ -588,12 +590,16 @@ type a11yProbe struct {
 	ScrollWidth  int      `json:"scrollWidth"`
 	InnerWidth   int      `json:"innerWidth"`
 	ScrollHeight int      `json:"scrollHeight"`
-	Wide         []string `json:"wide"`   // the innermost elements past the right edge
-	Split        []string `json:"split"`  // words broken across lines though they fit on one
-	Labels       []string `json:"labels"` // chart labels too small, overlapping or cut off
-	NoY          []string `json:"noY"`    // charts without a y-axis label (text.ymax)
-	Icon         string   `json:"icon"`   // href of <link rel=icon>
-	Tabs         []string `json:"tabs"`   // per nav.tabs: "accessible name|visible label|current tab"
+	Wide         []string `json:"wide"`     // the innermost elements past the right edge
+	Spill        []string `json:"spill"`    // table cells whose content is wider than they are
+	Split        []string `json:"split"`    // words broken across lines though they fit on one
+	Labels       []string `json:"labels"`   // chart labels too small, overlapping or cut off
+	NoY          []string `json:"noY"`      // charts without a y-axis label (text.ymax)
+	Icon         string   `json:"icon"`     // href of <link rel=icon>
+	Tabs         []string `json:"tabs"`     // per nav.tabs: "accessible name|visible label|current tab"
+	Rows         int      `json:"rows"`     // of the list
+	Sparks       int      `json:"sparks"`   // sparklines shown in the list
+	MsgLines     []int    `json:"msgLines"` // lines of each message in the list
 }
 
 // a11yProbeJS is a function of the viewport's width.
@@ -608,7 +614,11 @@ const a11yProbeJS = `(vw => {
   };
   const shown = el => { const r = el.getBoundingClientRect(); return r.width > 0 && r.height > 0; };
   const out = {scrollWidth: de.scrollWidth, innerWidth: iw, scrollHeight: de.scrollHeight,
-    wide: [], split: [], labels: [], noY: [], icon: '', tabs: []};
+    wide: [], spill: [], split: [], labels: [], noY: [], icon: '', tabs: [],
+    rows: document.querySelectorAll('table.errors tbody tr').length,
+    sparks: [...document.querySelectorAll('table.errors svg.spark')].filter(shown).length,
+    msgLines: [...document.querySelectorAll('table.errors .msg')].map(el =>
+      Math.round(el.getBoundingClientRect().height / parseFloat(getComputedStyle(el).lineHeight)))};
   const icon = document.querySelector('link[rel~="icon"]');
   out.icon = icon ? icon.getAttribute('href') : '';
 
@@ -630,6 +640,11 @@ const a11yProbeJS = `(vw => {
     }
   }
 
+  const clipped = el => { for (let a = el; a; a = a.parentElement) if (getComputedStyle(a).clip !== 'auto') return true; return false; };
+  for (const td of document.querySelectorAll('main td, main th')) {
+    if (shown(td) && !clipped(td) && td.scrollWidth > td.clientWidth + 1) out.spill.push(desc(td) + ' ' + td.scrollWidth + ' px in ' + td.clientWidth);
+  }
+
   const lineWidth = node => {
     let el = node.parentElement;
     while (el && getComputedStyle(el).display.startsWith('inline')) el = el.parentElement;
@@ -639,15 +654,24 @@ const a11yProbeJS = `(vw => {
   };
   const walker = document.createTreeWalker(document.querySelector('main') || document.body, NodeFilter.SHOW_TEXT);
   const range = document.createRange();
+  // A word is a run of letters and digits. One split across lines though it
+  // fits on one is reported, unless its token (a run without spaces) holds
+  // a word wider than the line: that one breaks anywhere, and so may the
+  // words beside it.
+  const measure = (n, from, to) => {
+    range.setStart(n, from);
+    range.setEnd(n, to);
+    const rects = [...range.getClientRects()].filter(r => r.width > 0);
+    return {lines: new Set(rects.map(r => Math.round(r.top))).size, width: rects.reduce((s, r) => s + r.width, 0)};
+  };
   for (let n; (n = walker.nextNode()) && out.split.length < 20; ) {
-    const re = /[\p{L}\p{N}]{2,}/gu;
-    for (let m; (m = re.exec(n.data)); ) {
-      range.setStart(n, m.index);
-      range.setEnd(n, m.index + m[0].length);
-      const rects = [...range.getClientRects()].filter(r => r.width > 0);
-      if (new Set(rects.map(r => Math.round(r.top))).size < 2) continue;
-      const w = rects.reduce((s, r) => s + r.width, 0);
-      if (w < lineWidth(n) - 1) out.split.push(desc(n.parentElement) + ': "' + m[0] + '"');
+    const line = lineWidth(n);
+    for (const tok of n.data.matchAll(/\S+/g)) {
+      const words = [...tok[0].matchAll(/[\p{L}\p{N}]{2,}/gu)].map(m => ({word: m[0], ...measure(n, tok.index + m.index, tok.index + m.index + m[0].length)}));
+      if (words.some(w => w.width >= line - 1)) continue;
+      for (const w of words) {
+        if (w.lines > 1) out.split.push(desc(n.parentElement) + ': "' + w.word + '"');
+      }
     }
   }
 
@@ -699,6 +723,9 @@ func a11yCheck(t *testing.T, ctx context.Context, view string, width int64, firs
 		t.Errorf("%s: scrolls sideways: scrollWidth %d, innerWidth %d, viewport %d px; past the edge:\n    %s",
 			view, p.ScrollWidth, p.InnerWidth, width, strings.Join(p.Wide, "\n    "))
 	}
+	if len(p.Spill) > 0 {
+		t.Errorf("%s: table cells overflow (their content overlaps the next):\n    %s", view, strings.Join(p.Spill, "\n    "))
+	}
 	if len(p.Split) > 0 {
 		t.Errorf("%s: words broken across lines that fit on one:\n    %s", view, strings.Join(p.Split, "\n    "))
 	}
@@ -712,6 +739,19 @@ func a11yCheck(t *testing.T, ctx context.Context, view string, width int64, firs
 		t.Errorf("%s: no inline icon: <link rel=icon> href %q", view, p.Icon)
 	}
 	if tabs {
+		// A tablet's list (641 to 900 px) leaves the sparklines out, for room.
+		if (width <= 640 || width > 900) && p.Sparks != p.Rows {
+			t.Errorf("%s: %d sparklines shown for %d rows", view, p.Sparks, p.Rows)
+		}
+		lines := 1 // a message in the list: one line cut with an ellipsis, two on a phone
+		if width < 640 {
+			lines = 2
+		}
+		for i, n := range p.MsgLines {
+			if n < 1 || n > lines {
+				t.Errorf("%s: the message of row %d takes %d lines, want 1 to %d", view, i+1, n, lines)
+			}
+		}
 		want := []string{"Status|Status|", "Sort|Sort|"}
 		if len(p.Tabs) != len(want) {
 			t.Errorf("%s: tabs %q, want a status and a sort nav", view, p.Tabs)
@@ -845,12 +885,13 @@ func a11ySite(t *testing.T, log *requestLog, seed bool) a11yServer {
 		}
 		resp.Body.Close()
 	}
+	for _, p := range []string{"/items/5", "/items/7", "/pay", "/xss", "/orders/validate", "/session"} {
+		do("GET", p, "")
+	}
+	time.Sleep(10 * time.Millisecond) // the last seen: first in the list
 	for i := range 4 {
 		do("POST", fmt.Sprintf("/api/v1/organisations/acme-corporation-international-%d/projects/checkout-service-frontend/environments/production-eu-west-1/deployments/dep_2024_11_28_%04d/rollbacks?reason=health-check-failed&requested_by=platform-oncall-rotation@example.com", i, 1000+i),
 			`{"reason":"the health check of the canary failed three times in a row","target_revision":"rev_7c4a8d09ca3762af61e59520943dc26494f8941b","notify":["platform-oncall@example.com","release-managers@example.com"],"options":{"force":true,"drain_seconds":120}}`)
-	}
-	for _, p := range []string{"/items/5", "/items/7", "/pay", "/xss", "/orders/validate", "/session"} {
-		do("GET", p, "")
 	}
 	dashFlush(t, m)
 	now := time.Now().UTC()
