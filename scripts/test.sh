@@ -5,7 +5,7 @@
 # a real MariaDB server and a real headless Chromium, installing what is
 # missing (Debian 12, as root or with sudo):
 #   gcc (cgo: SQLite and -race), postgresql (server binaries),
-#   mariadb-server, chromium.
+#   mariadb-server, chromium; and axe-core@4 from npm (see its step).
 #
 # PostgreSQL, in this order:
 #   1. ERRMON_TEST_PG_DSN from the environment, when set;
@@ -272,6 +272,28 @@ fi
 export ERRMON_CHROMIUM
 export ERRMON_REQUIRE_BROWSER=1
 note "$ERRMON_CHROMIUM: $("$ERRMON_CHROMIUM" --version 2>/dev/null || echo 'version unknown')"
+
+# ---------------------------------------------------------------- axe-core
+
+step "axe-core"
+# The accessibility test (TestDashboardBrowserAccessibility) injects
+# axe.min.js into every page: ERRMON_AXE_JS from the environment, else
+# axe-core@4 that npm installs into the cache directory the test also looks
+# in (npm from Debian when missing).
+if [ -z "${ERRMON_AXE_JS:-}" ] || [ ! -f "$ERRMON_AXE_JS" ]; then
+	AXE_DIR="${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/errmon/axe-core"
+	ERRMON_AXE_JS="$AXE_DIR/node_modules/axe-core/axe.min.js"
+	if [ ! -f "$ERRMON_AXE_JS" ]; then
+		if ! command -v npm >/dev/null 2>&1; then
+			apt_install npm
+		fi
+		note "npm install axe-core@4 into $AXE_DIR"
+		npm install --no-save --no-package-lock --no-audit --no-fund --loglevel=error \
+			--prefix "$AXE_DIR" axe-core@4 >/dev/null || die "npm install axe-core@4 failed"
+	fi
+fi
+export ERRMON_AXE_JS
+note "$ERRMON_AXE_JS: axe-core $(grep -m 1 -o '"version": *"[^"]*"' "$(dirname "$ERRMON_AXE_JS")/package.json" 2>/dev/null | grep -o '[0-9][^"]*' || echo 'version unknown')"
 
 # ---------------------------------------------------------------- checks
 

@@ -17,7 +17,7 @@ import (
 // barChart describes a bar chart of counts, oldest first.
 type barChart struct {
 	Counts []int64
-	Width  int    // in CSS pixels
+	Width  int    // of the bars, in CSS pixels; 0: the chart's box, whatever its width (labels keep their size)
 	Height int    // in CSS pixels
 	Class  string // CSS class of the <svg>
 	Label  string // accessible description of the whole chart
@@ -27,47 +27,75 @@ type barChart struct {
 	Axis func(i int) string
 }
 
-const axisHeight = 14 // pixels under the bars for axis labels
+// Every chart labels its peak (text.ymax): a fluid chart above its bars, at
+// a dashed line; a fixed-width one right of them.
+const (
+	axisHeight = 16 // pixels under the bars for axis labels
+	peakHeight = 14 // pixels above a fluid chart's bars for the peak's label
+	peakGutter = 28 // pixels right of a fixed-width chart's bars for the peak's label
+)
 
 // svg renders the chart. The output holds only numbers and escaped text.
+// A fluid chart has no viewBox: its x positions are percentages, so that
+// its text is never scaled down on a narrow screen.
 func (ch barChart) svg() template.HTML {
 	n := len(ch.Counts)
-	if n == 0 || ch.Width <= 0 || ch.Height <= 0 {
+	if n == 0 || ch.Width < 0 || ch.Height <= 0 {
 		return ""
 	}
 	var peak int64
 	for _, c := range ch.Counts {
 		peak = max(peak, c)
 	}
-	barsH := ch.Height
+	fluid := ch.Width == 0
+	top, barsH := 0, ch.Height
 	if ch.Axis != nil {
 		barsH -= axisHeight
 	}
-	slot := float64(ch.Width) / float64(n)
-	gap := slot * 0.2
-	if slot < 3 {
-		gap = 0
+	if fluid {
+		top = peakHeight
+		barsH -= peakHeight
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, `<svg class="%s" width="%d" height="%d" viewBox="0 0 %d %d" role="img" aria-label="%s" xmlns="http://www.w3.org/2000/svg">`,
-		template.HTMLEscapeString(ch.Class), ch.Width, ch.Height, ch.Width, ch.Height, template.HTMLEscapeString(ch.Label))
-	fmt.Fprintf(&b, `<line class="base" x1="0" y1="%.1f" x2="%d" y2="%.1f"/>`, float64(barsH)-0.5, ch.Width, float64(barsH)-0.5)
 	var buf []byte // reused for numbers
 	num := func(f float64) string {
 		buf = strconv.AppendFloat(buf[:0], f, 'f', 1, 64)
 		return string(buf)
 	}
+	// x places a fraction of the bars' width.
+	x := func(f float64) string {
+		if fluid {
+			return num(f*100) + "%"
+		}
+		return num(f * float64(ch.Width))
+	}
+	slot := 1 / float64(n)
+	gap := slot * 0.2
+	if !fluid && float64(ch.Width)*slot < 3 {
+		gap = 0
+	}
+	var b strings.Builder
+	if fluid {
+		fmt.Fprintf(&b, `<svg class="%s" width="100%%" height="%d" role="img" aria-label="%s" xmlns="http://www.w3.org/2000/svg">`,
+			template.HTMLEscapeString(ch.Class), ch.Height, template.HTMLEscapeString(ch.Label))
+		fmt.Fprintf(&b, `<line class="grid" x1="0" y1="%.1f" x2="100%%" y2="%.1f"/>`, float64(top)+0.5, float64(top)+0.5)
+		fmt.Fprintf(&b, `<text class="axis ymax" x="0" y="%d">%s</text>`, top-3, formatCount(peak))
+	} else {
+		fmt.Fprintf(&b, `<svg class="%s" width="%d" height="%d" role="img" aria-label="%s" xmlns="http://www.w3.org/2000/svg">`,
+			template.HTMLEscapeString(ch.Class), ch.Width+peakGutter, ch.Height, template.HTMLEscapeString(ch.Label))
+		fmt.Fprintf(&b, `<text class="axis ymax" x="%d" y="10">%s</text>`, ch.Width+4, compactCount(peak))
+	}
+	fmt.Fprintf(&b, `<line class="base" x1="0" y1="%.1f" x2="%s" y2="%.1f"/>`, float64(top+barsH)-0.5, x(1), float64(top+barsH)-0.5)
 	for i, c := range ch.Counts {
-		x := float64(i)*slot + gap/2
+		left := float64(i)*slot + gap/2
 		w := slot - gap
 		if c > 0 { // empty hours are the base line: no element each
 			h := max(float64(barsH-1)*float64(c)/float64(peak), 1.5)
 			b.WriteString(`<rect class="bar" x="`)
-			b.WriteString(num(x))
+			b.WriteString(x(left))
 			b.WriteString(`" y="`)
-			b.WriteString(num(float64(barsH) - h))
+			b.WriteString(num(float64(top+barsH) - h))
 			b.WriteString(`" width="`)
-			b.WriteString(num(w))
+			b.WriteString(x(w))
 			b.WriteString(`" height="`)
 			b.WriteString(num(h))
 			b.WriteString(`">`)
@@ -80,13 +108,36 @@ func (ch barChart) svg() template.HTML {
 		}
 		if ch.Axis != nil {
 			if l := ch.Axis(i); l != "" {
-				fmt.Fprintf(&b, `<text class="axis" x="%.1f" y="%d" text-anchor="middle">%s</text>`,
-					x+w/2, ch.Height-2, template.HTMLEscapeString(l))
+				// Labels at the ends align with their bar's outer edge, not to
+				// be cut off.
+				anchor, at := "middle", left+w/2
+				if at < 0.08 {
+					anchor, at = "start", left
+				} else if at > 0.92 {
+					anchor, at = "end", left+w
+				}
+				fmt.Fprintf(&b, `<text class="axis" x="%s" y="%d" text-anchor="%s">%s</text>`,
+					x(at), ch.Height-4, anchor, template.HTMLEscapeString(l))
 			}
 		}
 	}
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String()) //nolint:gosec // numbers and escaped text only
+}
+
+// compactCount shortens a count for a small label: 999, 1.2k, 12k, 1.2M.
+func compactCount(n int64) string {
+	switch {
+	case n < 1000:
+		return strconv.FormatInt(n, 10)
+	case n < 10_000:
+		return strconv.FormatFloat(float64(n/100)/10, 'f', -1, 64) + "k"
+	case n < 1_000_000:
+		return strconv.FormatInt(n/1000, 10) + "k"
+	case n < 10_000_000:
+		return strconv.FormatFloat(float64(n/100_000)/10, 'f', -1, 64) + "M"
+	}
+	return strconv.FormatInt(n/1_000_000, 10) + "M"
 }
 
 // pluralize formats n with a noun in the singular or plural.
@@ -127,7 +178,7 @@ func sparkline(counts []int64, now time.Time) template.HTML {
 func hourlyChart(counts []int64, now time.Time) template.HTML {
 	start := store.HourStart(now).Add(-time.Duration(len(counts)-1) * time.Hour)
 	return barChart{
-		Counts: counts, Width: 1000, Height: 120, Class: "chart",
+		Counts: counts, Width: 0, Height: 120, Class: "chart",
 		Label: pluralize(sumCounts(counts), "occurrence", "occurrences") + " in the last 24 hours, per hour",
 		Title: func(i int) string {
 			h := start.Add(time.Duration(i) * time.Hour)
@@ -158,7 +209,7 @@ func dailyChart(hourly []int64, now time.Time, days int) template.HTML {
 		}
 	}
 	return barChart{
-		Counts: counts, Width: 1000, Height: 90, Class: "chart",
+		Counts: counts, Width: 0, Height: 100, Class: "chart",
 		Label: pluralize(sumCounts(counts), "occurrence", "occurrences") + fmt.Sprintf(" in the last %d days, per day", days),
 		Title: func(i int) string {
 			return fmt.Sprintf("%s: %s", first.AddDate(0, 0, i).Format("Mon Jan 2"), pluralize(counts[i], "occurrence", "occurrences"))

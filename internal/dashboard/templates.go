@@ -9,11 +9,12 @@ import (
 
 // templateFuncs are the functions the pages' templates call.
 var templateFuncs = template.FuncMap{
-	"ago":    agoText,
-	"utc":    func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
-	"iso":    func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-	"num":    formatCount,
-	"plural": pluralize,
+	"ago":       agoText,
+	"utc":       func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
+	"iso":       func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"num":       formatCount,
+	"plural":    pluralize,
+	"breakable": breakable,
 }
 
 // pageNames are the dashboard's pages: each is layout.html with NAME.html.
