@@ -1,4 +1,4 @@
-package errmon
+package tests
 
 import (
 	"bytes"
@@ -23,6 +23,7 @@ import (
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/errmon/errmon"
 	"github.com/gin-gonic/gin"
 )
 
@@ -39,11 +40,11 @@ func TestDashboardBrowser(t *testing.T) {
 
 	// The application: a gin app with errmon and three failing routes.
 	tdb := openSQLite(t)
-	cfg := DefaultConfig()
+	cfg := errmon.DefaultConfig()
 	cfg.DB, cfg.Output = tdb.DB, nil
 	cfg.FlushInterval = time.Hour
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	m, err := New(cfg)
+	m, err := errmon.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +242,7 @@ func TestDashboardBrowser(t *testing.T) {
 	screenshot("list-after-resolve.png")
 
 	// 6. The bulk form: tick one error and delete it.
-	var pay ErrorRecord
+	var pay errmon.ErrorRecord
 	if err := tdb.DB.Where("message = ?", "payment gateway timeout").Take(&pay).Error; err != nil {
 		t.Fatal(err)
 	}
@@ -301,10 +302,10 @@ func browserItemHandler(c *gin.Context) {
 }
 
 // dashHashOfFirst returns the hash of the bounds error.
-func dashHashOfFirst(t *testing.T, m *Monitor) string {
+func dashHashOfFirst(t *testing.T, m *errmon.Monitor) string {
 	t.Helper()
-	var rec ErrorRecord
-	if err := m.cfg.DB.Where("exception_name = ?", "runtime.boundsError").Take(&rec).Error; err != nil {
+	var rec errmon.ErrorRecord
+	if err := m.Config().DB.Where("exception_name = ?", "runtime.boundsError").Take(&rec).Error; err != nil {
 		t.Fatal(err)
 	}
 	return rec.Hash
@@ -831,12 +832,12 @@ func (e *browserRollbackError) Error() string {
 func a11ySite(t *testing.T, log *requestLog, seed bool) a11yServer {
 	t.Helper()
 	tdb := openSQLite(t)
-	cfg := DefaultConfig()
+	cfg := errmon.DefaultConfig()
 	cfg.DB, cfg.Output = tdb.DB, nil
 	cfg.FlushInterval = time.Hour
 	cfg.ListSize = 5
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	m, err := New(cfg)
+	m, err := errmon.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -895,15 +896,15 @@ func a11ySite(t *testing.T, log *requestLog, seed bool) a11yServer {
 	}
 	dashFlush(t, m)
 	now := time.Now().UTC()
-	if err := tdb.DB.Model(&ErrorRecord{}).Where("message = ?", "payment gateway timeout").
+	if err := tdb.DB.Model(&errmon.ErrorRecord{}).Where("message = ?", "payment gateway timeout").
 		Updates(map[string]any{"resolved": true, "resolved_at": now}).Error; err != nil {
 		t.Fatal(err)
 	}
-	if err := tdb.DB.Model(&ErrorRecord{}).Where("message LIKE ?", "validate order:%").
+	if err := tdb.DB.Model(&errmon.ErrorRecord{}).Where("message LIKE ?", "validate order:%").
 		Update("regressions", 2).Error; err != nil {
 		t.Fatal(err)
 	}
-	var rec ErrorRecord
+	var rec errmon.ErrorRecord
 	if err := tdb.DB.Where("exception_name LIKE ?", "%browserRollbackError").Order("count desc").Take(&rec).Error; err != nil {
 		t.Fatal(err)
 	}
