@@ -10,6 +10,7 @@
 //	POST {prefix}/{hash}/unresolve      reopen
 //	POST {prefix}/{hash}/delete         delete with its samples and hourly counts
 //	POST {prefix}/bulk                  action=resolve|unresolve|delete, hash=... (repeated)
+//	GET  {prefix}/{hash}/markdown       the error as Markdown, plain text to copy into a ticket
 //	GET  {prefix}/api/errors            {"errors":[...],"total":N,"page":P}
 //	GET  {prefix}/api/errors/{hash}     one error with traceback, request_data and samples
 //	GET  {prefix}/assets/dashboard.css  the style sheet
@@ -76,7 +77,17 @@ func (d *Dashboard) Mount(g gin.IRouter) {
 	g.GET("/:hash", d.detail)
 	g.POST("/bulk", d.bulk)
 	g.POST("/:hash/:action", d.action)
-	g.GET("/:hash/:action", methodNotAllowed) // actions change state: POST only
+	g.GET("/:hash/:action", d.getAction)
+}
+
+// getAction serves {hash}/markdown; the other actions change state, so a
+// GET of them is refused (405).
+func (d *Dashboard) getAction(c *gin.Context) {
+	if c.Param("action") == "markdown" {
+		d.markdown(c)
+		return
+	}
+	methodNotAllowed(c)
 }
 
 // Abort answers code with msg and stops the group's handlers: as JSON
