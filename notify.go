@@ -138,7 +138,8 @@ type writtenError struct {
 // conditional UPDATE for NotifyEvery), so that exactly one of many
 // processes does it. A chunk costs at most two statements more, whatever
 // its size (the alerted errors' notification times, then their rows read
-// back), plus one conditional UPDATE per reminder when NotifyEvery is on.
+// back), plus, when NotifyEvery is on, one conditional UPDATE per error
+// that the write found due a reminder (the others cost nothing more).
 func (m *Monitor) afterWrite(items []writtenError) {
 	notify := m.cfg.SendNotification && m.cfg.Notifier != nil
 	type decision struct {
@@ -177,7 +178,7 @@ func (m *Monitor) afterWrite(items []writtenError) {
 		switch {
 		case d.reason != "":
 			alerted = append(alerted, it.p.last.Hash)
-		case notify && m.cfg.NotifyEvery > 0:
+		case notify && m.cfg.NotifyEvery > 0 && due(it.res.LastNotifiedAt, time.Now(), m.cfg.NotifyEvery):
 			every = append(every, d)
 			continue // decided below
 		}
@@ -1010,4 +1011,11 @@ func (a *alerts) try(l *lane, send func(context.Context) error) error {
 	}
 	l.busy, l.since = returned, start
 	return fmt.Errorf("abandoned after %v: it ignored its context: %w", a.m.cfg.NotifyTimeout, ctx.Err())
+}
+
+// due reports whether an error last alerted on at last (nil: never) is due
+// a NotifyEvery reminder at now, as the write read it; the conditional
+// UPDATE then decides which process sends it.
+func due(last *time.Time, now time.Time, every time.Duration) bool {
+	return last == nil || !last.After(now.Add(-every))
 }

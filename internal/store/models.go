@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -173,6 +174,9 @@ type Result struct {
 	Created     bool  // this write inserted the row
 	Reopened    bool  // this write reopened a resolved row
 	Regressions int64
+	// LastNotifiedAt is when the error was last alerted on, as the write
+	// found it (nil: never), so that NotifyEvery claims only the errors due.
+	LastNotifiedAt *time.Time
 }
 
 // The upsert of app_errors for one or many rows: upsertHeadSQL, then
@@ -198,7 +202,7 @@ const (
   regressions = CASE WHEN app_errors.resolved THEN app_errors.regressions + 1 ELSE app_errors.regressions END,
   resolved = ?,
   resolved_at = NULL
- RETURNING hash, id, count, write_token, regressions`
+ RETURNING hash, id, count, write_token, regressions, last_notified_at`
 )
 
 // upsertTailMySQL is upsertTailSQL for MySQL and MariaDB, which have ON
@@ -272,12 +276,16 @@ func (s *Store) WriteBatch(ctx context.Context, token string, ws []Write) ([]Res
 }
 
 type returnedHashRow struct {
-	Hash        string
-	ID          uint
-	Count       int64
-	WriteToken  string
-	Regressions int64
+	Hash           string
+	ID             uint
+	Count          int64
+	WriteToken     string
+	Regressions    int64
+	LastNotifiedAt *time.Time
 }
+
+// returnedColumns are what a write reads back of each row it wrote.
+const returnedColumns = "hash, id, count, write_token, regressions, last_notified_at"
 
 // The samples' insert: samplesHeadSQL, then samplesRowSQL per error.
 const (
@@ -334,7 +342,7 @@ func writeManyTx(tx *gorm.DB, token string, ws []Write) ([]Result, error) {
 			hashes[i] = ws[i].Hash
 		}
 		var err error
-		if rows, err = scanReturned(tx.Model(&ErrorRecord{}).Select("hash, id, count, write_token, regressions").
+		if rows, err = scanReturned(tx.Model(&ErrorRecord{}).Select(returnedColumns).
 			Where("hash IN ?", hashes), rows); err != nil {
 			return nil, fmt.Errorf("read back app_errors: %w", err)
 		}
@@ -370,7 +378,7 @@ func writeManyTx(tx *gorm.DB, token string, ws []Write) ([]Result, error) {
 		if !ok {
 			return nil, fmt.Errorf("upsert app_errors: no row returned for %s", o.Hash)
 		}
-		res[i] = Result{ID: r.ID, Count: r.Count, Regressions: r.Regressions}
+		res[i] = Result{ID: r.ID, Count: r.Count, Regressions: r.Regressions, LastNotifiedAt: r.LastNotifiedAt}
 		if r.WriteToken == token {
 			res[i].Created = r.Count == o.Count
 			res[i].Reopened = !res[i].Created
@@ -453,8 +461,13 @@ func scanReturned(q *gorm.DB, out []returnedHashRow) ([]returnedHashRow, error) 
 	defer rows.Close()
 	for rows.Next() {
 		var r returnedHashRow
-		if err := rows.Scan(&r.Hash, &r.ID, &r.Count, &r.WriteToken, &r.Regressions); err != nil {
+		var notified sql.NullTime
+		if err := rows.Scan(&r.Hash, &r.ID, &r.Count, &r.WriteToken, &r.Regressions, &notified); err != nil {
 			return out, err
+		}
+		if notified.Valid {
+			t := notified.Time
+			r.LastNotifiedAt = &t
 		}
 		out = append(out, r)
 	}
@@ -542,14 +555,14 @@ func (s *Store) Settled(ctx context.Context, token string) (bool, error) {
 func (s *Store) LostWriteResults(ctx context.Context, token string, hashes []string) (map[string]Result, error) {
 	var rows []returnedHashRow
 	err := s.db.WithContext(ctx).Model(&ErrorRecord{}).
-		Select("hash, id, count, write_token, regressions").
+		Select(returnedColumns).
 		Where("write_token = ? AND hash IN ?", token, hashes).Scan(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("errmon: read rows of a lost write: %w", err)
 	}
 	out := make(map[string]Result, len(rows))
 	for _, r := range rows {
-		out[r.Hash] = Result{ID: r.ID, Count: r.Count, Regressions: r.Regressions,
+		out[r.Hash] = Result{ID: r.ID, Count: r.Count, Regressions: r.Regressions, LastNotifiedAt: r.LastNotifiedAt,
 			Created: r.Regressions == 0, Reopened: r.Regressions > 0}
 	}
 	return out, nil
