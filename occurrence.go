@@ -112,9 +112,11 @@ func (m *Monitor) capture(c *gin.Context, kind Kind, v any, frames []Frame, extr
 			c.Set(midRequestKey, true)
 			defer c.Set(midRequestKey, false)
 		}
-		o.Status = c.Writer.Status()
-		if kind == KindPanic && !c.Writer.Written() {
-			o.Status = http.StatusInternalServerError
+		if c.Writer != nil {
+			o.Status = c.Writer.Status()
+			if kind == KindPanic && !c.Writer.Written() {
+				o.Status = http.StatusInternalServerError
+			}
 		}
 		o.Host = capText(c.Request.Host, store.MaxHostBytes)
 		o.Path = capText(maskedPath(c, m.monitorMask()), store.MaxPathBytes)

@@ -58,18 +58,56 @@ type listView struct {
 	Sorts        []tabLink
 	Statuses     []tabLink
 	Filtered     bool
-	Notice       string
+	Notice       *notice
 	URLPrefix    string
 	FlushSeconds string
 }
 
-// notices are the fixed messages an action's redirect may ask the list or
-// detail page to show.
-var notices = map[string]string{
-	"resolved":   "Marked as resolved. It reopens if it happens again.",
-	"unresolved": "Reopened.",
-	"deleted":    "Deleted, with the samples and hourly counts.",
-	"none":       "Nothing selected.",
+// notice is what an action's redirect asks the list or detail page to
+// show: a fixed text for a key, with the count the action changed; Error
+// styles it (and announces it) as a failure.
+type notice struct {
+	Text  string
+	Error bool
+}
+
+// noticeFor builds the notice of a redirect's "notice" and "n" parameters;
+// an unknown key shows nothing.
+func noticeFor(key, count string) *notice {
+	n, err := strconv.ParseInt(count, 10, 64)
+	if err != nil || n < 0 {
+		n = -1 // a single error's page: no count
+	}
+	errs := func(n int64) string { return pluralize(n, "error", "errors") }
+	switch key {
+	case "none":
+		return &notice{Text: "Nothing selected: tick the errors to change first, or use “all on this page”.", Error: true}
+	case "resolved":
+		if n < 0 {
+			return &notice{Text: "Marked as resolved. It reopens if it happens again."}
+		}
+		if n == 0 {
+			return &notice{Text: "No error changed: the selected ones were resolved already.", Error: true}
+		}
+		return &notice{Text: errs(n) + " marked as resolved. Each reopens if it happens again."}
+	case "unresolved":
+		if n < 0 {
+			return &notice{Text: "Reopened."}
+		}
+		if n == 0 {
+			return &notice{Text: "No error changed: the selected ones were open already.", Error: true}
+		}
+		return &notice{Text: errs(n) + " reopened."}
+	case "deleted":
+		if n < 0 {
+			return &notice{Text: "Deleted, with its samples and hourly counts."}
+		}
+		if n == 0 {
+			return &notice{Text: "No error deleted: the selected ones were gone already.", Error: true}
+		}
+		return &notice{Text: errs(n) + " deleted, with their samples and hourly counts."}
+	}
+	return nil
 }
 
 func (d *Dashboard) list(c *gin.Context) {
@@ -84,7 +122,7 @@ func (d *Dashboard) list(c *gin.Context) {
 	v := listView{
 		pageCommon: d.frame("Errors"), Query: q, Total: res.Total, Page: res.Page, Pages: res.Pages,
 		TotalText: totalText(res), Capped: res.Capped, Window: int64(res.Window), Clamped: res.Clamped,
-		Filtered: q.Q != "" || q.Status != store.StatusAll, Notice: notices[c.Query("notice")],
+		Filtered: q.Q != "" || q.Status != store.StatusAll, Notice: noticeFor(c.Query("notice"), c.Query("n")),
 		URLPrefix: d.urlPrefix, FlushSeconds: d.flushInterval.String(),
 	}
 	switch {
@@ -255,7 +293,9 @@ type detailView struct {
 	Last24      int64
 	Occurrences []occurrenceView
 	History     int // samples kept per error
-	Notice      string
+	Notice      *notice
+	// ConfirmDelete asks, at the top of the page, whether to delete it.
+	ConfirmDelete bool
 }
 
 func (d *Dashboard) detail(c *gin.Context) {
@@ -275,7 +315,8 @@ func (d *Dashboard) detail(c *gin.Context) {
 		d.serverError(c, err)
 		return
 	}
-	v := detailView{pageCommon: d.frame(rec.ExceptionName), E: &rec.ErrorRecord, Notice: notices[c.Query("notice")], History: store.OccurrenceHistory}
+	v := detailView{pageCommon: d.frame(rec.ExceptionName), E: &rec.ErrorRecord, Notice: noticeFor(c.Query("notice"), ""), History: store.OccurrenceHistory,
+		ConfirmDelete: c.Query("confirm") == "delete"}
 	v.Groups, v.InAppFrames = parseTraceback(rec.Traceback, d.inApp)
 	v.Context, v.ContextJSON = requestContext(rec.RequestData, rec.ContextCut, pageContextBudget, true)
 	hours := chartDays * 24

@@ -15,10 +15,11 @@ var templateFuncs = template.FuncMap{
 	"num":       formatCount,
 	"plural":    pluralize,
 	"breakable": breakable,
+	"int64":     func(n int) int64 { return int64(n) },
 }
 
 // pageNames are the dashboard's pages: each is layout.html with NAME.html.
-var pageNames = []string{"list", "detail", "notfound"}
+var pageNames = []string{"list", "detail", "notfound", "confirm"}
 
 // parsePages parses every page of fsys and reads its style sheet.
 func parsePages(fsys fs.FS) (map[string]*template.Template, []byte, error) {

@@ -707,3 +707,13 @@ func nextHexPrefix(p string) string {
 	}
 	return ""
 }
+
+// Listed reads the errors with these hashes as the list shows them (no
+// traceback or context; texts capped), newest first.
+func (s *Store) Listed(ctx context.Context, hashes []string) ([]ErrorRecord, error) {
+	var recs []ErrorRecord
+	err := s.db.WithContext(ctx).Model(&ErrorRecord{}).Select(listColumns).
+		Where("hash IN ?", hashes).Order("last_seen DESC, id DESC").Find(&recs).Error
+	capListed(recs)
+	return recs, err
+}

@@ -246,12 +246,20 @@ func TestDashboardBrowser(t *testing.T) {
 	if err := tdb.DB.Where("message = ?", "payment gateway timeout").Take(&pay).Error; err != nil {
 		t.Fatal(err)
 	}
-	run("bulk delete",
+	run("bulk delete asks first",
 		chromedp.Click(chromedp.CSS(`input[type=checkbox][value="`+pay.Hash+`"]`)),
 		chromedp.Click(chromedp.CSS(`.bulkbar button[value="delete"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`form.actions button.danger`)),
+	)
+	if body := text("main"); !strings.Contains(body, "Delete 1 error?") || !strings.Contains(body, "payment gateway timeout") {
+		t.Errorf("the confirmation page shows:\n%s", body)
+	}
+	screenshot("confirm-delete.png")
+	run("bulk delete confirmed",
+		chromedp.Click(chromedp.CSS(`form.actions button.danger`)),
 		chromedp.WaitVisible(chromedp.CSS(".notice")),
 	)
-	if n := text(".notice"); !strings.Contains(n, "Deleted") {
+	if n := text(".notice"); !strings.Contains(n, "1 error deleted") {
 		t.Errorf("bulk delete notice %q", n)
 	}
 	if n := count("table.errors tbody tr"); n != 2 {
