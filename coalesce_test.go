@@ -204,7 +204,7 @@ func TestMirroredConstants(t *testing.T) {
 }
 
 // coalesceNotifier, rowsByHash and hourlyTotal stay for receipts_test.go
-// and writepass_test.go until they move.
+// until it moves.
 
 // coalesceNotifier records the alerts it is asked to send.
 type coalesceNotifier struct {
