@@ -7,11 +7,9 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/errmon/errmon/internal/store"
 	"gorm.io/gorm"
 )
 
@@ -201,55 +199,4 @@ func TestMirroredConstants(t *testing.T) {
 			t.Errorf("%s = %v, internal/tests counts with %v: update internal/tests/pipeline_helpers_test.go", c.name, c.got, c.want)
 		}
 	}
-}
-
-// coalesceNotifier, rowsByHash and hourlyTotal stay for receipts_test.go
-// until it moves.
-
-// coalesceNotifier records the alerts it is asked to send.
-type coalesceNotifier struct {
-	mu    sync.Mutex
-	notes []*Notification
-}
-
-func (n *coalesceNotifier) Notify(_ context.Context, note *Notification) error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.notes = append(n.notes, note)
-	return nil
-}
-
-// reasons returns how many alerts were sent for hash, by reason.
-func (n *coalesceNotifier) reasons(hash string) map[Reason]int {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	out := map[Reason]int{}
-	for _, note := range n.notes {
-		if note.Error != nil && note.Error.Hash == hash {
-			out[note.Reason]++
-		}
-	}
-	return out
-}
-
-func rowsByHash(t *testing.T, db *gorm.DB) map[string]ErrorRecord {
-	t.Helper()
-	var recs []ErrorRecord
-	if err := db.Find(&recs).Error; err != nil {
-		t.Fatalf("read app_errors: %v", err)
-	}
-	out := make(map[string]ErrorRecord, len(recs))
-	for _, r := range recs {
-		out[r.Hash] = r
-	}
-	return out
-}
-
-func hourlyTotal(t *testing.T, db *gorm.DB, hash string) int64 {
-	t.Helper()
-	var n int64
-	if err := db.Model(&store.ErrorHourly{}).Where("hash = ?", hash).Select("COALESCE(SUM(count), 0)").Scan(&n).Error; err != nil {
-		t.Fatalf("read app_error_hourly: %v", err)
-	}
-	return n
 }

@@ -7,9 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/url"
-	"sort"
-	"strings"
 	"testing"
 	"time"
 
@@ -98,90 +95,3 @@ func TestFaultTransientErrorClassification(t *testing.T) {
 
 // ---------------------------------------------------------------------------
 // A network partition: the database neither answers nor refuses
-
-// hzFlushUntilStored, hzCounts, hzSameCounts and hzPGAddr stay for
-// receipts_test.go until it moves.
-
-// hzFlushUntilStored retries Flush until it reports everything stored: the
-// first attempts after a database comes back may still meet broken pooled
-// connections.
-func hzFlushUntilStored(t testing.TB, m *Monitor) {
-	t.Helper()
-	var err, lastErr error
-	for attempt := 0; attempt < 60; attempt++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		err = m.Flush(ctx)
-		cancel()
-		if err == nil {
-			if attempt > 0 {
-				t.Logf("stored after %d failed Flush attempts (last: %v)", attempt, lastErr)
-			}
-			return
-		}
-		lastErr = err
-		time.Sleep(250 * time.Millisecond)
-	}
-	t.Fatalf("Flush never stored everything: %v (stats %+v)", err, m.Stats())
-}
-
-// hzCounts returns message -> count of every stored error.
-func hzCounts(t testing.TB, db *gorm.DB) map[string]int64 {
-	t.Helper()
-	var rows []ErrorRecord
-	if err := db.Find(&rows).Error; err != nil {
-		t.Fatalf("read app_errors: %v", err)
-	}
-	out := make(map[string]int64, len(rows))
-	for _, r := range rows {
-		if _, dup := out[r.Message]; dup {
-			t.Errorf("two rows for message %q", r.Message)
-		}
-		out[r.Message] += r.Count
-	}
-	return out
-}
-
-func hzSameCounts(t testing.TB, got, want map[string]int64) {
-	t.Helper()
-	keys := map[string]bool{}
-	for k := range got {
-		keys[k] = true
-	}
-	for k := range want {
-		keys[k] = true
-	}
-	sorted := make([]string, 0, len(keys))
-	for k := range keys {
-		sorted = append(sorted, k)
-	}
-	sort.Strings(sorted)
-	for _, k := range sorted {
-		if got[k] != want[k] {
-			t.Errorf("count of %q = %d, want %d", k, got[k], want[k])
-		}
-	}
-}
-
-// hzPGAddr returns host:port of a key=value or URL PostgreSQL DSN.
-func hzPGAddr(dsn string) string {
-	host, port := "127.0.0.1", "5432"
-	if u, err := url.Parse(dsn); err == nil && u.Host != "" {
-		if h := u.Hostname(); h != "" {
-			host = h
-		}
-		if p := u.Port(); p != "" {
-			port = p
-		}
-		return net.JoinHostPort(host, port)
-	}
-	for _, kv := range strings.Fields(dsn) {
-		k, v, _ := strings.Cut(kv, "=")
-		switch k {
-		case "host":
-			host = v
-		case "port":
-			port = v
-		}
-	}
-	return net.JoinHostPort(host, port)
-}
