@@ -386,27 +386,19 @@ func (m *Monitor) writer() {
 	m.prune()
 	sched := schedule{interval: m.cfg.FlushInterval, lastCut: time.Now()}
 	pass := func() error {
-		hook, _ := writerHooks.Load(m)
 		errs := m.queue.distinct()
 		start := time.Now()
 		err := m.flushOnce()
-		took := time.Since(start)
 		delay := m.cfg.FlushInterval
 		if err == nil {
 			backoff, retryAt = 0, time.Time{}
-			if h, ok := hook.(*writerHook); ok && h.took != nil {
-				took = h.took(took)
-			}
-			sched.passed(start, took, errs)
+			sched.passed(start, time.Since(start), errs)
 			delay = sched.wait(time.Now(), m.queue.distinct())
 		} else {
 			backoff = min(max(2*backoff, m.cfg.FlushInterval), maxRetryBackoff)
 			retryAt = time.Now().Add(backoff)
 		}
 		timer.Reset(delay) // Go 1.23 timers: no stale tick survives a Reset
-		if h, ok := hook.(*writerHook); ok && h.next != nil {
-			h.next(took, delay)
-		}
 		return err
 	}
 	for {
@@ -481,16 +473,6 @@ func (s *schedule) wait(now time.Time, pending int) time.Duration {
 	}
 	return min(w, check)
 }
-
-// writerHook lets a test observe the writer's schedule and steer how long
-// its passes seem to take; writerHooks maps a *Monitor to its hook, read
-// at each pass (tests only).
-type writerHook struct {
-	took func(time.Duration) time.Duration // the duration the schedule uses, given the measured one
-	next func(took, delay time.Duration)   // after each pass: its duration and the delay to the next
-}
-
-var writerHooks sync.Map
 
 // noteDrops logs the occurrences the full pending set dropped since the
 // last report, at most once per failureLogEvery, or now when forced (the

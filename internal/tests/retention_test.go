@@ -1,4 +1,4 @@
-package errmon
+package tests
 
 import (
 	"fmt"
@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/errmon/errmon"
 	"github.com/errmon/errmon/internal/store"
 	"github.com/gin-gonic/gin"
 )
@@ -17,7 +18,7 @@ import (
 // what was pruned.
 func TestRetentionOfErrors(t *testing.T) {
 	eachDB(t, func(t *testing.T, tdb testDB) {
-		first := coalesceMonitor(t, tdb.DB, func(c *Config) { c.RetentionDays, c.MaxErrors = -1, -1 })
+		first := coalesceMonitor(t, tdb.DB, func(c *errmon.Config) { c.RetentionDays, c.MaxErrors = -1, -1 })
 		if err := first.Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -46,7 +47,7 @@ func TestRetentionOfErrors(t *testing.T) {
 		seed("open, most recent", false, time.Minute) // kept
 		// 6 errors; RetentionDays takes 1; MaxErrors 3 then takes
 		// "resolved lately" and then "open long ago" (seen 40 days ago).
-		m := coalesceMonitor(t, tdb.DB, func(c *Config) { c.RetentionDays, c.MaxErrors = 30, 3 })
+		m := coalesceMonitor(t, tdb.DB, func(c *errmon.Config) { c.RetentionDays, c.MaxErrors = 30, 3 })
 		flush(t, m) // the writer prunes before it serves this
 		var names []string
 		for _, r := range allRecords(t, tdb.DB) {

@@ -1,4 +1,4 @@
-package errmon
+package tests
 
 import (
 	"bytes"
@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/errmon/errmon"
 	"github.com/gin-gonic/gin"
 	"gorm.io/gorm"
 )
@@ -55,7 +56,7 @@ func deepRecord(depth int, record func()) {
 // distinctRouter serves POST /api/orders/:id: the handler reads the JSON
 // body and records an error whose message names the order (letters only,
 // so that each order is a distinct error) from ~20 frames down.
-func distinctRouter(m *Monitor) *gin.Engine {
+func distinctRouter(m *errmon.Monitor) *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.Use(m.Middleware())
@@ -75,7 +76,7 @@ func distinctRouter(m *Monitor) *gin.Engine {
 
 // recordDistinct records n distinct errors (ids from..from+n) through the
 // middleware, from g goroutines.
-func recordDistinct(m *Monitor, r http.Handler, from, n, g int) {
+func recordDistinct(m *errmon.Monitor, r http.Handler, from, n, g int) {
 	var wg sync.WaitGroup
 	for w := range g {
 		wg.Go(func() {
@@ -136,7 +137,7 @@ func floorTable(tb testing.TB, db *gorm.DB, table string) {
 // INSERTs of chunk rows, one transaction each (with samples, also each
 // row's sample into app_error_occurrences_floor, as errmon's pass does),
 // and returns how long it took.
-func floorInsert(tb testing.TB, db *gorm.DB, rows []ErrorRecord, chunk int, samples bool) time.Duration {
+func floorInsert(tb testing.TB, db *gorm.DB, rows []errmon.ErrorRecord, chunk int, samples bool) time.Duration {
 	tb.Helper()
 	const cols = "(hash, host, path, method, route, exception_name, message, traceback, request_data, count, created_on, last_seen, resolved, regressions, write_token)"
 	start := time.Now()
@@ -238,7 +239,7 @@ func BenchmarkDistinctErrors(b *testing.B) {
 				}
 				pass += time.Since(start)
 				b.StopTimer()
-				var rows []ErrorRecord
+				var rows []errmon.ErrorRecord
 				if err := tdb.DB.Where("id > ?", i*distinctPass).Order("id").Find(&rows).Error; err != nil {
 					b.Fatal(err)
 				}
@@ -265,16 +266,16 @@ func BenchmarkDistinctErrors(b *testing.B) {
 	}
 }
 
-func benchMonitor(tb testing.TB, db *gorm.DB, maxPending int) *Monitor {
+func benchMonitor(tb testing.TB, db *gorm.DB, maxPending int) *errmon.Monitor {
 	tb.Helper()
-	cfg := DefaultConfig()
+	cfg := errmon.DefaultConfig()
 	cfg.DB = db
 	cfg.Output = nil
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg.FlushInterval = time.Hour // only Flush writes
 	cfg.MaxPending = maxPending
 	cfg.CloseTimeout = time.Minute
-	m, err := New(cfg)
+	m, err := errmon.New(cfg)
 	if err != nil {
 		tb.Fatalf("New: %v", err)
 	}
@@ -319,8 +320,8 @@ func TestDistinctStorm100k(t *testing.T) {
 				t.Fatalf("Flush after %v: %v", took, err)
 			}
 			var rows, total int64
-			tdb.DB.Model(&ErrorRecord{}).Count(&rows)
-			tdb.DB.Model(&ErrorRecord{}).Select("COALESCE(SUM(count), 0)").Scan(&total)
+			tdb.DB.Model(&errmon.ErrorRecord{}).Count(&rows)
+			tdb.DB.Model(&errmon.ErrorRecord{}).Select("COALESCE(SUM(count), 0)").Scan(&total)
 			if st := m.Stats(); rows != storm || total != storm || st.Stored != storm || st.Dropped != 0 {
 				t.Fatalf("%d rows, total %d, stats %+v; want %d stored", rows, total, st, storm)
 			}

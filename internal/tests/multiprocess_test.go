@@ -1,4 +1,4 @@
-package errmon
+package tests
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/errmon/errmon"
 	"github.com/gin-gonic/gin"
 	pkgerrors "github.com/pkg/errors"
 	"gorm.io/driver/mysql"
@@ -71,14 +72,14 @@ func helperMain() error {
 		return fmt.Errorf("open: %w", err)
 	}
 	var logs syncBuffer
-	cfg := DefaultConfig()
+	cfg := errmon.DefaultConfig()
 	cfg.DB = db
 	cfg.Output = io.Discard
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	cfg.FlushInterval = 3 * time.Millisecond
 	cfg.CloseTimeout = time.Minute
 	gin.SetMode(gin.ReleaseMode)
-	m, err := New(cfg)
+	m, err := errmon.New(cfg)
 	if err != nil {
 		return fmt.Errorf("New: %w", err)
 	}

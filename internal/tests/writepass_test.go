@@ -1,4 +1,4 @@
-package errmon
+package tests
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/errmon/errmon"
 	"github.com/errmon/errmon/internal/store"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -51,7 +52,7 @@ func TestWritePassStatementsPerChunk(t *testing.T) {
 	)
 	eachDB(t, func(t *testing.T, tdb testDB) {
 		log := &wpLogger{Interface: logger.Discard}
-		m := coalesceMonitor(t, tdb.DB.Session(&gorm.Session{Logger: log}), func(c *Config) { c.FlushInterval = time.Hour })
+		m := coalesceMonitor(t, tdb.DB.Session(&gorm.Session{Logger: log}), func(c *errmon.Config) { c.FlushInterval = time.Hour })
 		record := func(times int) {
 			for range times {
 				for i := range errs {
@@ -113,7 +114,7 @@ func TestRetentionAtStart(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		m := coalesceMonitor(t, tdb.DB, func(c *Config) { c.FlushInterval = time.Hour })
+		m := coalesceMonitor(t, tdb.DB, func(c *errmon.Config) { c.FlushInterval = time.Hour })
 		flush(t, m) // the writer prunes before it serves this
 		var hours []store.ErrorHourly
 		var receipts []store.ErrorWrite
@@ -136,19 +137,32 @@ func TestRetentionAtStart(t *testing.T) {
 // outage spans many hours; a chunk of such errors is written with its
 // hourly counts split into statements within every database's bind
 // parameter limit (SQLite's 32766 the smallest), every hour counted.
+//
+// The occurrences are dated over 300 hours by a Fingerprint hook, which
+// receives each occurrence before it is queued and sets its Time (the
+// public API has no clock to set). Were the hook handed a copy, every
+// occurrence would fall in this hour and the test would fail.
 func TestWriteManyHoursWithinParameterLimits(t *testing.T) {
 	eachDB(t, func(t *testing.T, tdb testDB) {
-		m := coalesceMonitor(t, tdb.DB, func(c *Config) { c.FlushInterval = time.Hour; c.MaxPending = 100 })
+		var at time.Time // the time of the occurrence being recorded
+		m := coalesceMonitor(t, tdb.DB, func(c *errmon.Config) {
+			c.FlushInterval = time.Hour
+			c.MaxPending = 100
+			c.Fingerprint = func(o *errmon.Occurrence) string {
+				o.Time = at
+				return "" // the default fingerprint
+			}
+		})
 		base := time.Now().Add(-store.HourlyRetention).Truncate(time.Hour).Add(2 * time.Hour)
 		const errs, hours = 40, 300 // 12,000 buckets: 36,000 parameters in one statement
 		for i := range errs {
 			for h := range hours {
-				o := &Occurrence{Hash: dashHash("hours " + letters(i)), Message: "hours " + letters(i),
-					Time: store.DBTime(base.Add(time.Duration(h) * time.Hour))}
-				if !m.queue.add(o) {
-					t.Fatal("dropped")
-				}
+				at = store.DBTime(base.Add(time.Duration(h) * time.Hour))
+				m.Record(nil, errors.New("hours "+letters(i)))
 			}
+		}
+		if st := m.Stats(); st.Dropped != 0 || st.PendingErrors != errs || st.Pending != errs*hours {
+			t.Fatalf("stats %+v: want %d occurrences of %d errors pending, none dropped", st, errs*hours, errs)
 		}
 		flush(t, m)
 		var buckets, total int64
@@ -157,7 +171,11 @@ func TestWriteManyHoursWithinParameterLimits(t *testing.T) {
 		if buckets != errs*hours || total != errs*hours {
 			t.Fatalf("%d hourly buckets with %d occurrences, want %d of 1 each", buckets, total, errs*hours)
 		}
-		for _, r := range rowsByHash(t, tdb.DB) {
+		rows := rowsByHash(t, tdb.DB)
+		if len(rows) != errs {
+			t.Fatalf("%d rows, want %d", len(rows), errs)
+		}
+		for _, r := range rows {
 			if r.Count != hours {
 				t.Fatalf("%s: count %d, want %d", r.Message, r.Count, hours)
 			}
@@ -177,7 +195,7 @@ func TestWritePassAlertStatementsPerChunk(t *testing.T) {
 	eachDB(t, func(t *testing.T, tdb testDB) {
 		log := &wpLogger{Interface: logger.Discard}
 		notes := &coalesceNotifier{}
-		m := coalesceMonitor(t, tdb.DB.Session(&gorm.Session{Logger: log}), func(c *Config) {
+		m := coalesceMonitor(t, tdb.DB.Session(&gorm.Session{Logger: log}), func(c *errmon.Config) {
 			c.FlushInterval = time.Hour
 			c.SendNotification = true
 			c.Notifier = notes

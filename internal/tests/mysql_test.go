@@ -1,10 +1,11 @@
-package errmon
+package tests
 
 import (
 	"io"
 	"slices"
 	"testing"
 
+	"github.com/errmon/errmon"
 	"github.com/errmon/errmon/internal/store"
 )
 
@@ -13,15 +14,15 @@ import (
 // a model cannot be forgotten there.
 func TestMySQLSchemaMatchesModels(t *testing.T) {
 	tdb := openMySQL(t)
-	cfg := DefaultConfig()
+	cfg := errmon.DefaultConfig()
 	cfg.DB = tdb.DB
 	cfg.Output = io.Discard
-	m, err := New(cfg)
+	m, err := errmon.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	for _, model := range []any{&ErrorRecord{}, &store.ErrorOccurrence{}, &store.ErrorHourly{}, &store.ErrorWrite{}} {
+	for _, model := range []any{&errmon.ErrorRecord{}, &store.ErrorOccurrence{}, &store.ErrorHourly{}, &store.ErrorWrite{}} {
 		stmt := tdb.DB.Model(model).Statement
 		if err := stmt.Parse(model); err != nil {
 			t.Fatal(err)

@@ -1,4 +1,4 @@
-package errmon
+package tests
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/errmon/errmon"
 	"go.uber.org/goleak"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
@@ -34,7 +35,7 @@ func hzLeakCheck(t *testing.T) func() {
 }
 
 // hzClose closes m and fails if Close hangs.
-func hzClose(t *testing.T, m *Monitor) error {
+func hzClose(t *testing.T, m *errmon.Monitor) error {
 	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- m.Close() }()
@@ -140,7 +141,7 @@ type hzBlockingNotifier struct {
 	calls   atomic.Int64
 }
 
-func (n *hzBlockingNotifier) Notify(ctx context.Context, _ *Notification) error {
+func (n *hzBlockingNotifier) Notify(ctx context.Context, _ *errmon.Notification) error {
 	n.calls.Add(1)
 	if n.rude {
 		<-n.release
@@ -152,7 +153,7 @@ func (n *hzBlockingNotifier) Notify(ctx context.Context, _ *Notification) error 
 
 type hzCountingTicketing struct{ calls atomic.Int64 }
 
-func (c *hzCountingTicketing) RaiseTicket(context.Context, *ErrorRecord) error {
+func (c *hzCountingTicketing) RaiseTicket(context.Context, *errmon.ErrorRecord) error {
 	c.calls.Add(1)
 	return nil
 }
@@ -220,9 +221,9 @@ type hzStuck struct {
 	peak    atomic.Int64
 }
 
-func (s *hzStuck) Notify(context.Context, *Notification) error { return s.block() }
+func (s *hzStuck) Notify(context.Context, *errmon.Notification) error { return s.block() }
 
-func (s *hzStuck) RaiseTicket(context.Context, *ErrorRecord) error { return s.block() }
+func (s *hzStuck) RaiseTicket(context.Context, *errmon.ErrorRecord) error { return s.block() }
 
 func (s *hzStuck) block() error {
 	s.calls.Add(1)
@@ -239,7 +240,7 @@ func (s *hzStuck) block() error {
 }
 
 // hzIgnoreStuck ignores the goroutines blocked inside a hzStuck.
-var hzIgnoreStuck = goleak.IgnoreAnyFunction("github.com/errmon/errmon.(*hzStuck).block")
+var hzIgnoreStuck = goleak.IgnoreAnyFunction(pkgPath + "(*hzStuck).block")
 
 // hzWaitFor polls cond until it holds or a generous deadline passes (a
 // hang, not a latency check).
@@ -264,23 +265,23 @@ func TestLeakBoundedStuckNotifier(t *testing.T) {
 	lanes := []struct {
 		name  string
 		what  string // "alert" or "ticket"
-		apply func(*Config, *hzStuck)
+		apply func(*errmon.Config, *hzStuck)
 	}{
-		{"Notifier", "alert", func(c *Config, s *hzStuck) {
+		{"Notifier", "alert", func(c *errmon.Config, s *hzStuck) {
 			c.SendNotification = true
 			c.Notifier = s
 			c.RecipientEmail = []string{"team@example.com"}
 			c.EmailSender = "errmon@example.com"
 		}},
-		{"Ticketing", "ticket", func(c *Config, s *hzStuck) { c.Ticketing = s }},
+		{"Ticketing", "ticket", func(c *errmon.Config, s *hzStuck) { c.Ticketing = s }},
 	}
 	scenarios := []struct {
 		name          string
 		notifyTimeout time.Duration
 		// run drives the monitor after the jobs are recorded, and closes it.
-		run func(t *testing.T, m *Monitor, s *hzStuck, logs *syncBuffer, what string)
+		run func(t *testing.T, m *errmon.Monitor, s *hzStuck, logs *syncBuffer, what string)
 	}{
-		{"dropped while it hangs", 50 * time.Millisecond, func(t *testing.T, m *Monitor, s *hzStuck, logs *syncBuffer, what string) {
+		{"dropped while it hangs", 50 * time.Millisecond, func(t *testing.T, m *errmon.Monitor, s *hzStuck, logs *syncBuffer, what string) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			if err := m.Flush(ctx); err != nil {
@@ -296,14 +297,14 @@ func TestLeakBoundedStuckNotifier(t *testing.T) {
 			if got := strings.Count(out, what+"s are dropped until it returns"); got != 1 {
 				t.Errorf("the drops are logged %d times, want once:\n%s", got, out)
 			}
-			if !strings.Contains(out, "could not deliver "+what) || !strings.Contains(out, errLaneBlocked.Error()) {
+			if !strings.Contains(out, "could not deliver "+what) || !strings.Contains(out, laneBlocked) {
 				t.Errorf("the failed first %s is not logged with its cause:\n%s", what, out)
 			}
 			if err := hzClose(t, m); err != nil {
 				t.Errorf("Close: %v", err)
 			}
 		}},
-		{"Close while waiting for it", time.Hour, func(t *testing.T, m *Monitor, s *hzStuck, logs *syncBuffer, what string) {
+		{"Close while waiting for it", time.Hour, func(t *testing.T, m *errmon.Monitor, s *hzStuck, logs *syncBuffer, what string) {
 			hzWaitFor(t, "the first call", func() bool { return s.calls.Load() > 0 })
 			if err := hzClose(t, m); err == nil {
 				t.Error("Close with jobs pending returned nil; want it to say they were not delivered")
@@ -414,9 +415,9 @@ type hzFlaky struct {
 	calls atomic.Int64
 }
 
-func (f *hzFlaky) Notify(context.Context, *Notification) error { return f.fail() }
+func (f *hzFlaky) Notify(context.Context, *errmon.Notification) error { return f.fail() }
 
-func (f *hzFlaky) RaiseTicket(context.Context, *ErrorRecord) error { return f.fail() }
+func (f *hzFlaky) RaiseTicket(context.Context, *errmon.ErrorRecord) error { return f.fail() }
 
 func (f *hzFlaky) fail() error {
 	f.calls.Add(1)
