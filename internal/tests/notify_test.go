@@ -7,9 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
-	"mime/multipart"
-	"mime/quotedprintable"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -86,45 +83,16 @@ type ntParsed struct {
 
 func ntParse(t testing.TB, raw string) ntParsed {
 	t.Helper()
-	msg, err := netmail.ReadMessage(strings.NewReader(raw))
-	if err != nil {
-		t.Fatalf("parse message: %v\n%s", err, raw)
+	m := ntReadMessage(t, raw)
+	if m.Type != "multipart/alternative" {
+		t.Fatalf("Content-Type %q, want multipart/alternative", m.Header.Get("Content-Type"))
 	}
-	p := ntParsed{Header: msg.Header, Raw: raw}
-	if p.Subject, err = new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject")); err != nil {
-		t.Fatalf("Subject: %v", err)
-	}
-	mt, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
-	if err != nil || mt != "multipart/alternative" {
-		t.Fatalf("Content-Type %q (%v), want multipart/alternative", msg.Header.Get("Content-Type"), err)
-	}
-	mr := multipart.NewReader(msg.Body, params["boundary"])
-	for {
-		part, err := mr.NextRawPart()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("multipart: %v", err)
-		}
-		var r io.Reader = part
-		if strings.EqualFold(part.Header.Get("Content-Transfer-Encoding"), "quoted-printable") {
-			r = quotedprintable.NewReader(part)
-		}
-		b, err := io.ReadAll(r)
-		if err != nil {
-			t.Fatalf("part: %v", err)
-		}
-		body := strings.ReplaceAll(string(b), "\r\n", "\n")
-		switch pt, _, _ := mime.ParseMediaType(part.Header.Get("Content-Type")); pt {
-		case "text/plain":
-			p.Text = body
-		case "text/html":
-			p.HTML = body
-		default:
+	for pt := range m.Parts {
+		if pt != "text/plain" && pt != "text/html" {
 			t.Errorf("unexpected part %q", pt)
 		}
 	}
+	p := ntParsed{Header: m.Header, Subject: m.subject(t), Text: m.Parts["text/plain"], HTML: m.Parts["text/html"], Raw: raw}
 	if p.Text == "" || p.HTML == "" {
 		t.Fatalf("want both parts; text %q html %q", p.Text, p.HTML)
 	}
@@ -534,40 +502,6 @@ func TestNotifyTicketing(t *testing.T) {
 			})
 		}
 	})
-}
-
-// ntHangingServer accepts connections and never answers.
-func ntHangingServer(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		<-done
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return l.Addr().String()
 }
 
 // TestNotifyFaultySMTP: a server that refuses, hangs or answers 5xx never
