@@ -1,4 +1,4 @@
-package errmon
+package tests
 
 import (
 	"fmt"
@@ -18,8 +18,8 @@ type boundedCase struct {
 	data string
 }
 
-// nested returns n levels of open, then close.
-func nested(open, close string, n int) string {
+// dashNested returns n levels of open, then close.
+func dashNested(open, close string, n int) string {
 	return strings.Repeat(open, n) + strings.Repeat(close, n)
 }
 
@@ -32,10 +32,10 @@ func hostileContexts() []boundedCase {
 	}
 	wrap := func(body string) string { return `{"method":"POST","url":"/upload","json":` + body + `}` }
 	return []boundedCase{
-		{"18KB arrays 9000 deep", wrap(nested("[", "]", 9000))},
-		{"45KB arrays 22500 deep", wrap(nested("[", "]", 22500))},
-		{"45KB objects 7500 deep", wrap(nested(`{"a":`, "}", 7500))},
-		{"45KB objects 64 deep, wide", wrap(nested(`{"k":`, "}", 60)[:60*5] + list("1", 45<<10) + strings.Repeat("}", 60))},
+		{"18KB arrays 9000 deep", wrap(dashNested("[", "]", 9000))},
+		{"45KB arrays 22500 deep", wrap(dashNested("[", "]", 22500))},
+		{"45KB objects 7500 deep", wrap(dashNested(`{"a":`, "}", 7500))},
+		{"45KB objects 64 deep, wide", wrap(dashNested(`{"k":`, "}", 60)[:60*5] + list("1", 45<<10) + strings.Repeat("}", 60))},
 		{"45KB of empty strings", wrap(list(`""`, 45<<10))},
 		{"45KB of quotes in a string", wrap(`"` + strings.Repeat(`\"`, 22<<10) + `"`)},
 		{"45KB table of quotes", `{"headers":{` + strings.TrimSuffix(strings.Repeat(`"a":"\"\"\"\"\"\"",`, 45<<10/20), ",") + `}}`},
