@@ -1,19 +1,25 @@
-package errmon
+package tests
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	netmail "net/mail"
 	"net/url"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/errmon/errmon"
+	"github.com/errmon/errmon/mail"
 	"github.com/gin-gonic/gin"
 )
 
@@ -22,7 +28,7 @@ import (
 // form field names, headers, bodies, messages, URLs, card numbers, JWTs),
 // and none may reach any sink: any errmon table, the panic log (debug mode
 // included), errmon's own log, the dashboard's list and detail pages, the
-// JSON API and the alerts.
+// JSON API, the alerts and the mails that carry them.
 
 // skSecret is one planted secret: Value must appear in no sink; the
 // request carrying it is made by send.
@@ -118,7 +124,7 @@ func skSecrets() []skSecret {
 // skRouter fails on every route it has: panics, c.Error and Record. Each
 // secret is sent to a route of its own, so that each is its own error and
 // its sample is the one kept.
-func skRouter(m *Monitor) *gin.Engine {
+func skRouter(m *errmon.Monitor) *gin.Engine {
 	r := gin.New()
 	r.Use(m.Middleware())
 	fail := func(c *gin.Context) { panic("request failed: " + c.Request.URL.Path) }
@@ -155,15 +161,82 @@ func skRouter(m *Monitor) *gin.Engine {
 }
 
 // skEnv is a monitor whose every sink is captured: the panic log (gin in
-// debug mode, so that it dumps the request), errmon's own log, the alerts,
-// and the router that fails and serves the dashboard.
+// debug mode, so that it dumps the request), errmon's own log, the alerts
+// (as the Notifier gets them, and as mail.Notifier sends them to a real
+// SMTP server), and the router that fails and serves the dashboard.
 type skEnv struct {
 	tdb               testDB
-	m                 *Monitor
+	m                 *errmon.Monitor
 	r                 *gin.Engine
 	panicLog, ownLog  syncBuffer
 	notes             *ntRecorder
+	smtp              *ntSMTP
 	maxViewAllocBytes uint64 // the most bytes one dashboard view allocated
+}
+
+// skNotifier hands each alert to the recorder and mails it.
+type skNotifier struct {
+	rec  *ntRecorder
+	mail *mail.Notifier
+}
+
+func (n skNotifier) Notify(ctx context.Context, note *errmon.Notification) error {
+	_ = n.rec.Notify(ctx, note)
+	return n.mail.Notify(ctx, note)
+}
+
+func (skNotifier) SendsEmail() bool { return true }
+
+// skMailText returns a received mail as a reader sees it: its headers
+// (encoded words decoded) and each part of its body, transfer encodings
+// undone, after the raw message itself.
+func skMailText(t *testing.T, raw string) string {
+	t.Helper()
+	msg, err := netmail.ReadMessage(strings.NewReader(raw))
+	if err != nil {
+		t.Fatalf("read mail: %v\n%s", err, raw)
+	}
+	var b strings.Builder
+	b.WriteString(raw + "\n")
+	dec := new(mime.WordDecoder)
+	for k, vs := range msg.Header {
+		for _, v := range vs {
+			if d, err := dec.DecodeHeader(v); err == nil {
+				v = d
+			}
+			b.WriteString(k + ": " + v + "\n")
+		}
+	}
+	mediaType, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
+	if err != nil || !strings.HasPrefix(mediaType, "multipart/") {
+		t.Fatalf("mail is not multipart (%q, %v):\n%s", mediaType, err, raw)
+	}
+	mr := multipart.NewReader(msg.Body, params["boundary"])
+	parts := 0
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("mail part: %v", err)
+		}
+		var body io.Reader = p // quoted-printable is undone by NextPart
+		if strings.EqualFold(p.Header.Get("Content-Transfer-Encoding"), "base64") {
+			body = base64.NewDecoder(base64.StdEncoding, p)
+		}
+		text, err := io.ReadAll(body)
+		if err != nil {
+			t.Fatalf("mail part: %v", err)
+		}
+		b.Write(text)
+		b.WriteString("\n")
+		parts++
+	}
+	if parts < 2 {
+		t.Fatalf("mail has %d parts, want text and HTML:\n%s", parts, raw)
+	}
+	return b.String()
 }
 
 func skStart(t *testing.T, tdb testDB) *skEnv {
@@ -172,21 +245,21 @@ func skStart(t *testing.T, tdb testDB) *skEnv {
 	prevOut := gin.DefaultWriter // debug mode prints every route there
 	gin.DefaultWriter = io.Discard
 	t.Cleanup(func() { gin.DefaultWriter = prevOut })
-	env := &skEnv{tdb: tdb, notes: &ntRecorder{}}
-	cfg := DefaultConfig()
+	env := &skEnv{tdb: tdb, notes: &ntRecorder{}, smtp: ntStartSMTP(t, nil)}
+	cfg := errmon.DefaultConfig()
 	cfg.DB = tdb.DB
 	cfg.Output = &env.panicLog
 	cfg.Logger = slog.New(slog.NewTextHandler(&env.ownLog, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg.FlushInterval = time.Hour
 	cfg.SendNotification = true
 	cfg.DigestThreshold = -1 // one alert per new error: each is a sink of its own
-	cfg.Notifier = env.notes
+	cfg.Notifier = skNotifier{rec: env.notes, mail: mail.New(mail.Config{Host: env.smtp.Host, Port: env.smtp.Port})}
 	cfg.RecipientEmail = []string{"team@example.com"}
 	cfg.EmailSender = "errmon@example.com"
 	cfg.BaseURL = "https://shop.example.com"
 	cfg.ViewPermission = func(*gin.Context) bool { return true }
 	cfg.ListSize = 1000
-	m, err := New(cfg)
+	m, err := errmon.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +305,7 @@ func (env *skEnv) view(t *testing.T, target string) string {
 
 // sinks returns the text of every sink, by name: each errmon table (all
 // rows, as the database returns them), both logs, the list page, each
-// error's detail page, the API list and details, and each alert.
+// error's detail page, the API list and details, each alert and each mail.
 func (env *skEnv) sinks(t *testing.T, minErrors int) map[string]string {
 	t.Helper()
 	sinks := map[string]string{
@@ -256,14 +329,14 @@ func (env *skEnv) sinks(t *testing.T, minErrors int) map[string]string {
 			sinks[fmt.Sprintf("table %s row %d", table, i)] = string(b)
 		}
 	}
-	var recs []ErrorRecord
+	var recs []errmon.ErrorRecord
 	if err := env.tdb.DB.Find(&recs).Error; err != nil {
 		t.Fatal(err)
 	}
 	if len(recs) < minErrors {
 		t.Fatalf("%d errors stored, want %d", len(recs), minErrors)
 	}
-	prefix := env.m.cfg.URLPrefix
+	prefix := env.m.Config().URLPrefix
 	sinks["list page"] = env.view(t, prefix+"/")
 	sinks["API list"] = env.view(t, prefix+"/api/errors")
 	for _, rec := range recs {
@@ -277,6 +350,13 @@ func (env *skEnv) sinks(t *testing.T, minErrors int) map[string]string {
 	}
 	for i, n := range env.notes.notes {
 		sinks[fmt.Sprintf("alert %d (%s)", i, n.Error.Path)] = n.Subject + "\n" + n.Text + "\n" + n.HTML
+	}
+	mails := env.smtp.received()
+	if len(mails) != len(env.notes.notes) {
+		t.Fatalf("%d mails for %d alerts", len(mails), len(env.notes.notes))
+	}
+	for i, m := range mails {
+		sinks[fmt.Sprintf("mail %d", i)] = skMailText(t, m.Raw)
 	}
 	return sinks
 }

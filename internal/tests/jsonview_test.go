@@ -1,4 +1,4 @@
-package errmon
+package tests
 
 import (
 	"fmt"
@@ -18,8 +18,8 @@ type boundedCase struct {
 	data string
 }
 
-// nested returns n levels of open, then close.
-func nested(open, close string, n int) string {
+// dashNested returns n levels of open, then close.
+func dashNested(open, close string, n int) string {
 	return strings.Repeat(open, n) + strings.Repeat(close, n)
 }
 
@@ -32,10 +32,10 @@ func hostileContexts() []boundedCase {
 	}
 	wrap := func(body string) string { return `{"method":"POST","url":"/upload","json":` + body + `}` }
 	return []boundedCase{
-		{"18KB arrays 9000 deep", wrap(nested("[", "]", 9000))},
-		{"45KB arrays 22500 deep", wrap(nested("[", "]", 22500))},
-		{"45KB objects 7500 deep", wrap(nested(`{"a":`, "}", 7500))},
-		{"45KB objects 64 deep, wide", wrap(nested(`{"k":`, "}", 60)[:60*5] + list("1", 45<<10) + strings.Repeat("}", 60))},
+		{"18KB arrays 9000 deep", wrap(dashNested("[", "]", 9000))},
+		{"45KB arrays 22500 deep", wrap(dashNested("[", "]", 22500))},
+		{"45KB objects 7500 deep", wrap(dashNested(`{"a":`, "}", 7500))},
+		{"45KB objects 64 deep, wide", wrap(dashNested(`{"k":`, "}", 60)[:60*5] + list("1", 45<<10) + strings.Repeat("}", 60))},
 		{"45KB of empty strings", wrap(list(`""`, 45<<10))},
 		{"45KB of quotes in a string", wrap(`"` + strings.Repeat(`\"`, 22<<10) + `"`)},
 		{"45KB table of quotes", `{"headers":{` + strings.TrimSuffix(strings.Repeat(`"a":"\"\"\"\"\"\"",`, 45<<10/20), ",") + `}}`},
@@ -52,9 +52,9 @@ func hostileContexts() []boundedCase {
 // API answers the stored objects whole (up to maxReadContext each, for the
 // error and its samples); the page shows a budget of each.
 const (
-	maxPageBytes  = 400 << 10
-	maxAPIBytes   = 1 << 20
-	maxAllocBytes = 16 << 20
+	dashMaxPageBytes  = 400 << 10
+	dashMaxAPIBytes   = 1 << 20
+	dashMaxAllocBytes = 16 << 20
 )
 
 // TestDashboardBoundedContext stores hostile request_data in app_errors
@@ -83,9 +83,9 @@ func TestDashboardBoundedContext(t *testing.T) {
 				w := d.do("GET", dashPrefix+target, nil)
 				runtime.ReadMemStats(&after)
 				alloc := after.TotalAlloc - before.TotalAlloc
-				what, maxBytes := "page", maxPageBytes
+				what, maxBytes := "page", dashMaxPageBytes
 				if strings.Contains(target, "/api/") {
-					what, maxBytes = "API", maxAPIBytes
+					what, maxBytes = "API", dashMaxAPIBytes
 				}
 				t.Logf("%-28s %-4s stored %7d B: %7d B answered, %9d B allocated", tc.name, what, len(tc.data), w.Body.Len(), alloc)
 				if w.Code != http.StatusOK {
@@ -94,8 +94,8 @@ func TestDashboardBoundedContext(t *testing.T) {
 				if w.Body.Len() > maxBytes {
 					t.Errorf("%s: %s of %d bytes, want at most %d", tc.name, what, w.Body.Len(), maxBytes)
 				}
-				if alloc > maxAllocBytes {
-					t.Errorf("%s: %s allocated %d bytes, want at most %d", tc.name, what, alloc, maxAllocBytes)
+				if alloc > dashMaxAllocBytes {
+					t.Errorf("%s: %s allocated %d bytes, want at most %d", tc.name, what, alloc, dashMaxAllocBytes)
 				}
 			}
 		}
@@ -123,7 +123,7 @@ func TestDashboardBoundedTexts(t *testing.T) {
 			runtime.ReadMemStats(&after)
 			alloc := after.TotalAlloc - before.TotalAlloc
 			t.Logf("GET %-20s %7d B answered, %9d B allocated", target, w.Body.Len(), alloc)
-			if w.Code != 200 || w.Body.Len() > maxPageBytes || alloc > maxAllocBytes {
+			if w.Code != 200 || w.Body.Len() > dashMaxPageBytes || alloc > dashMaxAllocBytes {
 				t.Errorf("GET %s: %d, %d bytes, %d allocated", target, w.Code, w.Body.Len(), alloc)
 			}
 			if !strings.Contains(w.Body.String(), "… [cut]") {

@@ -1,4 +1,4 @@
-package errmon
+package tests
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/errmon/errmon"
 	"github.com/errmon/errmon/internal/store"
 	"gorm.io/driver/mysql"
 	"gorm.io/driver/postgres"
@@ -20,11 +21,11 @@ import (
 
 // The dashboard at 10,000 and 1,000,000 stored errors, on SQLite,
 // PostgreSQL and MySQL (MariaDB): its pages must cost about the same at
-// both sizes.
+// both sizes. From the repository root (go.work wires this module):
 //
 //	ERRMON_TEST_PG_DSN='host=127.0.0.1 port=5432 user=postgres dbname=test sslmode=disable' \
 //	ERRMON_TEST_MYSQL_DSN='root@tcp(127.0.0.1:3306)/' ERRMON_BENCH_1M=1 \
-//	go test -run '^$' -bench BenchmarkDashboardScale -benchtime 300ms .
+//	go test -run '^$' -bench BenchmarkDashboardScale -benchtime 300ms ./internal/tests/
 //
 // Without ERRMON_BENCH_1M=1 only the 10k rows run. The seeded data is made
 // in SQL (a recursive CTE on SQLite, generate_series on PostgreSQL,
@@ -166,8 +167,8 @@ func scaleDB(b *testing.B, kind string, n int) *gorm.DB {
 	seed.once.Do(func() {
 		if db, err := open(seed.dsn); err == nil {
 			var got int64
-			ok := db.Model(&ErrorRecord{}).Count(&got).Error == nil && got == int64(n)
-			closeDB(db)
+			ok := db.Model(&errmon.ErrorRecord{}).Count(&got).Error == nil && got == int64(n)
+			scaleCloseDB(db)
 			if ok {
 				return
 			}
@@ -188,7 +189,7 @@ func scaleDB(b *testing.B, kind string, n int) *gorm.DB {
 					break
 				}
 			}
-			closeDB(a)
+			scaleCloseDB(a)
 			if seed.err != nil {
 				return
 			}
@@ -203,7 +204,7 @@ func scaleDB(b *testing.B, kind string, n int) *gorm.DB {
 			seed.err = err
 			return
 		}
-		defer closeDB(db)
+		defer scaleCloseDB(db)
 		seed.err = seedScale(db, kind, n)
 		b.Logf("seeded %d errors on %s in %v", n, kind, time.Since(start).Round(time.Second))
 	})
@@ -214,11 +215,11 @@ func scaleDB(b *testing.B, kind string, n int) *gorm.DB {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { closeDB(db) })
+	b.Cleanup(func() { scaleCloseDB(db) })
 	return db
 }
 
-func closeDB(db *gorm.DB) {
+func scaleCloseDB(db *gorm.DB) {
 	if s, err := db.DB(); err == nil {
 		s.Close()
 	}
@@ -227,8 +228,8 @@ func closeDB(db *gorm.DB) {
 // scaleCursor is the cursor of the row at offset off of a list order.
 func scaleCursor(b *testing.B, db *gorm.DB, sort, status string, off int) string {
 	b.Helper()
-	var rec ErrorRecord
-	q := store.WithStatus(db.Model(&ErrorRecord{}), store.ListQuery{Status: status})
+	var rec errmon.ErrorRecord
+	q := store.WithStatus(db.Model(&errmon.ErrorRecord{}), store.ListQuery{Status: status})
 	col := store.SortColumn(sort)
 	if err := q.Select("id, count, created_on, last_seen").Order(col + " DESC, id DESC").Offset(off).Limit(1).Take(&rec).Error; err != nil {
 		b.Fatalf("cursor at %d: %v", off, err)

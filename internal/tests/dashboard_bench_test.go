@@ -1,4 +1,4 @@
-package errmon
+package tests
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/errmon/errmon"
 	"github.com/errmon/errmon/internal/store"
 	"github.com/gin-gonic/gin"
 	"gorm.io/driver/postgres"
@@ -21,9 +22,10 @@ import (
 	"gorm.io/gorm"
 )
 
-// The dashboard with 100,000 stored errors, on SQLite:
+// The dashboard with 100,000 stored errors, on SQLite, from the repository
+// root (go.work wires this module):
 //
-//	go test -run '^$' -bench BenchmarkDashboard -benchmem -count 3 .
+//	go test -run '^$' -bench BenchmarkDashboard -benchmem -count 3 ./internal/tests/
 //
 // The seeded database is a SQLite file of about 180 MB kept at
 // $TMPDIR/errmon-dashboard-bench-v1.db: made once (outside the timed part,
@@ -81,7 +83,7 @@ func benchSeeded(dsn string) bool {
 		}
 	}()
 	var n int64
-	return db.Model(&ErrorRecord{}).Count(&n).Error == nil && n == benchErrors
+	return db.Model(&errmon.ErrorRecord{}).Count(&n).Error == nil && n == benchErrors
 }
 
 var benchKinds = []struct{ name, msg string }{
@@ -121,7 +123,7 @@ func seedBench(db *gorm.DB) error {
 		"github.com/gin-gonic/gin.(*Context).Next\n\t/go/pkg/mod/github.com/gin-gonic/gin@v1.12.0/context.go:192\n" +
 		"net/http.serverHandler.ServeHTTP\n\t/usr/local/go/src/net/http/server.go:3340\n"
 	return db.Transaction(func(tx *gorm.DB) error {
-		recs := make([]ErrorRecord, 0, batch)
+		recs := make([]errmon.ErrorRecord, 0, batch)
 		occ := make([]store.ErrorOccurrence, 0, batch)
 		hours := make([]store.ErrorHourly, 0, batch)
 		for i := range benchErrors {
@@ -131,7 +133,7 @@ func seedBench(db *gorm.DB) error {
 			rd := fmt.Sprintf(`{"method":"GET","url":%q,"route":"/api/v1/orders/:id/items","client_ip":"10.1.%d.%d","headers":{"Accept":["application/json"],"Authorization":["**************"]}}`,
 				path, i%250, i%200)
 			h := dashHash(fmt.Sprint("bench", i))
-			recs = append(recs, ErrorRecord{
+			recs = append(recs, errmon.ErrorRecord{
 				Hash: h, Host: "api.example.com", Path: path, Method: "GET", Route: "/api/v1/orders/:id/items",
 				ExceptionName: k.name, Message: fmt.Sprintf(k.msg, i%977, i), Traceback: tb, RequestData: rd,
 				Count: int64(1 + i%1000), CreatedOn: last.Add(-time.Duration(i%500) * time.Hour), LastSeen: last,
@@ -245,12 +247,12 @@ type benchCase struct{ name, target string }
 // errors' hashes as seedBench or seedScale make them), and the extra
 // cases.
 func benchDashboardPages(b *testing.B, db *gorm.DB, extra ...benchCase) {
-	cfg := DefaultConfig()
+	cfg := errmon.DefaultConfig()
 	cfg.DB, cfg.Output = db, io.Discard
 	cfg.FlushInterval = time.Hour
 	cfg.RetentionDays, cfg.MaxErrors = -1, -1 // the seeds are kept between runs: nothing may prune them
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	m, err := New(cfg)
+	m, err := errmon.New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
