@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -127,12 +126,6 @@ func withGinMode(t testing.TB, mode string) {
 	prev := gin.Mode()
 	gin.SetMode(mode)
 	t.Cleanup(func() { gin.SetMode(prev) })
-}
-
-// topFunction returns the first function of a stored traceback.
-func topFunction(tb string) string {
-	line, _, _ := strings.Cut(tb, "\n")
-	return line
 }
 
 //go:noinline
