@@ -1,258 +1,86 @@
 package errmon_test
 
 import (
-	"context"
-	"database/sql"
 	"errors"
 	"fmt"
-	"io"
-	"log"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
-	"strconv"
-	"time"
 
 	"github.com/errmon/errmon"
 	"github.com/gin-gonic/gin"
-	"gorm.io/driver/sqlite"
-	"gorm.io/gorm"
-	"gorm.io/gorm/logger"
 )
 
-// get sends a GET request to h and returns the response status.
-func get(h http.Handler, target string) int {
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, target, nil))
-	return w.Code
-}
+// The examples that store errors need a database: they are in
+// internal/tests/example_test.go, a module of its own with the drivers.
 
-// printErrors prints the stored errors, one line each.
-func printErrors(db *gorm.DB) {
-	var rows []errmon.ErrorRecord
-	if err := db.Model(&errmon.ErrorRecord{}).Order("exception_name, route").Find(&rows).Error; err != nil {
-		log.Fatal(err)
-	}
-	for _, e := range rows {
-		fmt.Printf("%s on %q: count %d\n", e.ExceptionName, e.Route, e.Count)
-	}
-}
-
-func ExampleNew() {
-	gin.SetMode(gin.ReleaseMode)
-	dir, err := os.MkdirTemp("", "errmon-example")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	db, err := gorm.Open(sqlite.Open(filepath.Join(dir, "app.db")), &gorm.Config{Logger: logger.Discard})
-	if err != nil {
-		log.Fatal(err)
-	}
-
+func ExampleConfig_Validate() {
 	cfg := errmon.DefaultConfig()
-	cfg.DB = db
-	cfg.Output = io.Discard // no panic log in this example
-	m, err := errmon.New(cfg)
-	if err != nil {
-		log.Fatal(err)
+	cfg.URLPrefix = "errors" // no leading slash
+	cfg.ListSize = 5000      // more than a page can hold
+	// Validate needs no database (a nil Config.DB is New's to refuse) and
+	// reports every fault, each a *ConfigError naming its key.
+	err := cfg.Validate()
+	fmt.Println(err)
+	var ce *errmon.ConfigError
+	if errors.As(err, &ce) {
+		fmt.Println("first key:", ce.Key)
 	}
-	defer m.Close()
+	fmt.Println(errmon.DefaultConfig().Validate())
+	// Output:
+	// errmon: invalid config: APP_ERROR_URL_PREFIX: "errors" must start with "/"
+	// errmon: invalid config: APP_DEFAULT_LIST_SIZE: 5000 must be between 1 and 1000
+	// first key: APP_ERROR_URL_PREFIX
+	// <nil>
+}
 
+func ExampleNormalizeMessage() {
+	// Messages that differ only by numbers, ids, addresses or times group
+	// together.
+	fmt.Println(errmon.NormalizeMessage("user 42 not found after 3 tries"))
+	fmt.Println(errmon.NormalizeMessage("user 1337 not found after 10 tries"))
+	fmt.Println(errmon.NormalizeMessage("order 3f2504e0-4f89-11d3-9a0c-0305e82c3301 missing"))
+	fmt.Println(errmon.NormalizeMessage("dial tcp 10.0.0.1:5432: connection refused"))
+	// Output:
+	// user <n> not found after <n> tries
+	// user <n> not found after <n> tries
+	// order <uuid> missing
+	// dial tcp <n>.<n>.<n>.<n>:<n>: connection refused
+}
+
+func ExampleLocalOnly() {
+	gin.SetMode(gin.ReleaseMode)
+	// errmon.LocalOnly is a Config.ViewPermission (the default in gin's
+	// debug and test modes); any handler may ask it too.
 	r := gin.New()
-	m.InitApp(r) // the middleware, and the dashboard under /dev/error
-	r.GET("/items", func(c *gin.Context) {
-		i, _ := strconv.Atoi(c.Query("i"))
-		items := []string{"a", "b", "c"}
-		c.String(http.StatusOK, items[i])
+	r.GET("/debug/vars", func(c *gin.Context) {
+		if !errmon.LocalOnly(c) {
+			c.AbortWithStatus(http.StatusForbidden)
+			return
+		}
+		c.String(http.StatusOK, "counters")
 	})
-
-	fmt.Println(get(r, "/items?i=1"))
-	fmt.Println(get(r, "/items?i=5")) // index out of range
-	fmt.Println(get(r, "/items?i=7")) // the same bug
-
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := m.Flush(ctx); err != nil {
-		log.Fatal(err)
-	}
-	printErrors(db)
-	// Output:
-	// 200
-	// 500
-	// 500
-	// runtime.boundsError on "/items": count 2
-}
-
-func ExampleMiddleware() {
-	gin.SetMode(gin.ReleaseMode)
-	dir, err := os.MkdirTemp("", "errmon-example")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	db, err := gorm.Open(sqlite.Open(filepath.Join(dir, "app.db")), &gorm.Config{Logger: logger.Discard})
-	if err != nil {
-		log.Fatal(err)
-	}
-
-	cfg := errmon.DefaultConfig()
-	cfg.DB = db
-	cfg.Output = io.Discard
-	r := gin.New()
-	r.Use(errmon.Middleware(cfg)) // panics if cfg is invalid; makes the monitor the default
-	defer func() {
-		errmon.Default().Close()
-		errmon.SetDefault(nil)
-	}()
-
-	r.GET("/pay", func(c *gin.Context) {
-		_ = c.Error(errors.New("payment gateway timeout"))
-		c.AbortWithStatus(http.StatusBadGateway)
-	})
-	r.GET("/cart", func(c *gin.Context) {
-		_ = c.Error(errors.New("coupon expired")) // below 500: not recorded
-		c.AbortWithStatus(http.StatusBadRequest)
-	})
-	fmt.Println(get(r, "/pay"))
-	fmt.Println(get(r, "/cart"))
-
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := errmon.Default().Flush(ctx); err != nil {
-		log.Fatal(err)
-	}
-	printErrors(db)
-	// Output:
-	// 502
-	// 400
-	// *errors.errorString on "/pay": count 1
-}
-
-func ExampleTrack() {
-	gin.SetMode(gin.ReleaseMode)
-	dir, err := os.MkdirTemp("", "errmon-example")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	db, err := gorm.Open(sqlite.Open(filepath.Join(dir, "app.db")), &gorm.Config{Logger: logger.Discard})
-	if err != nil {
-		log.Fatal(err)
-	}
-
-	cfg := errmon.DefaultConfig()
-	cfg.DB = db
-	cfg.Output = io.Discard
-	m, err := errmon.New(cfg)
-	if err != nil {
-		log.Fatal(err)
-	}
-	errmon.SetDefault(m) // errmon.Track records with the default monitor
-	defer func() {
-		m.Close()
-		errmon.SetDefault(nil)
-	}()
-
-	r := gin.New() // no middleware: only the tracked handler is monitored
-	r.GET("/orders/:id", errmon.Track(func(c *gin.Context) {
-		err := fmt.Errorf("load order %s: %w", c.Param("id"), sql.ErrNoRows)
-		_ = c.AbortWithError(http.StatusInternalServerError, err)
-	}))
-	fmt.Println(get(r, "/orders/41"))
-	fmt.Println(get(r, "/orders/42")) // numbers in messages do not split a group
-
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := m.Flush(ctx); err != nil {
-		log.Fatal(err)
-	}
-	printErrors(db)
-	// Output:
-	// 500
-	// 500
-	// *errors.errorString on "/orders/:id": count 2
-}
-
-func ExampleMonitor_Record() {
-	gin.SetMode(gin.ReleaseMode)
-	dir, err := os.MkdirTemp("", "errmon-example")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	db, err := gorm.Open(sqlite.Open(filepath.Join(dir, "app.db")), &gorm.Config{Logger: logger.Discard})
-	if err != nil {
-		log.Fatal(err)
-	}
-
-	cfg := errmon.DefaultConfig()
-	cfg.DB = db
-	cfg.Output = io.Discard
-	m, err := errmon.New(cfg)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer m.Close()
-
-	r := gin.New()
-	m.InitApp(r)
-	r.GET("/report", func(c *gin.Context) {
-		// The request succeeds, but someone should know.
-		m.Record(c, errors.New("cache refresh failed; serving stale data"))
-		c.String(http.StatusOK, "stale but fine")
-	})
-	fmt.Println(get(r, "/report"))
-
-	// Outside a request, pass a nil context.
-	m.Record(nil, errors.New("nightly export failed"))
-
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := m.Flush(ctx); err != nil {
-		log.Fatal(err)
-	}
-	var rows []errmon.ErrorRecord
-	db.Model(&errmon.ErrorRecord{}).Order("message").Find(&rows)
-	for _, e := range rows {
-		fmt.Printf("%q route=%q count=%d\n", e.Message, e.Route, e.Count)
+	for _, tc := range []struct {
+		what, remote, host, forwarded string
+	}{
+		{"from this machine", "127.0.0.1:50000", "localhost:8080", ""},
+		{"from this machine over IPv6", "[::1]:50000", "[::1]:8080", ""},
+		{"from another machine", "203.0.113.7:50000", "localhost:8080", ""},
+		{"another site's name (DNS rebinding)", "127.0.0.1:50000", "evil.example:8080", ""},
+		{"through a proxy", "127.0.0.1:50000", "localhost:8080", "198.51.100.4"},
+	} {
+		req := httptest.NewRequest(http.MethodGet, "/debug/vars", nil)
+		req.RemoteAddr, req.Host = tc.remote, tc.host
+		if tc.forwarded != "" {
+			req.Header.Set("X-Forwarded-For", tc.forwarded)
+		}
+		w := httptest.NewRecorder()
+		r.ServeHTTP(w, req)
+		fmt.Println(w.Code, tc.what)
 	}
 	// Output:
-	// 200
-	// "cache refresh failed; serving stale data" route="/report" count=1
-	// "nightly export failed" route="" count=1
-}
-
-func ExampleMonitor_Go() {
-	dir, err := os.MkdirTemp("", "errmon-example")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	db, err := gorm.Open(sqlite.Open(filepath.Join(dir, "app.db")), &gorm.Config{Logger: logger.Discard})
-	if err != nil {
-		log.Fatal(err)
-	}
-	cfg := errmon.DefaultConfig()
-	cfg.DB = db
-	cfg.Output = io.Discard // no panic log in this example
-	m, err := errmon.New(cfg)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer m.Close()
-
-	// A background job whose panic would otherwise end the process.
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer m.Recover() // records the panic, stored before the goroutine ends
-		var cache map[string]int
-		cache["warm"] = 1 // assignment to entry in nil map
-	}()
-	<-done
-	printErrors(db)
-	// Output:
-	// runtime.plainError on "": count 1
+	// 200 from this machine
+	// 200 from this machine over IPv6
+	// 403 from another machine
+	// 403 another site's name (DNS rebinding)
+	// 403 through a proxy
 }

@@ -1,4 +1,4 @@
-package errmon
+package tests
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/errmon/errmon"
 	pkgerrors "github.com/pkg/errors"
 )
 
@@ -43,7 +44,7 @@ func TestSlogHandler(t *testing.T) {
 			"err", fmt.Errorf("charge: %w", slStackError()), "amount", 42, "card", map[string]string{"secret": "x"})
 		l.Error("errmon: could not store 3 occurrences") // errmon's own log line
 		l.Warn("a warning")
-		flush(t, m)
+		dashFlush(t, m)
 
 		text := out.String()
 		for _, want := range []string{"just so", "sync failed", "payment refused", "a warning", "errmon: could not store"} {
@@ -56,7 +57,7 @@ func TestSlogHandler(t *testing.T) {
 		}
 
 		recs := allRecords(t, tdb.DB)
-		byMsg := map[string][]ErrorRecord{}
+		byMsg := map[string][]errmon.ErrorRecord{}
 		for _, r := range recs {
 			byMsg[r.Message] = append(byMsg[r.Message], r)
 		}
@@ -73,7 +74,7 @@ func TestSlogHandler(t *testing.T) {
 			}
 			counts[topFunction(r.Traceback)] = r.Count
 		}
-		if counts["github.com/errmon/errmon.slLogTwice"] != 2 || counts["github.com/errmon/errmon.slLogElsewhere"] != 1 {
+		if counts[pkgPath+"slLogTwice"] != 2 || counts[pkgPath+"slLogElsewhere"] != 1 {
 			t.Errorf("counts by log call site: %v", counts)
 		}
 		pay := byMsg["charge: disk full"]
@@ -114,7 +115,7 @@ func TestSlogHandlerNilNextAndEnabled(t *testing.T) {
 			h.Enabled(context.Background(), slog.LevelError), h.Enabled(context.Background(), slog.LevelWarn))
 	}
 	slog.New(m.SlogHandler(nil)).Error("no next", "err", errors.New("boom"))
-	flush(t, m)
+	dashFlush(t, m)
 	if recs := allRecords(t, tdb.DB); len(recs) != 1 || recs[0].Message != "boom" {
 		t.Errorf("stored %+v, want the one error", recs)
 	}

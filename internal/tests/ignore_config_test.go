@@ -1,9 +1,11 @@
-package errmon
+package tests
 
 import (
 	"errors"
 	"slices"
 	"testing"
+
+	"github.com/errmon/errmon"
 )
 
 // TestConfigIgnoreStatusValidated: every IgnoreStatus entry must be an
@@ -19,7 +21,7 @@ func TestConfigIgnoreStatusValidated(t *testing.T) {
 		{[]int{99}, 1},
 		{[]int{404, 600, 0}, 2},
 	} {
-		cfg := DefaultConfig()
+		cfg := errmon.DefaultConfig()
 		cfg.IgnoreStatus = tc.statuses
 		err := cfg.Validate()
 		keys := configErrorKeys(err)
@@ -27,7 +29,7 @@ func TestConfigIgnoreStatusValidated(t *testing.T) {
 			t.Errorf("Validate with IgnoreStatus %v: keys %q, want %d × Config.IgnoreStatus (%v)", tc.statuses, keys, tc.bad, err)
 		}
 		cfg.DB = db
-		m, err := New(cfg)
+		m, err := errmon.New(cfg)
 		if got := len(configErrorKeys(err)); got != tc.bad {
 			t.Errorf("New with IgnoreStatus %v: %d ConfigErrors, want %d (%v)", tc.statuses, got, tc.bad, err)
 		}
@@ -40,14 +42,14 @@ func TestConfigIgnoreStatusValidated(t *testing.T) {
 // TestConfigIgnoreDeepCopy: New and Config() copy IgnoreErrors and
 // IgnoreStatus; the defaults leave every rule off.
 func TestConfigIgnoreDeepCopy(t *testing.T) {
-	def := DefaultConfig()
+	def := errmon.DefaultConfig()
 	if def.IgnoreErrors != nil || def.IgnoreStatus != nil || def.Ignore != nil || def.RecordClientGone {
 		t.Errorf("DefaultConfig sets ignore rules: %v %v %v %v", def.IgnoreErrors, def.IgnoreStatus, def.Ignore != nil, def.RecordClientGone)
 	}
 	errListed := errors.New("listed")
 	errs := []error{errListed}
 	statuses := []int{503}
-	tm := sqliteMonitor(t, func(c *Config) { c.IgnoreErrors, c.IgnoreStatus = errs, statuses })
+	tm := sqliteMonitor(t, func(c *errmon.Config) { c.IgnoreErrors, c.IgnoreStatus = errs, statuses })
 	errs[0], statuses[0] = errors.New("changed"), 502
 	got := tm.Config()
 	if got.IgnoreErrors[0] != errListed || got.IgnoreStatus[0] != 503 {

@@ -1,4 +1,4 @@
-package errmon
+package tests
 
 import (
 	"io"
@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/errmon/errmon"
 	"github.com/gin-gonic/gin"
 )
 
@@ -16,7 +17,7 @@ import (
 // limit). The context budget makes the second cost about as much as a
 // request that just fills the budget, not 800 KiB of masking. Run with:
 //
-//	go test -run XXX -bench Capture -benchmem .
+//	go test -run XXX -bench Capture -benchmem ./internal/tests/
 
 // benchHeaderRequest returns a GET with n headers of size bytes each (one
 // of them secret-named) besides the usual few.
@@ -38,7 +39,7 @@ func benchHeaderRequest(target string, n, size int) *http.Request {
 // panics; the panic log is silenced.
 func benchCaptureEngine(b *testing.B) *gin.Engine {
 	b.Helper()
-	tm := sqliteMonitor(b, func(c *Config) { c.Output = io.Discard })
+	tm := sqliteMonitor(b, func(c *errmon.Config) { c.Output = io.Discard })
 	withGinMode(b, gin.ReleaseMode)
 	r := tm.engine(false)
 	r.GET("/bench/:id", func(*gin.Context) { panic("bench failure") })

@@ -1,4 +1,4 @@
-package errmon
+package tests
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/errmon/errmon"
 	"github.com/gin-gonic/gin"
 )
 
@@ -21,7 +22,7 @@ var errNoise = errors.New("noise")
 // handler does, and what is stored and counted.
 type ignoreCase struct {
 	name        string
-	tweak       func(*Config)
+	tweak       func(*errmon.Config)
 	cancelled   bool // the request's context is done before the handler runs
 	handler     ignoreHandler
 	wantStored  int
@@ -30,16 +31,16 @@ type ignoreCase struct {
 }
 
 // ignoreHandler is a test handler that may call its monitor.
-type ignoreHandler func(m *Monitor, c *gin.Context)
+type ignoreHandler func(m *errmon.Monitor, c *gin.Context)
 
 // withMonitor makes h a gin handler of m.
-func (h ignoreHandler) withMonitor(m *Monitor) gin.HandlerFunc {
+func (h ignoreHandler) withMonitor(m *errmon.Monitor) gin.HandlerFunc {
 	return func(c *gin.Context) { h(m, c) }
 }
 
 // failWith attaches err with c.Error and answers status.
 func failWith(status int, err error) ignoreHandler {
-	return func(_ *Monitor, c *gin.Context) {
+	return func(_ *errmon.Monitor, c *gin.Context) {
 		_ = c.Error(err)
 		c.AbortWithStatus(status)
 	}
@@ -74,8 +75,8 @@ func runIgnoreCases(t *testing.T, cases []ignoreCase) {
 			if s.Recorded != int64(tc.wantStored) || s.Stored != int64(tc.wantStored) {
 				t.Errorf("Stats.Recorded = %d, Stored = %d; want %d", s.Recorded, s.Stored, tc.wantStored)
 			}
-			if id := w.Header().Get(errorIDHeader); tc.wantStored == 0 && id != "" {
-				t.Errorf("%s = %q, but nothing was stored", errorIDHeader, id)
+			if id := w.Header().Get("X-Errmon-Id"); tc.wantStored == 0 && id != "" {
+				t.Errorf("X-Errmon-Id = %q, but nothing was stored", id)
 			}
 		})
 	}
@@ -85,56 +86,58 @@ func runIgnoreCases(t *testing.T, cases []ignoreCase) {
 // IgnoreStatus (c.Errors by final status only) and Ignore keep errors out
 // of the database, counted in Stats.Ignored.
 func TestIgnoreRules(t *testing.T) {
-	ignoreNoise := func(c *Config) { c.IgnoreErrors = []error{errNoise} }
-	ignore503 := func(c *Config) { c.IgnoreStatus = []int{503} }
+	ignoreNoise := func(c *errmon.Config) { c.IgnoreErrors = []error{errNoise} }
+	ignore503 := func(c *errmon.Config) { c.IgnoreStatus = []int{503} }
 	runIgnoreCases(t, []ignoreCase{
 		{name: "IgnoreErrors c.Error wrapped", tweak: ignoreNoise,
 			handler: failWith(500, fmt.Errorf("upstream: %w", errNoise)), wantIgnored: 1},
 		{name: "IgnoreErrors c.Error other", tweak: ignoreNoise,
 			handler: failWith(500, errors.New("real failure")), wantStored: 1},
 		{name: "IgnoreErrors panic value", tweak: ignoreNoise,
-			handler: func(*Monitor, *gin.Context) { panic(fmt.Errorf("job: %w", errNoise)) }, wantIgnored: 1},
+			handler: func(*errmon.Monitor, *gin.Context) { panic(fmt.Errorf("job: %w", errNoise)) }, wantIgnored: 1},
 		{name: "IgnoreErrors panic not an error", tweak: ignoreNoise,
-			handler: func(*Monitor, *gin.Context) { panic("noise") }, wantStored: 1},
+			handler: func(*errmon.Monitor, *gin.Context) { panic("noise") }, wantStored: 1},
 		{name: "IgnoreErrors Record", tweak: ignoreNoise,
-			handler: func(m *Monitor, c *gin.Context) { m.Record(c, errNoise); c.Status(200) }, wantIgnored: 1},
+			handler: func(m *errmon.Monitor, c *gin.Context) { m.Record(c, errNoise); c.Status(200) }, wantIgnored: 1},
 		{name: "IgnoreErrors Record then c.Error counted once", tweak: ignoreNoise,
-			handler: func(m *Monitor, c *gin.Context) { m.Record(c, errNoise); failWith(500, errNoise)(m, c) }, wantIgnored: 1},
+			handler: func(m *errmon.Monitor, c *gin.Context) { m.Record(c, errNoise); failWith(500, errNoise)(m, c) }, wantIgnored: 1},
 		{name: "IgnoreErrors several", tweak: ignoreNoise,
-			handler: func(m *Monitor, c *gin.Context) {
+			handler: func(m *errmon.Monitor, c *gin.Context) {
 				_ = c.Error(errNoise)
 				failWith(500, errors.New("kept"))(m, c)
 			}, wantStored: 1, wantIgnored: 1},
 		{name: "IgnoreStatus matching", tweak: ignore503,
-			handler: func(m *Monitor, c *gin.Context) {
+			handler: func(m *errmon.Monitor, c *gin.Context) {
 				_ = c.Error(errors.New("first"))
 				failWith(503, errors.New("second"))(m, c)
 			}, wantIgnored: 2},
 		{name: "IgnoreStatus other status", tweak: ignore503,
 			handler: failWith(500, errors.New("boom")), wantStored: 1},
-		{name: "IgnoreStatus below RecordStatus not counted", tweak: func(c *Config) { c.IgnoreStatus = []int{404} },
+		{name: "IgnoreStatus below RecordStatus not counted", tweak: func(c *errmon.Config) { c.IgnoreStatus = []int{404} },
 			handler: failWith(404, errors.New("not found"))},
 		{name: "IgnoreStatus does not apply to panics",
-			tweak: func(c *Config) {
+			tweak: func(c *errmon.Config) {
 				ignore503(c)
 				c.RecoveryHandler = func(c *gin.Context, _ any) { c.AbortWithStatus(503) }
 			},
-			handler: func(*Monitor, *gin.Context) { panic("overloaded") }, wantStored: 1},
+			handler: func(*errmon.Monitor, *gin.Context) { panic("overloaded") }, wantStored: 1},
 		{name: "IgnoreStatus does not apply to Record", tweak: ignore503,
-			handler: func(m *Monitor, c *gin.Context) { m.Record(c, errors.New("by hand")); c.Status(503) }, wantStored: 1},
+			handler: func(m *errmon.Monitor, c *gin.Context) { m.Record(c, errors.New("by hand")); c.Status(503) }, wantStored: 1},
 		{name: "Ignore true",
-			tweak: func(c *Config) {
-				c.Ignore = func(o *Occurrence) bool { return o.Route == "/x" && o.Kind == KindError }
+			tweak: func(c *errmon.Config) {
+				c.Ignore = func(o *errmon.Occurrence) bool { return o.Route == "/x" && o.Kind == errmon.KindError }
 			},
 			handler: failWith(500, errors.New("boom")), wantIgnored: 1},
 		{name: "Ignore false",
-			tweak:   func(c *Config) { c.Ignore = func(*Occurrence) bool { return false } },
+			tweak:   func(c *errmon.Config) { c.Ignore = func(*errmon.Occurrence) bool { return false } },
 			handler: failWith(500, errors.New("boom")), wantStored: 1},
 		{name: "Ignore on a panic",
-			tweak: func(c *Config) {
-				c.Ignore = func(o *Occurrence) bool { return o.Kind == KindPanic && strings.Contains(o.Message, "flaky") }
+			tweak: func(c *errmon.Config) {
+				c.Ignore = func(o *errmon.Occurrence) bool {
+					return o.Kind == errmon.KindPanic && strings.Contains(o.Message, "flaky")
+				}
 			},
-			handler: func(*Monitor, *gin.Context) { panic("flaky dependency") }, wantIgnored: 1},
+			handler: func(*errmon.Monitor, *gin.Context) { panic("flaky dependency") }, wantIgnored: 1},
 	})
 }
 
@@ -142,16 +145,16 @@ func TestIgnoreRules(t *testing.T) {
 // counted in Stats.ClientGone and not stored, unless RecordClientGone; a
 // cancellation of something else, while the request goes on, is stored.
 func TestClientGone(t *testing.T) {
-	recordGone := func(c *Config) { c.RecordClientGone = true }
+	recordGone := func(c *errmon.Config) { c.RecordClientGone = true }
 	runIgnoreCases(t, []ignoreCase{
 		{name: "c.Error Canceled, request cancelled", cancelled: true,
 			handler: failWith(500, context.Canceled), wantGone: 1},
 		{name: "c.Error wrapped DeadlineExceeded, request cancelled", cancelled: true,
 			handler: failWith(500, fmt.Errorf("query: %w", context.DeadlineExceeded)), wantGone: 1},
 		{name: "panic Canceled, request cancelled", cancelled: true,
-			handler: func(*Monitor, *gin.Context) { panic(fmt.Errorf("read: %w", context.Canceled)) }, wantGone: 1},
+			handler: func(*errmon.Monitor, *gin.Context) { panic(fmt.Errorf("read: %w", context.Canceled)) }, wantGone: 1},
 		{name: "Record Canceled, request cancelled", cancelled: true,
-			handler: func(m *Monitor, c *gin.Context) { m.Record(c, context.Canceled) }, wantGone: 1},
+			handler: func(m *errmon.Monitor, c *gin.Context) { m.Record(c, context.Canceled) }, wantGone: 1},
 		{name: "RecordClientGone", cancelled: true, tweak: recordGone,
 			handler: failWith(500, context.Canceled), wantStored: 1},
 		{name: "Canceled, request not done",
@@ -159,13 +162,13 @@ func TestClientGone(t *testing.T) {
 		{name: "other error, request cancelled", cancelled: true,
 			handler: failWith(500, errors.New("boom")), wantStored: 1},
 		{name: "client gone counted before IgnoreErrors", cancelled: true,
-			tweak:   func(c *Config) { c.IgnoreErrors = []error{context.Canceled} },
+			tweak:   func(c *errmon.Config) { c.IgnoreErrors = []error{context.Canceled} },
 			handler: failWith(500, context.Canceled), wantGone: 1},
 		{name: "IgnoreStatus counted before client gone", cancelled: true,
-			tweak:   func(c *Config) { c.IgnoreStatus = []int{503} },
+			tweak:   func(c *errmon.Config) { c.IgnoreStatus = []int{503} },
 			handler: failWith(503, context.Canceled), wantIgnored: 1},
 		{name: "IgnoreErrors still applies with RecordClientGone", cancelled: true,
-			tweak: func(c *Config) {
+			tweak: func(c *errmon.Config) {
 				c.RecordClientGone = true
 				c.IgnoreErrors = []error{context.Canceled}
 			},
@@ -175,7 +178,7 @@ func TestClientGone(t *testing.T) {
 
 // TestIgnoreGoroutinePanic: IgnoreErrors applies to a goroutine's panic.
 func TestIgnoreGoroutinePanic(t *testing.T) {
-	tm := sqliteMonitor(t, func(c *Config) { c.IgnoreErrors = []error{errNoise} })
+	tm := sqliteMonitor(t, func(c *errmon.Config) { c.IgnoreErrors = []error{errNoise} })
 	for _, v := range []any{fmt.Errorf("consumer: %w", errNoise), "kept"} {
 		done := make(chan struct{})
 		go func() {
@@ -197,9 +200,9 @@ func TestIgnoreGoroutinePanic(t *testing.T) {
 // TestIgnoreSeesTheBuiltOccurrence: Ignore receives the occurrence complete
 // (kind, value, masked message, route, fingerprint, request context).
 func TestIgnoreSeesTheBuiltOccurrence(t *testing.T) {
-	var got *Occurrence
-	tm := sqliteMonitor(t, func(c *Config) {
-		c.Ignore = func(o *Occurrence) bool { got = o; return true }
+	var got *errmon.Occurrence
+	tm := sqliteMonitor(t, func(c *errmon.Config) {
+		c.Ignore = func(o *errmon.Occurrence) bool { got = o; return true }
 	})
 	r := tm.engine(false)
 	r.GET("/orders/:id", failWith(500, errors.New("password=hunter2 refused")).withMonitor(tm.Monitor))
@@ -207,7 +210,7 @@ func TestIgnoreSeesTheBuiltOccurrence(t *testing.T) {
 	if got == nil {
 		t.Fatal("Ignore was not called")
 	}
-	if got.Kind != KindError || got.Route != "/orders/:id" || got.Path != "/orders/7" || len(got.Hash) != 64 ||
+	if got.Kind != errmon.KindError || got.Route != "/orders/:id" || got.Path != "/orders/7" || len(got.Hash) != 64 ||
 		got.RequestData == "" || strings.Contains(got.Message, "hunter2") || got.Value == nil {
 		t.Errorf("Ignore got an incomplete occurrence: %+v", got)
 	}
@@ -220,8 +223,8 @@ func TestIgnoreSeesTheBuiltOccurrence(t *testing.T) {
 // request; the occurrence is recorded, and the panic is logged once.
 func TestIgnorePanicking(t *testing.T) {
 	var calls atomic.Int32
-	tm := sqliteMonitor(t, func(c *Config) {
-		c.Ignore = func(*Occurrence) bool { calls.Add(1); panic("ignore hook exploded") }
+	tm := sqliteMonitor(t, func(c *errmon.Config) {
+		c.Ignore = func(*errmon.Occurrence) bool { calls.Add(1); panic("ignore hook exploded") }
 	})
 	r := tm.engine(false)
 	r.GET("/err", failWith(500, errors.New("boom")).withMonitor(tm.Monitor))
@@ -249,7 +252,7 @@ func TestIgnorePanicking(t *testing.T) {
 // TestIgnoreExpvar: Ignored and ClientGone are published with the other
 // counters.
 func TestIgnoreExpvar(t *testing.T) {
-	tm := sqliteMonitor(t, func(c *Config) { c.IgnoreErrors = []error{errNoise} })
+	tm := sqliteMonitor(t, func(c *errmon.Config) { c.IgnoreErrors = []error{errNoise} })
 	_, before := expvarRead(t)
 	tm.Record(nil, errNoise)
 	r := tm.engine(false)
@@ -270,7 +273,7 @@ func TestIgnoreExpvar(t *testing.T) {
 // background goroutines (and the race detector) allocate now and then.
 func TestIgnoreHappyPathAllocs(t *testing.T) {
 	withGinMode(t, gin.ReleaseMode)
-	allocs := func(tweak func(*Config)) float64 {
+	allocs := func(tweak func(*errmon.Config)) float64 {
 		tm := sqliteMonitor(t, tweak)
 		r := tm.engine(false)
 		r.GET("/ok", func(c *gin.Context) { c.Status(200) })
@@ -283,10 +286,10 @@ func TestIgnoreHappyPathAllocs(t *testing.T) {
 		return least
 	}
 	plain := allocs(nil)
-	ruled := allocs(func(c *Config) {
+	ruled := allocs(func(c *errmon.Config) {
 		c.IgnoreErrors = []error{errNoise, context.Canceled}
 		c.IgnoreStatus = []int{502, 503}
-		c.Ignore = func(*Occurrence) bool { return true }
+		c.Ignore = func(*errmon.Occurrence) bool { return true }
 	})
 	if ruled > plain {
 		t.Errorf("a request that does not fail allocates %v times with ignore rules, %v without", ruled, plain)

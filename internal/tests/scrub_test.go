@@ -1,4 +1,4 @@
-package errmon
+package tests
 
 import (
 	"fmt"
@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/errmon/errmon"
 	"github.com/gin-gonic/gin"
 )
 
@@ -29,7 +30,7 @@ func TestRequestSecretsHiddenInMessages(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tdb := openSQLite(t)
 			var out syncBuffer
-			m := coalesceMonitor(t, tdb.DB, func(c *Config) { c.Output = &out })
+			m := coalesceMonitor(t, tdb.DB, func(c *errmon.Config) { c.Output = &out })
 			r := gin.New()
 			r.Use(m.Middleware())
 			fail := func(c *gin.Context) { panic(fmt.Sprintf("%s (%d)", tc.message, 42)) }
@@ -40,7 +41,7 @@ func TestRequestSecretsHiddenInMessages(t *testing.T) {
 				req.Header.Set(k, v)
 			}
 			r.ServeHTTP(httptest.NewRecorder(), req)
-			flush(t, m)
+			dashFlush(t, m)
 			recs := allRecords(t, tdb.DB)
 			if len(recs) != 1 {
 				t.Fatalf("%d errors stored, want 1", len(recs))
@@ -53,7 +54,7 @@ func TestRequestSecretsHiddenInMessages(t *testing.T) {
 				if strings.Contains(text, secret) {
 					t.Errorf("%s shows %q: %s", sink, secret, text)
 				}
-				if !strings.Contains(text, m.mask.With) || !strings.Contains(text, "(42)") {
+				if !strings.Contains(text, m.Config().MaskWith) || !strings.Contains(text, "(42)") {
 					t.Errorf("%s lost the rest of the message: %s", sink, text)
 				}
 			}
@@ -66,7 +67,7 @@ func TestRequestSecretsHiddenInMessages(t *testing.T) {
 		r.Use(m.Middleware())
 		r.GET("/q", func(c *gin.Context) { panic("page 1 of 2 failed") })
 		r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/q?password=1", nil))
-		flush(t, m)
+		dashFlush(t, m)
 		if recs := allRecords(t, tdb.DB); len(recs) != 1 || recs[0].Message != "page 1 of 2 failed" {
 			t.Errorf("stored %+v, want the message as it was", recs)
 		}

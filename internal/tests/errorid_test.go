@@ -1,4 +1,4 @@
-package errmon
+package tests
 
 import (
 	"errors"
@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/errmon/errmon"
 	"github.com/gin-gonic/gin"
 )
 
@@ -18,9 +19,9 @@ import (
 func TestErrorID(t *testing.T) {
 	withGinMode(t, gin.TestMode)
 	tdb := openSQLite(t)
-	m := coalesceMonitor(t, tdb.DB, func(c *Config) {
+	m := coalesceMonitor(t, tdb.DB, func(c *errmon.Config) {
 		c.RecoveryHandler = func(c *gin.Context, _ any) {
-			c.String(http.StatusInternalServerError, "Something broke. Quote this id: %s", ErrorID(c))
+			c.String(http.StatusInternalServerError, "Something broke. Quote this id: %s", errmon.ErrorID(c))
 		}
 	})
 	var late string
@@ -34,7 +35,7 @@ func TestErrorID(t *testing.T) {
 	r.GET("/written", func(c *gin.Context) {
 		c.String(http.StatusOK, "done")
 		m.Record(c, errors.New("audit log write failed"))
-		late = ErrorID(c)
+		late = errmon.ErrorID(c)
 	})
 	r.GET("/ok", func(c *gin.Context) { c.String(http.StatusOK, "fine") })
 	get := func(path string) *httptest.ResponseRecorder {
@@ -43,7 +44,7 @@ func TestErrorID(t *testing.T) {
 		return w
 	}
 	panicked, cerr, written, ok := get("/panic"), get("/cerror"), get("/written"), get("/ok")
-	flush(t, m)
+	dashFlush(t, m)
 	hashes := map[string]string{}
 	for _, rec := range allRecords(t, tdb.DB) {
 		hashes[rec.Message] = rec.Hash
@@ -65,8 +66,8 @@ func TestErrorID(t *testing.T) {
 			}
 			continue
 		}
-		if len(id) != errorIDLen || !strings.HasPrefix(hashes[tc.msg], id) {
-			t.Errorf("%s: X-Errmon-Id %q, want the first %d digits of %q", name, id, errorIDLen, hashes[tc.msg])
+		if len(id) != 12 || !strings.HasPrefix(hashes[tc.msg], id) {
+			t.Errorf("%s: X-Errmon-Id %q, want the first 12 digits of %q", name, id, hashes[tc.msg])
 		}
 	}
 	if body := panicked.Body.String(); !strings.HasSuffix(body, panicked.Header().Get("X-Errmon-Id")) {

@@ -1,25 +1,27 @@
-package errmon
+package tests
 
 import (
 	"encoding/json"
 	"errors"
 	"expvar"
 	"testing"
+
+	"github.com/errmon/errmon"
 )
 
 // expvarRead returns the published counters.
-func expvarRead(t *testing.T) (monitors int, s Stats) {
+func expvarRead(t *testing.T) (monitors int, s errmon.Stats) {
 	t.Helper()
-	v := expvar.Get(expvarName)
+	v := expvar.Get("errmon")
 	if v == nil {
-		t.Fatalf("expvar %q is not published", expvarName)
+		t.Fatal(`expvar "errmon" is not published`)
 	}
 	var got struct {
 		Monitors int
-		Stats
+		errmon.Stats
 	}
 	if err := json.Unmarshal([]byte(v.String()), &got); err != nil {
-		t.Fatalf("expvar %q: %v in %s", expvarName, err, v.String())
+		t.Fatalf(`expvar "errmon": %v in %s`, err, v.String())
 	}
 	return got.Monitors, got.Stats
 }
@@ -36,7 +38,7 @@ func TestExpvarCounters(t *testing.T) {
 	for range 3 {
 		m.Record(nil, errors.New("counted in expvar"))
 	}
-	flush(t, m)
+	dashFlush(t, m)
 	n1, s1 := expvarRead(t)
 	if n1 != n0 || s1.Recorded-s0.Recorded != 3 || s1.Stored-s0.Stored != 3 {
 		t.Errorf("expvar after 3 recorded and stored: %d monitors, %+v; before: %d, %+v", n1, s1, n0, s0)
