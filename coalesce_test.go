@@ -1,16 +1,11 @@
 package errmon
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"gorm.io/gorm"
 )
 
 // The pipeline's pure logic: the writer's schedule and how a pass cuts its
@@ -20,43 +15,6 @@ import (
 // coalesceMonitor, flush and letters serve the root's other tests (context,
 // error ids, metrics, scrubbing, the slog handler, fingerprints, notify)
 // until they move to internal/tests, which has its own copies.
-
-func coalesceMonitor(t *testing.T, db *gorm.DB, tune func(*Config)) *Monitor {
-	t.Helper()
-	cfg := DefaultConfig()
-	cfg.DB = db
-	cfg.Output = io.Discard
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	if tune != nil {
-		tune(&cfg)
-	}
-	m, err := New(cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() { m.Close() })
-	return m
-}
-
-func flush(t *testing.T, m *Monitor) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := m.Flush(ctx); err != nil {
-		t.Fatalf("Flush: %v", err)
-	}
-}
-
-// letters spells i without digits or hex, so that each i fingerprints apart.
-func letters(i int) string {
-	const abc = "ghijklmnopqrstuvwxyz"
-	b := []byte("gggg")
-	for p := len(b) - 1; p >= 0; p-- {
-		b[p] = abc[i%len(abc)]
-		i /= len(abc)
-	}
-	return string(b)
-}
 
 // TestScheduleWait: the next pass is due when the time since the last cut
 // plus the time the pending set takes to write reaches the interval (less

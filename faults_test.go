@@ -5,13 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"testing"
-	"time"
-
-	"github.com/gin-gonic/gin"
-	"gorm.io/gorm"
 )
 
 // The classification of write failures: which ones the writer waits out
@@ -23,38 +18,6 @@ import (
 // The logger method, hzConfig, hzNew and hzReleaseMode serve the root's
 // hardening tests until they move to internal/tests, which has its own
 // copies (monitor_test.go, faults_harness_test.go).
-
-func (l *syncBuffer) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// hzConfig is a quiet config on db with a fast writer.
-func hzConfig(db *gorm.DB, log *syncBuffer) Config {
-	cfg := DefaultConfig()
-	cfg.DB = db
-	cfg.Output = io.Discard
-	cfg.FlushInterval = 20 * time.Millisecond
-	cfg.CloseTimeout = 2 * time.Second
-	cfg.Logger = log.logger()
-	return cfg
-}
-
-func hzNew(t testing.TB, cfg Config) *Monitor {
-	t.Helper()
-	m, err := New(cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	return m
-}
-
-// hzReleaseMode puts gin in release mode (no route log) for the test and
-// restores the mode it found afterwards.
-func hzReleaseMode(t testing.TB) {
-	prev := gin.Mode()
-	gin.SetMode(gin.ReleaseMode)
-	t.Cleanup(func() { gin.SetMode(prev) })
-}
 
 // hzStateErr is a driver error carrying a SQLSTATE, as pgconn.PgError does.
 type hzStateErr struct{ state string }

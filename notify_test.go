@@ -1,14 +1,12 @@
 package errmon
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"unicode/utf8"
 
@@ -19,36 +17,6 @@ import (
 // alertContext make of a stored row, with no database and no SMTP server.
 // The alert policy and its delivery through a real SMTP conversation are
 // tested in internal/tests (notify_test.go there).
-
-// ntRecorder is an in-memory Notifier for policy tests. (sinks_test.go
-// uses it; internal/tests has its own copy for the tests that moved.)
-type ntRecorder struct {
-	mu    sync.Mutex
-	notes []*Notification
-}
-
-func (n *ntRecorder) Notify(_ context.Context, note *Notification) error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.notes = append(n.notes, note)
-	return nil
-}
-
-func (n *ntRecorder) reasons() []string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	var out []string
-	for _, note := range n.notes {
-		out = append(out, string(note.Reason))
-	}
-	return out
-}
-
-func (n *ntRecorder) last() *Notification {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.notes[len(n.notes)-1]
-}
 
 // ntComposer is a monitor that only composes alerts: the Config that New
 // would keep (defaults filled, validated but for the database), and nothing

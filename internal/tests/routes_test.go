@@ -231,8 +231,8 @@ func TestDashboardCrossSitePost(t *testing.T) {
 			form   url.Values
 		}{
 			{"/" + rec.Hash + "/resolve", nil},
-			{"/" + rec.Hash + "/delete", nil},
-			{"/bulk", url.Values{"action": {"delete"}, "hash": {rec.Hash}}},
+			{"/" + rec.Hash + "/delete", url.Values{"confirm": {"yes"}}},
+			{"/bulk", url.Values{"action": {"delete"}, "hash": {rec.Hash}, "confirm": {"yes"}}},
 		}
 		for _, tc := range refused {
 			for _, a := range actions {
@@ -302,7 +302,7 @@ func TestDashboardActions(t *testing.T) {
 		}
 
 		// Delete removes the error's rows from all three tables, and only its.
-		w = d.do("POST", dashPrefix+"/"+c.Hash+"/delete", nil)
+		w = d.do("POST", dashPrefix+"/"+c.Hash+"/delete", url.Values{"confirm": {"yes"}})
 		if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "../?notice=deleted" {
 			t.Fatalf("delete: %d Location %q", w.Code, w.Header().Get("Location"))
 		}
@@ -347,7 +347,7 @@ func TestDashboardActions(t *testing.T) {
 			!strings.Contains(w.Header().Get("Location"), "notice=none") {
 			t.Errorf("bulk with nothing selected: %d %q", w.Code, w.Header().Get("Location"))
 		}
-		w = d.do("POST", dashPrefix+"/bulk", url.Values{"action": {"delete"}, "hash": {a.Hash, b.Hash}})
+		w = d.do("POST", dashPrefix+"/bulk", url.Values{"action": {"delete"}, "hash": {a.Hash, b.Hash}, "confirm": {"yes"}})
 		if w.Code != http.StatusSeeOther || d.get(t, a.Hash) != nil || d.get(t, b.Hash) != nil {
 			t.Fatalf("bulk delete: %d", w.Code)
 		}
