@@ -28,6 +28,9 @@ type APIError struct {
 	Resolved      bool       `json:"resolved"`
 	ResolvedAt    *time.Time `json:"resolved_at"`
 	Regressions   int64      `json:"regressions"`
+	FirstRelease  string     `json:"first_release"`
+	LastRelease   string     `json:"last_release"`
+	Environment   string     `json:"environment"`
 }
 
 // APIErrorDetail is one error with everything stored about it, as
@@ -55,6 +58,10 @@ type APIOccurrence struct {
 	Method      string          `json:"method"`
 	Message     string          `json:"message"`
 	RequestData json.RawMessage `json:"request_data"` // as in apiErrorDetail
+	Release     string          `json:"release"`
+	Environment string          `json:"environment"`
+	Server      string          `json:"server"`
+	Status      int             `json:"status"` // the response status; 0 outside a request
 }
 
 // APIErrorList is a page of errors, as GET {prefix}/api/errors shows it.
@@ -98,6 +105,7 @@ func toAPI(e *store.ErrorRecord) APIError {
 		Path: e.Path, Route: e.Route, Method: e.Method, Count: e.Count,
 		CreatedOn: e.CreatedOn.UTC(), LastSeen: e.LastSeen.UTC(), Resolved: e.Resolved,
 		ResolvedAt: e.ResolvedAt, Regressions: e.Regressions,
+		FirstRelease: e.FirstRelease, LastRelease: e.LastRelease, Environment: e.Environment,
 	}
 }
 
@@ -154,6 +162,7 @@ func (d *Dashboard) apiDetail(c *gin.Context) {
 		out.Occurrences = append(out.Occurrences, APIOccurrence{
 			SeenAt: o.SeenAt.UTC(), Host: o.Host, Path: o.Path, Method: o.Method,
 			Message: o.Message, RequestData: apiContext(o.RequestData, o.ContextCut),
+			Release: o.Release, Environment: o.Environment, Server: o.Server, Status: o.Status,
 		})
 	}
 	respondJSON(c, http.StatusOK, out)

@@ -39,6 +39,7 @@ type listRow struct {
 	Resolved                     bool
 	LastSeen, CreatedOn          time.Time
 	Spark                        template.HTML
+	FirstRelease, Environment    string
 }
 
 type listView struct {
@@ -149,7 +150,8 @@ func (d *Dashboard) list(c *gin.Context) {
 			Method: e.Method, Route: e.Route, Path: e.Path,
 			Count: e.Count, Regressions: e.Regressions, Resolved: e.Resolved,
 			LastSeen: e.LastSeen, CreatedOn: e.CreatedOn,
-			Spark: sparkline(hourly[e.Hash], v.Now),
+			Spark:        sparkline(hourly[e.Hash], v.Now),
+			FirstRelease: e.FirstRelease, Environment: e.Environment,
 		})
 	}
 	for _, s := range []struct{ key, label string }{{store.SortLastSeen, "Last seen"}, {store.SortCount, "Count"}, {store.SortFirstSeen, "First seen"}} {

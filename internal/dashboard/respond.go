@@ -143,6 +143,7 @@ func (d *Dashboard) parseListQuery(get func(string) string) store.ListQuery {
 	if n, err := strconv.Atoi(get("page")); err == nil {
 		q.Page = n // clamped by listErrors
 	}
+	q.Environment = text.Cut(strings.TrimSpace(get("env")), 64)
 	return q
 }
 
@@ -157,6 +158,9 @@ func listValues(q store.ListQuery, page int) url.Values {
 	}
 	if q.Sort != "" && q.Sort != store.SortLastSeen {
 		v.Set("sort", q.Sort)
+	}
+	if q.Environment != "" {
+		v.Set("env", q.Environment)
 	}
 	if page > 1 {
 		v.Set("page", strconv.Itoa(page))

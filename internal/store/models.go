@@ -47,6 +47,12 @@ type ErrorRecord struct {
 	// WriteToken is an internal marker: the token of the write that created
 	// or last reopened the row, which tells that write it must alert.
 	WriteToken string `gorm:"size:32;not null;default:''" json:"-"`
+	// FirstRelease and LastRelease are the Config.Release of the error's
+	// first and latest occurrences.
+	FirstRelease string `gorm:"size:64;not null;default:''" json:"first_release"`
+	LastRelease  string `gorm:"size:64;not null;default:''" json:"last_release"`
+	// Environment is the Config.Environment of its latest occurrence.
+	Environment string `gorm:"size:64;not null;default:''" json:"environment"`
 }
 
 // TableName implements GORM's Tabler.
@@ -64,6 +70,12 @@ type ErrorOccurrence struct {
 	Method      string    `gorm:"size:16;not null;default:''" json:"method"`
 	Message     string    `gorm:"not null;default:''" json:"message"`
 	RequestData string    `gorm:"not null;default:''" json:"request_data"`
+	// Release, Environment and Server say where it happened, Status what
+	// its request answered (0 outside a request).
+	Release     string `gorm:"column:release_name;size:64;not null;default:''" json:"release"` // RELEASE is reserved in MySQL
+	Environment string `gorm:"size:64;not null;default:''" json:"environment"`
+	Server      string `gorm:"not null;default:''" json:"server"`
+	Status      int    `gorm:"not null;default:0" json:"status"`
 }
 
 // TableName implements GORM's Tabler.
@@ -184,9 +196,9 @@ type Result struct {
 // qualified with the table, as PostgreSQL requires in DO UPDATE.
 const (
 	upsertHeadSQL = `INSERT INTO app_errors
- (hash, host, path, method, route, exception_name, message, traceback, request_data, count, created_on, last_seen, resolved, regressions, write_token)
+ (hash, host, path, method, route, exception_name, message, traceback, request_data, count, created_on, last_seen, resolved, regressions, write_token, first_release, last_release, environment)
  VALUES `
-	upsertRowSQL  = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)"
+	upsertRowSQL  = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)"
 	upsertTailSQL = `
  ON CONFLICT (hash) DO UPDATE SET
   count = app_errors.count + excluded.count,
@@ -198,6 +210,8 @@ const (
   message = excluded.message,
   traceback = excluded.traceback,
   request_data = excluded.request_data,
+  last_release = excluded.last_release,
+  environment = excluded.environment,
   write_token = CASE WHEN app_errors.resolved THEN excluded.write_token ELSE app_errors.write_token END,
   regressions = CASE WHEN app_errors.resolved THEN app_errors.regressions + 1 ELSE app_errors.regressions END,
   resolved = ?,
@@ -223,6 +237,8 @@ const upsertTailMySQL = `
   message = VALUES(message),
   traceback = VALUES(traceback),
   request_data = VALUES(request_data),
+  last_release = VALUES(last_release),
+  environment = VALUES(environment),
   resolved = ?,
   resolved_at = NULL`
 
@@ -249,6 +265,10 @@ const pruneOccurrencesSQL = `DELETE FROM app_error_occurrences WHERE id IN
 // how many occurrences it had, when.
 type Write struct {
 	Hash, Host, Path, Method, Route, ExceptionName, Message, Traceback, RequestData string
+
+	// Release, Environment, Server and Status are the newest sample's.
+	Release, Environment, Server string
+	Status                       int
 
 	Count       int64
 	First, Last time.Time
@@ -289,15 +309,15 @@ const returnedColumns = "hash, id, count, write_token, regressions, last_notifie
 
 // The samples' insert: samplesHeadSQL, then samplesRowSQL per error.
 const (
-	samplesHeadSQL = "INSERT INTO app_error_occurrences (hash, seen_at, host, path, method, message, request_data) VALUES "
-	samplesRowSQL  = "(?, ?, ?, ?, ?, ?, ?)"
+	samplesHeadSQL = "INSERT INTO app_error_occurrences (hash, seen_at, host, path, method, message, request_data, release_name, environment, server, status) VALUES "
+	samplesRowSQL  = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 // Bind parameters per error in the statements of a chunk: the upsert of
 // app_errors and the samples' insert (the hourly counts take 3 per hour).
 const (
-	upsertParamsPerRow = 14
-	sampleParamsPerRow = 7
+	upsertParamsPerRow = 17
+	sampleParamsPerRow = 11
 )
 
 // writeManyTx writes several coalesced errors (of distinct hashes, sorted)
@@ -325,7 +345,7 @@ func writeManyTx(tx *gorm.DB, token string, ws []Write) ([]Result, error) {
 		}
 		q.WriteString(upsertRowSQL)
 		args = append(args, o.Hash, o.Host, o.Path, o.Method, o.Route, o.ExceptionName, o.Message,
-			o.Traceback, o.RequestData, o.Count, o.First, o.Last, false, token)
+			o.Traceback, o.RequestData, o.Count, o.First, o.Last, false, token, o.Release, o.Release, o.Environment)
 	}
 	mysql := isMySQL(tx)
 	rows := make([]returnedHashRow, 0, len(ws))
@@ -392,7 +412,8 @@ func writeManyTx(tx *gorm.DB, token string, ws []Write) ([]Result, error) {
 			sq.WriteString(", ")
 		}
 		sq.WriteString(samplesRowSQL)
-		sargs = append(sargs, o.Hash, o.Last, o.Host, o.Path, o.Method, o.Message, o.RequestData)
+		sargs = append(sargs, o.Hash, o.Last, o.Host, o.Path, o.Method, o.Message, o.RequestData,
+			o.Release, o.Environment, o.Server, o.Status)
 		if r.Count > OccurrenceHistory {
 			prune = append(prune, o.Hash)
 		}

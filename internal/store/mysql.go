@@ -32,6 +32,9 @@ var mysqlTables = []string{
   regressions BIGINT NOT NULL DEFAULT 0,
   last_notified_at DATETIME(6) NULL,
   write_token VARCHAR(32) NOT NULL DEFAULT '',
+  first_release VARCHAR(64) NOT NULL DEFAULT '',
+  last_release VARCHAR(64) NOT NULL DEFAULT '',
+  environment VARCHAR(64) NOT NULL DEFAULT '',
   UNIQUE KEY idx_app_errors_hash (hash),
   KEY idx_app_errors_last_seen_id (last_seen, id),
   KEY idx_app_errors_count_id (count, id),
@@ -49,6 +52,10 @@ var mysqlTables = []string{
   method VARCHAR(16) NOT NULL DEFAULT '',
   message MEDIUMTEXT NOT NULL,
   request_data MEDIUMTEXT NOT NULL,
+  release_name VARCHAR(64) NOT NULL DEFAULT '',
+  environment VARCHAR(64) NOT NULL DEFAULT '',
+  server MEDIUMTEXT NOT NULL,
+  status BIGINT NOT NULL DEFAULT 0,
   KEY idx_app_error_occurrences_hash (hash)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
 	`CREATE TABLE IF NOT EXISTS app_error_hourly (
@@ -65,11 +72,38 @@ var mysqlTables = []string{
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
 }
 
-// createMySQLTables creates errmon's tables on MySQL when they are missing.
+// mysqlAddedColumns are the columns added to errmon's tables after their
+// first version, with their DDL: tables created by an earlier version get
+// them (MySQL has no ADD COLUMN IF NOT EXISTS; MariaDB's is not MySQL's).
+var mysqlAddedColumns = []struct{ table, column, ddl string }{
+	{"app_errors", "first_release", "VARCHAR(64) NOT NULL DEFAULT ''"},
+	{"app_errors", "last_release", "VARCHAR(64) NOT NULL DEFAULT ''"},
+	{"app_errors", "environment", "VARCHAR(64) NOT NULL DEFAULT ''"},
+	{"app_error_occurrences", "release_name", "VARCHAR(64) NOT NULL DEFAULT ''"},
+	{"app_error_occurrences", "environment", "VARCHAR(64) NOT NULL DEFAULT ''"},
+	{"app_error_occurrences", "server", "MEDIUMTEXT NOT NULL"},
+	{"app_error_occurrences", "status", "BIGINT NOT NULL DEFAULT 0"},
+}
+
+// createMySQLTables creates errmon's tables on MySQL when they are
+// missing, and adds the columns a table of an earlier version lacks.
 func createMySQLTables(db *gorm.DB) error {
 	for _, ddl := range mysqlTables {
 		if err := db.Exec(ddl).Error; err != nil {
 			return fmt.Errorf("create table: %w", err)
+		}
+	}
+	for _, c := range mysqlAddedColumns {
+		var n int64
+		err := db.Raw("SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND column_name = ?",
+			c.table, c.column).Scan(&n).Error
+		if err != nil {
+			return fmt.Errorf("read the columns of %s: %w", c.table, err)
+		}
+		if n == 0 {
+			if err := db.Exec(fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", c.table, c.column, c.ddl)).Error; err != nil {
+				return fmt.Errorf("add column %s.%s: %w", c.table, c.column, err)
+			}
 		}
 	}
 	return nil

@@ -45,6 +45,9 @@ type ListQuery struct {
 	// errors that follow (precede) the one named, in the list's order.
 	// Either one, when it parses, takes the place of Page.
 	After, Before string
+	// Environment keeps the errors whose latest occurrence came from this
+	// Config.Environment ("" keeps all).
+	Environment string
 }
 
 // ListResult is one page of errors.
@@ -182,7 +185,7 @@ func (s *Store) boundedCount(ctx context.Context, db *gorm.DB, limit int) (int64
 var listColumns = strings.Join([]string{
 	"id", "hash", "host", fmt.Sprintf("substr(path, 1, %d) AS path", MaxPathBytes+1), "method", "route", "exception_name",
 	fmt.Sprintf("substr(message, 1, %d) AS message", MaxMessageBytes+1),
-	"count", "created_on", "last_seen", "resolved", "resolved_at", "regressions",
+	"count", "created_on", "last_seen", "resolved", "resolved_at", "regressions", "first_release", "last_release", "environment",
 }, ", ")
 
 // capListed cuts the texts of listed errors to their caps.
@@ -223,8 +226,11 @@ func (s *Store) matching(db *gorm.DB, term string) *gorm.DB {
 		pat, pat, pat)
 }
 
-// WithStatus applies the status filter of q.
+// WithStatus applies the filters of q: its status and environment.
 func WithStatus(db *gorm.DB, q ListQuery) *gorm.DB {
+	if q.Environment != "" {
+		db = db.Where("environment = ?", q.Environment)
+	}
 	switch q.Status {
 	case StatusOpen:
 		return db.Where("resolved = ?", false)
@@ -497,6 +503,7 @@ var (
 	}
 	occurrenceTextCaps = map[string]int{
 		"host": MaxHostBytes, "path": MaxPathBytes, "message": MaxMessageBytes, "request_data": MaxReadContext,
+		"server": MaxHostBytes,
 	}
 )
 
