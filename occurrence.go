@@ -130,7 +130,7 @@ func (m *Monitor) capture(c *gin.Context, kind Kind, v any, frames []Frame, extr
 		tb = extra
 	}
 	o.Traceback = sanitize(formatTraceback(tb), store.MaxTracebackBytes)
-	o.Culprit = culprit(tb)
+	o.Culprit = capText(culprit(tb), store.MaxCulpritBytes)
 	o.Hash = fingerprint(o, m.cfg.Fingerprint)
 	return o
 }

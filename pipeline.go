@@ -811,7 +811,7 @@ func writes(ps []*pending) []store.Write {
 		ws[i] = store.Write{
 			Hash: o.Hash, Host: o.Host, Path: o.Path, Method: o.Method, Route: o.Route,
 			ExceptionName: o.ExceptionName, Message: o.Message, Traceback: o.Traceback, RequestData: o.RequestData,
-			Release: o.Release, Environment: o.Environment, Server: o.Server, Status: o.Status,
+			Release: o.Release, Environment: o.Environment, Server: o.Server, Status: o.Status, Culprit: o.Culprit,
 			Count: p.count, First: p.first, Last: p.lastSeen, Hours: p.sortedHours(),
 		}
 	}

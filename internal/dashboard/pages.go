@@ -40,6 +40,9 @@ type listRow struct {
 	LastSeen, CreatedOn          time.Time
 	Spark                        template.HTML
 	FirstRelease, Environment    string
+	// Lead is what the row leads with: the message (what broke), else the
+	// exception's type; Culprit the function to blame.
+	Lead, Culprit string
 }
 
 type listView struct {
@@ -152,6 +155,7 @@ func (d *Dashboard) list(c *gin.Context) {
 			LastSeen: e.LastSeen, CreatedOn: e.CreatedOn,
 			Spark:        sparkline(hourly[e.Hash], v.Now),
 			FirstRelease: e.FirstRelease, Environment: e.Environment,
+			Lead: leadOf(&e), Culprit: e.Culprit,
 		})
 	}
 	for _, s := range []struct{ key, label string }{{store.SortLastSeen, "Last seen"}, {store.SortCount, "Count"}, {store.SortFirstSeen, "First seen"}} {
@@ -382,4 +386,15 @@ func formatCount(n int64) string {
 		return "-" + b.String()
 	}
 	return b.String()
+}
+
+// leadOf is what a listed error leads with: the first line of its latest
+// (masked) message, so the row says what broke; the exception's type when
+// there is no message. It is shown as it is, not normalized: a <n> in
+// place of each number would mangle ids and tokens a reader searches for.
+func leadOf(e *store.ErrorRecord) string {
+	if m := firstLine(e.Message); strings.TrimSpace(m) != "" {
+		return m
+	}
+	return e.ExceptionName
 }

@@ -13,6 +13,7 @@ const (
 	MaxHostBytes        = 255      // host
 	MaxMethodBytes      = 16       // method
 	MaxNameBytes        = 512      // exception_name
+	MaxCulpritBytes     = 512      // culprit
 
 	// MaxReadContext is how many characters of a stored context the
 	// dashboard reads, as much as errmon itself stores at most. A longer

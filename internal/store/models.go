@@ -53,6 +53,9 @@ type ErrorRecord struct {
 	LastRelease  string `gorm:"size:64;not null;default:''" json:"last_release"`
 	// Environment is the Config.Environment of its latest occurrence.
 	Environment string `gorm:"size:64;not null;default:''" json:"environment"`
+	// Culprit is the function to blame of its latest occurrence (the newest
+	// in-app frame; for a c.Error without a stack, its handler).
+	Culprit string `gorm:"size:512;not null;default:''" json:"culprit"`
 }
 
 // TableName implements GORM's Tabler.
@@ -196,9 +199,9 @@ type Result struct {
 // qualified with the table, as PostgreSQL requires in DO UPDATE.
 const (
 	upsertHeadSQL = `INSERT INTO app_errors
- (hash, host, path, method, route, exception_name, message, traceback, request_data, count, created_on, last_seen, resolved, regressions, write_token, first_release, last_release, environment)
+ (hash, host, path, method, route, exception_name, message, traceback, request_data, count, created_on, last_seen, resolved, regressions, write_token, first_release, last_release, environment, culprit)
  VALUES `
-	upsertRowSQL  = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)"
+	upsertRowSQL  = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)"
 	upsertTailSQL = `
  ON CONFLICT (hash) DO UPDATE SET
   count = app_errors.count + excluded.count,
@@ -212,6 +215,7 @@ const (
   request_data = excluded.request_data,
   last_release = excluded.last_release,
   environment = excluded.environment,
+  culprit = excluded.culprit,
   write_token = CASE WHEN app_errors.resolved THEN excluded.write_token ELSE app_errors.write_token END,
   regressions = CASE WHEN app_errors.resolved THEN app_errors.regressions + 1 ELSE app_errors.regressions END,
   resolved = ?,
@@ -239,6 +243,7 @@ const upsertTailMySQL = `
   request_data = VALUES(request_data),
   last_release = VALUES(last_release),
   environment = VALUES(environment),
+  culprit = VALUES(culprit),
   resolved = ?,
   resolved_at = NULL`
 
@@ -266,9 +271,10 @@ const pruneOccurrencesSQL = `DELETE FROM app_error_occurrences WHERE id IN
 type Write struct {
 	Hash, Host, Path, Method, Route, ExceptionName, Message, Traceback, RequestData string
 
-	// Release, Environment, Server and Status are the newest sample's.
-	Release, Environment, Server string
-	Status                       int
+	// Release, Environment, Server, Status and Culprit are the newest
+	// sample's.
+	Release, Environment, Server, Culprit string
+	Status                                int
 
 	Count       int64
 	First, Last time.Time
@@ -316,7 +322,7 @@ const (
 // Bind parameters per error in the statements of a chunk: the upsert of
 // app_errors and the samples' insert (the hourly counts take 3 per hour).
 const (
-	upsertParamsPerRow = 17
+	upsertParamsPerRow = 18
 	sampleParamsPerRow = 11
 )
 
@@ -345,7 +351,7 @@ func writeManyTx(tx *gorm.DB, token string, ws []Write) ([]Result, error) {
 		}
 		q.WriteString(upsertRowSQL)
 		args = append(args, o.Hash, o.Host, o.Path, o.Method, o.Route, o.ExceptionName, o.Message,
-			o.Traceback, o.RequestData, o.Count, o.First, o.Last, false, token, o.Release, o.Release, o.Environment)
+			o.Traceback, o.RequestData, o.Count, o.First, o.Last, false, token, o.Release, o.Release, o.Environment, o.Culprit)
 	}
 	mysql := isMySQL(tx)
 	rows := make([]returnedHashRow, 0, len(ws))

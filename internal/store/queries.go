@@ -185,7 +185,7 @@ func (s *Store) boundedCount(ctx context.Context, db *gorm.DB, limit int) (int64
 var listColumns = strings.Join([]string{
 	"id", "hash", "host", fmt.Sprintf("substr(path, 1, %d) AS path", MaxPathBytes+1), "method", "route", "exception_name",
 	fmt.Sprintf("substr(message, 1, %d) AS message", MaxMessageBytes+1),
-	"count", "created_on", "last_seen", "resolved", "resolved_at", "regressions", "first_release", "last_release", "environment",
+	"count", "created_on", "last_seen", "resolved", "resolved_at", "regressions", "first_release", "last_release", "environment", "culprit",
 }, ", ")
 
 // capListed cuts the texts of listed errors to their caps.
@@ -193,6 +193,7 @@ func capListed(recs []ErrorRecord) {
 	for i := range recs {
 		capColumn(&recs[i].Path, MaxPathBytes)
 		capColumn(&recs[i].Message, MaxMessageBytes)
+		capColumn(&recs[i].Culprit, MaxCulpritBytes)
 	}
 }
 

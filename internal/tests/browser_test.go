@@ -133,6 +133,8 @@ func TestDashboardBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("table.errors")),
 	)
 	body := text("body")
+	// The list leads with the message (what broke), shown as text, then
+	// the type.
 	for _, want := range []string{"Errors 3", "runtime.boundsError", "index out of range", "payment gateway timeout",
 		"<script>alert(1)</script>", "GET", "/items/:id"} {
 		if !strings.Contains(body, want) {

@@ -55,3 +55,33 @@ func TestCErrorCulpritIsTheHandler(t *testing.T) {
 		t.Errorf("culprits %q, want the handler then the closure that called Record", culprits)
 	}
 }
+
+// TestListLeadsWithMessageAndCulprit: the list's row links the message
+// (what broke) and names the type and the culprit after it; the culprit is
+// stored with the error.
+func TestListLeadsWithMessageAndCulprit(t *testing.T) {
+	eachDB(t, func(t *testing.T, tdb testDB) {
+		d := newDash(t, tdb, nil)
+		r := gin.New()
+		r.Use(d.m.Middleware())
+		r.GET("/orders/:id", failingOrderHandler)
+		serve(r, "GET", "/orders/7", nil, nil)
+		dashFlush(t, d.m)
+		var rec errmon.ErrorRecord
+		if err := tdb.DB.Take(&rec).Error; err != nil {
+			t.Fatal(err)
+		}
+		if rec.Culprit != pkgPath+"failingOrderHandler" {
+			t.Errorf("stored culprit %q", rec.Culprit)
+		}
+		page := d.do("GET", dashPrefix+"/", nil).Body.String()
+		for _, want := range []string{
+			`<a class="name" href="./` + rec.Hash + `" title="order lookup failed">order lookup failed</a>`,
+			`<code>*errors.errorString</code> <span class="muted">in</span> <code>`,
+		} {
+			if !strings.Contains(page, want) {
+				t.Errorf("list lacks %q", want)
+			}
+		}
+	})
+}

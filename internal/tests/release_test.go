@@ -108,7 +108,7 @@ func TestAddedColumnsMigrate(t *testing.T) {
 		first.flush(t)
 		first.Close()
 		for _, c := range []struct{ table, column string }{
-			{"app_errors", "first_release"}, {"app_errors", "last_release"}, {"app_errors", "environment"},
+			{"app_errors", "first_release"}, {"app_errors", "last_release"}, {"app_errors", "environment"}, {"app_errors", "culprit"},
 			{"app_error_occurrences", "release_name"}, {"app_error_occurrences", "environment"},
 			{"app_error_occurrences", "server"}, {"app_error_occurrences", "status"},
 		} {
