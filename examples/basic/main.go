@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -63,10 +64,18 @@ func run(addr, dbPath string) error {
 	}
 	defer m.Close()
 
+	// Errors the code only logs reach errmon too: records at slog.LevelError
+	// and above go to the dashboard, every record to stderr as before.
+	logger := slog.New(m.SlogHandler(slog.NewTextHandler(os.Stderr, nil)))
+
 	r := gin.New()
 	r.Use(gin.Logger())
 	m.InitApp(r) // the middleware, and the dashboard under cfg.URLPrefix
-	routes(r, m)
+	routes(r, m, db, logger)
+
+	// A background job: m.Go records its panic (it does not end the
+	// process) and stores it before the goroutine ends.
+	m.Go(func() { nightlyReport(logger) })
 
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -81,7 +90,10 @@ errmon example: serving on %[1]s, storing errors in %[2]s
   curl %[1]s/record                errmon Record by hand, answers 200
   curl -H 'Content-Type: application/json' -d '{"user":"ann","password":"hunter2"}' %[1]s/login
                                    a panic (POST of JSON); the password is masked
+  curl %[1]s/logged                an error the handler only logs (slog), answers 200
+  curl %[1]s/query                 a failing SQL query, c.Error + 500
   curl %[1]s/ok                    no error
+(a background job also fails once at start: see the dashboard)
 Dashboard: %[1]s%[3]s/   (loopback only)
 Ctrl-C to stop.
 
@@ -107,7 +119,15 @@ Ctrl-C to stop.
 	return m.Close() // store what is pending before the process ends
 }
 
-func routes(r *gin.Engine, m *errmon.Monitor) {
+// nightlyReport is a background job that fails: its panic is recorded
+// with the kind "goroutine" instead of ending the process.
+func nightlyReport(logger *slog.Logger) {
+	logger.Info("nightly report: starting")
+	var totals map[string]int
+	totals["orders"]++ // assignment to entry in nil map
+}
+
+func routes(r *gin.Engine, m *errmon.Monitor, db *gorm.DB, logger *slog.Logger) {
 	r.GET("/", func(c *gin.Context) {
 		var b strings.Builder
 		b.WriteString("errmon example. Routes:\n")
@@ -145,6 +165,20 @@ func routes(r *gin.Engine, m *errmon.Monitor) {
 			return
 		}
 		panic("login backend unavailable for user " + req.User)
+	})
+	r.GET("/logged", func(c *gin.Context) {
+		err := fmt.Errorf("send receipt for order 42: %w", errors.New("smtp: connection refused"))
+		logger.ErrorContext(c, "receipt not sent", "order", 42, "err", err)
+		c.String(http.StatusOK, "logged an error with slog; the request still succeeds\n")
+	})
+	r.GET("/query", func(c *gin.Context) {
+		var n int64
+		if err := db.WithContext(c).Table("invoices").Where("paid = ?", false).Count(&n).Error; err != nil {
+			_ = c.Error(fmt.Errorf("count unpaid invoices: %w", err)) // no such table
+			c.AbortWithStatus(http.StatusInternalServerError)
+			return
+		}
+		c.String(http.StatusOK, "%d unpaid\n", n)
 	})
 	r.GET("/ok", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
 }
