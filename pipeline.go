@@ -35,6 +35,55 @@ type pending struct {
 	// seq is the queue's sequence number of the oldest occurrence held:
 	// the writer stores the oldest first.
 	seq uint64
+	// samples are the occurrences stored as samples when it is written (see
+	// keepSample): up to store.OccurrenceHistory of distinct paths.
+	samples []*Occurrence
+}
+
+// maxSampleBytes bounds the texts of an error's extra samples held in
+// memory (the newest occurrence is always kept, as its row's): an error
+// with large request contexts keeps fewer samples per write.
+const maxSampleBytes = 64 << 10
+
+// keepSample adds o to the samples p stores: distinct paths first, each
+// the newest of its path; when they are full (store.OccurrenceHistory of
+// them, or maxSampleBytes of text), a new path takes the oldest one's
+// place, so that the newest occurrence is always among them.
+func (p *pending) keepSample(o *Occurrence) {
+	oldest := -1
+	for i, s := range p.samples {
+		if s.Path == o.Path {
+			if !o.Time.Before(s.Time) {
+				p.samples[i] = o
+			}
+			return
+		}
+		if oldest < 0 || s.Time.Before(p.samples[oldest].Time) {
+			oldest = i
+		}
+	}
+	if len(p.samples) < store.OccurrenceHistory && p.sampleBytes()+sampleBytes(o) <= maxSampleBytes || len(p.samples) == 0 {
+		p.samples = append(p.samples, o)
+		return
+	}
+	if oldest >= 0 && !o.Time.Before(p.samples[oldest].Time) &&
+		p.sampleBytes()-sampleBytes(p.samples[oldest])+sampleBytes(o) <= maxSampleBytes {
+		p.samples[oldest] = o
+	}
+}
+
+// sampleBytes is what a sample's texts weigh.
+func sampleBytes(o *Occurrence) int {
+	return len(o.Message) + len(o.RequestData) + len(o.Path) + len(o.Host)
+}
+
+// sampleBytes is what p's samples weigh.
+func (p *pending) sampleBytes() int {
+	n := 0
+	for _, s := range p.samples {
+		n += sampleBytes(s)
+	}
+	return n
 }
 
 func (p *pending) add(o *Occurrence) {
@@ -46,6 +95,7 @@ func (p *pending) add(o *Occurrence) {
 		p.lastSeen = o.Time
 		p.last = o
 	}
+	p.keepSample(o)
 	p.addHour(o.Time.Truncate(time.Hour).Unix(), 1)
 }
 
@@ -98,6 +148,9 @@ func (p *pending) merge(q *pending) {
 	}
 	p.failures = max(p.failures, q.failures)
 	p.seq = min(p.seq, q.seq)
+	for _, o := range q.samples {
+		p.keepSample(o)
+	}
 }
 
 // slim drops from an occurrence what storing it never reads (the error
@@ -755,8 +808,12 @@ func chunksOf(batch map[string]*pending) [][]string {
 // the sample's message and request context.
 func (p *pending) textBytes() int {
 	o := p.last
-	return len(o.Hash) + len(o.Host) + len(o.Path) + len(o.Route) + len(o.ExceptionName) +
+	n := len(o.Hash) + len(o.Host) + len(o.Path) + len(o.Route) + len(o.ExceptionName) +
 		2*len(o.Message) + len(o.Traceback) + 2*len(o.RequestData) + 256
+	if len(p.samples) > 1 {
+		n += p.sampleBytes() + 128*len(p.samples)
+	}
+	return n
 }
 
 // park keeps a chunk whose write may have committed for the next pass.
@@ -813,9 +870,37 @@ func writes(ps []*pending) []store.Write {
 			ExceptionName: o.ExceptionName, Message: o.Message, Traceback: o.Traceback, RequestData: o.RequestData,
 			Release: o.Release, Environment: o.Environment, Server: o.Server, Status: o.Status, Culprit: o.Culprit,
 			Count: p.count, First: p.first, Last: p.lastSeen, Hours: p.sortedHours(),
+			Samples: samplesOf(p),
 		}
 	}
 	return ws
+}
+
+// samplesOf is what p stores as samples, oldest first.
+func samplesOf(p *pending) []store.Sample {
+	if len(p.samples) <= 1 {
+		return nil // the one sample is the newest occurrence's: the row's fields
+	}
+	kept := p.samples
+	if !slices.Contains(kept, p.last) {
+		// The newest was too large to keep besides the others: it takes
+		// the oldest one's place.
+		kept = slices.Clone(kept)
+		oldest := 0
+		for i, o := range kept {
+			if o.Time.Before(kept[oldest].Time) {
+				oldest = i
+			}
+		}
+		kept[oldest] = p.last
+	}
+	out := make([]store.Sample, len(kept))
+	for i, o := range kept {
+		out[i] = store.Sample{SeenAt: o.Time, Host: o.Host, Path: o.Path, Method: o.Method, Message: o.Message,
+			RequestData: o.RequestData, Release: o.Release, Environment: o.Environment, Server: o.Server, Status: o.Status}
+	}
+	slices.SortFunc(out, func(a, b store.Sample) int { return a.SeenAt.Compare(b.SeenAt) })
+	return out
 }
 
 // afterWriteSafely runs the alert decisions of a chunk; a panic there is logged and

@@ -279,6 +279,17 @@ type Write struct {
 	Count       int64
 	First, Last time.Time
 	Hours       iter.Seq2[int64, int64] // unix start of hour -> occurrences, in order
+	// Samples are the occurrences stored as samples, oldest first (at most
+	// OccurrenceHistory); none means one, made of the fields above.
+	Samples []Sample
+}
+
+// Sample is one occurrence stored in app_error_occurrences.
+type Sample struct {
+	SeenAt                                   time.Time
+	Host, Path, Method, Message, RequestData string
+	Release, Environment, Server             string
+	Status                                   int
 }
 
 // WriteBatch stores coalesced errors (one or many) and the receipt token
@@ -393,10 +404,10 @@ func writeManyTx(tx *gorm.DB, token string, ws []Write) ([]Result, error) {
 	var (
 		hours []hourlyCount
 		sq    strings.Builder
-		sargs = make([]any, 0, sampleParamsPerRow*len(ws))
+		sargs = make([]any, 0, sampleParamsPerRow*samplesIn(ws))
 		prune []string
 	)
-	sq.Grow(len(samplesHeadSQL) + len(ws)*(len(samplesRowSQL)+2))
+	sq.Grow(len(samplesHeadSQL) + samplesIn(ws)*(len(samplesRowSQL)+2))
 	sq.WriteString(samplesHeadSQL)
 	for i := range ws {
 		o := &ws[i]
@@ -414,12 +425,20 @@ func writeManyTx(tx *gorm.DB, token string, ws []Write) ([]Result, error) {
 		for hour, n := range o.Hours {
 			hours = append(hours, hourlyCount{o.Hash, time.Unix(hour, 0).UTC(), n})
 		}
-		if i > 0 {
-			sq.WriteString(", ")
+		samples := o.Samples
+		if len(samples) == 0 {
+			samples = []Sample{{SeenAt: o.Last, Host: o.Host, Path: o.Path, Method: o.Method, Message: o.Message,
+				RequestData: o.RequestData, Release: o.Release, Environment: o.Environment, Server: o.Server, Status: o.Status}}
 		}
-		sq.WriteString(samplesRowSQL)
-		sargs = append(sargs, o.Hash, o.Last, o.Host, o.Path, o.Method, o.Message, o.RequestData,
-			o.Release, o.Environment, o.Server, o.Status)
+		for j := range samples {
+			sm := &samples[j]
+			if i > 0 || j > 0 {
+				sq.WriteString(", ")
+			}
+			sq.WriteString(samplesRowSQL)
+			sargs = append(sargs, o.Hash, sm.SeenAt, sm.Host, sm.Path, sm.Method, sm.Message, sm.RequestData,
+				sm.Release, sm.Environment, sm.Server, sm.Status)
+		}
 		if r.Count > OccurrenceHistory {
 			prune = append(prune, o.Hash)
 		}
@@ -613,3 +632,12 @@ func NewToken() string {
 
 // New returns the store of errmon's tables on db; Migrate creates them.
 func New(db *gorm.DB) *Store { return &Store{db: db} }
+
+// samplesIn is how many sample rows ws make.
+func samplesIn(ws []Write) int {
+	n := 0
+	for i := range ws {
+		n += max(1, len(ws[i].Samples))
+	}
+	return n
+}
