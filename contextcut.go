@@ -135,7 +135,7 @@ func (ct *cutter) value(v any, depth int) any {
 	return ct.encoded(v, depth)
 }
 
-// values cuts a list of header or form values as maskTree shows them: one
+// values cuts a list of header or form values as text.Tree shows them: one
 // value as itself, several as a list.
 func (ct *cutter) values(vs []string, depth int) any {
 	if len(vs) == 1 {

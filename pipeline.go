@@ -849,7 +849,7 @@ func (m *Monitor) writeSafely(ctx context.Context, token string, p *pending) (st
 	return res[0], nil
 }
 
-// writeBatchSafely is store.writeBatch with a panic (in a GORM plugin or
+// writeBatchSafely is Store.WriteBatch with a panic (in a GORM plugin or
 // driver) turned into an error, so that the writer goroutine never dies.
 func (m *Monitor) writeBatchSafely(ctx context.Context, token string, ps []*pending) (res []store.Result, err error) {
 	defer func() {

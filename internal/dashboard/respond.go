@@ -141,7 +141,7 @@ func (d *Dashboard) parseListQuery(get func(string) string) store.ListQuery {
 		q.Sort = s
 	}
 	if n, err := strconv.Atoi(get("page")); err == nil {
-		q.Page = n // clamped by listErrors
+		q.Page = n // clamped by Store.List
 	}
 	q.Environment = text.Cut(strings.TrimSpace(get("env")), 64)
 	return q

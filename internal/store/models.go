@@ -544,7 +544,10 @@ func (s *Store) ClaimNotification(ctx context.Context, hash string, now time.Tim
 // back; its answer may be what was lost.
 type CommitError struct{ err error }
 
+// Error implements error.
 func (e *CommitError) Error() string { return "commit: " + e.err.Error() }
+
+// Unwrap returns the driver's error.
 func (e *CommitError) Unwrap() error { return e.err }
 
 // InTx runs fc in a transaction, rolled back if fc fails or panics. A
@@ -614,16 +617,17 @@ func (s *Store) LostWriteResults(ctx context.Context, token string, hashes []str
 	return out, nil
 }
 
-// PruneReceipts deletes write receipts older than receiptRetention.
+// PruneReceipts deletes write receipts older than ReceiptRetention.
 func (s *Store) PruneReceipts(ctx context.Context, now time.Time) error {
 	return s.db.WithContext(ctx).Where("written_at < ?", DBTime(now.Add(-ReceiptRetention))).Delete(&ErrorWrite{}).Error
 }
 
-// PruneHourly deletes hourly counts older than hourlyRetention.
+// PruneHourly deletes hourly counts older than HourlyRetention.
 func (s *Store) PruneHourly(ctx context.Context, now time.Time) error {
 	return s.db.WithContext(ctx).Where("hour < ?", now.Add(-HourlyRetention)).Delete(&ErrorHourly{}).Error
 }
 
+// NewToken returns a random write token: 32 hex digits.
 func NewToken() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])

@@ -37,8 +37,8 @@ const MaxSearchLen = 200
 // ListQuery is what the list page and GET api/errors ask for.
 type ListQuery struct {
 	Q      string // searched in exception name, message and path
-	Status string // statusAll, statusOpen or statusResolved
-	Sort   string // sortLastSeen, sortCount or sortFirstSeen
+	Status string // StatusAll, StatusOpen or StatusResolved
+	Sort   string // SortLastSeen, SortCount or SortFirstSeen
 	Page   int    // 1-based; clamped to the pages counted (see countCap)
 	Size   int    // page size (Config.ListSize)
 	// After and Before are keyset cursors (see cursor): the page of the
@@ -333,7 +333,7 @@ func (s *Store) List(ctx context.Context, q ListQuery) (ListResult, error) {
 	return s.listPage(ctx, q)
 }
 
-// listPage is listErrors on s's connection.
+// listPage is List on s's connection.
 func (s *Store) listPage(ctx context.Context, q ListQuery) (ListResult, error) {
 	var res ListResult
 	if q.Size < 1 {
@@ -444,7 +444,7 @@ type searchRow struct {
 // list's order, counted, and the page taken from them. A rare term's
 // matches are found in the index once, not twice (count, then page); a
 // common term's by walking the order's index until limit+1 match. It
-// reports false when the page is beyond the matches, for listErrors to
+// reports false when the page is beyond the matches, for List to
 // count and clamp.
 func (s *Store) searchPage(ctx context.Context, q ListQuery, source func() *gorm.DB, col string, limit int, res *ListResult) (bool, error) {
 	desc := col + " DESC, id DESC"

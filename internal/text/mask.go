@@ -746,7 +746,7 @@ func Tree(v any, mask func(string) (bool, string), with string, leaf func(string
 	return v
 }
 
-// maskMap is maskTree for a map whose values val turns into trees. The
+// maskMap is Tree for a map whose values val turns into trees. The
 // secret test reads the original key; leaf rewrites the key itself. Two
 // keys that leaf rewrites to one name keep both entries: the map is then
 // done again in key order, and the later ones become "name (2)",
