@@ -216,7 +216,9 @@ func (s *Store) Reopen(ctx context.Context, hashes []string, actor string, now t
 	at := DBTime(now)
 	return s.change(ctx, hashes, "resolved = ?", []any{true},
 		map[string]any{"resolved": false, "resolved_at": nil, "resolved_in_release": ""}, "",
-		func(hash, _ string) ErrorEvent { return ErrorEvent{Hash: hash, Kind: EventReopened, Actor: actor, At: at} })
+		func(hash, _ string) ErrorEvent {
+			return ErrorEvent{Hash: hash, Kind: EventReopened, Actor: actor, At: at}
+		})
 }
 
 // SetMuted mutes (or unmutes) the errors of hashes and returns how many
@@ -261,7 +263,9 @@ func (s *Store) Unsnooze(ctx context.Context, hashes []string, actor string, now
 	at := DBTime(now)
 	return s.change(ctx, hashes, "(snoozed_until IS NOT NULL OR snooze_until_count <> ?)", []any{0},
 		map[string]any{"snoozed_until": nil, "snooze_until_count": 0}, "",
-		func(hash, _ string) ErrorEvent { return ErrorEvent{Hash: hash, Kind: EventUnsnoozed, Actor: actor, At: at} })
+		func(hash, _ string) ErrorEvent {
+			return ErrorEvent{Hash: hash, Kind: EventUnsnoozed, Actor: actor, At: at}
+		})
 }
 
 // AddNote adds a note (cut to MaxNoteBytes; the caller masks it) to the
