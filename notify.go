@@ -185,8 +185,10 @@ func (m *Monitor) afterWrite(items []writtenError) {
 		snoozed, over := store.Snoozed(it.res, time.Now())
 		switch {
 		case !notify:
-		case it.res.Muted:
-			d.reason = "" // counted, never alerted on
+		case it.res.Muted, it.res.Resolved:
+			// Muted: counted, never alerted on. Resolved after the write:
+			// resolved in the next release, recurring in its old release.
+			d.reason = ""
 		case snoozed && over:
 			if d.reason != ReasonRegression {
 				d.reason = ReasonOngoing
@@ -196,7 +198,7 @@ func (m *Monitor) afterWrite(items []writtenError) {
 		case snoozed:
 			d.reason = ""
 		}
-		quiet := it.res.Muted || snoozed
+		quiet := it.res.Muted || it.res.Resolved || snoozed
 		switch {
 		case d.reason != "":
 			alerted = append(alerted, it.p.last.Hash)

@@ -204,8 +204,11 @@ type Result struct {
 	// LastNotifiedAt is when the error was last alerted on, as the write
 	// found it (nil: never), so that NotifyEvery claims only the errors due.
 	LastNotifiedAt *time.Time
-	// Muted, SnoozedUntil and SnoozeUntilCount are the row's, after the
-	// write: whether its alerts are held back.
+	// Resolved, Muted, SnoozedUntil and SnoozeUntilCount are the row's,
+	// after the write: whether its alerts are held back. (A write leaves
+	// an error resolved when it was resolved in the next release and the
+	// write is of that release.)
+	Resolved         bool
 	Muted            bool
 	SnoozedUntil     *time.Time
 	SnoozeUntilCount int64
@@ -339,13 +342,14 @@ type returnedHashRow struct {
 	WriteToken       string
 	Regressions      int64
 	LastNotifiedAt   *time.Time
+	Resolved         bool
 	Muted            bool
 	SnoozedUntil     *time.Time
 	SnoozeUntilCount int64
 }
 
 // returnedColumns are what a write reads back of each row it wrote.
-const returnedColumns = "hash, id, count, write_token, regressions, last_notified_at, muted, snoozed_until, snooze_until_count"
+const returnedColumns = "hash, id, count, write_token, regressions, last_notified_at, resolved, muted, snoozed_until, snooze_until_count"
 
 // The samples' insert: samplesHeadSQL, then samplesRowSQL per error.
 const (
@@ -442,7 +446,7 @@ func writeManyTx(tx *gorm.DB, token string, ws []Write) ([]Result, error) {
 			return nil, fmt.Errorf("upsert app_errors: no row returned for %s", o.Hash)
 		}
 		res[i] = Result{ID: r.ID, Count: r.Count, Regressions: r.Regressions, LastNotifiedAt: r.LastNotifiedAt,
-			Muted: r.Muted, SnoozedUntil: r.SnoozedUntil, SnoozeUntilCount: r.SnoozeUntilCount}
+			Resolved: r.Resolved, Muted: r.Muted, SnoozedUntil: r.SnoozedUntil, SnoozeUntilCount: r.SnoozeUntilCount}
 		if r.WriteToken == token {
 			res[i].Created = r.Count == o.Count
 			res[i].Reopened = !res[i].Created
@@ -532,7 +536,7 @@ func scanReturned(q *gorm.DB, out []returnedHashRow) ([]returnedHashRow, error) 
 		var r returnedHashRow
 		var notified, snoozed sql.NullTime
 		if err := rows.Scan(&r.Hash, &r.ID, &r.Count, &r.WriteToken, &r.Regressions, &notified,
-			&r.Muted, &snoozed, &r.SnoozeUntilCount); err != nil {
+			&r.Resolved, &r.Muted, &snoozed, &r.SnoozeUntilCount); err != nil {
 			return out, err
 		}
 		if notified.Valid {
@@ -638,7 +642,7 @@ func (s *Store) LostWriteResults(ctx context.Context, token string, hashes []str
 	for _, r := range rows {
 		out[r.Hash] = Result{ID: r.ID, Count: r.Count, Regressions: r.Regressions, LastNotifiedAt: r.LastNotifiedAt,
 			Created: r.Regressions == 0, Reopened: r.Regressions > 0,
-			Muted: r.Muted, SnoozedUntil: r.SnoozedUntil, SnoozeUntilCount: r.SnoozeUntilCount}
+			Resolved: r.Resolved, Muted: r.Muted, SnoozedUntil: r.SnoozedUntil, SnoozeUntilCount: r.SnoozeUntilCount}
 	}
 	return out, nil
 }
