@@ -222,6 +222,12 @@ type Config struct {
 	// dashboard to local requests again in release mode. [Monitor.Config]
 	// reports nil while the default is in use.
 	ViewPermission func(*gin.Context) bool
+	// Actor names who performs a dashboard action (resolve, mute, snooze,
+	// a note...) for the error's history, from the request (the user of
+	// your authentication, say). Default (nil, or a function returning ""):
+	// "dashboard". The name is masked like any captured text and cut to 64
+	// bytes, on one line.
+	Actor func(*gin.Context) string
 	// Output receives the panic log, in the format of gin's Recovery.
 	// Default (nil): gin.DefaultErrorWriter, as gin.Recovery writes;
 	// io.Discard silences it.

@@ -140,6 +140,12 @@ type writtenError struct {
 // its size (the alerted errors' notification times, then their rows read
 // back), plus, when NotifyEvery is on, one conditional UPDATE per error
 // that the write found due a reminder (the others cost nothing more).
+//
+// A muted error is never alerted on. A snoozed one is not either, until
+// its snooze runs out (its time passed, or its count reached): then one
+// process, decided by a conditional UPDATE (store.ClaimSnoozeEnd), sends
+// one alert (ReasonOngoing, or ReasonRegression for a regression) and the
+// snooze ends. Tickets are raised as ever.
 func (m *Monitor) afterWrite(items []writtenError) {
 	notify := m.cfg.SendNotification && m.cfg.Notifier != nil
 	type decision struct {
@@ -151,6 +157,7 @@ func (m *Monitor) afterWrite(items []writtenError) {
 	var (
 		alerted []string   // hashes alerted now: their NotifyEvery interval starts
 		every   []decision // open errors that may be due a reminder
+		woken   []decision // snoozed errors whose snooze ran out
 		act     []decision // alerts and tickets to send
 	)
 	for _, it := range items {
@@ -175,10 +182,27 @@ func (m *Monitor) afterWrite(items []writtenError) {
 			d.reason = ""
 		}
 		d.ticket = m.cfg.Ticketing != nil && (it.res.Created || it.res.Reopened)
+		snoozed, over := store.Snoozed(it.res, time.Now())
+		switch {
+		case !notify:
+		case it.res.Muted, it.res.Resolved:
+			// Muted: counted, never alerted on. Resolved after the write:
+			// resolved in the next release, recurring in its old release.
+			d.reason = ""
+		case snoozed && over:
+			if d.reason != ReasonRegression {
+				d.reason = ReasonOngoing
+			}
+			woken = append(woken, d)
+			continue // decided below
+		case snoozed:
+			d.reason = ""
+		}
+		quiet := it.res.Muted || it.res.Resolved || snoozed
 		switch {
 		case d.reason != "":
 			alerted = append(alerted, it.p.last.Hash)
-		case notify && m.cfg.NotifyEvery > 0 && due(it.res.LastNotifiedAt, time.Now(), m.cfg.NotifyEvery):
+		case notify && !quiet && m.cfg.NotifyEvery > 0 && due(it.res.LastNotifiedAt, time.Now(), m.cfg.NotifyEvery):
 			every = append(every, d)
 			continue // decided below
 		}
@@ -186,7 +210,7 @@ func (m *Monitor) afterWrite(items []writtenError) {
 			act = append(act, d)
 		}
 	}
-	if len(alerted) == 0 && len(every) == 0 && len(act) == 0 {
+	if len(alerted) == 0 && len(every) == 0 && len(woken) == 0 && len(act) == 0 {
 		return // the common case: repeats of open errors cost nothing more
 	}
 	ctx, cancel := context.WithTimeout(m.base, flushTimeout)
@@ -195,6 +219,19 @@ func (m *Monitor) afterWrite(items []writtenError) {
 	if len(alerted) > 0 {
 		if err := m.store.NoteNotified(ctx, alerted, now); err != nil {
 			m.log.Warn("errmon: could not note alerts", "errors", len(alerted), "err", err)
+		}
+	}
+	for _, d := range woken {
+		hash := d.p.last.Hash
+		ok, err := m.store.ClaimSnoozeEnd(ctx, hash, now)
+		if err != nil {
+			m.log.Warn("errmon: could not end a snooze", "hash", hash, "err", err)
+		}
+		if !ok || err != nil {
+			d.reason = "" // another process ends it (or it was changed meanwhile)
+		}
+		if d.reason != "" || d.ticket {
+			act = append(act, d)
 		}
 	}
 	for _, d := range every {

@@ -45,12 +45,23 @@ func (m *Monitor) RegisterRoutes(r gin.IRouter, middleware ...gin.HandlerFunc) {
 		if d, err = dashboard.New(dashboard.Options{
 			Store: m.store, Templates: templates, ListSize: m.cfg.ListSize, URLPrefix: m.cfg.URLPrefix,
 			FlushInterval: m.cfg.FlushInterval, Log: m.log, Stats: func() any { return m.Stats() }, InApp: inApp,
+			Actor: m.actor, Mask: m.maskCap,
 		}); err == nil {
 			d.Mount(g)
 			return
 		}
 	}
 	panic("errmon: the embedded dashboard templates: " + err.Error()) // a build of errmon that cannot serve its pages
+}
+
+// actor is Config.Actor's name for who performs a dashboard action,
+// masked, on one line and cut to 64 bytes; "" (the dashboard says
+// "dashboard") when Config.Actor is not set.
+func (m *Monitor) actor(c *gin.Context) string {
+	if m.cfg.Actor == nil {
+		return ""
+	}
+	return oneLine(m.maskCap(m.cfg.Actor(c), 256), 64)
 }
 
 // permission answers 401 unless the view permission allows the request.

@@ -1,7 +1,6 @@
 package dashboard
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -16,30 +15,117 @@ import (
 	"gorm.io/gorm"
 )
 
-// The dashboard's state changes: resolve, reopen and delete, one by one
-// or in bulk. They answer POST only.
+// The dashboard's state changes: resolve, resolve in the next release,
+// reopen, mute, unmute, snooze, unsnooze and delete, one by one or in
+// bulk, and notes, one error at a time. They answer POST only. Each but
+// delete is recorded in the error's history, with Options.Actor's name.
 
 // validAction reports whether act is one of the dashboard's state changes.
 func validAction(act string) bool {
-	return act == "resolve" || act == "unresolve" || act == "delete"
+	switch act {
+	case "resolve", "resolve-next-release", "unresolve", "delete", "mute", "unmute", "snooze", "unsnooze", "note":
+		return true
+	}
+	return false
 }
 
-// apply performs a valid action on the errors with these hashes and
-// returns how many changed.
-func (d *Dashboard) apply(ctx context.Context, act string, hashes []string) (int64, error) {
+// errBadSnooze is the answer to a snooze that says neither for how long
+// nor until how many more occurrences.
+var errBadSnooze = errors.New("snooze needs for=1h, 24h or 7d, or more=N (1 to " +
+	strconv.Itoa(store.MaxSnoozeCount) + " more occurrences)")
+
+// snoozeFor are the durations a snooze may last (form value "for").
+var snoozeFor = map[string]struct {
+	d    time.Duration
+	what string
+}{
+	"1h":  {time.Hour, "for 1 hour"},
+	"24h": {24 * time.Hour, "for 24 hours"},
+	"7d":  {7 * 24 * time.Hour, "for 7 days"},
+}
+
+// snoozeOf reads what a snooze form asks for: more=N (until N more
+// occurrences) or for=1h|24h|7d.
+func snoozeOf(c *gin.Context, now time.Time) (until *time.Time, more int64, what string, err error) {
+	if v := strings.TrimSpace(text.Cut(c.PostForm("more"), 32)); v != "" {
+		n, perr := strconv.ParseInt(v, 10, 64)
+		if perr != nil || n < 1 || n > store.MaxSnoozeCount {
+			return nil, 0, "", errBadSnooze
+		}
+		return nil, n, "until " + pluralize(n, "more occurrence", "more occurrences"), nil
+	}
+	f, ok := snoozeFor[c.PostForm("for")]
+	if !ok {
+		return nil, 0, "", errBadSnooze
+	}
+	t := now.Add(f.d)
+	return &t, 0, f.what, nil
+}
+
+// actor is who performs an action of c, for the history.
+func (d *Dashboard) actor(c *gin.Context) string {
+	if d.actorOf != nil {
+		if name := d.actorOf(c); name != "" {
+			return name
+		}
+	}
+	return "dashboard"
+}
+
+// apply performs a valid action (not a note) on the errors with these
+// hashes and returns how many changed.
+func (d *Dashboard) apply(c *gin.Context, act string, hashes []string) (int64, error) {
+	ctx, now := c.Request.Context(), time.Now()
 	switch act {
-	case "resolve":
-		return d.store.SetResolved(ctx, hashes, true, time.Now())
+	case "resolve", "resolve-next-release":
+		return d.store.Resolve(ctx, hashes, act == "resolve-next-release", d.actor(c), now)
 	case "unresolve":
-		return d.store.SetResolved(ctx, hashes, false, time.Now())
+		return d.store.Reopen(ctx, hashes, d.actor(c), now)
+	case "mute", "unmute":
+		return d.store.SetMuted(ctx, hashes, act == "mute", d.actor(c), now)
+	case "snooze":
+		until, more, what, err := snoozeOf(c, now)
+		if err != nil {
+			return 0, err
+		}
+		return d.store.Snooze(ctx, hashes, until, more, what, d.actor(c), now)
+	case "unsnooze":
+		return d.store.Unsnooze(ctx, hashes, d.actor(c), now)
 	}
 	return d.store.Delete(ctx, hashes)
+}
+
+// maxActionBody bounds the form of an action on one error (a note of
+// store.MaxNoteBytes, encoded, fits many times).
+const maxActionBody = 64 << 10
+
+// note adds a note to the history of the error with hash.
+func (d *Dashboard) note(c *gin.Context, hash string) bool {
+	note := strings.TrimSpace(c.PostForm("note"))
+	if note == "" {
+		abortWith(c, http.StatusBadRequest, "the note is empty")
+		return false
+	}
+	if d.mask != nil {
+		note = d.mask(note, store.MaxNoteBytes)
+	}
+	note = text.Cut(note, store.MaxNoteBytes)
+	if _, err := d.store.AddNote(c.Request.Context(), hash, d.actor(c), note, time.Now()); err != nil {
+		d.serverError(c, err)
+		return false
+	}
+	return true
 }
 
 func (d *Dashboard) action(c *gin.Context) {
 	hash, act := c.Param("hash"), c.Param("action")
 	if !validHash(hash) || !validAction(act) {
 		d.notFound(c, false)
+		return
+	}
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxActionBody)
+	if err := c.Request.ParseForm(); err != nil {
+		abortWith(c, http.StatusRequestEntityTooLarge, "the form is too large (at most 64 KiB)")
 		return
 	}
 	ctx := c.Request.Context()
@@ -55,9 +141,20 @@ func (d *Dashboard) action(c *gin.Context) {
 		seeOther(c, http.StatusSeeOther, "../"+hash+"?confirm=delete")
 		return
 	}
-	if _, err := d.apply(ctx, act, []string{hash}); err != nil {
-		d.serverError(c, err)
-		return
+	var changed int64 = 1
+	if act == "note" {
+		if !d.note(c, hash) {
+			return
+		}
+	} else {
+		var err error
+		if changed, err = d.apply(c, act, []string{hash}); errors.Is(err, errBadSnooze) {
+			abortWith(c, http.StatusBadRequest, err.Error())
+			return
+		} else if err != nil {
+			d.serverError(c, err)
+			return
+		}
 	}
 	if wantsJSON(c) {
 		if act == "delete" {
@@ -72,14 +169,27 @@ func (d *Dashboard) action(c *gin.Context) {
 		respondJSON(c, http.StatusOK, toAPI(&rec.ErrorRecord))
 		return
 	}
+	switch {
+	case act == "delete":
+		seeOther(c, http.StatusSeeOther, "../?notice=deleted")
+	case act == "note":
+		seeOther(c, http.StatusSeeOther, "../"+hash+"?notice=noted#history")
+	case changed == 0:
+		seeOther(c, http.StatusSeeOther, "../"+hash+"?notice=unchanged")
+	default:
+		seeOther(c, http.StatusSeeOther, "../"+hash+"?notice="+noticeKey(act))
+	}
+}
+
+// noticeKey is the notice that says what act did.
+func noticeKey(act string) string {
 	switch act {
 	case "delete":
-		seeOther(c, http.StatusSeeOther, "../?notice=deleted")
-	case "resolve":
-		seeOther(c, http.StatusSeeOther, "../"+hash+"?notice=resolved")
-	default:
-		seeOther(c, http.StatusSeeOther, "../"+hash+"?notice=unresolved")
+		return "deleted"
+	case "resolve-next-release":
+		return "resolved-next"
 	}
+	return act + "d"
 }
 
 func (d *Dashboard) bulk(c *gin.Context) {
@@ -89,8 +199,9 @@ func (d *Dashboard) bulk(c *gin.Context) {
 	if a, ok := strings.CutSuffix(act, "-page"); ok {
 		act, field = a, "all"
 	}
-	if !validAction(act) {
-		abortWith(c, http.StatusBadRequest, "action must be resolve, unresolve or delete (or one of them with -page)")
+	if !validAction(act) || act == "note" {
+		abortWith(c, http.StatusBadRequest, "action must be resolve, resolve-next-release, unresolve, mute, unmute, "+
+			"snooze, unsnooze or delete (or one of them with -page)")
 		return
 	}
 	var hashes []string
@@ -109,8 +220,11 @@ func (d *Dashboard) bulk(c *gin.Context) {
 		d.confirmDelete(c, recs, back, listHref(back))
 		return
 	}
-	n, err := d.apply(c.Request.Context(), act, hashes)
-	if err != nil {
+	n, err := d.apply(c, act, hashes)
+	if errors.Is(err, errBadSnooze) {
+		abortWith(c, http.StatusBadRequest, err.Error())
+		return
+	} else if err != nil {
 		d.serverError(c, err)
 		return
 	}
@@ -121,10 +235,8 @@ func (d *Dashboard) bulk(c *gin.Context) {
 	switch {
 	case len(hashes) == 0:
 		back.Set("notice", "none")
-	case act == "delete":
-		back.Set("notice", "deleted")
 	default:
-		back.Set("notice", act+"d")
+		back.Set("notice", noticeKey(act))
 	}
 	if len(hashes) > 0 {
 		back.Set("n", strconv.FormatInt(n, 10))

@@ -31,6 +31,12 @@ type APIError struct {
 	FirstRelease  string     `json:"first_release"`
 	LastRelease   string     `json:"last_release"`
 	Environment   string     `json:"environment"`
+	// Muted, SnoozedUntil, SnoozeUntilCount and ResolvedInRelease are the
+	// triage workflow's state (see store.ErrorRecord).
+	Muted             bool       `json:"muted"`
+	SnoozedUntil      *time.Time `json:"snoozed_until"`
+	SnoozeUntilCount  int64      `json:"snooze_until_count"`
+	ResolvedInRelease string     `json:"resolved_in_release"`
 }
 
 // APIErrorDetail is one error with everything stored about it, as
@@ -106,6 +112,8 @@ func toAPI(e *store.ErrorRecord) APIError {
 		CreatedOn: e.CreatedOn.UTC(), LastSeen: e.LastSeen.UTC(), Resolved: e.Resolved,
 		ResolvedAt: e.ResolvedAt, Regressions: e.Regressions,
 		FirstRelease: e.FirstRelease, LastRelease: e.LastRelease, Environment: e.Environment,
+		Muted: e.Muted, SnoozedUntil: e.SnoozedUntil, SnoozeUntilCount: e.SnoozeUntilCount,
+		ResolvedInRelease: e.ResolvedInRelease,
 	}
 }
 

@@ -8,8 +8,12 @@
 //	GET  {prefix}/{hash}                detail ({hash} may be a unique prefix of 8 or more: a redirect)
 //	POST {prefix}/{hash}/resolve        resolve (JSON with Accept: application/json, else 303)
 //	POST {prefix}/{hash}/unresolve      reopen
-//	POST {prefix}/{hash}/delete         delete with its samples and hourly counts
-//	POST {prefix}/bulk                  action=resolve|unresolve|delete, hash=... (repeated)
+//	POST {prefix}/{hash}/delete         delete with its samples, hourly counts and history
+//	POST {prefix}/{hash}/resolve-next-release  resolve; it stays resolved while it recurs in its latest release only
+//	POST {prefix}/{hash}/mute           no alert any more (unmute: again); it is still counted
+//	POST {prefix}/{hash}/snooze         no alert for=1h|24h|7d, or until more=N occurrences (unsnooze: end it)
+//	POST {prefix}/{hash}/note           note=... in the error's history
+//	POST {prefix}/bulk                  action=resolve|unresolve|mute|unmute|snooze|unsnooze|delete, hash=... (repeated)
 //	GET  {prefix}/{hash}/markdown       the error as Markdown, plain text to copy into a ticket
 //	GET  {prefix}/api/errors            {"errors":[...],"total":N,"page":P}
 //	GET  {prefix}/api/errors/{hash}     one error with traceback, request_data and samples
@@ -38,6 +42,11 @@ type Options struct {
 	Stats func() any
 	// InApp reports whether a traceback's frame is the application's own.
 	InApp func(function, file string) bool
+	// Actor names who performs an action, for the error's history,
+	// already masked and cut (Config.Actor); nil or "" is "dashboard".
+	Actor func(*gin.Context) string
+	// Mask masks a note and cuts it to max bytes.
+	Mask func(s string, max int) string
 }
 
 // Dashboard is the dashboard of one store.
@@ -51,6 +60,8 @@ type Dashboard struct {
 	inApp         func(function, file string) bool
 	pages         map[string]*template.Template
 	css           []byte
+	actorOf       func(*gin.Context) string
+	mask          func(s string, max int) string
 }
 
 // New returns the dashboard that o describes, with its templates parsed.
@@ -62,6 +73,7 @@ func New(o Options) (*Dashboard, error) {
 	return &Dashboard{
 		store: o.Store, listSize: o.ListSize, urlPrefix: o.URLPrefix, flushInterval: o.FlushInterval,
 		log: o.Log, stats: o.Stats, inApp: o.InApp, pages: pages, css: css,
+		actorOf: o.Actor, mask: o.Mask,
 	}, nil
 }
 

@@ -43,6 +43,8 @@ type listRow struct {
 	// Lead is what the row leads with: the message (what broke), else the
 	// exception's type; Culprit the function to blame.
 	Lead, Culprit string
+	Muted         bool
+	Snooze        string // "" or what a snooze waits for ("2025-01-02 15:04 UTC")
 }
 
 type listView struct {
@@ -111,7 +113,7 @@ func noticeFor(key, count string) *notice {
 		}
 		return &notice{Text: errs(n) + " deleted, with their samples and hourly counts."}
 	}
-	return nil
+	return workflowNotice(key, n)
 }
 
 func (d *Dashboard) list(c *gin.Context) {
@@ -156,6 +158,7 @@ func (d *Dashboard) list(c *gin.Context) {
 			Spark:        sparkline(hourly[e.Hash], v.Now),
 			FirstRelease: e.FirstRelease, Environment: e.Environment,
 			Lead: leadOf(&e), Culprit: e.Culprit,
+			Muted: e.Muted, Snooze: snoozeText(&e),
 		})
 	}
 	for _, s := range []struct{ key, label string }{{store.SortLastSeen, "Last seen"}, {store.SortCount, "Count"}, {store.SortFirstSeen, "First seen"}} {
@@ -163,7 +166,7 @@ func (d *Dashboard) list(c *gin.Context) {
 		o.Sort = s.key
 		v.Sorts = append(v.Sorts, tabLink{Label: s.label, Href: listHref(listValues(o, 1)), Active: q.Sort == s.key || (q.Sort == "" && s.key == store.SortLastSeen)})
 	}
-	for _, s := range []struct{ key, label string }{{store.StatusAll, "All"}, {store.StatusOpen, "Open"}, {store.StatusResolved, "Resolved"}} {
+	for _, s := range []struct{ key, label string }{{store.StatusAll, "All"}, {store.StatusOpen, "Open"}, {store.StatusResolved, "Resolved"}, {store.StatusMuted, "Muted"}} {
 		o := q
 		o.Status = s.key
 		v.Statuses = append(v.Statuses, tabLink{Label: s.label, Href: listHref(listValues(o, 1)), Active: q.Status == s.key})
@@ -302,6 +305,10 @@ type detailView struct {
 	Notice      *notice
 	// ConfirmDelete asks, at the top of the page, whether to delete it.
 	ConfirmDelete bool
+	// Snooze says what the error's snooze waits for ("" when none);
+	// Events is its history, newest first (workflow.go).
+	Snooze string
+	Events []eventView
 }
 
 func (d *Dashboard) detail(c *gin.Context) {
@@ -339,6 +346,11 @@ func (d *Dashboard) detail(c *gin.Context) {
 	v.Last24 = sumCounts(last)
 	v.Hourly = hourlyChart(last, v.Now)
 	v.Daily = dailyChart(counts, v.Now, chartDays)
+	v.Snooze = snoozeText(&rec.ErrorRecord)
+	if v.Events, err = d.history(ctx, hash); err != nil {
+		d.serverError(c, err)
+		return
+	}
 	occ, err := d.store.LastOccurrences(ctx, hash, store.OccurrenceHistory)
 	if err != nil {
 		d.serverError(c, err)

@@ -133,7 +133,7 @@ func (d *Dashboard) parseListQuery(get func(string) string) store.ListQuery {
 		Size: d.listSize,
 	}
 	switch s := get("status"); s {
-	case store.StatusOpen, store.StatusResolved:
+	case store.StatusOpen, store.StatusResolved, store.StatusMuted:
 		q.Status = s
 	}
 	switch s := get("sort"); s {

@@ -21,7 +21,7 @@ import (
 type ErrorRecord struct {
 	// ID breaks ties of every list order (see the composite indexes below:
 	// each list order and status filter is one index range).
-	ID            uint   `gorm:"primaryKey;index:idx_app_errors_last_seen_id,priority:2;index:idx_app_errors_count_id,priority:2;index:idx_app_errors_created_on_id,priority:2;index:idx_app_errors_resolved_last_seen_id,priority:3;index:idx_app_errors_resolved_count_id,priority:3;index:idx_app_errors_resolved_created_on_id,priority:3" json:"-"`
+	ID            uint   `gorm:"primaryKey;index:idx_app_errors_last_seen_id,priority:2;index:idx_app_errors_count_id,priority:2;index:idx_app_errors_created_on_id,priority:2;index:idx_app_errors_resolved_last_seen_id,priority:3;index:idx_app_errors_resolved_count_id,priority:3;index:idx_app_errors_resolved_created_on_id,priority:3;index:idx_app_errors_muted_id,priority:2" json:"-"`
 	Hash          string `gorm:"size:64;not null;uniqueIndex" json:"hash"` // fingerprint, sha256 hex
 	Host          string `gorm:"not null;default:''" json:"host"`
 	Path          string `gorm:"not null;default:''" json:"path"` // path only; the masked query is in RequestData
@@ -56,6 +56,21 @@ type ErrorRecord struct {
 	// Culprit is the function to blame of its latest occurrence (the newest
 	// in-app frame; for a c.Error without a stack, its handler).
 	Culprit string `gorm:"size:512;not null;default:''" json:"culprit"`
+	// Muted is set from the dashboard (mute, unmute): a muted error is
+	// counted as ever but never alerted on.
+	Muted bool `gorm:"not null;default:false;index:idx_app_errors_muted_id,priority:1" json:"muted"`
+	// SnoozedUntil and SnoozeUntilCount, set from the dashboard (snooze),
+	// hold the error's alerts back until that time, or until its count
+	// reaches that number (0: no such bound). Its first occurrence past
+	// either sends one alert (ReasonOngoing) and clears both.
+	SnoozedUntil     *time.Time `json:"snoozed_until,omitempty"`
+	SnoozeUntilCount int64      `gorm:"not null;default:0" json:"snooze_until_count"`
+	// ResolvedInRelease, on a resolved error, is the release it was
+	// resolved "in the next release" of (its LastRelease then): while it
+	// recurs in that release only, it stays resolved and is counted; its
+	// first occurrence in any other release reopens it (a regression).
+	// "" for an error resolved plainly.
+	ResolvedInRelease string `gorm:"size:64;not null;default:''" json:"resolved_in_release"`
 }
 
 // TableName implements GORM's Tabler.
@@ -138,7 +153,7 @@ const migrateLockName = "errmon_migrate"
 // database a migration that lost a race (a table created meanwhile) is
 // tried again, and then finds the tables in place.
 func (s *Store) Migrate(ctx context.Context) error {
-	models := []any{&ErrorRecord{}, &ErrorOccurrence{}, &ErrorHourly{}, &ErrorWrite{}}
+	models := []any{&ErrorRecord{}, &ErrorOccurrence{}, &ErrorHourly{}, &ErrorWrite{}, &ErrorEvent{}}
 	db := s.db.WithContext(ctx)
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
@@ -192,6 +207,14 @@ type Result struct {
 	// LastNotifiedAt is when the error was last alerted on, as the write
 	// found it (nil: never), so that NotifyEvery claims only the errors due.
 	LastNotifiedAt *time.Time
+	// Resolved, Muted, SnoozedUntil and SnoozeUntilCount are the row's,
+	// after the write: whether its alerts are held back. (A write leaves
+	// an error resolved when it was resolved in the next release and the
+	// write is of that release.)
+	Resolved         bool
+	Muted            bool
+	SnoozedUntil     *time.Time
+	SnoozeUntilCount int64
 }
 
 // The upsert of app_errors for one or many rows: upsertHeadSQL, then
@@ -216,22 +239,39 @@ const (
   last_release = excluded.last_release,
   environment = excluded.environment,
   culprit = excluded.culprit,
-  write_token = CASE WHEN app_errors.resolved THEN excluded.write_token ELSE app_errors.write_token END,
-  regressions = CASE WHEN app_errors.resolved THEN app_errors.regressions + 1 ELSE app_errors.regressions END,
-  resolved = ?,
-  resolved_at = NULL
- RETURNING hash, id, count, write_token, regressions, last_notified_at`
+  write_token = CASE WHEN ` + reopensSQL + ` THEN excluded.write_token ELSE app_errors.write_token END,
+  regressions = CASE WHEN ` + reopensSQL + ` THEN app_errors.regressions + 1 ELSE app_errors.regressions END,
+  resolved = CASE WHEN ` + staysResolvedSQL + ` THEN app_errors.resolved ELSE ? END,
+  resolved_at = CASE WHEN ` + staysResolvedSQL + ` THEN app_errors.resolved_at ELSE NULL END,
+  resolved_in_release = CASE WHEN ` + staysResolvedSQL + ` THEN app_errors.resolved_in_release ELSE '' END
+ RETURNING ` + returnedColumns
+)
+
+// A write of a resolved error reopens it (a regression), unless the error
+// was resolved in the next release and the write's release is the one it
+// was resolved in (staysResolvedSQL): an old instance still running
+// during a rolling deploy. The decision is the upsert's, so that every
+// process agrees on it.
+const (
+	staysResolvedSQL = "(app_errors.resolved AND app_errors.resolved_in_release <> '' AND excluded.last_release = app_errors.resolved_in_release)"
+	reopensSQL       = "(app_errors.resolved AND NOT (app_errors.resolved_in_release <> '' AND excluded.last_release = app_errors.resolved_in_release))"
+	// The same for MySQL's ON DUPLICATE KEY UPDATE.
+	staysResolvedMySQL = "(resolved AND resolved_in_release <> '' AND VALUES(last_release) = resolved_in_release)"
+	reopensMySQL       = "(resolved AND NOT (resolved_in_release <> '' AND VALUES(last_release) = resolved_in_release))"
 )
 
 // upsertTailMySQL is upsertTailSQL for MySQL and MariaDB, which have ON
 // DUPLICATE KEY UPDATE instead of ON CONFLICT and no RETURNING there: the
 // rows are read back in the same transaction (see writeManyTx). MySQL
 // assigns left to right, each assignment seeing the ones before it, so
-// the columns that read resolved come before resolved is cleared.
+// the columns that read resolved come before resolved is cleared (and
+// resolved_in_release, read by resolved's, is cleared only when resolved
+// is too).
 const upsertTailMySQL = `
  ON DUPLICATE KEY UPDATE
-  write_token = IF(resolved, VALUES(write_token), write_token),
-  regressions = IF(resolved, regressions + 1, regressions),
+  write_token = IF(` + reopensMySQL + `, VALUES(write_token), write_token),
+  regressions = IF(` + reopensMySQL + `, regressions + 1, regressions),
+  resolved_at = IF(` + staysResolvedMySQL + `, resolved_at, NULL),
   count = count + VALUES(count),
   last_seen = GREATEST(last_seen, VALUES(last_seen)),
   host = VALUES(host),
@@ -244,8 +284,8 @@ const upsertTailMySQL = `
   last_release = VALUES(last_release),
   environment = VALUES(environment),
   culprit = VALUES(culprit),
-  resolved = ?,
-  resolved_at = NULL`
+  resolved = IF(` + staysResolvedMySQL + `, resolved, ?),
+  resolved_in_release = IF(` + staysResolvedMySQL + `, resolved_in_release, '')`
 
 // The hourly counts' upsert: hourlyHeadSQL, "(?, ?, ?)" per bucket, then
 // hourlyTailSQL (hourlyTailMySQL).
@@ -313,16 +353,20 @@ func (s *Store) WriteBatch(ctx context.Context, token string, ws []Write) ([]Res
 }
 
 type returnedHashRow struct {
-	Hash           string
-	ID             uint
-	Count          int64
-	WriteToken     string
-	Regressions    int64
-	LastNotifiedAt *time.Time
+	Hash             string
+	ID               uint
+	Count            int64
+	WriteToken       string
+	Regressions      int64
+	LastNotifiedAt   *time.Time
+	Resolved         bool
+	Muted            bool
+	SnoozedUntil     *time.Time
+	SnoozeUntilCount int64
 }
 
 // returnedColumns are what a write reads back of each row it wrote.
-const returnedColumns = "hash, id, count, write_token, regressions, last_notified_at"
+const returnedColumns = "hash, id, count, write_token, regressions, last_notified_at, resolved, muted, snoozed_until, snooze_until_count"
 
 // The samples' insert: samplesHeadSQL, then samplesRowSQL per error.
 const (
@@ -406,6 +450,9 @@ func writeManyTx(tx *gorm.DB, token string, ws []Write) ([]Result, error) {
 		sq    strings.Builder
 		sargs = make([]any, 0, sampleParamsPerRow*samplesIn(ws))
 		prune []string
+		// The chunk's created and regressed errors, for their history:
+		// one insert for all of them (events.go).
+		events []ErrorEvent
 	)
 	sq.Grow(len(samplesHeadSQL) + samplesIn(ws)*(len(samplesRowSQL)+2))
 	sq.WriteString(samplesHeadSQL)
@@ -415,10 +462,12 @@ func writeManyTx(tx *gorm.DB, token string, ws []Write) ([]Result, error) {
 		if !ok {
 			return nil, fmt.Errorf("upsert app_errors: no row returned for %s", o.Hash)
 		}
-		res[i] = Result{ID: r.ID, Count: r.Count, Regressions: r.Regressions, LastNotifiedAt: r.LastNotifiedAt}
+		res[i] = Result{ID: r.ID, Count: r.Count, Regressions: r.Regressions, LastNotifiedAt: r.LastNotifiedAt,
+			Resolved: r.Resolved, Muted: r.Muted, SnoozedUntil: r.SnoozedUntil, SnoozeUntilCount: r.SnoozeUntilCount}
 		if r.WriteToken == token {
 			res[i].Created = r.Count == o.Count
 			res[i].Reopened = !res[i].Created
+			events = appendWriteEvent(events, o, res[i].Created)
 		}
 		// Hours in order, like the hashes: two writers of one error take
 		// its hourly rows' locks in the same order.
@@ -454,6 +503,9 @@ func writeManyTx(tx *gorm.DB, token string, ws []Write) ([]Result, error) {
 		if err := tx.Exec(pruneOccurrencesSQL, prune, OccurrenceHistory).Error; err != nil {
 			return nil, fmt.Errorf("prune app_error_occurrences: %w", err)
 		}
+	}
+	if err := insertEvents(tx, events); err != nil {
+		return nil, err
 	}
 	return res, nil
 }
@@ -507,13 +559,18 @@ func scanReturned(q *gorm.DB, out []returnedHashRow) ([]returnedHashRow, error) 
 	defer rows.Close()
 	for rows.Next() {
 		var r returnedHashRow
-		var notified sql.NullTime
-		if err := rows.Scan(&r.Hash, &r.ID, &r.Count, &r.WriteToken, &r.Regressions, &notified); err != nil {
+		var notified, snoozed sql.NullTime
+		if err := rows.Scan(&r.Hash, &r.ID, &r.Count, &r.WriteToken, &r.Regressions, &notified,
+			&r.Resolved, &r.Muted, &snoozed, &r.SnoozeUntilCount); err != nil {
 			return out, err
 		}
 		if notified.Valid {
 			t := notified.Time
 			r.LastNotifiedAt = &t
+		}
+		if snoozed.Valid {
+			t := snoozed.Time
+			r.SnoozedUntil = &t
 		}
 		out = append(out, r)
 	}
@@ -612,7 +669,8 @@ func (s *Store) LostWriteResults(ctx context.Context, token string, hashes []str
 	out := make(map[string]Result, len(rows))
 	for _, r := range rows {
 		out[r.Hash] = Result{ID: r.ID, Count: r.Count, Regressions: r.Regressions, LastNotifiedAt: r.LastNotifiedAt,
-			Created: r.Regressions == 0, Reopened: r.Regressions > 0}
+			Created: r.Regressions == 0, Reopened: r.Regressions > 0,
+			Resolved: r.Resolved, Muted: r.Muted, SnoozedUntil: r.SnoozedUntil, SnoozeUntilCount: r.SnoozeUntilCount}
 	}
 	return out, nil
 }

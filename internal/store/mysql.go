@@ -36,13 +36,18 @@ var mysqlTables = []string{
   last_release VARCHAR(64) NOT NULL DEFAULT '',
   environment VARCHAR(64) NOT NULL DEFAULT '',
   culprit VARCHAR(512) NOT NULL DEFAULT '',
+  muted BOOLEAN NOT NULL DEFAULT FALSE,
+  snoozed_until DATETIME(6) NULL,
+  snooze_until_count BIGINT NOT NULL DEFAULT 0,
+  resolved_in_release VARCHAR(64) NOT NULL DEFAULT '',
   UNIQUE KEY idx_app_errors_hash (hash),
   KEY idx_app_errors_last_seen_id (last_seen, id),
   KEY idx_app_errors_count_id (count, id),
   KEY idx_app_errors_created_on_id (created_on, id),
   KEY idx_app_errors_resolved_last_seen_id (resolved, last_seen, id),
   KEY idx_app_errors_resolved_count_id (resolved, count, id),
-  KEY idx_app_errors_resolved_created_on_id (resolved, created_on, id)
+  KEY idx_app_errors_resolved_created_on_id (resolved, created_on, id),
+  KEY idx_app_errors_muted_id (muted, id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
 	`CREATE TABLE IF NOT EXISTS app_error_occurrences (
   id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
@@ -71,6 +76,16 @@ var mysqlTables = []string{
   written_at DATETIME(6) NOT NULL,
   KEY idx_app_error_writes_written_at (written_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+	`CREATE TABLE IF NOT EXISTS app_error_events (
+  id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  hash VARCHAR(64) NOT NULL,
+  kind VARCHAR(32) NOT NULL,
+  actor VARCHAR(255) NOT NULL DEFAULT '',
+  release_name VARCHAR(64) NOT NULL DEFAULT '',
+  note MEDIUMTEXT NOT NULL,
+  at DATETIME(6) NOT NULL,
+  KEY idx_app_error_events_hash_id (hash, id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
 }
 
 // mysqlAddedColumns are the columns added to errmon's tables after their
@@ -85,6 +100,10 @@ var mysqlAddedColumns = []struct{ table, column, ddl string }{
 	{"app_error_occurrences", "environment", "VARCHAR(64) NOT NULL DEFAULT ''"},
 	{"app_error_occurrences", "server", "MEDIUMTEXT NOT NULL"},
 	{"app_error_occurrences", "status", "BIGINT NOT NULL DEFAULT 0"},
+	{"app_errors", "muted", "BOOLEAN NOT NULL DEFAULT FALSE"},
+	{"app_errors", "snoozed_until", "DATETIME(6) NULL"},
+	{"app_errors", "snooze_until_count", "BIGINT NOT NULL DEFAULT 0"},
+	{"app_errors", "resolved_in_release", "VARCHAR(64) NOT NULL DEFAULT ''"},
 }
 
 // createMySQLTables creates errmon's tables on MySQL when they are

@@ -29,6 +29,9 @@ const (
 	StatusAll      = ""
 	StatusOpen     = "open"
 	StatusResolved = "resolved"
+	// StatusMuted lists the muted errors (resolved or not); StatusOpen
+	// leaves them out.
+	StatusMuted = "muted"
 )
 
 // MaxSearchLen caps a search term (bytes); longer input is cut.
@@ -37,7 +40,7 @@ const MaxSearchLen = 200
 // ListQuery is what the list page and GET api/errors ask for.
 type ListQuery struct {
 	Q      string // searched in exception name, message and path
-	Status string // StatusAll, StatusOpen or StatusResolved
+	Status string // StatusAll, StatusOpen, StatusResolved or StatusMuted
 	Sort   string // SortLastSeen, SortCount or SortFirstSeen
 	Page   int    // 1-based; clamped to the pages counted (see countCap)
 	Size   int    // page size (Config.ListSize)
@@ -186,6 +189,7 @@ var listColumns = strings.Join([]string{
 	"id", "hash", "host", fmt.Sprintf("substr(path, 1, %d) AS path", MaxPathBytes+1), "method", "route", "exception_name",
 	fmt.Sprintf("substr(message, 1, %d) AS message", MaxMessageBytes+1),
 	"count", "created_on", "last_seen", "resolved", "resolved_at", "regressions", "first_release", "last_release", "environment", "culprit",
+	"muted", "snoozed_until", "snooze_until_count", "resolved_in_release",
 }, ", ")
 
 // capListed cuts the texts of listed errors to their caps.
@@ -234,9 +238,11 @@ func WithStatus(db *gorm.DB, q ListQuery) *gorm.DB {
 	}
 	switch q.Status {
 	case StatusOpen:
-		return db.Where("resolved = ?", false)
+		return db.Where("resolved = ? AND muted = ?", false, false)
 	case StatusResolved:
 		return db.Where("resolved = ?", true)
+	case StatusMuted:
+		return db.Where("muted = ?", true)
 	}
 	return db
 }
@@ -300,7 +306,11 @@ func (s *Store) listTable(ctx context.Context, status, col string) *gorm.DB {
 		return db
 	}
 	idx := "idx_app_errors_" + col + "_id"
-	if status != StatusAll {
+	switch status {
+	case StatusAll:
+	case StatusMuted:
+		idx = "idx_app_errors_muted_id" // few rows, sorted
+	default:
 		idx = "idx_app_errors_resolved_" + col + "_id"
 	}
 	return db.Table("app_errors FORCE INDEX (" + idx + ")")
@@ -648,7 +658,7 @@ func (s *Store) SetResolved(ctx context.Context, hashes []string, resolved bool,
 }
 
 // Delete removes the errors with the given hashes with their
-// occurrence samples and hourly counts, in one transaction, and returns how
+// occurrence samples, hourly counts and history, in one transaction, and returns how
 // many errors were deleted.
 func (s *Store) Delete(ctx context.Context, hashes []string) (int64, error) {
 	if len(hashes) == 0 {
@@ -661,6 +671,9 @@ func (s *Store) Delete(ctx context.Context, hashes []string) (int64, error) {
 		}
 		if err := tx.Where("hash IN ?", hashes).Delete(&ErrorHourly{}).Error; err != nil {
 			return fmt.Errorf("delete app_error_hourly: %w", err)
+		}
+		if err := tx.Where("hash IN ?", hashes).Delete(&ErrorEvent{}).Error; err != nil {
+			return fmt.Errorf("delete app_error_events: %w", err)
 		}
 		r := tx.Where("hash IN ?", hashes).Delete(&ErrorRecord{})
 		if r.Error != nil {

@@ -14,7 +14,8 @@ import (
 const pruneBatch = 500
 
 // PruneErrors deletes the errors that retention no longer keeps, with their
-// samples and hourly counts, and returns how many it deleted: resolved
+// samples, hourly counts and history (and the history of errors deleted
+// without it), and returns how many it deleted: resolved
 // errors not seen for days (when days > 0), then, while more than
 // maxErrors are stored (when maxErrors > 0), the oldest resolved and then
 // the least recently seen.
@@ -39,6 +40,11 @@ func (s *Store) PruneErrors(ctx context.Context, now time.Time, days, maxErrors 
 				break
 			}
 		}
+	}
+	// The history of errors deleted without it (by an earlier version,
+	// or by another process while an action added to it).
+	if err := s.pruneOrphanEvents(ctx); err != nil {
+		return deleted, err
 	}
 	if maxErrors <= 0 {
 		return deleted, nil

@@ -48,6 +48,7 @@ var ListIndexes = []struct{ Name, Cols string }{
 	{"idx_app_errors_resolved_last_seen_id", "resolved, last_seen, id"},
 	{"idx_app_errors_resolved_count_id", "resolved, count, id"},
 	{"idx_app_errors_resolved_created_on_id", "resolved, created_on, id"},
+	{"idx_app_errors_muted_id", "muted, id"}, // the Muted tab (workflow)
 }
 
 // oldListIndexes are indexes of earlier versions that listIndexes replace.
