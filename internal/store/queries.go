@@ -338,7 +338,15 @@ func (s *Store) listSource(ctx context.Context, q ListQuery, srch Search) (func(
 		return table, 0, nil
 	}
 	col = "last_seen" // the window is a range of last_seen
-	base := func() *gorm.DB { return WithStatus(s.listTable(ctx, q.Status, col), q) }
+	base := func() *gorm.DB {
+		db := s.listTable(ctx, q.Status, col)
+		if s.db.Dialector.Name() == "sqlite" {
+			// SQLite would rather walk the whole index of another order
+			// (sort=count) than sort the window's matches.
+			db = db.Table("app_errors INDEXED BY " + listIndex(q.Status, col))
+		}
+		return WithStatus(db, q)
+	}
 	// The first error outside the window, if the table is longer.
 	var edge []ErrorRecord
 	err := base().Select("id, last_seen").Order("last_seen DESC, id DESC").Offset(SearchWindow).Limit(1).Find(&edge).Error
@@ -382,11 +390,16 @@ func (s *Store) listTable(ctx context.Context, status, col string) *gorm.DB {
 	if !isMySQL(s.db) {
 		return db
 	}
-	idx := "idx_app_errors_" + col + "_id"
+	return db.Table("app_errors FORCE INDEX (" + listIndex(status, col) + ")")
+}
+
+// listIndex is the index (of ListIndexes) that serves a list of status
+// sorted on col.
+func listIndex(status, col string) string {
 	if status != StatusAll {
-		idx = "idx_app_errors_resolved_" + col + "_id"
+		return "idx_app_errors_resolved_" + col + "_id"
 	}
-	return db.Table("app_errors FORCE INDEX (" + idx + ")")
+	return "idx_app_errors_" + col + "_id"
 }
 
 // List returns one page of errors matching q: the page after or
