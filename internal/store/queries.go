@@ -250,10 +250,17 @@ func (s *Store) contains(db *gorm.DB, term string, cols ...string) *gorm.DB {
 // WithStatus (see List).
 func (s *Store) matching(db *gorm.DB, srch Search) *gorm.DB {
 	for _, term := range srch.Terms {
-		db = s.contains(db, term, searchedColumns...)
+		db = s.contains(db, term, trigramColumns...)
 	}
 	if srch.Route != "" {
-		db = s.contains(db, srch.Route, "route")
+		if s.db.Dialector.Name() == "postgres" {
+			// ILIKE on the column itself: the planner estimates it from
+			// the column's statistics (few routes, each common), where
+			// lower(route) has none and looks rare.
+			db = db.Where("route ILIKE ? ESCAPE '!'", "%"+EscapeLike(srch.Route)+"%")
+		} else {
+			db = s.contains(db, srch.Route, "route")
+		}
 	}
 	if srch.Method != "" {
 		db = db.Where("method = ?", srch.Method)
@@ -294,7 +301,7 @@ const hashCandidates = 256
 
 // indexed reports whether an index narrows srch to its matches over the
 // whole table, without the window: PostgreSQL's trigram indexes, for a
-// term (or a route:) with a trigram.
+// term with a trigram.
 func (s *Store) indexed(srch Search) bool {
 	if !s.search.trigram {
 		return false
@@ -304,7 +311,35 @@ func (s *Store) indexed(srch Search) bool {
 			return true
 		}
 	}
-	return srch.Route != "" && hasTrigram(srch.Route)
+	return false
+}
+
+// probeMatches is the first pass of a search that PostgreSQL's trigram
+// indexes serve: the ids of its matches, read through those indexes only
+// (no walk of an order's index, no sequential scan) and at most
+// limit+1 of them (what a search counts, see searchCountCapFor). The planner's estimate of a LIKE is poor: it
+// may take a term that matches nothing for a common one, and walk the
+// whole table newest first looking for a page of matches. When the
+// matches are limit or fewer, they are the search's (ok); more, and the
+// term is common enough for that walk to find a page soon.
+func (s *Store) probeMatches(ctx context.Context, q ListQuery, srch Search, limit int) (ids []uint, ok bool, err error) {
+	// The settings hold until the rollback to the savepoint (List runs
+	// a PostgreSQL search in a transaction), which restores them.
+	db := s.db.WithContext(ctx)
+	if err := db.SavePoint("errmon_probe").Error; err != nil {
+		return nil, false, fmt.Errorf("errmon: plan the search: %w", err)
+	}
+	err = db.Exec("SET LOCAL enable_seqscan = off; SET LOCAL enable_indexscan = off; SET LOCAL enable_indexonlyscan = off").Error
+	if err == nil {
+		err = s.matching(WithStatus(db.Model(&ErrorRecord{}), q), srch).Limit(limit+1).Pluck("id", &ids).Error
+	}
+	if e := db.RollbackTo("errmon_probe").Error; e != nil && err == nil {
+		err = e
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("errmon: search errors: %w", err)
+	}
+	return ids, len(ids) <= limit, nil
 }
 
 // listSource is where the list of q reads from, with its filters: the
@@ -335,6 +370,19 @@ func (s *Store) listSource(ctx context.Context, q ListQuery, srch Search) (func(
 		}
 	}
 	if s.indexed(srch) {
+		if s.db.Dialector.Name() == "postgres" {
+			size := q.Size
+			if size < 1 {
+				size = DefaultListSize
+			}
+			ids, ok, err := s.probeMatches(ctx, q, srch, searchCountCapFor(size))
+			if err != nil {
+				return nil, 0, err
+			}
+			if ok { // every match: read them by id
+				return func() *gorm.DB { return s.db.WithContext(ctx).Model(&ErrorRecord{}).Where("id IN ?", ids) }, 0, nil
+			}
+		}
 		return table, 0, nil
 	}
 	col = "last_seen" // the window is a range of last_seen

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 
@@ -56,12 +55,9 @@ var oldListIndexes = []string{
 	"idx_app_errors_count", "idx_app_errors_created_on", "idx_app_errors_last_seen", "idx_app_errors_resolved_last_seen",
 }
 
-// searchedColumns are the columns a search's free terms are looked for in.
-var searchedColumns = []string{"exception_name", "message", "path"}
-
-// trigramColumns are the searched columns and the route (route:), each
-// with a GIN trigram index on its lower() value on PostgreSQL.
-var trigramColumns = append(slices.Clip(searchedColumns), "route")
+// trigramColumns are the searched columns, each with a GIN trigram index
+// on its lower() value on PostgreSQL.
+var trigramColumns = []string{"exception_name", "message", "path"}
 
 // migrateListIndexes completes a migration that succeeded (err == nil)
 // with the dashboard's indexes, and returns err otherwise.
