@@ -64,6 +64,7 @@ type listView struct {
 	Sorts        []tabLink
 	Statuses     []tabLink
 	Filtered     bool
+	Searching    []searchPart // what the search looked for, in words (see searchWords)
 	Notice       *notice
 	URLPrefix    string
 	FlushSeconds string
@@ -75,6 +76,79 @@ type listView struct {
 type notice struct {
 	Text  string
 	Error bool
+}
+
+// searchPart is a piece of the sentence that says what a search looked
+// for: Strong sets apart what was typed.
+type searchPart struct {
+	Text   string
+	Strong bool
+}
+
+// searchWords says in words what the search of q looks for: "Showing open
+// errors whose exception, message or path contains “a” and “b”, whose
+// route contains “/x”, with method GET." and what of it was not searched.
+func searchWords(q store.ListQuery) []searchPart {
+	srch := store.ParseSearch(q.Q)
+	var out []searchPart
+	say := func(s string) { out = append(out, searchPart{Text: s}) }
+	typed := func(s string) { out = append(out, searchPart{Text: s, Strong: true}) }
+	quoted := func(s string) { say("“"); typed(s); say("”") }
+	status := map[string]string{store.StatusOpen: "open ", store.StatusResolved: "resolved "}[q.Status]
+	say("Showing " + status + "errors")
+	clauses := 0
+	clause := func(s string) {
+		if clauses > 0 {
+			s = "," + s
+		}
+		clauses++
+		say(s)
+	}
+	for i, t := range srch.Terms {
+		if i == 0 {
+			clause(" whose exception, message or path contains ")
+		} else {
+			say(" and ")
+		}
+		quoted(t)
+	}
+	if srch.Route != "" {
+		clause(" whose route contains ")
+		quoted(srch.Route)
+	}
+	if srch.Method != "" {
+		clause(" with method ")
+		typed(srch.Method)
+	}
+	if srch.Hash != "" {
+		clause(" whose fingerprint starts with ")
+		typed(srch.Hash)
+	}
+	if srch.Env != "" {
+		clause(" from environment ")
+		quoted(srch.Env)
+	}
+	if srch.Release != "" {
+		clause(" first or last seen in release ")
+		quoted(srch.Release)
+	}
+	say(".")
+	if srch.Dropped > 0 {
+		say(" Only the first " + strconv.Itoa(store.MaxSearchTerms) + " terms were searched; " +
+			pluralize(int64(srch.Dropped), "more was", "more were") + " left out.")
+	}
+	for i, t := range srch.Ignored {
+		if i == 0 {
+			say(" Not understood, so not applied: ")
+		} else {
+			say(", ")
+		}
+		quoted(t)
+		if i == len(srch.Ignored)-1 {
+			say(" (is: takes open or resolved; hash: hex digits; method: letters).")
+		}
+	}
+	return out
 }
 
 // noticeFor builds the notice of a redirect's "notice" and "n" parameters;
@@ -130,6 +204,9 @@ func (d *Dashboard) list(c *gin.Context) {
 		TotalText: totalText(res), Capped: res.Capped, Window: int64(res.Window), Clamped: res.Clamped,
 		Filtered: q.Q != "" || q.Status != store.StatusAll, Notice: noticeFor(c.Query("notice"), c.Query("n")),
 		URLPrefix: d.urlPrefix, FlushSeconds: d.flushInterval.String(),
+	}
+	if q.Q != "" {
+		v.Searching = searchWords(q)
 	}
 	switch {
 	case len(res.Errors) == 0:

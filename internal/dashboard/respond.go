@@ -125,7 +125,8 @@ func wantsJSON(c *gin.Context) bool {
 }
 
 // parseListQuery reads q, status, sort and page; unknown values fall back
-// to the defaults and page numbers that do not parse are page 1.
+// to the defaults and page numbers that do not parse are page 1. An is:
+// status in q takes the place of status.
 func (d *Dashboard) parseListQuery(get func(string) string) store.ListQuery {
 	q := store.ListQuery{
 		Q:    text.Cut(strings.TrimSpace(get("q")), store.MaxSearchLen),
@@ -135,6 +136,11 @@ func (d *Dashboard) parseListQuery(get func(string) string) store.ListQuery {
 	switch s := get("status"); s {
 	case store.StatusOpen, store.StatusResolved, store.StatusMuted:
 		q.Status = s
+	}
+	// is:open and is:resolved in the search box are the status tabs: the
+	// tab shows them, and the box keeps the rest.
+	if rest, status := store.LiftStatus(q.Q); status != "" {
+		q.Q, q.Status = rest, status
 	}
 	switch s := get("sort"); s {
 	case store.SortCount, store.SortFirstSeen:

@@ -207,28 +207,82 @@ func EscapeLike(s string) string {
 	return r.Replace(s)
 }
 
-// searchTerm is q's search term, trimmed and cut, or "".
-func searchTerm(q ListQuery) string {
-	return text.Cut(strings.TrimSpace(q.Q), MaxSearchLen)
+// searchOf is q's search, parsed (see ParseSearch).
+func searchOf(q ListQuery) Search { return ParseSearch(strings.TrimSpace(q.Q)) }
+
+// likeAny is the condition that one of cols contains pat (a LIKE pattern
+// with '!' escapes), once for each col.
+func likeAny(pg bool, cols ...string) string {
+	conds := make([]string, len(cols))
+	for i, c := range cols {
+		if pg {
+			// lower() LIKE lower() is ILIKE's meaning, at half its cost;
+			// the trigram indexes (searchindex.go) are on these lower()
+			// values.
+			conds[i] = "lower(" + c + ") LIKE lower(@pat) ESCAPE '!'"
+		} else {
+			// SQLite's LIKE ignores ASCII case, MySQL's follows the
+			// collation (utf8mb4's default ignores case).
+			conds[i] = c + " LIKE @pat ESCAPE '!'"
+		}
+	}
+	return "(" + strings.Join(conds, " OR ") + ")"
 }
 
-// matching applies the search term (when not "") to db, whose columns may
-// be app_errors' or a window's of them.
-func (s *Store) matching(db *gorm.DB, term string) *gorm.DB {
-	if term == "" {
-		return db
+// containsAny is likeAny for a term that no trigram index can narrow,
+// on PostgreSQL: strpos is not an indexable operator, so the planner
+// filters the rows it reads with it instead of reading a trigram index
+// whole (see hasTrigram). Its meaning is the LIKE's.
+func containsAny(cols ...string) string {
+	conds := make([]string, len(cols))
+	for i, c := range cols {
+		conds[i] = "strpos(lower(" + c + "), lower(@term)) > 0"
 	}
-	pat := "%" + EscapeLike(term) + "%"
-	if s.db.Dialector.Name() == "postgres" {
-		// lower() LIKE lower() is ILIKE's meaning, at half its cost; the
-		// trigram indexes (searchindex.go) are on these lower() values.
-		return db.Where("(lower(exception_name) LIKE lower(?) ESCAPE '!' OR lower(message) LIKE lower(?) ESCAPE '!'"+
-			" OR lower(path) LIKE lower(?) ESCAPE '!')", pat, pat, pat)
+	return "(" + strings.Join(conds, " OR ") + ")"
+}
+
+// contains restricts db to the rows where one of cols contains term.
+func (s *Store) contains(db *gorm.DB, term string, cols ...string) *gorm.DB {
+	pg := s.db.Dialector.Name() == "postgres"
+	if pg && !hasTrigram(term) {
+		return db.Where(containsAny(cols...), map[string]any{"term": term})
 	}
-	// SQLite's LIKE ignores ASCII case, MySQL's follows the collation
-	// (utf8mb4's default ignores case).
-	return db.Where("(exception_name LIKE ? ESCAPE '!' OR message LIKE ? ESCAPE '!' OR path LIKE ? ESCAPE '!')",
-		pat, pat, pat)
+	return db.Where(likeAny(pg, cols...), map[string]any{"pat": "%" + EscapeLike(term) + "%"})
+}
+
+// matching applies a search (each term, each filter) to db, whose columns
+// may be app_errors' or a window's of them. Its status is applied by
+// WithStatus (see List).
+func (s *Store) matching(db *gorm.DB, srch Search) *gorm.DB {
+	for _, term := range srch.Terms {
+		db = s.contains(db, term, trigramColumns...)
+	}
+	if srch.Route != "" {
+		if s.db.Dialector.Name() == "postgres" {
+			// ILIKE on the column itself: the planner estimates it from
+			// the column's statistics (few routes, each common), where
+			// lower(route) has none and looks rare.
+			db = db.Where("route ILIKE ? ESCAPE '!'", "%"+EscapeLike(srch.Route)+"%")
+		} else {
+			db = s.contains(db, srch.Route, "route")
+		}
+	}
+	if srch.Method != "" {
+		db = db.Where("method = ?", srch.Method)
+	}
+	if srch.Env != "" {
+		db = db.Where("environment = ?", srch.Env)
+	}
+	if srch.Release != "" {
+		db = db.Where("(first_release = ? OR last_release = ?)", srch.Release, srch.Release)
+	}
+	if srch.Hash != "" {
+		db = db.Where("hash >= ?", srch.Hash)
+		if next := nextHexPrefix(srch.Hash); next != "" {
+			db = db.Where("hash < ?", next)
+		}
+	}
+	return db
 }
 
 // WithStatus applies the filters of q: its status and environment.
@@ -247,21 +301,106 @@ func WithStatus(db *gorm.DB, q ListQuery) *gorm.DB {
 	return db
 }
 
-// listSource is where the list of q reads from, with its filters: the
-// table, or for a search that no index serves, the searchWindow newest
-// errors of the status asked for (by last seen: one range of an index,
-// whose lower end one more range finds). It reports the window's size,
-// or 0 when every error is searched.
-func (s *Store) listSource(ctx context.Context, q ListQuery) (func() *gorm.DB, int, error) {
-	term := searchTerm(q)
-	indexed := term == "" || s.search.trigram && hasTrigram(term)
-	col := SortColumn(q.Sort)
-	if !indexed {
-		col = "last_seen" // the window is a range of last_seen
+// hashCandidates is how many errors a hash: prefix may name for the
+// search to read them by the hash index (one range, then these rows):
+// a shorter prefix that names more searches the window with it.
+const hashCandidates = 256
+
+// indexed reports whether an index narrows srch to its matches over the
+// whole table, without the window: PostgreSQL's trigram indexes, for a
+// term with a trigram.
+func (s *Store) indexed(srch Search) bool {
+	if !s.search.trigram {
+		return false
 	}
-	base := func() *gorm.DB { return WithStatus(s.listTable(ctx, q.Status, col), q) }
-	if indexed {
-		return func() *gorm.DB { return s.matching(base(), term) }, 0, nil
+	for _, t := range srch.Terms {
+		if hasTrigram(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// probeMatches is the first pass of a search that PostgreSQL's trigram
+// indexes serve: the ids of its matches, read through those indexes only
+// (no walk of an order's index, no sequential scan) and at most
+// limit+1 of them (what a search counts, see searchCountCapFor). The planner's estimate of a LIKE is poor: it
+// may take a term that matches nothing for a common one, and walk the
+// whole table newest first looking for a page of matches. When the
+// matches are limit or fewer, they are the search's (ok); more, and the
+// term is common enough for that walk to find a page soon.
+func (s *Store) probeMatches(ctx context.Context, q ListQuery, srch Search, limit int) (ids []uint, ok bool, err error) {
+	// The settings hold until the rollback to the savepoint (List runs
+	// a PostgreSQL search in a transaction), which restores them.
+	db := s.db.WithContext(ctx)
+	if err := db.SavePoint("errmon_probe").Error; err != nil {
+		return nil, false, fmt.Errorf("errmon: plan the search: %w", err)
+	}
+	err = db.Exec("SET LOCAL enable_seqscan = off; SET LOCAL enable_indexscan = off; SET LOCAL enable_indexonlyscan = off").Error
+	if err == nil {
+		err = s.matching(WithStatus(db.Model(&ErrorRecord{}), q), srch).Limit(limit+1).Pluck("id", &ids).Error
+	}
+	if e := db.RollbackTo("errmon_probe").Error; e != nil && err == nil {
+		err = e
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("errmon: search errors: %w", err)
+	}
+	return ids, len(ids) <= limit, nil
+}
+
+// listSource is where the list of q reads from, with its filters: the
+// table; for a hash: prefix that names few errors, those errors (found
+// in one range of the hash index); for a search that no index serves,
+// the searchWindow newest errors of the status asked for (by last seen:
+// one range of an index, whose lower end one more range finds). It
+// reports the window's size, or 0 when every error is searched.
+func (s *Store) listSource(ctx context.Context, q ListQuery, srch Search) (func() *gorm.DB, int, error) {
+	col := SortColumn(q.Sort)
+	table := func() *gorm.DB { return s.matching(WithStatus(s.listTable(ctx, q.Status, col), q), srch) }
+	if srch.Empty() {
+		return table, 0, nil
+	}
+	if srch.Hash != "" {
+		hashes, err := s.hashesWithPrefix(ctx, srch.Hash, hashCandidates+1)
+		if err != nil {
+			return nil, 0, fmt.Errorf("errmon: search by fingerprint: %w", err)
+		}
+		if len(hashes) <= hashCandidates {
+			return func() *gorm.DB {
+				db := s.db.WithContext(ctx).Model(&ErrorRecord{})
+				if isMySQL(s.db) {
+					db = db.Table("app_errors FORCE INDEX (idx_app_errors_hash)")
+				}
+				return s.matching(WithStatus(db, q).Where("hash IN ?", hashes), srch)
+			}, 0, nil
+		}
+	}
+	if s.indexed(srch) {
+		if s.db.Dialector.Name() == "postgres" {
+			size := q.Size
+			if size < 1 {
+				size = DefaultListSize
+			}
+			ids, ok, err := s.probeMatches(ctx, q, srch, searchCountCapFor(size))
+			if err != nil {
+				return nil, 0, err
+			}
+			if ok { // every match: read them by id
+				return func() *gorm.DB { return s.db.WithContext(ctx).Model(&ErrorRecord{}).Where("id IN ?", ids) }, 0, nil
+			}
+		}
+		return table, 0, nil
+	}
+	col = "last_seen" // the window is a range of last_seen
+	base := func() *gorm.DB {
+		db := s.listTable(ctx, q.Status, col)
+		if s.db.Dialector.Name() == "sqlite" {
+			// SQLite would rather walk the whole index of another order
+			// (sort=count) than sort the window's matches.
+			db = db.Table("app_errors INDEXED BY " + listIndex(q.Status, col))
+		}
+		return WithStatus(db, q)
 	}
 	// The first error outside the window, if the table is longer.
 	var edge []ErrorRecord
@@ -270,17 +409,18 @@ func (s *Store) listSource(ctx context.Context, q ListQuery) (func() *gorm.DB, i
 		return nil, 0, fmt.Errorf("errmon: bound the search: %w", err)
 	}
 	if len(edge) == 0 {
-		return func() *gorm.DB { return s.matching(base(), term) }, 0, nil
+		return func() *gorm.DB { return s.matching(base(), srch) }, 0, nil
 	}
 	return func() *gorm.DB {
-		return s.matching(s.rowCompare(base(), "last_seen", ">", edge[0].LastSeen, uint64(edge[0].ID)), term)
+		return s.matching(s.rowCompare(base(), "last_seen", ">", edge[0].LastSeen, uint64(edge[0].ID)), srch)
 	}, SearchWindow, nil
 }
 
 // hasTrigram reports whether a trigram index can narrow a search for
 // term: pg_trgm takes trigrams from words (runs of letters and digits),
 // and a term without a word of three characters may have none, which
-// would read the whole index. Such terms search the window instead.
+// would read the whole index. Such terms are tested on the rows read
+// (containsAny), and a search of such terms only searches the window.
 func hasTrigram(term string) bool {
 	run := 0
 	for _, r := range term {
@@ -305,15 +445,20 @@ func (s *Store) listTable(ctx context.Context, status, col string) *gorm.DB {
 	if !isMySQL(s.db) {
 		return db
 	}
-	idx := "idx_app_errors_" + col + "_id"
+	return db.Table("app_errors FORCE INDEX (" + listIndex(status, col) + ")")
+}
+
+// listIndex is the index (of ListIndexes) that serves a list of status
+// sorted on col.
+func listIndex(status, col string) string {
 	switch status {
 	case StatusAll:
 	case StatusMuted:
-		idx = "idx_app_errors_muted_id" // few rows, sorted
+		return "idx_app_errors_muted_id" // few rows, sorted
 	default:
-		idx = "idx_app_errors_resolved_" + col + "_id"
+		return "idx_app_errors_resolved_" + col + "_id"
 	}
-	return db.Table("app_errors FORCE INDEX (" + idx + ")")
+	return "idx_app_errors_" + col + "_id"
 }
 
 // List returns one page of errors matching q: the page after or
@@ -323,7 +468,11 @@ func (s *Store) listTable(ctx context.Context, status, col string) *gorm.DB {
 // within the counted pages), and a search without an index looks at the
 // searchWindow newest errors only.
 func (s *Store) List(ctx context.Context, q ListQuery) (ListResult, error) {
-	if searchTerm(q) != "" && s.db.Dialector.Name() == "postgres" {
+	srch := searchOf(q)
+	if srch.Status != "" {
+		q.Status = srch.Status // is: takes the place of the status filter
+	}
+	if !srch.Empty() && s.db.Dialector.Name() == "postgres" {
 		// A prepared statement's generic plan cannot tell a rare term from
 		// a common one: it may walk the whole order index for a term that
 		// matches nothing. The search is planned for its own term.
@@ -335,28 +484,28 @@ func (s *Store) List(ctx context.Context, q ListQuery) (ListResult, error) {
 			ts := &Store{db: tx}
 			ts.search.trigram = s.search.trigram
 			var err error
-			res, err = ts.listPage(ctx, q)
+			res, err = ts.listPage(ctx, q, srch)
 			return err
 		})
 		return res, err
 	}
-	return s.listPage(ctx, q)
+	return s.listPage(ctx, q, srch)
 }
 
 // listPage is List on s's connection.
-func (s *Store) listPage(ctx context.Context, q ListQuery) (ListResult, error) {
+func (s *Store) listPage(ctx context.Context, q ListQuery, srch Search) (ListResult, error) {
 	var res ListResult
 	if q.Size < 1 {
 		q.Size = DefaultListSize
 	}
 	col := SortColumn(q.Sort)
-	source, window, err := s.listSource(ctx, q)
+	source, window, err := s.listSource(ctx, q, srch)
 	if err != nil {
 		return res, err
 	}
 	res.Window = window
 	limit := countCapFor(q.Size)
-	if searchTerm(q) != "" {
+	if !srch.Empty() {
 		// Counting a match costs its test, not an index entry: a search
 		// counts ten pages, and serves a numbered page with its count in
 		// one statement.
@@ -701,12 +850,18 @@ func (s *Store) Records(ctx context.Context, ids []uint) ([]ErrorRecord, error) 
 // HashesWithPrefix returns up to two fingerprints that start with prefix,
 // in one range of the hash index.
 func (s *Store) HashesWithPrefix(ctx context.Context, prefix string) ([]string, error) {
+	return s.hashesWithPrefix(ctx, prefix, 2)
+}
+
+// hashesWithPrefix returns up to limit fingerprints that start with
+// prefix, in one range of the hash index.
+func (s *Store) hashesWithPrefix(ctx context.Context, prefix string, limit int) ([]string, error) {
 	q := s.db.WithContext(ctx).Model(&ErrorRecord{}).Where("hash >= ?", prefix)
 	if next := nextHexPrefix(prefix); next != "" {
 		q = q.Where("hash < ?", next)
 	}
 	var hashes []string
-	err := q.Order("hash").Limit(2).Pluck("hash", &hashes).Error
+	err := q.Order("hash").Limit(limit).Pluck("hash", &hashes).Error
 	return hashes, err
 }
 

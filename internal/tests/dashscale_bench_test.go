@@ -256,6 +256,9 @@ func BenchmarkDashboardScale(b *testing.B) {
 						benchCase{"list_open_count_cursor", "/dev/error/?status=open&sort=count&after=" + deepCount},
 						benchCase{"api_open_count", "/dev/error/api/errors?status=open&sort=count"},
 						benchCase{"api_next", "/dev/error/api/errors?after=" + deep},
+						benchCase{"search_terms", "/dev/error/?q=" + url.QueryEscape("attempt payment timeout")},
+						benchCase{"search_prefixes", "/dev/error/?q=" + url.QueryEscape("route:orders method:get timeout is:open")},
+						benchCase{"search_hash", "/dev/error/?q=hash:" + fmt.Sprintf("%064x", n/2)},
 					)
 				})
 			}
