@@ -48,6 +48,7 @@ type Monitor struct {
 	queue *queue
 
 	messages text.Cache // masked and capped messages, by raw message
+	crumbs   crumbTable // breadcrumbs kept by request context (crumbs.go)
 
 	alerts   *alerts
 	flushReq chan flushRequest
