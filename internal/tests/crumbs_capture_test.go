@@ -180,7 +180,7 @@ func TestCrumbsStoredWithTheFailedRequest(t *testing.T) {
 		section, _, _ = strings.Cut(section, "</tbody>")
 		rows := strings.Split(strings.ReplaceAll(section, "<wbr>", ""), `<td class="when">`)[1:] // one per breadcrumb
 		want := [][]string{
-			{"INFO", "loading account", "<th>password</th><td>" + errmon.DefaultConfig().MaskWith},
+			{"INFO", "loading account", "<dt>password</dt><dd><code>" + errmon.DefaultConfig().MaskWith},
 			{"SQL", "crumb_accounts", "1 row"},
 			{"WARN", "account cache miss", "acct:7"},
 			{"SQL", "SELECT count(*) FROM crumb_accounts WHERE name = ? AND id &gt; ?"},
