@@ -108,6 +108,7 @@ func New(cfg Config) (*Monitor, error) {
 		cancel()
 		return nil, err
 	}
+	setupGormCrumbs(cfg.DB, cfg.Logger) // before errmon's goroutines use cfg.DB (gormplugin.go)
 	m.wg.Add(2)
 	go m.writer()
 	go m.alerts.run()
