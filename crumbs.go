@@ -69,6 +69,11 @@ func (r *crumbRing) add(cr crumb) {
 	defer r.mu.Unlock()
 	r.total++
 	if len(r.items) < maxCrumbs {
+		if len(r.items) == cap(r.items) { // room for 4, then for all 32
+			grown := make([]crumb, len(r.items), min(max(4, 8*cap(r.items)), maxCrumbs))
+			copy(grown, r.items)
+			r.items = grown
+		}
 		r.items = append(r.items, cr)
 		return
 	}
@@ -213,7 +218,10 @@ func (m *Monitor) requestCrumbMembers(c *gin.Context) (members string) {
 	if len(items) == 0 {
 		return ""
 	}
-	secrets := requestSecrets(c, m.monitorMask())
+	var secrets []string
+	if c.Request != nil {
+		secrets = requestSecrets(c, m.monitorMask())
+	}
 	return m.crumbMembers(items, dropped, func(s string) string { return hideValues(s, secrets, m.mask.With) })
 }
 

@@ -271,6 +271,9 @@ func (m *Monitor) logCrumbs(ctx context.Context) (members string) {
 			members = ""
 		}
 	}()
+	if c := ginContextOf(ctx); c != nil {
+		return m.requestCrumbMembers(c)
+	}
 	ring := m.crumbRing(ctx, false)
 	if ring == nil {
 		return ""
@@ -279,12 +282,7 @@ func (m *Monitor) logCrumbs(ctx context.Context) (members string) {
 	if len(items) == 0 {
 		return ""
 	}
-	hide := func(s string) string { return s }
-	if c := ginContextOf(ctx); c != nil && c.Request != nil {
-		secrets := requestSecrets(c, m.monitorMask())
-		hide = func(s string) string { return hideValues(s, secrets, m.mask.With) }
-	}
-	return m.crumbMembers(items, total-len(items), hide)
+	return m.crumbMembers(items, total-len(items), func(s string) string { return s })
 }
 
 // logContext encodes what is stored as the context of a log record's
