@@ -83,7 +83,9 @@ type Occurrence struct {
 // out, and "[deeper levels cut]" stands for a level nested too deep. A context still longer than MaxRequestDataBytes once
 // masked (masks are longer than short secrets) is cut again to a budget
 // that fits; failing that, only the request's method, URL, host, route and
-// client IP are kept.
+// client IP are kept. The request's breadcrumbs (see [Monitor.SlogHandler]
+// and [Monitor.GormPlugin]) take at most 16 KiB of the stored context,
+// once masked, and the request context keeps within what they leave.
 const (
 	maxContextString = 8 << 10  // one string inside the request context
 	maxContextKey    = 1 << 10  // one map key inside the request context

@@ -83,6 +83,10 @@ type Monitor struct {
 // New keeps a deep copy of cfg: changing the caller's slices (MaskedKeyHas,
 // RecipientEmail, NotifyThresholds, IgnoreErrors, IgnoreStatus) afterwards
 // changes nothing.
+//
+// New also registers on cfg.DB the GORM callbacks of SQL breadcrumbs,
+// idle until db.Use(m.GormPlugin()) turns them on (see
+// [Monitor.GormPlugin]).
 func New(cfg Config) (*Monitor, error) {
 	cfg = cfg.clone().withDefaults()
 	if err := cfg.validate(true); err != nil {
