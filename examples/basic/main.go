@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -62,11 +63,16 @@ func run(addr, dbPath string) error {
 		return err
 	}
 	defer m.Close()
+	// Breadcrumbs: what a failed request logged and queried goes with it.
+	logger := slog.New(m.SlogHandler(slog.NewTextHandler(os.Stderr, nil)))
+	if err := db.Use(m.GormPlugin()); err != nil {
+		return err
+	}
 
 	r := gin.New()
 	r.Use(gin.Logger())
 	m.InitApp(r) // the middleware, and the dashboard under cfg.URLPrefix
-	routes(r, m)
+	routes(r, m, db, logger)
 
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -79,6 +85,7 @@ errmon example: serving on %[1]s, storing errors in %[2]s
   curl %[1]s/nil                   a panic (assignment to a nil map)
   curl %[1]s/fail                  c.Error + 500
   curl %[1]s/record                errmon Record by hand, answers 200
+  curl %[1]s/order                 a failing query, logged as an error: its breadcrumbs are on the page
   curl -H 'Content-Type: application/json' -d '{"user":"ann","password":"hunter2"}' %[1]s/login
                                    a panic (POST of JSON); the password is masked
   curl %[1]s/ok                    no error
@@ -107,7 +114,7 @@ Ctrl-C to stop.
 	return m.Close() // store what is pending before the process ends
 }
 
-func routes(r *gin.Engine, m *errmon.Monitor) {
+func routes(r *gin.Engine, m *errmon.Monitor, db *gorm.DB, logger *slog.Logger) {
 	r.GET("/", func(c *gin.Context) {
 		var b strings.Builder
 		b.WriteString("errmon example. Routes:\n")
@@ -134,6 +141,19 @@ func routes(r *gin.Engine, m *errmon.Monitor) {
 	r.GET("/record", func(c *gin.Context) {
 		m.Record(c, errors.New("cache refresh failed; serving stale data"))
 		c.String(http.StatusOK, "recorded an error by hand; the request still succeeds\n")
+	})
+	r.GET("/order", func(c *gin.Context) {
+		logger.InfoContext(c, "loading order", "id", 42, "password", "hunter2") // a breadcrumb, masked
+		var n int64
+		// No such table: a failing query, kept as a SQL breadcrumb (its
+		// values never: "id = ?").
+		if err := db.WithContext(c).Raw("SELECT count(*) FROM orders WHERE id = ?", 42).Scan(&n).Error; err != nil {
+			logger.ErrorContext(c, "order lookup failed", "err", err) // recorded, with the breadcrumbs before it
+			_ = c.Error(err)
+			c.AbortWithStatus(http.StatusInternalServerError)
+			return
+		}
+		c.String(http.StatusOK, "%d orders\n", n)
 	})
 	r.POST("/login", func(c *gin.Context) {
 		var req struct {
