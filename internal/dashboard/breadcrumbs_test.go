@@ -46,6 +46,16 @@ func TestBreadcrumbsOf(t *testing.T) {
 	if v := breadcrumbsOf(data, false, 200); v == nil || len(v.Items) >= 5 || v.Dropped <= 4 {
 		t.Errorf("within 200 bytes: %+v", v)
 	}
+	// In a context's entries they come last, after the body, whose room
+	// on the page they must not take.
+	entries, _ := requestContext(`{"breadcrumbs":[{"level":"INFO"}],"breadcrumbs_dropped":1,"json":{"a":1},"method":"GET","zeta":2}`, false, pageContextBudget, false)
+	var keys []string
+	for _, e := range entries {
+		keys = append(keys, e.Key)
+	}
+	if got := strings.Join(keys, " "); got != "method json zeta breadcrumbs breadcrumbs_dropped" {
+		t.Errorf("entries %q", got)
+	}
 	if got := withoutCrumbs([]ctxEntry{{Key: "method"}, {Key: "breadcrumbs"}, {Key: "breadcrumbs_dropped"}}); len(got) != 1 || got[0].Key != "method" {
 		t.Errorf("withoutCrumbs: %+v", got)
 	}
