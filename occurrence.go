@@ -83,7 +83,9 @@ type Occurrence struct {
 // out, and "[deeper levels cut]" stands for a level nested too deep. A context still longer than MaxRequestDataBytes once
 // masked (masks are longer than short secrets) is cut again to a budget
 // that fits; failing that, only the request's method, URL, host, route and
-// client IP are kept.
+// client IP are kept. The request's breadcrumbs (see [Monitor.SlogHandler]
+// and [Monitor.GormPlugin]) take at most 16 KiB of the stored context,
+// once masked, and the request context keeps within what they leave.
 const (
 	maxContextString = 8 << 10  // one string inside the request context
 	maxContextKey    = 1 << 10  // one map key inside the request context
@@ -139,27 +141,38 @@ func (m *Monitor) capture(c *gin.Context, kind Kind, v any, frames []Frame, extr
 // budget, masks it once more and encodes it, within maxRequestDataBytes.
 // The default builder keeps within the budget as it builds; a custom
 // builder's result is cut here, before it is masked. A builder that panics
-// does not stop the error from being recorded.
+// does not stop the error from being recorded. The request's breadcrumbs
+// (crumbs.go) join it under "breadcrumbs" (and "breadcrumbs_dropped"),
+// replacing any the builder wrote, within crumbsShare: the request context
+// keeps within what they leave.
 func (m *Monitor) requestData(c *gin.Context) (data string) {
+	crumbs, limit := m.requestCrumbMembers(c), store.MaxRequestDataBytes
+	if crumbs != "" {
+		limit -= len(crumbs) + 1
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			msg := m.maskCap(messageOf(r), 1024)
 			m.log.Error("errmon: ContextBuilder panicked; the error is recorded without its request context",
 				"panic", msg)
 			b, _ := text.MarshalJSON(map[string]any{"context_error": "ContextBuilder panicked: " + msg})
-			data = string(b)
+			data = string(spliceMembers(b, crumbs))
 		}
 	}()
 	c.Set(textMaskKey, m.mask)
 	raw := m.cfg.ContextBuilder.BuildContext(c, m.mask.Key)
+	if crumbs != "" && raw != nil {
+		delete(raw, "breadcrumbs")
+		delete(raw, "breadcrumbs_dropped")
+	}
 	_, ours := m.cfg.ContextBuilder.(DefaultContextBuilder)
 	b, masked := m.encodeContext(raw, contextBudget, !ours)
-	if len(b) > store.MaxRequestDataBytes {
+	if len(b) > limit {
 		// Masks longer than what they hide, escapes: cut again, to a
 		// budget scaled to fit.
-		b, masked = m.encodeContext(raw, contextBudget*(store.MaxRequestDataBytes*3/4)/len(b), true)
+		b, masked = m.encodeContext(raw, contextBudget*(limit*3/4)/len(b), true)
 	}
-	if len(b) > store.MaxRequestDataBytes {
+	if len(b) > limit {
 		// Too big even so: keep what identifies the request.
 		small := map[string]any{"truncated": true, "size": len(b)}
 		if mm, ok := masked.(map[string]any); ok {
@@ -171,7 +184,7 @@ func (m *Monitor) requestData(c *gin.Context) (data string) {
 		}
 		b, _ = text.MarshalJSON(small)
 	}
-	return string(b)
+	return string(spliceMembers(b, crumbs))
 }
 
 // encodeContext cuts raw to budget (when cut is set), masks it (keys by

@@ -48,6 +48,7 @@ type Monitor struct {
 	queue *queue
 
 	messages text.Cache // masked and capped messages, by raw message
+	crumbs   crumbTable // breadcrumbs kept by request context (crumbs.go)
 
 	alerts   *alerts
 	flushReq chan flushRequest
@@ -82,6 +83,10 @@ type Monitor struct {
 // New keeps a deep copy of cfg: changing the caller's slices (MaskedKeyHas,
 // RecipientEmail, NotifyThresholds, IgnoreErrors, IgnoreStatus) afterwards
 // changes nothing.
+//
+// New also registers on cfg.DB the GORM callbacks of SQL breadcrumbs,
+// idle until db.Use(m.GormPlugin()) turns them on (see
+// [Monitor.GormPlugin]).
 func New(cfg Config) (*Monitor, error) {
 	cfg = cfg.clone().withDefaults()
 	if err := cfg.validate(true); err != nil {
@@ -107,6 +112,7 @@ func New(cfg Config) (*Monitor, error) {
 		cancel()
 		return nil, err
 	}
+	setupGormCrumbs(cfg.DB, cfg.Logger) // before errmon's goroutines use cfg.DB (gormplugin.go)
 	m.wg.Add(2)
 	go m.writer()
 	go m.alerts.run()

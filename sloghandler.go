@@ -28,6 +28,17 @@ import (
 // of WithAttrs and WithGroup) are stored as the error's context, masked
 // like request data. Records whose message starts with "errmon:" (errmon's
 // own log lines) are passed on, never recorded.
+//
+// Breadcrumbs: a record written during a request with the request's
+// context (slog.InfoContext(c, ...) with the *gin.Context or a context
+// derived from it, or with c.Request.Context() itself) is kept as a
+// breadcrumb of that request: the records next is enabled for and errors
+// (with a nil next, those at slog.LevelInfo and above). If the request
+// fails, its last 32 breadcrumbs (SQL statements of [Monitor.GormPlugin]
+// included) are stored with the occurrence: time, level, message and
+// attributes, each string cut to 1 KiB, masked like request data. A
+// request that logs nothing this way pays nothing; one that does pays in
+// its log calls.
 func (m *Monitor) SlogHandler(next slog.Handler) slog.Handler {
 	return &slogHandler{m: m, next: next}
 }
@@ -46,19 +57,31 @@ type slogAdded struct {
 	attrs []slog.Attr
 }
 
-// Enabled implements slog.Handler: errors are always wanted.
+// Enabled implements slog.Handler: errors are always wanted; with a nil
+// next, so are records from slog.LevelInfo up written during a request
+// (breadcrumbs).
 func (h *slogHandler) Enabled(ctx context.Context, level slog.Level) bool {
-	return level >= slog.LevelError || h.next != nil && h.next.Enabled(ctx, level)
+	if h.next == nil {
+		return level >= slog.LevelError || level >= slog.LevelInfo && inRequest(ctx)
+	}
+	return level >= slog.LevelError || h.next.Enabled(ctx, level)
 }
 
 // Handle implements slog.Handler.
 func (h *slogHandler) Handle(ctx context.Context, r slog.Record) error {
 	var err error
-	if h.next != nil && h.next.Enabled(ctx, r.Level) {
+	passed := h.next != nil && h.next.Enabled(ctx, r.Level)
+	if passed {
 		err = h.next.Handle(ctx, r)
 	}
-	if r.Level >= slog.LevelError && !strings.HasPrefix(r.Message, "errmon:") {
-		h.m.recordLog(h.added, r)
+	if strings.HasPrefix(r.Message, "errmon:") {
+		return err
+	}
+	if r.Level >= slog.LevelError {
+		h.m.recordLog(ctx, h.added, r)
+	}
+	if ctx != nil && (passed || r.Level >= slog.LevelError || h.next == nil && r.Level >= slog.LevelInfo) {
+		h.m.addLogCrumb(ctx, h.added, r)
 	}
 	return err
 }
@@ -105,8 +128,9 @@ func (e *logRecord) Error() string { return e.msg }
 func (e *logRecord) exceptionName() string { return "slog." + e.level.String() }
 
 // recordLog records one log record; like record, it never panics and never
-// blocks on the database.
-func (m *Monitor) recordLog(added []slogAdded, r slog.Record) {
+// blocks on the database. The breadcrumbs written before it with ctx's
+// request go with it.
+func (m *Monitor) recordLog(ctx context.Context, added []slogAdded, r slog.Record) {
 	defer func() {
 		if p := recover(); p != nil {
 			m.log.Error("errmon: internal panic while recording a log record", "panic", m.maskCap(messageOf(p), 1024))
@@ -133,7 +157,7 @@ func (m *Monitor) recordLog(added []slogAdded, r slog.Record) {
 		frames = site // grouped by the log call's function
 	}
 	o := m.capture(nil, KindLog, v, frames, site)
-	o.RequestData = m.logContext(r, attrs)
+	o.RequestData = m.logContext(r, attrs, m.logCrumbs(ctx))
 	if m.cfg.Ignore != nil && m.ignoredBy(o) {
 		m.stats.ignored.Add(1)
 		return
@@ -238,9 +262,33 @@ func firstError(attrs map[string]any) error {
 	return found
 }
 
+// logCrumbs encodes the breadcrumbs of ctx's request, as crumbMembers
+// does ("" without any, or if encoding them panicked).
+func (m *Monitor) logCrumbs(ctx context.Context) (members string) {
+	defer func() {
+		if r := recover(); r != nil {
+			m.log.Error("errmon: internal panic while encoding breadcrumbs", "panic", m.maskCap(messageOf(r), 1024))
+			members = ""
+		}
+	}()
+	if c := ginContextOf(ctx); c != nil {
+		return m.requestCrumbMembers(c)
+	}
+	ring := m.crumbRing(ctx, false)
+	if ring == nil {
+		return ""
+	}
+	items, total := ring.snapshot()
+	if len(items) == 0 {
+		return ""
+	}
+	return m.crumbMembers(items, total-len(items), func(s string) string { return s })
+}
+
 // logContext encodes what is stored as the context of a log record's
-// error: its level, message and attributes, masked like request data.
-func (m *Monitor) logContext(r slog.Record, attrs map[string]any) string {
+// error: its level, message and attributes, masked like request data, and
+// crumbs, the members that hold its request's breadcrumbs.
+func (m *Monitor) logContext(r slog.Record, attrs map[string]any, crumbs string) string {
 	plain := errorsAsText(attrs)
 	masked := text.Tree(map[string]any{"log": map[string]any{
 		"level":   r.Level.String(),
@@ -251,11 +299,11 @@ func (m *Monitor) logContext(r slog.Record, attrs map[string]any) string {
 	if err != nil {
 		return `{"context_error":"the log record could not be encoded"}`
 	}
-	if len(b) > store.MaxRequestDataBytes {
+	if len(b) > store.MaxRequestDataBytes-len(crumbs)-1 {
 		b, _ = text.MarshalJSON(map[string]any{"log": map[string]any{
 			"level": r.Level.String(), "message": m.maskCap(r.Message, maxContextString), "truncated": true}})
 	}
-	return string(b)
+	return string(spliceMembers(b, crumbs))
 }
 
 // errorsAsText replaces the error attributes by their text.

@@ -63,10 +63,13 @@ func run(addr, dbPath string) error {
 		return err
 	}
 	defer m.Close()
-
 	// Errors the code only logs reach errmon too: records at slog.LevelError
-	// and above go to the dashboard, every record to stderr as before.
+	// and above go to the dashboard, every record to stderr as before; and,
+	// as breadcrumbs, what a failed request logged and queried goes with it.
 	logger := slog.New(m.SlogHandler(slog.NewTextHandler(os.Stderr, nil)))
+	if err := db.Use(m.GormPlugin()); err != nil {
+		return err
+	}
 
 	r := gin.New()
 	r.Use(gin.Logger())
@@ -88,6 +91,7 @@ errmon example: serving on %[1]s, storing errors in %[2]s
   curl %[1]s/nil                   a panic (assignment to a nil map)
   curl %[1]s/fail                  c.Error + 500
   curl %[1]s/record                errmon Record by hand, answers 200
+  curl %[1]s/order                 a failing query, logged as an error: its breadcrumbs are on the page
   curl -H 'Content-Type: application/json' -d '{"user":"ann","password":"hunter2"}' %[1]s/login
                                    a panic (POST of JSON); the password is masked
   curl %[1]s/logged                an error the handler only logs (slog), answers 200
@@ -154,6 +158,19 @@ func routes(r *gin.Engine, m *errmon.Monitor, db *gorm.DB, logger *slog.Logger) 
 	r.GET("/record", func(c *gin.Context) {
 		m.Record(c, errors.New("cache refresh failed; serving stale data"))
 		c.String(http.StatusOK, "recorded an error by hand; the request still succeeds\n")
+	})
+	r.GET("/order", func(c *gin.Context) {
+		logger.InfoContext(c, "loading order", "id", 42, "password", "hunter2") // a breadcrumb, masked
+		var n int64
+		// No such table: a failing query, kept as a SQL breadcrumb (its
+		// values never: "id = ?").
+		if err := db.WithContext(c).Raw("SELECT count(*) FROM orders WHERE id = ?", 42).Scan(&n).Error; err != nil {
+			logger.ErrorContext(c, "order lookup failed", "err", err) // recorded, with the breadcrumbs before it
+			_ = c.Error(err)
+			c.AbortWithStatus(http.StatusInternalServerError)
+			return
+		}
+		c.String(http.StatusOK, "%d orders\n", n)
 	})
 	r.POST("/login", func(c *gin.Context) {
 		var req struct {

@@ -48,7 +48,10 @@ type APIErrorDetail struct {
 	// deeper than 64 are replaced by a string such as "[… 8937 more
 	// levels]"; a context that is not a JSON object is {"raw": text}, with
 	// "truncated": true when text is cut (at 16 KiB, or when the context is
-	// longer than errmon stores, 64 KiB).
+	// longer than errmon stores, 64 KiB). Its member "breadcrumbs" lists
+	// the latest occurrence's breadcrumbs, oldest first, as stored (and
+	// "breadcrumbs_dropped" counts those left out); so does each
+	// occurrence's.
 	RequestData json.RawMessage `json:"request_data"`
 	// Hourly holds the occurrences per hour over the last 24 hours, oldest
 	// first.

@@ -463,6 +463,9 @@ func requestContext(data string, cut bool, budget int, raw bool) ([]ctxEntry, st
 		return nil, ""
 	}
 	rank := func(k string) int {
+		if crumbKeys[k] {
+			return len(contextOrder) + 1 // last: the detail page shows them apart
+		}
 		for i, o := range contextOrder {
 			if o == k {
 				return i

@@ -374,6 +374,7 @@ type detailView struct {
 	InAppFrames int64
 	Context     []ctxEntry
 	ContextJSON string
+	Breadcrumbs *crumbsView // the latest occurrence's, nil without any
 	Hourly      template.HTML
 	Daily       template.HTML
 	Last24      int64
@@ -409,6 +410,9 @@ func (d *Dashboard) detail(c *gin.Context) {
 		ConfirmDelete: c.Query("confirm") == "delete"}
 	v.Groups, v.InAppFrames = parseTraceback(rec.Traceback, d.inApp)
 	v.Context, v.ContextJSON = requestContext(rec.RequestData, rec.ContextCut, pageContextBudget, true)
+	if v.Breadcrumbs = breadcrumbsOf(rec.RequestData, rec.ContextCut, pageContextBudget); v.Breadcrumbs != nil {
+		v.Context = withoutCrumbs(v.Context)
+	}
 	hours := chartDays * 24
 	hourly, err := d.store.HourlyCounts(ctx, []string{hash}, v.Now, hours)
 	if err != nil {

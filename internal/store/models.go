@@ -693,7 +693,15 @@ func NewToken() string {
 }
 
 // New returns the store of errmon's tables on db; Migrate creates them.
-func New(db *gorm.DB) *Store { return &Store{db: db} }
+// Every statement the store runs carries the setting OwnStatement, so
+// that errmon's GORM plugin never takes one for the application's.
+func New(db *gorm.DB) *Store {
+	return &Store{db: db.Set(OwnStatement, true).Session(&gorm.Session{})}
+}
+
+// OwnStatement is the GORM setting (db.Set) that marks errmon's own
+// statements.
+const OwnStatement = "errmon:own_statement"
 
 // samplesIn is how many sample rows ws make.
 func samplesIn(ws []Write) int {
