@@ -63,6 +63,13 @@ var mysqlTables = []string{
   written_at DATETIME(6) NOT NULL,
   KEY idx_app_error_writes_written_at (written_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+	`CREATE TABLE IF NOT EXISTS app_error_sources (
+  file VARCHAR(512) NOT NULL,
+  line BIGINT NOT NULL,
+  ` + "`lines`" + ` MEDIUMTEXT NOT NULL,
+  created_at DATETIME(6) NOT NULL,
+  PRIMARY KEY (file, line)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
 }
 
 // createMySQLTables creates errmon's tables on MySQL when they are missing.
