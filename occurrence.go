@@ -131,6 +131,7 @@ func (m *Monitor) capture(c *gin.Context, kind Kind, v any, frames []Frame, extr
 	}
 	o.Traceback = sanitize(formatTraceback(tb), store.MaxTracebackBytes)
 	o.Culprit = culprit(tb)
+	m.captureSource(tb) // sourcecontext.go
 	o.Hash = fingerprint(o, m.cfg.Fingerprint)
 	return o
 }
