@@ -45,6 +45,7 @@ func (m *Monitor) RegisterRoutes(r gin.IRouter, middleware ...gin.HandlerFunc) {
 		if d, err = dashboard.New(dashboard.Options{
 			Store: m.store, Templates: templates, ListSize: m.cfg.ListSize, URLPrefix: m.cfg.URLPrefix,
 			FlushInterval: m.cfg.FlushInterval, Log: m.log, Stats: func() any { return m.Stats() }, InApp: inApp,
+			SourceLink: m.sourceLink,
 		}); err == nil {
 			d.Mount(g)
 			return

@@ -38,6 +38,9 @@ type Options struct {
 	Stats func() any
 	// InApp reports whether a traceback's frame is the application's own.
 	InApp func(function, file string) bool
+	// SourceLink returns the address of a frame's line of code
+	// (Config.SourceURL), or "" for none; nil links nothing.
+	SourceLink func(function, file string, line int) string
 }
 
 // Dashboard is the dashboard of one store.
@@ -49,6 +52,7 @@ type Dashboard struct {
 	log           *slog.Logger
 	stats         func() any
 	inApp         func(function, file string) bool
+	sourceLink    func(function, file string, line int) string
 	pages         map[string]*template.Template
 	css           []byte
 }
@@ -62,6 +66,7 @@ func New(o Options) (*Dashboard, error) {
 	return &Dashboard{
 		store: o.Store, listSize: o.ListSize, urlPrefix: o.URLPrefix, flushInterval: o.FlushInterval,
 		log: o.Log, stats: o.Stats, inApp: o.InApp, pages: pages, css: css,
+		sourceLink: o.SourceLink,
 	}, nil
 }
 
