@@ -350,11 +350,6 @@ func readSourceLine(r *bufio.Reader, buf []byte) (head []byte, total int, ok boo
 	return head, total, ok, err
 }
 
-// snippetOf reads a stored Lines text as the lines from first.
-func snippetOf(line int, text string) *sourceSnippet {
-	return &sourceSnippet{first: store.FirstSourceLine(line), lines: strings.Split(text, "\n")}
-}
-
 // --- links ---
 
 // mainPackagePath is the import path of the binary's main package.
