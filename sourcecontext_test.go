@@ -335,3 +335,38 @@ func TestSourceInAlertText(t *testing.T) {
 		t.Errorf("source shown for a library frame:\n%s", got)
 	}
 }
+
+// BenchmarkSourceCapture: what source context costs a failure with 8
+// in-app frames in one 400-line file: a repeat (cached) and a first
+// capture (the file read, 8 snippets masked). Run it with
+// go test -run XXX -bench SourceCapture -benchmem .
+func BenchmarkSourceCapture(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "handler.go")
+	lines := make([]string, 400)
+	for i := range lines {
+		lines[i] = "\tif err := store.Save(ctx, item" + strconv.Itoa(i) + "); err != nil { return fmt.Errorf(\"save: %w\", err) }"
+	}
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	var frames []Frame
+	for i := range store.MaxSourceFrames {
+		frames = append(frames, Frame{Function: "main.f", File: path, Line: 20 + 45*i, InApp: true})
+	}
+	b.Run("repeat", func(b *testing.B) {
+		m := srcMonitor()
+		m.captureSource(frames)
+		b.ReportAllocs()
+		for b.Loop() {
+			m.captureSource(frames)
+		}
+	})
+	b.Run("first", func(b *testing.B) {
+		m := srcMonitor()
+		b.ReportAllocs()
+		for b.Loop() {
+			m.sources = sourceCache{}
+			m.captureSource(frames)
+		}
+	})
+}
