@@ -3,6 +3,8 @@ package errmon
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -61,6 +63,18 @@ type alertFrame struct {
 	Function string
 	Location string
 	Fold     string
+	// Link is the frame's code at Config.SourceURL ("" for none); Source
+	// the lines around it, for the top application frame (see withSource).
+	Link   string
+	Source []alertSourceLine
+}
+
+// alertSourceLine is a line of code shown under the top application
+// frame; Current marks the frame's own line.
+type alertSourceLine struct {
+	Num     int
+	Text    string
+	Current bool
 }
 
 // alertStack reads at most alertStackScanBytes of the stored traceback
@@ -132,6 +146,11 @@ func alertStack(tb string) alertFrames {
 	if len(window) < len(tb) {
 		list = append(list, alertFrame{Fold: strconv.Itoa(len(tb)-len(window)) + " bytes of frames not read"})
 	}
+	return alertFrames{Folded: true, List: list, Text: alertFramesText(list)}
+}
+
+// alertFramesText renders folded frames as plain text.
+func alertFramesText(list []alertFrame) string {
 	var b strings.Builder
 	for _, f := range list {
 		if f.Fold != "" {
@@ -142,8 +161,67 @@ func alertStack(tb string) alertFrames {
 		if f.Location != "" {
 			b.WriteString("\t" + f.Location + "\n")
 		}
+		for _, l := range f.Source {
+			mark := " "
+			if l.Current {
+				mark = ">"
+			}
+			fmt.Fprintf(&b, "\t%s%5d | %s\n", mark, l.Num, l.Text)
+		}
+		if f.Link != "" && len(f.Source) > 0 {
+			b.WriteString("\t" + f.Link + "\n")
+		}
 	}
-	return alertFrames{Folded: true, List: list, Text: b.String()}
+	return b.String()
+}
+
+// withSource links the application frames of af to their code (link
+// returns "" for none) and shows, under the top one, the lines of code
+// around it that this process read when it captured the error (source
+// returns nil when it has none); Text is rendered again.
+func (af alertFrames) withSource(source func(file string, line int) *sourceSnippet, link func(function, file string, line int) string) alertFrames {
+	if !af.Folded {
+		return af
+	}
+	list := slices.Clone(af.List)
+	top := true
+	for i := range list {
+		f := &list[i]
+		if f.Fold != "" {
+			continue
+		}
+		file, line, ok := splitLocation(f.Location)
+		if !ok {
+			top = false
+			continue
+		}
+		f.Link = link(f.Function, file, line)
+		if top {
+			top = false
+			if sn := source(file, line); sn != nil {
+				for j, text := range sn.lines {
+					n := sn.first + j
+					f.Source = append(f.Source, alertSourceLine{Num: n, Text: text, Current: n == line})
+				}
+			}
+		}
+	}
+	af.List = list
+	af.Text = alertFramesText(list)
+	return af
+}
+
+// splitLocation reads a frame's "file:line".
+func splitLocation(loc string) (file string, line int, ok bool) {
+	i := strings.LastIndexByte(loc, ':')
+	if i <= 0 {
+		return "", 0, false
+	}
+	line, err := strconv.Atoi(loc[i+1:])
+	if err != nil || line <= 0 {
+		return "", 0, false
+	}
+	return loc[:i], line, true
 }
 
 // alertRow is a line of the request table.

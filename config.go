@@ -250,6 +250,16 @@ type Config struct {
 	// Environment names where the service runs ("production", "staging").
 	// Key APP_ERROR_ENVIRONMENT, default "".
 	Environment string
+	// SourceURL, when set, turns the application's frames on the dashboard
+	// and in alerts into links to their code: a template such as
+	// "https://github.com/acme/api/blob/{release}/{path}#L{line}", where
+	// {release} is Release, {path} the frame's file relative to the main
+	// module's root directory and {line} its line, each escaped for a URL.
+	// It must be an http or https URL whose placeholders come after the
+	// host, and must name {path}. Frames outside the main module, and every
+	// frame when the template names {release} and Release is "", are not
+	// linked. Default "" (no links); there is no environment key.
+	SourceURL string
 }
 
 // DefaultConfig returns a Config with every default set, as [New] fills
@@ -495,6 +505,11 @@ func (cfg Config) validate(needDB bool) error {
 	}
 	if len(cfg.Environment) > maxLabelBytes || !printable(cfg.Environment) {
 		bad(envEnvironment, "%q must be at most %d printable bytes", cfg.Environment, maxLabelBytes)
+	}
+	if cfg.SourceURL != "" {
+		if why := sourceURLProblem(cfg.SourceURL); why != "" {
+			bad("Config.SourceURL", "%q %s", cfg.SourceURL, why)
+		}
 	}
 	if cfg.ListSize < 1 || cfg.ListSize > 1000 {
 		bad(envListSize, "%d must be between 1 and 1000", cfg.ListSize)

@@ -379,6 +379,7 @@ func (m *Monitor) compose(rec *ErrorRecord, reason Reason, threshold int64) *Not
 	}
 	data := alertData(rec, reason, threshold, n.Link)
 	data.Title = n.Subject
+	data.Frames = data.Frames.withSource(m.sources.lookup, m.sourceLink) // sourcecontext.go
 	n.Text, n.HTML = renderBodies(alertText, alertHTML, data, n.Subject, "alert")
 	return n
 }
@@ -622,7 +623,9 @@ var alertHTML = htmltemplate.Must(htmltemplate.New("html").Parse(mailHead + `<p 
 <h3 style="font-size:16px;margin:20px 0 6px">Traceback</h3>
 {{if .Frames.Folded}}<div style="background:#f6f8fa;padding:8px;font-family:ui-monospace,monospace;font-size:13px;overflow-wrap:anywhere">
 {{range .Frames.List}}{{if .Fold}}<div style="color:#59636e;padding:2px 0">+ {{.Fold}}</div>
-{{else}}<div style="padding:2px 0"><b>{{.Function}}</b>{{with .Location}}<br><span style="color:#59636e">{{.}}</span>{{end}}</div>
+{{else}}<div style="padding:2px 0"><b>{{.Function}}</b>{{if .Location}}<br>{{if .Link}}<a href="{{.Link}}" style="color:#0969da">{{.Location}}</a>{{else}}<span style="color:#59636e">{{.Location}}</span>{{end}}{{end}}{{with .Source}}
+<pre style="margin:4px 0 0;padding:6px;background:#ffffff;border:1px solid #d1d9e0;font-size:12px;white-space:pre-wrap;overflow-wrap:anywhere">{{range .}}{{if .Current}}<b style="background:#fff8c5">{{printf "%5d" .Num}} | {{.Text}}</b>{{else}}<span style="color:#59636e">{{printf "%5d" .Num}} |</span> {{.Text}}{{end}}
+{{end}}</pre>{{end}}</div>
 {{end}}{{end}}</div>
 {{else}}<pre style="background:#f6f8fa;padding:8px;overflow:auto;font-size:13px">{{.Frames.Text}}</pre>
 {{end}}{{with .Request}}<h3 style="font-size:16px;margin:20px 0 6px">Request (secrets masked)</h3>

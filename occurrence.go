@@ -133,6 +133,7 @@ func (m *Monitor) capture(c *gin.Context, kind Kind, v any, frames []Frame, extr
 	}
 	o.Traceback = sanitize(formatTraceback(tb), store.MaxTracebackBytes)
 	o.Culprit = capText(culprit(tb), store.MaxCulpritBytes)
+	m.captureSource(tb) // sourcecontext.go
 	o.Hash = fingerprint(o, m.cfg.Fingerprint)
 	return o
 }

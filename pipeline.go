@@ -652,6 +652,7 @@ func (m *Monitor) flushOnce() error {
 	ctx, cancel := context.WithTimeout(m.base, flushTimeout)
 	defer cancel()
 	parkedErr := m.resolveParked(ctx)
+	defer m.writeSources(ctx) // sourcecontext.go: after the errors' writes
 	batch := m.queue.take()
 	if len(batch) == 0 {
 		m.queue.settle(0, nil)

@@ -50,6 +50,8 @@ type Monitor struct {
 	messages text.Cache // masked and capped messages, by raw message
 	crumbs   crumbTable // breadcrumbs kept by request context (crumbs.go)
 
+	sources sourceCache // source context read (sourcecontext.go)
+
 	alerts   *alerts
 	flushReq chan flushRequest
 	base     context.Context // cancelled by Close: ends every database call
@@ -76,7 +78,7 @@ type Monitor struct {
 
 // New fills the defaults of cfg, validates it, and creates errmon's tables
 // in cfg.DB (app_errors, app_error_occurrences, app_error_hourly,
-// app_error_writes). An
+// app_error_writes, app_error_sources). An
 // invalid Config is a *[ConfigError] (several are joined) naming the
 // APP_ERROR_* key at fault.
 //

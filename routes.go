@@ -46,6 +46,7 @@ func (m *Monitor) RegisterRoutes(r gin.IRouter, middleware ...gin.HandlerFunc) {
 			Store: m.store, Templates: templates, ListSize: m.cfg.ListSize, URLPrefix: m.cfg.URLPrefix,
 			FlushInterval: m.cfg.FlushInterval, Log: m.log, Stats: func() any { return m.Stats() }, InApp: inApp,
 			Actor: m.actor, Mask: m.maskCap,
+			SourceLink: m.sourceLink,
 		}); err == nil {
 			d.Mount(g)
 			return

@@ -47,6 +47,9 @@ type Options struct {
 	Actor func(*gin.Context) string
 	// Mask masks a note and cuts it to max bytes.
 	Mask func(s string, max int) string
+	// SourceLink returns the address of a frame's line of code
+	// (Config.SourceURL), or "" for none; nil links nothing.
+	SourceLink func(function, file string, line int) string
 }
 
 // Dashboard is the dashboard of one store.
@@ -58,6 +61,7 @@ type Dashboard struct {
 	log           *slog.Logger
 	stats         func() any
 	inApp         func(function, file string) bool
+	sourceLink    func(function, file string, line int) string
 	pages         map[string]*template.Template
 	css           []byte
 	actorOf       func(*gin.Context) string
@@ -74,6 +78,7 @@ func New(o Options) (*Dashboard, error) {
 		store: o.Store, listSize: o.ListSize, urlPrefix: o.URLPrefix, flushInterval: o.FlushInterval,
 		log: o.Log, stats: o.Stats, inApp: o.InApp, pages: pages, css: css,
 		actorOf: o.Actor, mask: o.Mask,
+		sourceLink: o.SourceLink,
 	}, nil
 }
 

@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"context"
 	"errors"
 	"html/template"
 	"net/http"
@@ -315,6 +316,74 @@ type tbFrame struct {
 	File     string
 	Line     string
 	InApp    bool
+	// Link is the frame's code at Config.SourceURL; Source the stored
+	// lines around its line (see frameSources).
+	Link   string
+	Source []sourceLine
+}
+
+// sourceLine is a line of code shown under a frame; Current marks the
+// frame's own line.
+type sourceLine struct {
+	Num     int
+	Text    string
+	Current bool
+}
+
+// frameSources links the application frames of groups to their code and
+// gives the newest store.MaxSourceFrames of them their stored lines, read
+// with one query.
+func (d *Dashboard) frameSources(ctx context.Context, groups []frameGroup) error {
+	var (
+		keys []store.SourceKey
+		at   []*tbFrame
+	)
+	for gi := range groups {
+		if !groups[gi].InApp {
+			continue
+		}
+		for fi := range groups[gi].Frames {
+			f := &groups[gi].Frames[fi]
+			line, err := strconv.Atoi(f.Line)
+			if err != nil || line <= 0 {
+				continue
+			}
+			if d.sourceLink != nil {
+				f.Link = d.sourceLink(f.Function, f.File, line)
+			}
+			if len(keys) < store.MaxSourceFrames {
+				keys = append(keys, store.SourceKey{File: f.File, Line: line})
+				at = append(at, f)
+			}
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	got, err := d.store.Sources(ctx, keys)
+	if err != nil {
+		return err
+	}
+	for i, f := range at {
+		if text, ok := got[keys[i]]; ok {
+			f.Source = sourceLines(text, keys[i].Line)
+		}
+	}
+	return nil
+}
+
+// sourceLines reads a stored snippet, the lines from
+// store.FirstSourceLine(line), at most 2*store.SourceContext+1 of them.
+func sourceLines(text string, line int) []sourceLine {
+	first := store.FirstSourceLine(line)
+	var out []sourceLine
+	for i, s := range strings.SplitN(strings.ToValidUTF8(text, "\uFFFD"), "\n", 2*store.SourceContext+2) {
+		if i > 2*store.SourceContext {
+			break
+		}
+		out = append(out, sourceLine{Num: first + i, Text: s, Current: first+i == line})
+	}
+	return out
 }
 
 type frameGroup struct {
@@ -409,6 +478,9 @@ func (d *Dashboard) detail(c *gin.Context) {
 	v := detailView{pageCommon: d.frame(rec.ExceptionName), E: &rec.ErrorRecord, Notice: noticeFor(c.Query("notice"), ""), History: store.OccurrenceHistory,
 		ConfirmDelete: c.Query("confirm") == "delete"}
 	v.Groups, v.InAppFrames = parseTraceback(rec.Traceback, d.inApp)
+	if err := d.frameSources(ctx, v.Groups); err != nil {
+		d.log.Warn("errmon: could not read source context", "err", err) // the page is shown without it
+	}
 	v.Context, v.ContextJSON = requestContext(rec.RequestData, rec.ContextCut, pageContextBudget, true)
 	if v.Breadcrumbs = breadcrumbsOf(rec.RequestData, rec.ContextCut, pageContextBudget); v.Breadcrumbs != nil {
 		v.Context = withoutCrumbs(v.Context)

@@ -153,7 +153,7 @@ const migrateLockName = "errmon_migrate"
 // database a migration that lost a race (a table created meanwhile) is
 // tried again, and then finds the tables in place.
 func (s *Store) Migrate(ctx context.Context) error {
-	models := []any{&ErrorRecord{}, &ErrorOccurrence{}, &ErrorHourly{}, &ErrorWrite{}, &ErrorEvent{}}
+	models := []any{&ErrorRecord{}, &ErrorOccurrence{}, &ErrorHourly{}, &ErrorWrite{}, &ErrorEvent{}, &ErrorSource{}}
 	db := s.db.WithContext(ctx)
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {

@@ -86,6 +86,13 @@ var mysqlTables = []string{
   at DATETIME(6) NOT NULL,
   KEY idx_app_error_events_hash_id (hash, id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+	`CREATE TABLE IF NOT EXISTS app_error_sources (
+  file VARCHAR(512) NOT NULL,
+  line BIGINT NOT NULL,
+  ` + "`lines`" + ` MEDIUMTEXT NOT NULL,
+  created_at DATETIME(6) NOT NULL,
+  PRIMARY KEY (file, line)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
 }
 
 // mysqlAddedColumns are the columns added to errmon's tables after their
