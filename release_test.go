@@ -37,7 +37,7 @@ func TestReleaseValidated(t *testing.T) {
 		{Config{Environment: string(make([]byte, 65))}, "APP_ERROR_ENVIRONMENT"},
 	} {
 		err := tc.cfg.Validate()
-		if err == nil || !containsKey(err, tc.key) {
+		if err == nil || !namesConfigKey(err, tc.key) {
 			t.Errorf("Validate(%+v) = %v, want an error naming %s", tc.cfg, err, tc.key)
 		}
 	}
@@ -46,14 +46,14 @@ func TestReleaseValidated(t *testing.T) {
 	}
 }
 
-// containsKey reports whether err is, or joins, a ConfigError naming key.
-func containsKey(err error, key string) bool {
+// namesConfigKey reports whether err is, or joins, a ConfigError naming key.
+func namesConfigKey(err error, key string) bool {
 	if ce, ok := err.(*ConfigError); ok {
 		return ce.Key == key
 	}
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		for _, e := range j.Unwrap() {
-			if containsKey(e, key) {
+			if namesConfigKey(e, key) {
 				return true
 			}
 		}
