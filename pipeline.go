@@ -10,6 +10,7 @@ import (
 	"io"
 	"iter"
 	"maps"
+	"math/bits"
 	"net"
 	"regexp"
 	"slices"
@@ -187,6 +188,92 @@ type queue struct {
 	// one copy of their traceback between them. Reset at each take, and
 	// when it holds as many tracebacks as max.
 	tracebacks map[string]string
+	// wake signals the writer (a send that never blocks, on a channel of
+	// one) when the pending set gets its first error and when it grows to
+	// nextWake distinct errors: a sleeping writer learns of new errors
+	// and of a storm without looking. since is when the set got its first
+	// error (zero while it is empty); nextWake is always above
+	// len(pending), 0 standing for firstWake. clock is time.Now but in
+	// tests.
+	wake     chan struct{}
+	since    time.Time
+	nextWake int
+	clock    func() time.Time
+}
+
+// firstWake is the pending set's size at which the queue signals the
+// writer a second time after a take (the first is its first error); it
+// signals again at each wakeThreshold above. While fewer are pending, the
+// writer reckons with the time firstWake errors take to write.
+const firstWake = 16
+
+// wakeThreshold returns the first threshold above n: firstWake, then four
+// steps per doubling (16, 20, 24, 28, 32, 40, ...), so that the set grows
+// by at most a quarter before the writer hears of it again: a storm of
+// 100,000 new errors signals it about 50 times.
+func wakeThreshold(n int) int {
+	if n < firstWake {
+		return firstWake
+	}
+	step := 1 << (bits.Len(uint(n)) - 3)
+	return (n/step + 1) * step
+}
+
+func (q *queue) now() time.Time {
+	if q.clock != nil {
+		return q.clock()
+	}
+	return time.Now()
+}
+
+// wakeup returns the channel on which the queue signals the writer.
+func (q *queue) wakeup() <-chan struct{} {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.wake == nil {
+		q.wake = make(chan struct{}, 1)
+	}
+	return q.wake
+}
+
+// grew is called when a new error joins the pending set: the first one,
+// and each past the next threshold, signal the writer. A repeat of a
+// pending error never comes here.
+func (q *queue) grew() {
+	if q.since.IsZero() {
+		q.since = q.now()
+	} else if n := len(q.pending); n >= max(q.nextWake, firstWake) {
+		q.nextWake = wakeThreshold(n)
+	} else {
+		return
+	}
+	select {
+	case q.wake <- struct{}{}:
+	default: // a signal is already waiting (or no writer listens)
+	}
+}
+
+// cameBack keeps the wake state true after errors came back to the
+// pending set (the writer's own doing: it needs no signal).
+func (q *queue) cameBack() {
+	if len(q.pending) == 0 {
+		return
+	}
+	if q.since.IsZero() {
+		q.since = q.now()
+	}
+	if n := len(q.pending); n >= max(q.nextWake, firstWake) {
+		q.nextWake = wakeThreshold(n)
+	}
+}
+
+// wakeState returns when the pending set got its first error (zero when
+// it is empty) and the most distinct errors it can hold before the queue
+// signals the writer again.
+func (q *queue) wakeState() (since time.Time, bound int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.since, max(q.nextWake, firstWake)
 }
 
 // add counts one occurrence. It never blocks on I/O; it reports false when
@@ -208,9 +295,11 @@ func (q *queue) add(o *Occurrence) bool {
 		}
 		p = &pending{seq: q.seq}
 		q.pending[o.Hash] = p
-		// Only a new entry's traceback is interned: a repeat of a
-		// pending error (a storm of one error) costs no hashing here.
+		// Only a new entry's traceback is interned, and only a new entry
+		// may wake the writer: a repeat of a pending error (a storm of
+		// one error) costs no hashing here.
 		q.intern(o)
+		q.grew()
 	}
 	q.seq++
 	slim(o)
@@ -307,6 +396,7 @@ func (q *queue) unpark(c *parkedChunk, stored bool) {
 		}
 		q.pending[hash] = f
 	}
+	q.cameBack()
 	q.recountOverlap() // the writer unparks only between its batches
 }
 
@@ -317,6 +407,7 @@ func (q *queue) take() map[string]*pending {
 	batch := q.pending
 	q.pending = make(map[string]*pending, len(batch))
 	q.tracebacks = nil
+	q.since, q.nextWake = time.Time{}, 0
 	q.inflight += len(batch)
 	q.writing, q.overlap = batch, 0
 	return batch
@@ -334,6 +425,7 @@ func (q *queue) settle(stored int, failed map[string]*pending) {
 		}
 		q.pending[hash] = f
 	}
+	q.cameBack()
 	q.recountOverlap()
 }
 
@@ -417,14 +509,16 @@ const (
 // The crash window: a process killed without Close loses what is in
 // memory, the occurrences recorded since the last pass took the pending
 // set (its cut) plus those of that pass not committed yet. Passes are
-// timed so that what one pass leaves to the next is stored within a
-// FlushInterval of its cut: the next pass starts FlushInterval minus the
-// last pass's duration after the cut (see nextPassDelay), at once when a
-// pass took half the interval or more, and writes the oldest errors first.
+// timed so that each stores its oldest occurrence within a FlushInterval
+// of its recording (see schedule), and write the oldest errors first.
+//
+// The writer never polls. With nothing pending it sleeps until the
+// queue signals its first error; then until the pass is due, unless the
+// queue signals that the set has grown past the next threshold (see
+// wakeThreshold), which brings the pass forward under a storm.
 func (m *Monitor) writer() {
 	defer m.wg.Done()
-	timer := time.NewTimer(m.cfg.FlushInterval)
-	defer timer.Stop()
+	wake := m.queue.wakeup()
 	pruneEvery := time.NewTicker(time.Hour)
 	defer pruneEvery.Stop()
 	var (
@@ -437,40 +531,52 @@ func (m *Monitor) writer() {
 	// Retention runs at start, then every hour: a service restarted more
 	// often than hourly still prunes.
 	m.prune()
-	sched := schedule{interval: m.cfg.FlushInterval, lastCut: time.Now()}
+	sched := schedule{interval: m.cfg.FlushInterval}
+	// sleep is how long until the next pass: 0 when it is due now. After
+	// a failure it is the retry, whatever is pending (a parked write is
+	// settled by a pass too).
+	sleep := func(now time.Time) time.Duration {
+		if !retryAt.IsZero() {
+			return max(retryAt.Sub(now), 0)
+		}
+		since, bound := m.queue.wakeState()
+		return sched.wait(now, since, bound)
+	}
+	timer := time.NewTimer(sleep(time.Now()))
+	defer timer.Stop()
 	pass := func() error {
 		errs := m.queue.distinct()
 		start := time.Now()
 		err := m.flushOnce()
-		delay := m.cfg.FlushInterval
 		if err == nil {
 			backoff, retryAt = 0, time.Time{}
-			sched.passed(start, time.Since(start), errs)
-			delay = sched.wait(time.Now(), m.queue.distinct())
+			sched.passed(time.Since(start), errs)
 		} else {
 			backoff = min(max(2*backoff, m.cfg.FlushInterval), maxRetryBackoff)
 			retryAt = time.Now().Add(backoff)
 		}
-		timer.Reset(delay) // Go 1.23 timers: no stale tick survives a Reset
 		return err
 	}
+	// arm sets the timer for the next pass; a pass already due fires at
+	// once (Go 1.23 timers: no stale tick survives a Reset).
+	arm := func() { timer.Reset(sleep(time.Now())) }
 	for {
 		select {
 		case <-m.stop:
 			return
-		case now := <-timer.C:
+		case <-timer.C:
 			m.noteDrops(&dropsLogged, &lastDropLog, false)
-			if now.Before(retryAt) {
-				timer.Reset(m.cfg.FlushInterval)
-				continue
+			if sleep(time.Now()) == 0 {
+				_ = pass()
 			}
-			if wait := sched.wait(now, m.queue.distinct()); wait > 0 {
-				timer.Reset(wait)
-				continue
-			}
-			_ = pass()
+			arm()
+		case <-wake:
+			// A first error, or a larger set: the pass may be due sooner.
+			// While retrying, the backoff stands (sleep says so).
+			arm()
 		case req := <-m.flushReq:
 			req.done <- pass()
+			arm()
 		case <-pruneEvery.C:
 			m.prune()
 		}
@@ -478,53 +584,95 @@ func (m *Monitor) writer() {
 }
 
 // schedule times the writer's passes. A pass stores what was recorded
-// before its cut (its start); what is recorded after waits for the next
-// pass to end. So the next pass is due when the time since the last cut
-// plus the time writing the pending set will take (its distinct errors at
-// the rate the last passes achieved) reaches the interval, less a margin:
-// then it ends about an interval after the last cut, however large the
-// set has grown. While the set is small that is about every interval;
-// under a storm of new errors it is sooner, at once when the writer is
-// behind (it then writes at the database's speed until it catches up).
-// While waiting, the set is looked at again every interval/checksPerInterval.
+// before its cut (its start), oldest first; what is recorded after waits
+// for the next pass. So the next pass is due when the age of the pending
+// set's oldest occurrence plus the time writing the set will take
+// reaches the interval, less a margin: then even its newest occurrences
+// are stored about an interval after the oldest was recorded, however
+// large the set has grown. While errors are few, passes come about every
+// interval; under a storm of new errors sooner, at once when the writer
+// is behind (it then writes at the database's speed until it catches up).
+//
+// The writer does not look at the set while it sleeps: it reckons with
+// the size the set may reach before the queue signals it (the next wake
+// threshold, at most a quarter above the size now), and reckons again when
+// signalled.
 type schedule struct {
 	interval time.Duration
-	lastCut  time.Time
-	rate     float64 // distinct errors written per second of pass, smoothed; 0 before the first pass
+	// A pass of n distinct errors in k chunks takes about k*perChunk +
+	// n*perError: each chunk's statements and round trips, and each
+	// error's rows. Both are smoothed over the passes that show them:
+	// perChunk over passes of a few errors, perError over passes of many;
+	// 0 until measured (perError is then that of priorRate).
+	perChunk, perError time.Duration
 }
 
-const checksPerInterval = 20
+const (
+	// marginPerInterval: a pass starts interval/marginPerInterval before
+	// the time its estimate asks for, for the timer's lateness and the
+	// estimate's error.
+	marginPerInterval = 20
+	// priorRate is the writing speed assumed until a pass of many errors
+	// has measured the database's (distinct errors per second; a database
+	// a few milliseconds away writes several thousand): a storm in the
+	// first interval brings the first pass forward.
+	priorRate = 2000
+	// A pass of at most fewErrors errors measures perChunk; one of at
+	// least manyErrors, perError.
+	fewErrors, manyErrors = 8, 64
+	// idleSleep is the writer's sleep with nothing pending: the queue
+	// signals its first error.
+	idleSleep = time.Hour
+)
 
-// passed notes a pass that started at start, took took and wrote errs
-// distinct errors.
-func (s *schedule) passed(start time.Time, took time.Duration, errs int) {
-	s.lastCut = start
-	if errs == 0 || took <= 0 {
-		return
+// chunksFor is about how many chunks a pass of n errors writes.
+func chunksFor(n int) int { return (n + writeBatchSize - 1) / writeBatchSize }
+
+// smooth averages a new measure with the last ones.
+func smooth(old, v time.Duration) time.Duration {
+	if old == 0 {
+		return v
 	}
-	r := float64(errs) / took.Seconds()
-	if s.rate == 0 {
-		s.rate = r
-	} else {
-		s.rate = (s.rate + r) / 2
+	return (old + v) / 2
+}
+
+// passed notes a pass that took took and wrote errs distinct errors.
+func (s *schedule) passed(took time.Duration, errs int) {
+	switch {
+	case errs <= 0 || took <= 0:
+	case errs <= fewErrors:
+		s.perChunk = smooth(s.perChunk, took)
+	case errs >= manyErrors:
+		n := time.Duration(errs)
+		// What the chunks' own time leaves, but at least half the
+		// average: a slow small pass must not make errors look free.
+		e := max((took-time.Duration(chunksFor(errs))*s.perChunk)/n, took/n/2)
+		s.perError = smooth(s.perError, e)
 	}
 }
 
-// wait returns how long until the next pass is due, given the distinct
-// errors pending now; 0 means now. It never returns more than the check
-// period: a storm starting meanwhile is noticed within it.
-func (s *schedule) wait(now time.Time, pending int) time.Duration {
-	check := max(s.interval/checksPerInterval, time.Millisecond)
-	var write time.Duration
-	if pending > 0 && s.rate > 0 {
-		write = time.Duration(float64(pending) / s.rate * float64(time.Second))
+// write is about how long a pass of n distinct errors takes, a quarter
+// more than the last passes measured: the next pass writes into a larger
+// table, maybe on a busier machine.
+func (s *schedule) write(n int) time.Duration {
+	perError := s.perError
+	if perError == 0 {
+		perError = time.Second / priorRate
 	}
-	due := s.lastCut.Add(s.interval - check - write)
-	w := due.Sub(now)
-	if w <= 0 {
-		return 0
+	d := time.Duration(chunksFor(n))*s.perChunk + time.Duration(n)*perError
+	return d + d/4
+}
+
+// wait returns how long until the next pass is due, for a pending set
+// whose first error came at since (zero: the set is empty) and which holds
+// at most bound distinct errors until the queue signals again; 0 means
+// now.
+func (s *schedule) wait(now, since time.Time, bound int) time.Duration {
+	if since.IsZero() {
+		return idleSleep
 	}
-	return min(w, check)
+	margin := max(s.interval/marginPerInterval, time.Millisecond)
+	return max(since.Add(s.interval-margin-s.write(bound)).Sub(now), 0)
 }
 
 // noteDrops logs the occurrences the full pending set dropped since the
@@ -688,20 +836,35 @@ func (m *Monitor) flushOnce() error {
 	}
 	// Errors are written in chunks (see chunksOf), one transaction (one
 	// commit) each, oldest first, each in hash order so that processes
-	// sharing a database take row locks in the same order.
-	for _, chunk := range chunksOf(batch) {
-		if consecutive >= maxConsecutiveFailures || ctx.Err() != nil {
-			for _, hash := range chunk {
-				failed[hash] = batch[hash]
+	// sharing a database take row locks in the same order. Where the
+	// database writes transactions in parallel, the next chunk is sent
+	// while one is being written (see writeDepth); the answers are taken
+	// in order.
+	chunks := chunksOf(batch)
+	depth := 1
+	if len(chunks) > 1 {
+		depth = m.writeDepth()
+	}
+	var inFlight []*chunkWrite
+	for next := 0; next < len(chunks) || len(inFlight) > 0; {
+		for len(inFlight) < depth && next < len(chunks) {
+			chunk := chunks[next]
+			next++
+			if consecutive >= maxConsecutiveFailures || ctx.Err() != nil {
+				for _, hash := range chunk {
+					failed[hash] = batch[hash]
+				}
+				continue
 			}
+			inFlight = append(inFlight, m.startChunk(ctx, batch, chunk, depth > 1))
+		}
+		if len(inFlight) == 0 {
 			continue
 		}
-		ps := make([]*pending, len(chunk))
-		for i, hash := range chunk {
-			ps[i] = batch[hash]
-		}
-		token := store.NewToken()
-		results, err := m.writeBatchSafely(ctx, token, ps)
+		w := inFlight[0]
+		inFlight = inFlight[1:]
+		<-w.done
+		chunk, ps, token, results, err := w.chunk, w.ps, w.token, w.results, w.err
 		switch {
 		case err == nil:
 			for i, hash := range chunk {
@@ -774,6 +937,59 @@ func (m *Monitor) flushOnce() error {
 	m.noteFailure(n, errs, lost, firstErr)
 	return err
 }
+
+// chunkWrite is the write of one chunk, done when done is closed.
+type chunkWrite struct {
+	chunk   []string
+	ps      []*pending
+	token   string
+	results []store.Result
+	err     error
+	done    chan struct{}
+}
+
+// startChunk writes a chunk of batch: in a goroutine of its own when
+// concurrent, else at once.
+func (m *Monitor) startChunk(ctx context.Context, batch map[string]*pending, chunk []string, concurrent bool) *chunkWrite {
+	w := &chunkWrite{chunk: chunk, ps: make([]*pending, len(chunk)), token: store.NewToken(), done: make(chan struct{})}
+	for i, hash := range chunk {
+		w.ps[i] = batch[hash]
+	}
+	write := func() {
+		defer close(w.done)
+		w.results, w.err = m.writeBatchSafely(ctx, w.token, w.ps)
+	}
+	if concurrent {
+		go write()
+	} else {
+		write()
+	}
+	return w
+}
+
+// writeDepth is how many chunks a pass writes at once. PostgreSQL writes
+// concurrent transactions in parallel, and two chunks in flight keep its
+// server busy while the writer sends and reads: two there, when the pool
+// allows at least minPoolForDepth connections (the application's own
+// queries keep the others). Elsewhere one: SQLite writes one transaction
+// at a time, and MySQL's gap locks make concurrent upserts deadlock.
+func (m *Monitor) writeDepth() int {
+	db := m.cfg.DB
+	if db == nil || db.Dialector == nil || db.Dialector.Name() != "postgres" {
+		return 1
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return 1
+	}
+	if n := sqlDB.Stats().MaxOpenConnections; n != 0 && n < minPoolForDepth {
+		return 1
+	}
+	return 2
+}
+
+// minPoolForDepth: a pool capped below it gets one chunk at a time.
+const minPoolForDepth = 4
 
 // chunksOf splits a batch into the chunks of its transactions: oldest
 // errors first (by the sequence of their oldest occurrence), at most
