@@ -8,8 +8,9 @@ import (
 
 // The writer's timing, white-box: when a pass is due (schedule), when the
 // queue wakes a sleeping writer (its thresholds), and the two together on
-// a simulated clock: an idle writer wakes about once per interval, and a
-// storm starting during its sleep is stored within the interval. The real
+// a simulated clock: an idle writer sleeps until an error comes, a
+// trickle costs about a pass per interval, and a storm starting during its
+// sleep is stored within the interval. The real
 // writer on real databases: internal/tests' scale_writer_test.go.
 
 // within reports whether got is want to the millisecond.

@@ -2,10 +2,10 @@
 # Runs errmon's benchmarks side by side (gin's Recovery, errmon, Sentry's gin
 # middleware; errmon against a naive per-event upsert), keeps the raw output
 # in bench/results/, and prints benchstat comparisons and the Markdown table
-# of the README's Performance section. Then the root package's
+# of the README's Performance section. Then internal/tests'
 # BenchmarkDistinctErrors (new errors per second against the database's
 # floor) and cmd/crashwindow (what a SIGKILL under a storm loses; CRASH_RUNS
-# runs, default 5).
+# runs, default 5, of CRASH_RATE events/s, default 5000).
 #
 #   bench/run.sh                 # COUNT=5: about 7 minutes on 2 cores
 #   COUNT=10 bench/run.sh        # steadier medians
@@ -50,17 +50,25 @@ for i in $(seq "$COUNT"); do
 	fi
 done
 
-# Distinct errors against the database's floor (a root-package benchmark:
-# it needs errmon's internals), and the crash window (SIGKILL under a storm).
+# Distinct errors against the database's floor (internal/tests' benchmark:
+# it reads the store's tables), and the crash window (SIGKILL under a storm),
+# on SQLite and, when its server answers, PostgreSQL.
 echo "== distinct errors: errmon's pass against a bare multi-row INSERT"
-if ! (cd .. && go test -run '^$' -bench '^BenchmarkDistinctErrors$' -benchtime 1x -count "$STORM_COUNT" .) 2>&1 |
+if ! (cd ../internal/tests && go test -run '^$' -bench '^BenchmarkDistinctErrors$' -benchtime 1x -count "$STORM_COUNT" .) 2>&1 |
 	grep -v '^\(goos\|goarch\|pkg\|cpu\|PASS\|ok\)' | tee -a "$raw"; then
 	status=1
 fi
 echo "== crash window: SIGKILL under a storm (loss in ms of events; FlushInterval 1s)"
-if ! go run ./cmd/crashwindow -runs "${CRASH_RUNS:-5}" 2>&1 | tee -a "$raw"; then
-	status=1
+go build -o results/crashwindow ./cmd/crashwindow
+crashdbs=(sqlite)
+if [[ -n "${ERRMON_TEST_PG_DSN:-}" ]]; then
+	crashdbs+=(postgres)
 fi
+for db in "${crashdbs[@]}"; do
+	if ! ./results/crashwindow -db "$db" -runs "${CRASH_RUNS:-5}" -rate "${CRASH_RATE:-5000}" 2>&1 | tee -a "$raw"; then
+		status=1
+	fi
+done
 
 echo
 echo "Raw output: bench/$raw"
