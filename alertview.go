@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/errmon/errmon/internal/text"
 )
 
 // What an alert shows of a stored error, and its bounds. The row is read
@@ -83,7 +85,7 @@ func alertStack(tb string) alertFrames {
 	if tb == "" {
 		return alertFrames{Text: "(no stack)\n"}
 	}
-	window := alertHead(tb, alertStackScanBytes)
+	window := text.Cut(tb, alertStackScanBytes)
 	var list []alertFrame
 	shown, lib, rest, apps := 0, 0, 0, 0
 	fold := func() {
@@ -119,7 +121,7 @@ func alertStack(tb string) alertFrames {
 		if j := strings.LastIndexByte(file, ':'); j > 0 {
 			file = file[:j]
 		}
-		if !inApp(alertHead(fn, 4*alertFrameBytes), file) {
+		if !inApp(text.Cut(fn, 4*alertFrameBytes), file) {
 			if shown < alertShownFrames {
 				lib++
 			} else {
@@ -271,7 +273,7 @@ func alertRequest(raw string) []alertRow {
 			s = strings.Join(parts, ", ")
 		}
 		if s != "" {
-			rows = append(rows, alertRow{Name: name, Value: oneLine(alertHead(s, 4*alertRequestValueBytes), alertRequestValueBytes)})
+			rows = append(rows, alertRow{Name: name, Value: oneLine(text.Cut(s, 4*alertRequestValueBytes), alertRequestValueBytes)})
 		}
 	}
 	add("Method", v.Method)
@@ -297,18 +299,6 @@ func alertCap(s string, max int) string {
 		return sanitizeOf(s[:max+utf8.UTFMax], max, len(s))
 	}
 	return sanitize(s, max)
-}
-
-// alertHead returns at most n bytes from the start of s, cut at a
-// character boundary.
-func alertHead(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }
 
 // alertTraceback returns the first alertTracebackLines lines of tb, at

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/errmon/errmon/internal/store"
+	"github.com/errmon/errmon/internal/text"
 )
 
 // Notifier delivers an alert, for instance by email (see
@@ -337,7 +338,7 @@ func reasonTag(reason Reason, threshold int64) string {
 func (m *Monitor) subject(rec *ErrorRecord, tag string) string {
 	// Each part is cut first (the row may hold anything): folding,
 	// normalizing and sanitizing then cost no more than the subject's size.
-	part := func(s string) string { return alertHead(s, 4*maxSubjectBytes) }
+	part := func(s string) string { return text.Cut(s, 4*maxSubjectBytes) }
 	var subj strings.Builder
 	if m.cfg.SubjectPrefix != "" {
 		subj.WriteString("[" + part(m.cfg.SubjectPrefix) + "] ")
@@ -409,7 +410,7 @@ func (m *Monitor) composeDigest(first *ErrorRecord, items []DigestItem, total in
 	tag := "[" + reasonTag(ReasonDigest, 0) + "] " + strconv.Itoa(total) + " new " + word
 	subject := tag
 	if m.cfg.SubjectPrefix != "" {
-		subject = "[" + alertHead(m.cfg.SubjectPrefix, 4*maxSubjectBytes) + "] " + tag
+		subject = "[" + text.Cut(m.cfg.SubjectPrefix, 4*maxSubjectBytes) + "] " + tag
 	}
 	n := &Notification{
 		From:        m.cfg.EmailSender,
@@ -857,7 +858,7 @@ func (a *alerts) hold(n *Notification) bool {
 	d.total++
 	if len(d.items) < maxDigestItems {
 		// The digest's subject has the prefix: each line leaves it out.
-		subject := strings.TrimPrefix(n.Subject, "["+alertHead(cfg.SubjectPrefix, 4*maxSubjectBytes)+"] ")
+		subject := strings.TrimPrefix(n.Subject, "["+text.Cut(cfg.SubjectPrefix, 4*maxSubjectBytes)+"] ")
 		d.items = append(d.items, DigestItem{Hash: n.Error.Hash, Subject: subject, Count: n.Error.Count, Link: n.Link})
 	}
 	return true

@@ -12,7 +12,6 @@ import (
 	"github.com/errmon/errmon/internal/store"
 	"github.com/errmon/errmon/internal/text"
 	"github.com/gin-gonic/gin"
-	"gorm.io/gorm"
 )
 
 // The dashboard's state changes: resolve, resolve in the next release,
@@ -129,11 +128,7 @@ func (d *Dashboard) action(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	if _, err := d.store.Get(ctx, hash); errors.Is(err, gorm.ErrRecordNotFound) {
-		d.notFound(c, false)
-		return
-	} else if err != nil {
-		d.serverError(c, err)
+	if _, ok := d.record(c, hash, false); !ok {
 		return
 	}
 	if act == "delete" && !wantsJSON(c) && c.PostForm("confirm") != "yes" {

@@ -2,13 +2,11 @@ package dashboard
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"time"
 
 	"github.com/errmon/errmon/internal/store"
 	"github.com/gin-gonic/gin"
-	"gorm.io/gorm"
 )
 
 // The dashboard's JSON API.
@@ -145,12 +143,8 @@ func (d *Dashboard) apiDetail(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	rec, err := d.store.Get(ctx, hash)
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		d.notFound(c, true)
-		return
-	} else if err != nil {
-		d.serverError(c, err)
+	rec, ok := d.record(c, hash, true)
+	if !ok {
 		return
 	}
 	out := APIErrorDetail{APIError: toAPI(&rec.ErrorRecord), Traceback: rec.Traceback, RequestData: apiContext(rec.RequestData, rec.ContextCut)}

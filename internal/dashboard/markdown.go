@@ -1,14 +1,12 @@
 package dashboard
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"gorm.io/gorm"
 )
 
 // maxMarkdownFrames caps the frames the Markdown summary lists (in-app
@@ -26,12 +24,8 @@ func (d *Dashboard) markdown(c *gin.Context) {
 		d.notFound(c, false)
 		return
 	}
-	rec, err := d.store.Get(c.Request.Context(), hash)
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		d.notFound(c, false)
-		return
-	} else if err != nil {
-		d.serverError(c, err)
+	rec, ok := d.record(c, hash, false)
+	if !ok {
 		return
 	}
 	var b strings.Builder

@@ -2,7 +2,6 @@ package dashboard
 
 import (
 	"context"
-	"errors"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -13,7 +12,6 @@ import (
 	"github.com/errmon/errmon/internal/store"
 	"github.com/errmon/errmon/internal/text"
 	"github.com/gin-gonic/gin"
-	"gorm.io/gorm"
 )
 
 // The dashboard's HTML pages: the list and the detail of one error.
@@ -467,12 +465,8 @@ func (d *Dashboard) detail(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	rec, err := d.store.Get(ctx, hash)
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		d.notFound(c, false)
-		return
-	} else if err != nil {
-		d.serverError(c, err)
+	rec, ok := d.record(c, hash, false)
+	if !ok {
 		return
 	}
 	v := detailView{pageCommon: d.frame(rec.ExceptionName), E: &rec.ErrorRecord, Notice: noticeFor(c.Query("notice"), ""), History: store.OccurrenceHistory,

@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"path"
@@ -12,6 +13,7 @@ import (
 	"github.com/errmon/errmon/internal/text"
 	"github.com/gin-gonic/gin"
 	"github.com/gin-gonic/gin/render"
+	"gorm.io/gorm"
 )
 
 // maxBulk caps the hashes one bulk action may name.
@@ -208,4 +210,20 @@ type pageCommon struct {
 // frame fills what every page shows around its content.
 func (d *Dashboard) frame(title string) pageCommon {
 	return pageCommon{Title: title, Stats: d.stats(), Now: time.Now().UTC()}
+}
+
+// record reads the error with this hash for a handler, or answers for it:
+// 404 when there is none (as JSON for the API), 500 when the database
+// fails. ok reports whether the handler goes on.
+func (d *Dashboard) record(c *gin.Context, hash string, api bool) (rec *store.ShownError, ok bool) {
+	rec, err := d.store.Get(c.Request.Context(), hash)
+	switch {
+	case errors.Is(err, gorm.ErrRecordNotFound):
+		d.notFound(c, api)
+		return nil, false
+	case err != nil:
+		d.serverError(c, err)
+		return nil, false
+	}
+	return rec, true
 }

@@ -696,8 +696,8 @@ func capColumn(s *string, limit int) bool {
 	return cut
 }
 
-// shownError is an error as the dashboard reads it: its texts capped.
-type shownError struct {
+// ShownError is an error as the dashboard reads it: its texts capped.
+type ShownError struct {
 	ErrorRecord
 	ContextCut bool // RequestData was longer than MaxReadContext: it holds the start only
 }
@@ -710,12 +710,12 @@ type shownOccurrence struct {
 
 // Get returns the error with the given hash, its texts capped, or
 // gorm.ErrRecordNotFound.
-func (s *Store) Get(ctx context.Context, hash string) (*shownError, error) {
+func (s *Store) Get(ctx context.Context, hash string) (*ShownError, error) {
 	cols, err := s.cappedColumns(&ErrorRecord{}, errorTextCaps)
 	if err != nil {
 		return nil, err
 	}
-	var rec shownError
+	var rec ShownError
 	if err := s.db.WithContext(ctx).Model(&ErrorRecord{}).Select(cols).Where("hash = ?", hash).Take(&rec.ErrorRecord).Error; err != nil {
 		return nil, fmt.Errorf("errmon: get error %s: %w", hash, err)
 	}
