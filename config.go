@@ -228,6 +228,11 @@ type Config struct {
 	// "dashboard". The name is masked like any captured text and cut to 64
 	// bytes, on one line.
 	Actor func(*gin.Context) string
+	// User names the user a failing request hit, for the count of users
+	// affected (see [SetUser], which takes precedence for the request it is
+	// called on). It runs only when a request fails, after the handlers;
+	// "" means no user. Default (nil): only SetUser names users.
+	User func(*gin.Context) string
 	// Output receives the panic log, in the format of gin's Recovery.
 	// Default (nil): gin.DefaultErrorWriter, as gin.Recovery writes;
 	// io.Discard silences it.

@@ -278,6 +278,9 @@ func (m *Monitor) afterWrite(items []writtenError) {
 			// that its headline ("passed 10; 35 now") and its count agree.
 			rec.Count = d.res.Count
 		}
+		if d.res.Users > 0 {
+			rec.Users, rec.UsersScale = d.res.Users, d.res.UsersScale
+		}
 		if d.reason != "" {
 			m.alerts.enqueue(alertJob{note: m.compose(&rec, d.reason, d.threshold)})
 		}
@@ -552,6 +555,7 @@ type alertView struct {
 	Host      string
 	Hash      string
 	Count     int64
+	Users     string // "" or the users it hit: "12", "about 4,100 (estimated)"
 	Frames    alertFrames
 	Request   []alertRow
 	Context   string
@@ -581,10 +585,23 @@ func alertData(rec *ErrorRecord, reason Reason, threshold int64, link string) al
 		Host:      alertCap(rec.Host, store.MaxHostBytes),
 		Hash:      alertCap(rec.Hash, alertHashBytes),
 		Count:     rec.Count,
+		Users:     alertUsers(rec),
 		Frames:    alertStack(rec.Traceback),
 		Request:   alertRequest(rec.RequestData),
 		Context:   alertContext(rec.RequestData), // the HTML part is escaped by its template
 	}
+}
+
+// alertUsers says how many users rec hit, for an alert: "" when no user
+// was named.
+func alertUsers(rec *ErrorRecord) string {
+	switch {
+	case rec.Users <= 0:
+		return ""
+	case rec.UsersEstimated():
+		return "about " + strconv.FormatInt(rec.Users, 10) + " (estimated)"
+	}
+	return strconv.FormatInt(rec.Users, 10)
 }
 
 // oneLine folds s onto one line of at most max bytes.
@@ -599,7 +616,8 @@ Open it on the dashboard: {{.}}
 {{end}}
 Where:      {{if or .Method .Path}}{{with .Method}}{{.}} {{end}}{{.Path}}{{with .Route}} (route {{.}}){{end}}{{with .Host}} on {{.}}{{end}}{{else}}recorded outside a request{{end}}
 Count:      {{.Count}}
-First seen: {{.Rec.CreatedOn.UTC.Format "2006-01-02 15:04:05 MST"}}
+{{with .Users}}Users:      {{.}}
+{{end}}First seen: {{.Rec.CreatedOn.UTC.Format "2006-01-02 15:04:05 MST"}}
 Last seen:  {{.Rec.LastSeen.UTC.Format "2006-01-02 15:04:05 MST"}}
 Hash:       {{.Hash}}
 
@@ -617,7 +635,8 @@ var alertHTML = htmltemplate.Must(htmltemplate.New("html").Parse(mailHead + `<p 
 {{end}}<table style="border-collapse:collapse;width:100%">
 <tr><td style="padding:2px 12px 2px 0;color:#59636e;white-space:nowrap;vertical-align:top">Where</td><td style="overflow-wrap:anywhere">{{if or .Method .Path}}{{with .Method}}{{.}} {{end}}{{.Path}}{{with .Route}} (route {{.}}){{end}}{{with .Host}} on {{.}}{{end}}{{else}}recorded outside a request{{end}}</td></tr>
 <tr><td style="padding:2px 12px 2px 0;color:#59636e">Count</td><td>{{.Count}}</td></tr>
-<tr><td style="padding:2px 12px 2px 0;color:#59636e;white-space:nowrap">First seen</td><td>{{.Rec.CreatedOn.UTC.Format "2006-01-02 15:04:05 MST"}}</td></tr>
+{{with .Users}}<tr><td style="padding:2px 12px 2px 0;color:#59636e">Users</td><td>{{.}}</td></tr>
+{{end}}<tr><td style="padding:2px 12px 2px 0;color:#59636e;white-space:nowrap">First seen</td><td>{{.Rec.CreatedOn.UTC.Format "2006-01-02 15:04:05 MST"}}</td></tr>
 <tr><td style="padding:2px 12px 2px 0;color:#59636e;white-space:nowrap">Last seen</td><td>{{.Rec.LastSeen.UTC.Format "2006-01-02 15:04:05 MST"}}</td></tr>
 <tr><td style="padding:2px 12px 2px 0;color:#59636e">Hash</td><td style="overflow-wrap:anywhere"><code>{{.Hash}}</code></td></tr>
 </table>

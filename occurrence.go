@@ -64,6 +64,11 @@ type Occurrence struct {
 	// traceback (for an error attached with c.Error without a stack, the
 	// request's handler), else its newest frame; "" without a traceback.
 	Culprit string
+	// User is the id of the user its request hit ([SetUser] or
+	// Config.User), masked and cut to 255 bytes; "" when none was named.
+	User string
+
+	userKey int64 // the user's key for the count of users (user.go); valid when User != ""
 }
 
 // Caps on stored text, in bytes. Longer values are cut at a character
@@ -126,6 +131,7 @@ func (m *Monitor) capture(c *gin.Context, kind Kind, v any, frames []Frame, extr
 		o.Route = capText(c.FullPath(), store.MaxPathBytes)
 		o.RequestData = m.requestData(c)
 		o.Message = m.hideRequestSecrets(c, o.Message)
+		m.captureUser(c, o) // user.go
 	}
 	tb := frames
 	if len(tb) == 0 {

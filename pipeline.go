@@ -39,6 +39,11 @@ type pending struct {
 	// samples are the occurrences stored as samples when it is written (see
 	// keepSample): up to store.OccurrenceHistory of distinct paths.
 	samples []*Occurrence
+	// users are the keys of the distinct users its occurrences hit, below
+	// the threshold of usersScale (user.go): all of them while they are at
+	// most maxPendingUsers (usersScale 1; 0 before the first).
+	users      map[int64]struct{}
+	usersScale int64
 }
 
 // maxSampleBytes bounds the texts of an error's extra samples held in
@@ -98,6 +103,9 @@ func (p *pending) add(o *Occurrence) {
 	}
 	p.keepSample(o)
 	p.addHour(o.Time.Truncate(time.Hour).Unix(), 1)
+	if o.User != "" {
+		p.addUser(o.userKey)
+	}
 }
 
 // addHour adds n occurrences to an hour's count.
@@ -152,6 +160,7 @@ func (p *pending) merge(q *pending) {
 	for _, o := range q.samples {
 		p.keepSample(o)
 	}
+	p.mergeUsers(q)
 }
 
 // slim drops from an occurrence what storing it never reads (the error
@@ -1086,8 +1095,10 @@ func writes(ps []*pending) []store.Write {
 			Hash: o.Hash, Host: o.Host, Path: o.Path, Method: o.Method, Route: o.Route,
 			ExceptionName: o.ExceptionName, Message: o.Message, Traceback: o.Traceback, RequestData: o.RequestData,
 			Release: o.Release, Environment: o.Environment, Server: o.Server, Status: o.Status, Culprit: o.Culprit,
+			User:  o.User,
 			Count: p.count, First: p.first, Last: p.lastSeen, Hours: p.sortedHours(),
-			Samples: samplesOf(p),
+			Samples:  samplesOf(p),
+			UserKeys: p.userKeys(), UsersScale: max(p.usersScale, 1),
 		}
 	}
 	return ws
@@ -1114,7 +1125,7 @@ func samplesOf(p *pending) []store.Sample {
 	out := make([]store.Sample, len(kept))
 	for i, o := range kept {
 		out[i] = store.Sample{SeenAt: o.Time, Host: o.Host, Path: o.Path, Method: o.Method, Message: o.Message,
-			RequestData: o.RequestData, Release: o.Release, Environment: o.Environment, Server: o.Server, Status: o.Status}
+			RequestData: o.RequestData, Release: o.Release, Environment: o.Environment, Server: o.Server, Status: o.Status, User: o.User}
 	}
 	slices.SortFunc(out, func(a, b store.Sample) int { return a.SeenAt.Compare(b.SeenAt) })
 	return out

@@ -35,6 +35,10 @@ type APIError struct {
 	SnoozedUntil      *time.Time `json:"snoozed_until"`
 	SnoozeUntilCount  int64      `json:"snooze_until_count"`
 	ResolvedInRelease string     `json:"resolved_in_release"`
+	// Users is how many distinct users the error hit (errmon.SetUser), an
+	// estimate when UsersEstimated (past 1,000 users); 0 when none was named.
+	Users          int64 `json:"users"`
+	UsersEstimated bool  `json:"users_estimated"`
 }
 
 // APIErrorDetail is one error with everything stored about it, as
@@ -69,6 +73,7 @@ type APIOccurrence struct {
 	Environment string          `json:"environment"`
 	Server      string          `json:"server"`
 	Status      int             `json:"status"` // the response status; 0 outside a request
+	User        string          `json:"user"`   // the user it hit (errmon.SetUser), masked; "" when none
 }
 
 // APIErrorList is a page of errors, as GET {prefix}/api/errors shows it.
@@ -115,6 +120,7 @@ func toAPI(e *store.ErrorRecord) APIError {
 		FirstRelease: e.FirstRelease, LastRelease: e.LastRelease, Environment: e.Environment,
 		Muted: e.Muted, SnoozedUntil: e.SnoozedUntil, SnoozeUntilCount: e.SnoozeUntilCount,
 		ResolvedInRelease: e.ResolvedInRelease,
+		Users:             e.Users, UsersEstimated: e.UsersEstimated(),
 	}
 }
 
@@ -168,6 +174,7 @@ func (d *Dashboard) apiDetail(c *gin.Context) {
 			SeenAt: o.SeenAt.UTC(), Host: o.Host, Path: o.Path, Method: o.Method,
 			Message: o.Message, RequestData: apiContext(o.RequestData, o.ContextCut),
 			Release: o.Release, Environment: o.Environment, Server: o.Server, Status: o.Status,
+			User: o.User,
 		})
 	}
 	respondJSON(c, http.StatusOK, out)

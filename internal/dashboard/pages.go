@@ -44,6 +44,23 @@ type listRow struct {
 	Lead, Culprit string
 	Muted         bool
 	Snooze        string // "" or what a snooze waits for ("2025-01-02 15:04 UTC")
+	Users         string // "" or the users it hit: "1 user", "~4,096 users" (see usersText)
+}
+
+// usersText says how many users rec hit: "" when none was set, "~" before
+// an estimate.
+func usersText(rec *store.ErrorRecord) string {
+	if rec.Users <= 0 {
+		return ""
+	}
+	s := formatCount(rec.Users)
+	if rec.UsersEstimated() {
+		s = "~" + s
+	}
+	if rec.Users == 1 {
+		return s + " user"
+	}
+	return s + " users"
 }
 
 type listView struct {
@@ -235,9 +252,10 @@ func (d *Dashboard) list(c *gin.Context) {
 			FirstRelease: e.FirstRelease, Environment: e.Environment,
 			Lead: leadOf(&e), Culprit: e.Culprit,
 			Muted: e.Muted, Snooze: snoozeText(&e),
+			Users: usersText(&e),
 		})
 	}
-	for _, s := range []struct{ key, label string }{{store.SortLastSeen, "Last seen"}, {store.SortCount, "Count"}, {store.SortFirstSeen, "First seen"}} {
+	for _, s := range []struct{ key, label string }{{store.SortLastSeen, "Last seen"}, {store.SortCount, "Count"}, {store.SortFirstSeen, "First seen"}, {store.SortUsers, "Users"}} {
 		o := q
 		o.Sort = s.key
 		v.Sorts = append(v.Sorts, tabLink{Label: s.label, Href: listHref(listValues(o, 1)), Active: q.Sort == s.key || (q.Sort == "" && s.key == store.SortLastSeen)})

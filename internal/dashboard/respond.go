@@ -145,7 +145,7 @@ func (d *Dashboard) parseListQuery(get func(string) string) store.ListQuery {
 		q.Q, q.Status = rest, status
 	}
 	switch s := get("sort"); s {
-	case store.SortCount, store.SortFirstSeen:
+	case store.SortCount, store.SortFirstSeen, store.SortUsers:
 		q.Sort = s
 	}
 	if n, err := strconv.Atoi(get("page")); err == nil {

@@ -21,7 +21,7 @@ import (
 type ErrorRecord struct {
 	// ID breaks ties of every list order (see the composite indexes below:
 	// each list order and status filter is one index range).
-	ID            uint   `gorm:"primaryKey;index:idx_app_errors_last_seen_id,priority:2;index:idx_app_errors_count_id,priority:2;index:idx_app_errors_created_on_id,priority:2;index:idx_app_errors_resolved_last_seen_id,priority:3;index:idx_app_errors_resolved_count_id,priority:3;index:idx_app_errors_resolved_created_on_id,priority:3;index:idx_app_errors_muted_id,priority:2" json:"-"`
+	ID            uint   `gorm:"primaryKey;index:idx_app_errors_last_seen_id,priority:2;index:idx_app_errors_count_id,priority:2;index:idx_app_errors_created_on_id,priority:2;index:idx_app_errors_resolved_last_seen_id,priority:3;index:idx_app_errors_resolved_count_id,priority:3;index:idx_app_errors_resolved_created_on_id,priority:3;index:idx_app_errors_muted_id,priority:2;index:idx_app_errors_users_id,priority:2;index:idx_app_errors_resolved_users_id,priority:3" json:"-"`
 	Hash          string `gorm:"size:64;not null;uniqueIndex" json:"hash"` // fingerprint, sha256 hex
 	Host          string `gorm:"not null;default:''" json:"host"`
 	Path          string `gorm:"not null;default:''" json:"path"` // path only; the masked query is in RequestData
@@ -71,7 +71,17 @@ type ErrorRecord struct {
 	// first occurrence in any other release reopens it (a regression).
 	// "" for an error resolved plainly.
 	ResolvedInRelease string `gorm:"size:64;not null;default:''" json:"resolved_in_release"`
+	// Users is how many distinct users the error hit (see errmon.SetUser):
+	// exact while UsersScale is 1, an estimate past UsersExact users.
+	Users int64 `gorm:"not null;default:0;index:idx_app_errors_users_id,priority:1;index:idx_app_errors_resolved_users_id,priority:2" json:"users"`
+	// UsersScale is 1 while Users is exact, else how many users each
+	// sampled one stands for (a power of two; see users.go).
+	UsersScale int64 `gorm:"not null;default:1" json:"-"`
 }
+
+// UsersEstimated reports whether Users is an estimate rather than an exact
+// count.
+func (r *ErrorRecord) UsersEstimated() bool { return r.UsersScale > 1 }
 
 // TableName implements GORM's Tabler.
 func (ErrorRecord) TableName() string { return "app_errors" }
@@ -94,6 +104,9 @@ type ErrorOccurrence struct {
 	Environment string `gorm:"size:64;not null;default:''" json:"environment"`
 	Server      string `gorm:"not null;default:''" json:"server"`
 	Status      int    `gorm:"not null;default:0" json:"status"`
+	// User is the id of the user it hit (errmon.SetUser), masked; "" when
+	// none was set.
+	User string `gorm:"column:user_id;size:255;not null;default:''" json:"user"`
 }
 
 // TableName implements GORM's Tabler.
@@ -153,7 +166,7 @@ const migrateLockName = "errmon_migrate"
 // database a migration that lost a race (a table created meanwhile) is
 // tried again, and then finds the tables in place.
 func (s *Store) Migrate(ctx context.Context) error {
-	models := []any{&ErrorRecord{}, &ErrorOccurrence{}, &ErrorHourly{}, &ErrorWrite{}, &ErrorEvent{}, &ErrorSource{}}
+	models := []any{&ErrorRecord{}, &ErrorOccurrence{}, &ErrorHourly{}, &ErrorWrite{}, &ErrorEvent{}, &ErrorSource{}, &ErrorUser{}}
 	db := s.db.WithContext(ctx)
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
@@ -215,6 +228,9 @@ type Result struct {
 	Muted            bool
 	SnoozedUntil     *time.Time
 	SnoozeUntilCount int64
+	// Users and UsersScale are the error's (see ErrorRecord) after the
+	// write, when it named users (else 0).
+	Users, UsersScale int64
 }
 
 // The upsert of app_errors for one or many rows: upsertHeadSQL, then
@@ -311,10 +327,10 @@ const pruneOccurrencesSQL = `DELETE FROM app_error_occurrences WHERE id IN
 type Write struct {
 	Hash, Host, Path, Method, Route, ExceptionName, Message, Traceback, RequestData string
 
-	// Release, Environment, Server, Status and Culprit are the newest
-	// sample's.
-	Release, Environment, Server, Culprit string
-	Status                                int
+	// Release, Environment, Server, Status, Culprit and User are the
+	// newest sample's.
+	Release, Environment, Server, Culprit, User string
+	Status                                      int
 
 	Count       int64
 	First, Last time.Time
@@ -322,13 +338,18 @@ type Write struct {
 	// Samples are the occurrences stored as samples, oldest first (at most
 	// OccurrenceHistory); none means one, made of the fields above.
 	Samples []Sample
+	// UserKeys are the keys of the distinct users its occurrences hit
+	// (see users.go), those below the threshold of UsersScale (a power of
+	// two, 1: all of them; the writer thins what it holds the same way).
+	UserKeys   []int64
+	UsersScale int64
 }
 
 // Sample is one occurrence stored in app_error_occurrences.
 type Sample struct {
 	SeenAt                                   time.Time
 	Host, Path, Method, Message, RequestData string
-	Release, Environment, Server             string
+	Release, Environment, Server, User       string
 	Status                                   int
 }
 
@@ -363,22 +384,23 @@ type returnedHashRow struct {
 	Muted            bool
 	SnoozedUntil     *time.Time
 	SnoozeUntilCount int64
+	UsersScale       int64
 }
 
 // returnedColumns are what a write reads back of each row it wrote.
-const returnedColumns = "hash, id, count, write_token, regressions, last_notified_at, resolved, muted, snoozed_until, snooze_until_count"
+const returnedColumns = "hash, id, count, write_token, regressions, last_notified_at, resolved, muted, snoozed_until, snooze_until_count, users_scale"
 
 // The samples' insert: samplesHeadSQL, then samplesRowSQL per error.
 const (
-	samplesHeadSQL = "INSERT INTO app_error_occurrences (hash, seen_at, host, path, method, message, request_data, release_name, environment, server, status) VALUES "
-	samplesRowSQL  = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+	samplesHeadSQL = "INSERT INTO app_error_occurrences (hash, seen_at, host, path, method, message, request_data, release_name, environment, server, status, user_id) VALUES "
+	samplesRowSQL  = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 // Bind parameters per error in the statements of a chunk: the upsert of
 // app_errors and the samples' insert (the hourly counts take 3 per hour).
 const (
 	upsertParamsPerRow = 18
-	sampleParamsPerRow = 11
+	sampleParamsPerRow = 12
 )
 
 // writeManyTx writes several coalesced errors (of distinct hashes, sorted)
@@ -477,7 +499,7 @@ func writeManyTx(tx *gorm.DB, token string, ws []Write) ([]Result, error) {
 		samples := o.Samples
 		if len(samples) == 0 {
 			samples = []Sample{{SeenAt: o.Last, Host: o.Host, Path: o.Path, Method: o.Method, Message: o.Message,
-				RequestData: o.RequestData, Release: o.Release, Environment: o.Environment, Server: o.Server, Status: o.Status}}
+				RequestData: o.RequestData, Release: o.Release, Environment: o.Environment, Server: o.Server, Status: o.Status, User: o.User}}
 		}
 		for j := range samples {
 			sm := &samples[j]
@@ -486,7 +508,7 @@ func writeManyTx(tx *gorm.DB, token string, ws []Write) ([]Result, error) {
 			}
 			sq.WriteString(samplesRowSQL)
 			sargs = append(sargs, o.Hash, sm.SeenAt, sm.Host, sm.Path, sm.Method, sm.Message, sm.RequestData,
-				sm.Release, sm.Environment, sm.Server, sm.Status)
+				sm.Release, sm.Environment, sm.Server, sm.Status, sm.User)
 		}
 		if r.Count > OccurrenceHistory {
 			prune = append(prune, o.Hash)
@@ -506,6 +528,19 @@ func writeManyTx(tx *gorm.DB, token string, ws []Write) ([]Result, error) {
 	}
 	if err := insertEvents(tx, events); err != nil {
 		return nil, err
+	}
+	scales := make(map[string]int64, len(rows))
+	for i := range rows {
+		scales[rows[i].Hash] = rows[i].UsersScale
+	}
+	users, err := writeUsers(tx, ws, scales)
+	if err != nil {
+		return nil, err
+	}
+	for i := range ws {
+		if c, ok := users[ws[i].Hash]; ok {
+			res[i].Users, res[i].UsersScale = c.n*c.scale, c.scale
+		}
 	}
 	return res, nil
 }
@@ -561,7 +596,7 @@ func scanReturned(q *gorm.DB, out []returnedHashRow) ([]returnedHashRow, error) 
 		var r returnedHashRow
 		var notified, snoozed sql.NullTime
 		if err := rows.Scan(&r.Hash, &r.ID, &r.Count, &r.WriteToken, &r.Regressions, &notified,
-			&r.Resolved, &r.Muted, &snoozed, &r.SnoozeUntilCount); err != nil {
+			&r.Resolved, &r.Muted, &snoozed, &r.SnoozeUntilCount, &r.UsersScale); err != nil {
 			return out, err
 		}
 		if notified.Valid {

@@ -40,6 +40,8 @@ var mysqlTables = []string{
   snoozed_until DATETIME(6) NULL,
   snooze_until_count BIGINT NOT NULL DEFAULT 0,
   resolved_in_release VARCHAR(64) NOT NULL DEFAULT '',
+  users BIGINT NOT NULL DEFAULT 0,
+  users_scale BIGINT NOT NULL DEFAULT 1,
   UNIQUE KEY idx_app_errors_hash (hash),
   KEY idx_app_errors_last_seen_id (last_seen, id),
   KEY idx_app_errors_count_id (count, id),
@@ -47,7 +49,9 @@ var mysqlTables = []string{
   KEY idx_app_errors_resolved_last_seen_id (resolved, last_seen, id),
   KEY idx_app_errors_resolved_count_id (resolved, count, id),
   KEY idx_app_errors_resolved_created_on_id (resolved, created_on, id),
-  KEY idx_app_errors_muted_id (muted, id)
+  KEY idx_app_errors_muted_id (muted, id),
+  KEY idx_app_errors_users_id (users, id),
+  KEY idx_app_errors_resolved_users_id (resolved, users, id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
 	`CREATE TABLE IF NOT EXISTS app_error_occurrences (
   id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
@@ -62,6 +66,7 @@ var mysqlTables = []string{
   environment VARCHAR(64) NOT NULL DEFAULT '',
   server MEDIUMTEXT NOT NULL,
   status BIGINT NOT NULL DEFAULT 0,
+  user_id VARCHAR(255) NOT NULL DEFAULT '',
   KEY idx_app_error_occurrences_hash (hash)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
 	`CREATE TABLE IF NOT EXISTS app_error_hourly (
@@ -93,6 +98,11 @@ var mysqlTables = []string{
   created_at DATETIME(6) NOT NULL,
   PRIMARY KEY (file, line)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+	`CREATE TABLE IF NOT EXISTS app_error_users (
+  hash VARCHAR(64) NOT NULL,
+  user_key BIGINT NOT NULL,
+  PRIMARY KEY (hash, user_key)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
 }
 
 // mysqlAddedColumns are the columns added to errmon's tables after their
@@ -111,6 +121,9 @@ var mysqlAddedColumns = []struct{ table, column, ddl string }{
 	{"app_errors", "snoozed_until", "DATETIME(6) NULL"},
 	{"app_errors", "snooze_until_count", "BIGINT NOT NULL DEFAULT 0"},
 	{"app_errors", "resolved_in_release", "VARCHAR(64) NOT NULL DEFAULT ''"},
+	{"app_errors", "users", "BIGINT NOT NULL DEFAULT 0"},
+	{"app_errors", "users_scale", "BIGINT NOT NULL DEFAULT 1"},
+	{"app_error_occurrences", "user_id", "VARCHAR(255) NOT NULL DEFAULT ''"},
 }
 
 // createMySQLTables creates errmon's tables on MySQL when they are

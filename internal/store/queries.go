@@ -22,6 +22,7 @@ const (
 	SortLastSeen  = "last_seen"  // newest LastSeen first (the default)
 	SortCount     = "count"      // most frequent first
 	SortFirstSeen = "first_seen" // newest CreatedOn first
+	SortUsers     = "users"      // most users affected first
 )
 
 // Status filters of the error list.
@@ -41,7 +42,7 @@ const MaxSearchLen = 200
 type ListQuery struct {
 	Q      string // searched in exception name, message and path
 	Status string // StatusAll, StatusOpen, StatusResolved or StatusMuted
-	Sort   string // SortLastSeen, SortCount or SortFirstSeen
+	Sort   string // SortLastSeen, SortCount, SortFirstSeen or SortUsers
 	Page   int    // 1-based; clamped to the pages counted (see countCap)
 	Size   int    // page size (Config.ListSize)
 	// After and Before are keyset cursors (see cursor): the page of the
@@ -100,6 +101,8 @@ func SortColumn(sort string) string {
 		return "count"
 	case SortFirstSeen:
 		return "created_on"
+	case SortUsers:
+		return "users"
 	}
 	return "last_seen"
 }
@@ -109,7 +112,7 @@ func SortColumn(sort string) string {
 // the nanosecond).
 type Cursor struct {
 	id   uint64
-	key  int64     // sort=count
+	key  int64     // sort=count, sort=users
 	time time.Time // the time orders
 }
 
@@ -119,6 +122,8 @@ func CursorOf(rec *ErrorRecord, sort string) string {
 	switch SortColumn(sort) {
 	case "count":
 		return id + "_" + strconv.FormatInt(rec.Count, 10)
+	case "users":
+		return id + "_" + strconv.FormatInt(rec.Users, 10)
 	case "created_on":
 		return id + "_" + rec.CreatedOn.UTC().Format(time.RFC3339Nano)
 	}
@@ -136,7 +141,7 @@ func parseCursor(s, sort string) (Cursor, bool) {
 	if c.id, err = strconv.ParseUint(ids, 10, 63); err != nil {
 		return Cursor{}, false
 	}
-	if SortColumn(sort) == "count" {
+	if col := SortColumn(sort); col == "count" || col == "users" {
 		c.key, err = strconv.ParseInt(key, 10, 64)
 	} else {
 		c.time, err = time.Parse(time.RFC3339Nano, key)
@@ -189,7 +194,7 @@ var listColumns = strings.Join([]string{
 	"id", "hash", "host", fmt.Sprintf("substr(path, 1, %d) AS path", MaxPathBytes+1), "method", "route", "exception_name",
 	fmt.Sprintf("substr(message, 1, %d) AS message", MaxMessageBytes+1),
 	"count", "created_on", "last_seen", "resolved", "resolved_at", "regressions", "first_release", "last_release", "environment", "culprit",
-	"muted", "snoozed_until", "snooze_until_count", "resolved_in_release",
+	"muted", "snoozed_until", "snooze_until_count", "resolved_in_release", "users", "users_scale",
 }, ", ")
 
 // capListed cuts the texts of listed errors to their caps.
@@ -823,6 +828,9 @@ func (s *Store) Delete(ctx context.Context, hashes []string) (int64, error) {
 		}
 		if err := tx.Where("hash IN ?", hashes).Delete(&ErrorEvent{}).Error; err != nil {
 			return fmt.Errorf("delete app_error_events: %w", err)
+		}
+		if err := tx.Where("hash IN ?", hashes).Delete(&ErrorUser{}).Error; err != nil {
+			return fmt.Errorf("delete app_error_users: %w", err)
 		}
 		r := tx.Where("hash IN ?", hashes).Delete(&ErrorRecord{})
 		if r.Error != nil {

@@ -49,6 +49,8 @@ var ListIndexes = []struct{ Name, Cols string }{
 	{"idx_app_errors_resolved_count_id", "resolved, count, id"},
 	{"idx_app_errors_resolved_created_on_id", "resolved, created_on, id"},
 	{"idx_app_errors_muted_id", "muted, id"}, // the Muted tab (workflow)
+	{"idx_app_errors_users_id", "users, id"},
+	{"idx_app_errors_resolved_users_id", "resolved, users, id"},
 }
 
 // oldListIndexes are indexes of earlier versions that listIndexes replace.

@@ -20,8 +20,9 @@ import (
 // bounded search, the indexes and the plans of every list query.
 
 // dashSeedMany stores n errors in batches: error i is seen i/3 minutes ago
-// (three at each time), counts repeat every 4 and first-seen times every 5,
-// so that every order has ties; every third error is resolved.
+// (three at each time), counts repeat every 4, first-seen times every 5
+// and users every 6, so that every order has ties; every third error is
+// resolved.
 func dashSeedMany(t testing.TB, db *gorm.DB, n int, tune func(i int, r *errmon.ErrorRecord)) []errmon.ErrorRecord {
 	t.Helper()
 	now := store.DBTime(time.Now())
@@ -30,6 +31,7 @@ func dashSeedMany(t testing.TB, db *gorm.DB, n int, tune func(i int, r *errmon.E
 		r := dashRecord(fmt.Sprintf("many%d", i), int64(1+i%4), time.Duration(i/3)*time.Minute)
 		r.CreatedOn = now.Add(-time.Duration(i%5) * time.Hour)
 		r.Resolved = i%3 == 2
+		r.Users, r.UsersScale = int64(i%6), 1
 		r.Traceback, r.RequestData = "", ""
 		if tune != nil {
 			tune(i, &r)
@@ -57,6 +59,8 @@ func dashListOrder(recs []errmon.ErrorRecord, sort, status string) []string {
 			return r.Count
 		case store.SortFirstSeen:
 			return r.CreatedOn.UnixNano()
+		case store.SortUsers:
+			return r.Users
 		}
 		return r.LastSeen.UnixNano()
 	}
@@ -84,7 +88,7 @@ func TestDashboardKeysetPages(t *testing.T) {
 	eachDB(t, func(t *testing.T, tdb testDB) {
 		d := newDash(t, tdb, func(c *errmon.Config) { c.ListSize = 4 })
 		recs := dashSeedMany(t, d.db, 23, nil)
-		for _, sort := range []string{store.SortLastSeen, store.SortCount, store.SortFirstSeen} {
+		for _, sort := range []string{store.SortLastSeen, store.SortCount, store.SortFirstSeen, store.SortUsers} {
 			for _, status := range []string{store.StatusAll, store.StatusOpen, store.StatusResolved} {
 				want := dashListOrder(recs, sort, status)
 				base := url.Values{}
@@ -467,7 +471,7 @@ func TestDashboardListPlans(t *testing.T) {
 		}
 		capture := dashCaptureSQL(t, d.db)
 		var queries []url.Values
-		for _, sort := range []string{"", store.SortCount, store.SortFirstSeen} {
+		for _, sort := range []string{"", store.SortCount, store.SortFirstSeen, store.SortUsers} {
 			for _, status := range []string{"", store.StatusOpen, store.StatusResolved} {
 				base := url.Values{"sort": {sort}, "status": {status}}
 				first := d.apiList(t, base)
