@@ -78,8 +78,8 @@ type Monitor struct {
 
 // New fills the defaults of cfg, validates it, and creates errmon's tables
 // in cfg.DB (app_errors, app_error_occurrences, app_error_hourly,
-// app_error_writes, app_error_sources). An
-// invalid Config is a *[ConfigError] (several are joined) naming the
+// app_error_writes, app_error_sources, app_error_events, app_error_users).
+// An invalid Config is a *[ConfigError] (several are joined) naming the
 // APP_ERROR_* key at fault.
 //
 // New keeps a deep copy of cfg: changing the caller's slices (MaskedKeyHas,
