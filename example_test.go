@@ -84,3 +84,28 @@ func ExampleLocalOnly() {
 	// 403 another site's name (DNS rebinding)
 	// 403 through a proxy
 }
+
+func ExampleError() {
+	gin.SetMode(gin.ReleaseMode)
+	errNoStock := errors.New("out of stock")
+	r := gin.New()
+	// r.Use(errmon.Middleware(cfg)) records the error with the stack of the
+	// errmon.Error call, its culprit the handler below; what follows sees
+	// c.Errors as c.Error leaves them.
+	r.Use(func(c *gin.Context) {
+		c.Next()
+		last := c.Errors.Last()
+		fmt.Println(len(c.Errors), last.Err == errNoStock, last.IsType(gin.ErrorTypePublic), last.Meta)
+	})
+	r.POST("/orders", func(c *gin.Context) {
+		// In place of c.Error(errNoStock): the same *gin.Error comes back.
+		errmon.Error(c, errNoStock).SetType(gin.ErrorTypePublic).SetMeta("sku 42")
+		c.JSON(http.StatusServiceUnavailable, gin.H{"errors": c.Errors.Errors()})
+	})
+	w := httptest.NewRecorder()
+	r.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/orders", nil))
+	fmt.Println(w.Code, w.Body.String())
+	// Output:
+	// 1 true true sku 42
+	// 503 {"errors":["out of stock"]}
+}

@@ -38,7 +38,8 @@ type Occurrence struct {
 	// Message is Value as text, masked, sanitized and capped.
 	Message string
 	// Frames is the stack that groups the occurrence, newest first: the
-	// panic's, or the error's own (github.com/pkg/errors and the like). It is
+	// panic's, or the error's own (github.com/pkg/errors and the like), else
+	// for an error attached with [Error] the stack of that call. It is
 	// empty for an error that carries no stack.
 	Frames []Frame
 

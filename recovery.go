@@ -113,7 +113,14 @@ func (m *Monitor) recordErrors(c *gin.Context, body *bodyCapture, from int) {
 			m.stats.ignored.Add(1) // Config.IgnoreStatus
 			continue
 		}
-		m.record(c, KindError, err, errorFrames(err), handlerFrames(c))
+		// An error's own stack groups it, else the stack of the Error
+		// call that attached it; a plain c.Error has neither and shows
+		// its handler's frame.
+		frames := errorFrames(err)
+		if len(frames) == 0 {
+			frames = callSiteFrames(c, e)
+		}
+		m.record(c, KindError, err, frames, handlerFrames(c))
 	}
 	c.Set(recordedKey, len(c.Errors))
 }
