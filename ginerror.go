@@ -30,10 +30,10 @@ type callSite struct {
 // Error attaches err to c exactly as c.Error(err) does (the same *gin.Error
 // is returned and appended to c.Errors, err unchanged, and a nil err
 // panics as it does there) and keeps the stack of its caller, up to 32
-// frames, in c (for the first 64 errors of a request). When the middleware or Track records that error and err
-// carries no stack of its own, the stored traceback is the stack of this
-// call, which groups it as a panic's stack groups a panic, and its culprit
-// is the function that called Error. It works with any monitor: the one
+// frames, in c (for the first 64 errors of a request). When the middleware
+// or Track records that error and err carries no stack of its own, the
+// stored traceback is the stack of this call, which groups it as a panic's
+// stack groups a panic, and its culprit is the function that called Error. It works with any monitor: the one
 // that records the error reads the stack from c.
 func Error(c *gin.Context, err error) *gin.Error {
 	e := c.Error(err)
