@@ -10,7 +10,8 @@ import (
 // "SQL", "sql", "ms", "rows", "error"} (statements), oldest first, and
 // "breadcrumbs_dropped", how many older ones were not kept. The detail
 // page shows the latest occurrence's in a section of their own; the API
-// returns them inside request_data, as stored.
+// returns them inside request_data, as stored. Each of the last
+// occurrences shows its own the same way, folded (within its budget).
 
 // crumbView is one breadcrumb as the detail page shows it.
 type crumbView struct {
@@ -31,6 +32,9 @@ type crumbsView struct {
 	Items   []crumbView
 	Dropped int64
 }
+
+// Shown is how many breadcrumbs the view shows.
+func (v *crumbsView) Shown() int64 { return int64(len(v.Items)) }
 
 // crumbKeys are the members of a stored context that hold breadcrumbs.
 var crumbKeys = map[string]bool{"breadcrumbs": true, "breadcrumbs_dropped": true}

@@ -443,7 +443,8 @@ type ctxEntry struct {
 
 type occurrenceView struct {
 	store.ErrorOccurrence
-	Context []ctxEntry
+	Context     []ctxEntry
+	Breadcrumbs *crumbsView // nil without any
 }
 
 type detailView struct {
@@ -513,8 +514,12 @@ func (d *Dashboard) detail(c *gin.Context) {
 		return
 	}
 	for _, o := range occ {
-		entries, _ := requestContext(o.RequestData, o.ContextCut, sampleBudget, false)
-		v.Occurrences = append(v.Occurrences, occurrenceView{ErrorOccurrence: o.ErrorOccurrence, Context: entries})
+		ov := occurrenceView{ErrorOccurrence: o.ErrorOccurrence}
+		ov.Context, _ = requestContext(o.RequestData, o.ContextCut, sampleBudget, false)
+		if ov.Breadcrumbs = breadcrumbsOf(o.RequestData, o.ContextCut, sampleBudget); ov.Breadcrumbs != nil {
+			ov.Context = withoutCrumbs(ov.Context)
+		}
+		v.Occurrences = append(v.Occurrences, ov)
 	}
 	d.html(c, http.StatusOK, "detail", v)
 }
