@@ -83,7 +83,7 @@ func TestCrumbsBrowser(t *testing.T) {
 		levels := func(sel string) string {
 			t.Helper()
 			got, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](
-				`[...document.querySelectorAll(`+"`"+sel+` > tbody > tr > td.level`+"`"+`)].map(td => td.innerText.trim()).filter(s => s)`))
+				`[...document.querySelectorAll(`+"`"+sel+` > tbody > tr > td.level`+"`"+`)].filter(td => td.checkVisibility()).map(td => td.innerText.trim())`))
 			if err != nil {
 				t.Fatal(err)
 			}
