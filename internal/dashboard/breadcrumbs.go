@@ -29,8 +29,11 @@ type crumbView struct {
 
 // crumbsView is the breadcrumbs section of the detail page.
 type crumbsView struct {
-	Items   []crumbView
-	Dropped int64
+	Items []crumbView
+	// Dropped counts the older breadcrumbs the request's ring did not keep
+	// (as stored); Unshown those kept that the page leaves out, past its
+	// cap or its budget (the newest: the API has them).
+	Dropped, Unshown int64
 }
 
 // Shown is how many breadcrumbs the view shows.
@@ -67,10 +70,10 @@ func breadcrumbsOf(data string, cut bool, budget int) *crumbsView {
 	}
 	left := budget
 	items, more := arrayItems(list, maxShownCrumbs)
-	v.Dropped += int64(more)
+	v.Unshown += int64(more)
 	for _, it := range items {
 		if left -= entryMarkup; left <= 0 {
-			v.Dropped++
+			v.Unshown++
 			continue
 		}
 		v.Items = append(v.Items, crumbOf(it, &left))

@@ -112,7 +112,8 @@ func TestCrumbsOfEverySample(t *testing.T) {
 
 // TestSampleCrumbsBoundedAndEscaped: a sample holding more breadcrumbs
 // than its share of the page fits (80 of 600 bytes, markup in them) shows
-// what fits, in order, and counts the rest with those its writer dropped;
+// what fits, in order, and counts the rest apart from those its writer
+// dropped;
 // one with few says how many older ones were not kept; markup in them is
 // text; a sample without breadcrumbs shows none.
 func TestSampleCrumbsBoundedAndEscaped(t *testing.T) {
@@ -166,8 +167,8 @@ func TestSampleCrumbsBoundedAndEscaped(t *testing.T) {
 				t.Errorf("breadcrumb %d of the large sample is not step %d, escaped:\n%.300s", j, j, c)
 			}
 		}
-		notKept := 80 - len(crumbs) + 3
-		if want := fmt.Sprintf(`%d breadcrumbs <span class="muted">· %d older ones not kept</span>`, len(crumbs), notKept); summary != want {
+		if want := fmt.Sprintf(`%d breadcrumbs <span class="muted">· 3 older ones not kept</span> <span class="muted">· %d more not shown here (the API has them)</span>`,
+			len(crumbs), 80-len(crumbs)); summary != want {
 			t.Errorf("the large sample's summary %q, want %q", summary, want)
 		}
 		if n := len(byPath["/many"]); n > 3*12<<10 {
