@@ -3,6 +3,7 @@ package dashboard
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/errmon/errmon/internal/store"
@@ -46,6 +47,12 @@ type APIError struct {
 type APIErrorDetail struct {
 	APIError
 	Traceback string `json:"traceback"`
+	// Source is the source context of the application frames, newest
+	// first: those of the newest store.MaxSourceFrames (8) in-app frames
+	// of Traceback whose lines are stored, each with the lines around its
+	// own, masked as stored. It is [] when none are (and when they could
+	// not be read: errmon logs why).
+	Source []APISource `json:"source"`
 	// RequestData is the stored request context, an object. Levels nested
 	// deeper than 64 are replaced by a string such as "[… 8937 more
 	// levels]"; a context that is not a JSON object is {"raw": text}, with
@@ -59,6 +66,51 @@ type APIErrorDetail struct {
 	// first.
 	Hourly      []int64         `json:"hourly"`
 	Occurrences []APIOccurrence `json:"occurrences"` // newest first
+}
+
+// APISource is the source context of one application frame: its code
+// from line FirstSourceLine(Line) (3 lines before Line, fewer at the top
+// of the file) to 3 lines after it (fewer at the end), as errmon read it
+// from the file when the frame was first captured, masked.
+type APISource struct {
+	Function string `json:"function"`
+	File     string `json:"file"` // as the traceback names it
+	Line     int    `json:"line"`
+	// URL is the frame's code at Config.SourceURL, "" without one.
+	URL string `json:"url"`
+	// Lines holds at most 7 lines, in order; the one whose Current is set
+	// is Line.
+	Lines []APISourceLine `json:"lines"`
+}
+
+// APISourceLine is one line of code of an APISource.
+type APISourceLine struct {
+	Number  int    `json:"number"`
+	Text    string `json:"text"` // without its line break, cut at 300 bytes when captured
+	Current bool   `json:"current"`
+}
+
+// apiSources lists the application frames of groups that have stored
+// lines (frameSources gave them), newest first.
+func apiSources(groups []frameGroup) []APISource {
+	out := []APISource{}
+	for _, g := range groups {
+		if !g.InApp {
+			continue
+		}
+		for _, f := range g.Frames {
+			if len(f.Source) == 0 {
+				continue
+			}
+			line, _ := strconv.Atoi(f.Line)
+			s := APISource{Function: f.Function, File: f.File, Line: line, URL: f.Link, Lines: make([]APISourceLine, len(f.Source))}
+			for i, l := range f.Source {
+				s.Lines[i] = APISourceLine{Number: l.Num, Text: l.Text, Current: l.Current}
+			}
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // APIOccurrence is one stored sample of an error.
@@ -154,6 +206,8 @@ func (d *Dashboard) apiDetail(c *gin.Context) {
 		return
 	}
 	out := APIErrorDetail{APIError: toAPI(&rec.ErrorRecord), Traceback: rec.Traceback, RequestData: apiContext(rec.RequestData, rec.ContextCut)}
+	groups, _ := d.traceback(ctx, rec.Traceback)
+	out.Source = apiSources(groups)
 	hourly, err := d.store.HourlyCounts(ctx, []string{hash}, time.Now(), sparkHours)
 	if err != nil {
 		d.serverError(c, err)

@@ -10,7 +10,8 @@ import (
 // "SQL", "sql", "ms", "rows", "error"} (statements), oldest first, and
 // "breadcrumbs_dropped", how many older ones were not kept. The detail
 // page shows the latest occurrence's in a section of their own; the API
-// returns them inside request_data, as stored.
+// returns them inside request_data, as stored. Each of the last
+// occurrences shows its own the same way, folded (within its budget).
 
 // crumbView is one breadcrumb as the detail page shows it.
 type crumbView struct {
@@ -28,9 +29,15 @@ type crumbView struct {
 
 // crumbsView is the breadcrumbs section of the detail page.
 type crumbsView struct {
-	Items   []crumbView
-	Dropped int64
+	Items []crumbView
+	// Dropped counts the older breadcrumbs the request's ring did not keep
+	// (as stored); Unshown those kept that the page leaves out, past its
+	// cap or its budget (the newest: the API has them).
+	Dropped, Unshown int64
 }
+
+// Shown is how many breadcrumbs the view shows.
+func (v *crumbsView) Shown() int64 { return int64(len(v.Items)) }
 
 // crumbKeys are the members of a stored context that hold breadcrumbs.
 var crumbKeys = map[string]bool{"breadcrumbs": true, "breadcrumbs_dropped": true}
@@ -63,10 +70,10 @@ func breadcrumbsOf(data string, cut bool, budget int) *crumbsView {
 	}
 	left := budget
 	items, more := arrayItems(list, maxShownCrumbs)
-	v.Dropped += int64(more)
+	v.Unshown += int64(more)
 	for _, it := range items {
 		if left -= entryMarkup; left <= 0 {
-			v.Dropped++
+			v.Unshown++
 			continue
 		}
 		v.Items = append(v.Items, crumbOf(it, &left))

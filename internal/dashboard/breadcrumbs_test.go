@@ -43,7 +43,7 @@ func TestBreadcrumbsOf(t *testing.T) {
 		t.Errorf("a context read cut short: %+v", v)
 	}
 	// A small budget: what does not fit is counted, the page stays small.
-	if v := breadcrumbsOf(data, false, 200); v == nil || len(v.Items) >= 5 || v.Dropped <= 4 {
+	if v := breadcrumbsOf(data, false, 200); v == nil || len(v.Items) >= 5 || v.Dropped != 4 || v.Unshown != int64(5-len(v.Items)) {
 		t.Errorf("within 200 bytes: %+v", v)
 	}
 	// In a context's entries they come last, after the body, whose room

@@ -16,8 +16,11 @@ const maxMarkdownFrames = 12
 // markdown answers GET {prefix}/{hash}/markdown: the error as Markdown, for
 // a ticket or a chat, as a plain-text page to select and copy (no script).
 // Everything in it is what the dashboard shows: the masked message, the
-// culprit, the in-app frames, the request's method, route and path, and the
-// counts.
+// culprit, the in-app frames (the newest store.MaxSourceFrames with the
+// stored, masked lines around their line, the line marked ">", as alerts
+// show them), the request's method, route and path, and the counts. The
+// message and the frames are fenced code blocks, their fence longer than
+// any run of backticks inside, so nothing in them is read as Markdown.
 func (d *Dashboard) markdown(c *gin.Context) {
 	hash := c.Param("hash")
 	if !validHash(hash) {
@@ -30,7 +33,7 @@ func (d *Dashboard) markdown(c *gin.Context) {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "### %s: %s\n\n", mdInline(rec.ExceptionName), mdInline(firstLine(rec.Message)))
-	groups, inApp := parseTraceback(rec.Traceback, d.inApp)
+	groups, inApp := d.traceback(c.Request.Context(), rec.Traceback)
 	var frames []tbFrame
 	for _, g := range groups {
 		if g.InApp || inApp == 0 {
@@ -62,6 +65,16 @@ func (d *Dashboard) markdown(c *gin.Context) {
 				break
 			}
 			fmt.Fprintf(&tb, "%s\n\t%s:%s\n", f.Function, f.File, f.Line)
+			for _, l := range f.Source {
+				mark := " "
+				if l.Current {
+					mark = ">"
+				}
+				fmt.Fprintf(&tb, "\t%s%5d | %s\n", mark, l.Num, l.Text)
+			}
+			if f.Link != "" && len(f.Source) > 0 {
+				tb.WriteString("\t" + f.Link + "\n")
+			}
 		}
 		title := "In-app frames"
 		if inApp == 0 {

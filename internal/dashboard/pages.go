@@ -388,6 +388,18 @@ func (d *Dashboard) frameSources(ctx context.Context, groups []frameGroup) error
 	return nil
 }
 
+// traceback parses a stored traceback (see parseTraceback) and gives its
+// application frames their links and stored lines (see frameSources). A
+// failure to read the lines is logged: the traceback is shown without
+// them.
+func (d *Dashboard) traceback(ctx context.Context, tb string) ([]frameGroup, int64) {
+	groups, inApp := parseTraceback(tb, d.inApp)
+	if err := d.frameSources(ctx, groups); err != nil {
+		d.log.Warn("errmon: could not read source context", "err", err)
+	}
+	return groups, inApp
+}
+
 // sourceLines reads a stored snippet, the lines from
 // store.FirstSourceLine(line), at most 2*store.SourceContext+1 of them.
 func sourceLines(text string, line int) []sourceLine {
@@ -449,7 +461,8 @@ type ctxEntry struct {
 
 type occurrenceView struct {
 	store.ErrorOccurrence
-	Context []ctxEntry
+	Context     []ctxEntry
+	Breadcrumbs *crumbsView // nil without any
 }
 
 type detailView struct {
@@ -489,10 +502,7 @@ func (d *Dashboard) detail(c *gin.Context) {
 	}
 	v := detailView{pageCommon: d.frame(rec.ExceptionName), E: &rec.ErrorRecord, Notice: noticeFor(c.Query("notice"), ""), History: store.OccurrenceHistory,
 		ConfirmDelete: c.Query("confirm") == "delete"}
-	v.Groups, v.InAppFrames = parseTraceback(rec.Traceback, d.inApp)
-	if err := d.frameSources(ctx, v.Groups); err != nil {
-		d.log.Warn("errmon: could not read source context", "err", err) // the page is shown without it
-	}
+	v.Groups, v.InAppFrames = d.traceback(ctx, rec.Traceback)
 	v.Context, v.ContextJSON = requestContext(rec.RequestData, rec.ContextCut, pageContextBudget, true)
 	if v.Breadcrumbs = breadcrumbsOf(rec.RequestData, rec.ContextCut, pageContextBudget); v.Breadcrumbs != nil {
 		v.Context = withoutCrumbs(v.Context)
@@ -522,8 +532,12 @@ func (d *Dashboard) detail(c *gin.Context) {
 		return
 	}
 	for _, o := range occ {
-		entries, _ := requestContext(o.RequestData, o.ContextCut, sampleBudget, false)
-		v.Occurrences = append(v.Occurrences, occurrenceView{ErrorOccurrence: o.ErrorOccurrence, Context: entries})
+		ov := occurrenceView{ErrorOccurrence: o.ErrorOccurrence}
+		ov.Context, _ = requestContext(o.RequestData, o.ContextCut, sampleBudget, false)
+		if ov.Breadcrumbs = breadcrumbsOf(o.RequestData, o.ContextCut, sampleBudget); ov.Breadcrumbs != nil {
+			ov.Context = withoutCrumbs(ov.Context)
+		}
+		v.Occurrences = append(v.Occurrences, ov)
 	}
 	d.html(c, http.StatusOK, "detail", v)
 }

@@ -20,7 +20,8 @@ import (
 // and a phone's width, and checks what the accessibility test checks on
 // every page: no sideways scroll (details closed and open), no cell
 // overflowing, no word broken that fits, and no axe-core violation. The
-// breadcrumbs show in order.
+// breadcrumbs show in order, in their section and, once opened, in the
+// sample's row of the last occurrences.
 func TestCrumbsBrowser(t *testing.T) {
 	bin := browserBin(t)
 	axe := axeSource(t) + "\n;void 0"
@@ -77,13 +78,22 @@ func TestCrumbsBrowser(t *testing.T) {
 		if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS("table.trail"))); err != nil {
 			t.Fatalf("%s: no breadcrumbs: %v", view, err)
 		}
-		levels, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](
-			`[...document.querySelectorAll('table.trail > tbody > tr > td.level')].map(td => td.textContent.trim())`))
-		if err != nil {
-			t.Fatal(err)
+		// The section of the latest occurrence's, and the sample's own in
+		// the last occurrences (folded until opened), in order.
+		levels := func(sel string) string {
+			t.Helper()
+			got, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](
+				`[...document.querySelectorAll(`+"`"+sel+` > tbody > tr > td.level`+"`"+`)].filter(td => td.checkVisibility()).map(td => td.innerText.trim())`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return strings.Join(got, " ")
 		}
-		if got := strings.Join(levels, " "); got != "INFO SQL WARN SQL ERROR" {
+		if got := levels("#breadcrumbs table.trail"); got != "INFO SQL WARN SQL ERROR" {
 			t.Errorf("%s: breadcrumbs %q, want INFO SQL WARN SQL ERROR", view, got)
+		}
+		if got := levels("table.occ td.msg details.sample-crumbs table.trail"); got != "" {
+			t.Errorf("%s: the sample's breadcrumbs show folded: %q", view, got)
 		}
 		a11yCheck(t, ctx, view, vp.width, false, false)
 		browserScreenshot(t, ctx, view+".png")
@@ -91,7 +101,11 @@ func TestCrumbsBrowser(t *testing.T) {
 			`[...document.querySelectorAll('details')].map(d => d.open = true).length`)); err != nil {
 			t.Fatal(err)
 		}
+		if got := levels("table.occ td.msg details.sample-crumbs table.trail"); got != "INFO SQL WARN SQL ERROR" {
+			t.Errorf("%s: the sample's breadcrumbs %q, want INFO SQL WARN SQL ERROR", view, got)
+		}
 		a11yCheck(t, ctx, view+" (details open)", vp.width, false, false)
+		browserScreenshot(t, ctx, view+"-open.png")
 		if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](axe)); err != nil {
 			t.Fatalf("%s: inject axe-core: %v", view, err)
 		}
