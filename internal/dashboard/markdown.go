@@ -48,6 +48,13 @@ func (d *Dashboard) markdown(c *gin.Context) {
 	}
 	fmt.Fprintf(&b, "- **Occurrences:** %s, first seen %s, last seen %s\n", formatCount(rec.Count),
 		rec.CreatedOn.UTC().Format(time.RFC3339), rec.LastSeen.UTC().Format(time.RFC3339))
+	if rec.Users > 0 {
+		estimated := ""
+		if rec.UsersEstimated() {
+			estimated = " (estimated)"
+		}
+		fmt.Fprintf(&b, "- **Users affected:** %s%s\n", formatCount(rec.Users), estimated)
+	}
 	status := "open"
 	if rec.Resolved {
 		status = "resolved"

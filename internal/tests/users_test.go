@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/errmon/errmon"
+	"github.com/errmon/errmon/internal/dashboard"
 	"github.com/errmon/errmon/internal/store"
 	"github.com/gin-gonic/gin"
 	"gorm.io/gorm"
@@ -241,6 +243,26 @@ func TestUsersSortAndShow(t *testing.T) {
 		w := d.do("GET", dashPrefix+"/?sort=users", nil)
 		if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "3 users") {
 			t.Errorf("list page %d does not say 3 users:\n%s", w.Code, w.Body)
+		}
+		var three string
+		for _, r := range allRecords(t, d.db) {
+			if strings.HasSuffix(r.Message, "boom three") {
+				three = r.Hash
+			}
+		}
+		page := d.do("GET", dashPrefix+"/"+three, nil).Body.String()
+		if !strings.Contains(page, "Users affected") || !strings.Contains(page, "user <code>z</code>") {
+			t.Errorf("the detail page does not show the users affected and the sample's user:\n%s", page)
+		}
+		var detail dashboard.APIErrorDetail
+		if err := json.Unmarshal(d.do("GET", dashPrefix+"/api/errors/"+three, nil).Body.Bytes(), &detail); err != nil {
+			t.Fatal(err)
+		}
+		if detail.Users != 3 || detail.UsersEstimated || len(detail.Occurrences) == 0 || detail.Occurrences[0].User != "z" {
+			t.Errorf("API detail: users %d (estimated %v), samples %+v", detail.Users, detail.UsersEstimated, detail.Occurrences)
+		}
+		if md := d.do("GET", dashPrefix+"/"+three+"/markdown", nil).Body.String(); !strings.Contains(md, "**Users affected:** 3") {
+			t.Errorf("the Markdown export does not say 3 users:\n%s", md)
 		}
 	})
 }
