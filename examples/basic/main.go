@@ -74,6 +74,13 @@ func run(addr, dbPath string) error {
 	r := gin.New()
 	r.Use(gin.Logger())
 	m.InitApp(r) // the middleware, and the dashboard under cfg.URLPrefix
+	r.Use(func(c *gin.Context) {
+		// Your authentication names the user: errors count their users
+		// affected (try /fail?user=ann, then ?user=bob).
+		if u := c.Query("user"); u != "" {
+			errmon.SetUser(c, u)
+		}
+	})
 	routes(r, m, db, logger)
 
 	// A background job: m.Go records its panic (it does not end the
@@ -152,7 +159,8 @@ func routes(r *gin.Engine, m *errmon.Monitor, db *gorm.DB, logger *slog.Logger) 
 		c.Status(http.StatusOK)
 	})
 	r.GET("/fail", func(c *gin.Context) {
-		_ = c.Error(fmt.Errorf("reserve item 42: %w", errOutOfStock))
+		// errmon.Error is c.Error that also keeps where it was called.
+		_ = errmon.Error(c, fmt.Errorf("reserve item 42: %w", errOutOfStock))
 		c.AbortWithStatus(http.StatusInternalServerError)
 	})
 	r.GET("/record", func(c *gin.Context) {
