@@ -527,25 +527,12 @@ func TestDashboardBrowserAccessibility(t *testing.T) {
 				}
 				after := a11yCheck(t, ctx, view+" (details open)", vp.width, false, false)
 
-				// Runtime.evaluate runs whatever the page's CSP says.
-				if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](axe)); err != nil {
-					t.Fatalf("%s: inject axe-core: %v", view, err)
-				}
-				ax, err := chromedp.Run(ctx, chromedp.Evaluate[axeResult](axeRunJS, chromedp.EvalAwaitPromise))
-				if err != nil {
-					t.Fatalf("%s: axe.run: %v", view, err)
-				}
+				ax := runAxe(t, ctx, view, axe)
 				var rules []string
 				for _, v := range ax.Violations {
 					nodesByRule[v.ID] += len(v.Nodes)
 					viewsByRule[v.ID]++
 					rules = append(rules, fmt.Sprintf("%s ×%d", v.ID, len(v.Nodes)))
-					var b strings.Builder
-					fmt.Fprintf(&b, "%s: axe-core %s: %s (%s): %s", view, ax.Version, v.ID, v.Impact, v.Help)
-					for _, n := range v.Nodes {
-						fmt.Fprintf(&b, "\n    %s\n        %s", n.Target, n.Summary)
-					}
-					t.Error(b.String())
 				}
 				t.Logf("%s: scrollWidth %d (innerWidth %d), %d with details open; height %d; axe: %d violations %v",
 					view, before.ScrollWidth, before.InnerWidth, after.ScrollWidth, before.ScrollHeight, len(ax.Violations), rules)
@@ -572,6 +559,30 @@ func TestDashboardBrowserAccessibility(t *testing.T) {
 			break
 		}
 	}
+}
+
+// runAxe injects axe-core (axe, its source) into the page of ctx, runs it
+// and reports each violation as an error of the test, naming view. It
+// returns the result, for callers that also tally the rules.
+func runAxe(t *testing.T, ctx context.Context, view, axe string) axeResult {
+	t.Helper()
+	// Runtime.evaluate runs whatever the page's CSP says.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](axe)); err != nil {
+		t.Fatalf("%s: inject axe-core: %v", view, err)
+	}
+	ax, err := chromedp.Run(ctx, chromedp.Evaluate[axeResult](axeRunJS, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("%s: axe.run: %v", view, err)
+	}
+	for _, v := range ax.Violations {
+		var b strings.Builder
+		fmt.Fprintf(&b, "%s: axe-core %s: %s (%s): %s", view, ax.Version, v.ID, v.Impact, v.Help)
+		for _, n := range v.Nodes {
+			fmt.Fprintf(&b, "\n    %s\n        %s", n.Target, n.Summary)
+		}
+		t.Error(b.String())
+	}
+	return ax
 }
 
 // axeRunJS runs axe-core on the page and keeps what the test reports.

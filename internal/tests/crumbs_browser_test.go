@@ -106,20 +106,6 @@ func TestCrumbsBrowser(t *testing.T) {
 		}
 		a11yCheck(t, ctx, view+" (details open)", vp.width, false, false)
 		browserScreenshot(t, ctx, view+"-open.png")
-		if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](axe)); err != nil {
-			t.Fatalf("%s: inject axe-core: %v", view, err)
-		}
-		ax, err := chromedp.Run(ctx, chromedp.Evaluate[axeResult](axeRunJS, chromedp.EvalAwaitPromise))
-		if err != nil {
-			t.Fatalf("%s: axe.run: %v", view, err)
-		}
-		for _, v := range ax.Violations {
-			var b strings.Builder
-			fmt.Fprintf(&b, "%s: axe-core %s: %s (%s): %s", view, ax.Version, v.ID, v.Impact, v.Help)
-			for _, n := range v.Nodes {
-				fmt.Fprintf(&b, "\n    %s\n        %s", n.Target, n.Summary)
-			}
-			t.Error(b.String())
-		}
+		runAxe(t, ctx, view, axe)
 	}
 }

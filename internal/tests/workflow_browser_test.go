@@ -70,20 +70,7 @@ func TestWorkflowBrowser(t *testing.T) {
 			if vp.mobile {
 				browserScreenshot(t, ctx, view+".png")
 			}
-			if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](axe)); err != nil {
-				t.Fatalf("%s: inject axe-core: %v", view, err)
-			}
-			ax, err := chromedp.Run(ctx, chromedp.Evaluate[axeResult](axeRunJS, chromedp.EvalAwaitPromise))
-			if err != nil {
-				t.Fatalf("%s: axe.run: %v", view, err)
-			}
-			for _, v := range ax.Violations {
-				var targets []string
-				for _, n := range v.Nodes {
-					targets = append(targets, n.Target+": "+n.Summary)
-				}
-				t.Errorf("%s: axe-core: %s (%s): %s\n    %s", view, v.ID, v.Impact, v.Help, strings.Join(targets, "\n    "))
-			}
+			ax := runAxe(t, ctx, view, axe)
 			t.Logf("%s: scrollWidth %d (innerWidth %d); axe: %d violations", view, p.ScrollWidth, p.InnerWidth, len(ax.Violations))
 		}
 	}
