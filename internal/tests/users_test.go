@@ -312,6 +312,7 @@ func TestUsersStatementsPerChunk(t *testing.T) {
 		without := len(log.take())
 		record(true)
 		with := log.take()
+		t.Logf("a pass over %d errors (%d chunks): %d statements with 3 users each, %d without users", errs, chunks, len(with), without)
 		if len(with) > without+3*chunks {
 			t.Errorf("a pass over %d errors with users ran %d statements, %d without: want at most %d more",
 				errs, len(with), without, 3*chunks)
