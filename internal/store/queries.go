@@ -326,14 +326,79 @@ func (s *Store) indexed(srch Search) bool {
 	return false
 }
 
-// probeMatches is the first pass of a search that PostgreSQL's trigram
-// indexes serve: the ids of its matches, read through those indexes only
-// (no walk of an order's index, no sequential scan) and at most
-// limit+1 of them (what a search counts, see searchCountCapFor). The planner's estimate of a LIKE is poor: it
-// may take a term that matches nothing for a common one, and walk the
+// SearchWalk is how many of the newest errors, in the list's order, a
+// search that PostgreSQL's trigram indexes serve reads first (see
+// walkedSearch). A variable for tests only.
+var SearchWalk = 2000
+
+// walkedSearch is the search that PostgreSQL's trigram indexes serve. It
+// first walks the SearchWalk newest errors in the list's order (one range
+// of the order's index, whatever the term): a common term finds its first
+// limit+1 matches there, and a numbered page with its capped count is
+// served from them in one statement (served). Otherwise, unless the walk
+// read every error, the trigram indexes give the ids of the matches, at
+// most limit+1 (probeMatches): fewer, and they are the search's; more,
+// and the term is common enough for the order's index, walked further,
+// to find them soon. It returns where the page is read from and the
+// matches counted, up to limit+1.
+//
+// The walk comes first because the cost of a trigram index scan grows
+// with the term's posting lists (the whole table's matches of it), and
+// the planner cannot tell a common term from a rare one (see probeMatches).
+func (s *Store) walkedSearch(ctx context.Context, q ListQuery, srch Search, col string, limit int, res *ListResult) (rows func() *gorm.DB, total int64, served bool, err error) {
+	desc := col + " DESC, id DESC"
+	newest := func() *gorm.DB { return WithStatus(s.listTable(ctx, q.Status, col), q).Order(desc) }
+	walk := func() *gorm.DB {
+		// The LIMIT in a subquery: the planner cannot trade the walk for
+		// a trigram index scan, whose cost it cannot estimate.
+		return s.matching(s.db.WithContext(ctx).Table("(?) AS app_errors", newest().Limit(SearchWalk)), srch)
+	}
+	table := func() *gorm.DB { return s.matching(WithStatus(s.listTable(ctx, q.Status, col), q), srch) }
+	cursor := q.After != "" || q.Before != ""
+	total = -1
+	if !cursor {
+		if served, total, err = s.searchPage(ctx, q, walk, col, limit, res); err != nil {
+			return nil, 0, false, err
+		}
+	}
+	if total < 0 {
+		if total, err = s.boundedCount(ctx, walk(), limit+1); err != nil {
+			return nil, 0, false, fmt.Errorf("errmon: count errors: %w", err)
+		}
+	}
+	if total > int64(limit) {
+		// The first limit+1 matches are the walk's: so are the counted
+		// pages. A cursor's page may lie beyond them.
+		if cursor {
+			return table, total, false, nil
+		}
+		return walk, total, served, nil
+	}
+	var edge []uint // the first error the walk did not read
+	if err := newest().Offset(SearchWalk).Limit(1).Pluck("id", &edge).Error; err != nil {
+		return nil, 0, false, fmt.Errorf("errmon: bound the search: %w", err)
+	}
+	if len(edge) == 0 { // the walk read every error: its matches are all
+		return walk, total, served, nil
+	}
+	*res = ListResult{} // the walk's page may miss older matches
+	ids, ok, err := s.probeMatches(ctx, q, srch, limit)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	if !ok {
+		return table, int64(limit) + 1, false, nil
+	}
+	return func() *gorm.DB { return s.db.WithContext(ctx).Model(&ErrorRecord{}).Where("id IN ?", ids) }, int64(len(ids)), false, nil
+}
+
+// probeMatches is the second pass of a search that PostgreSQL's trigram
+// indexes serve (see walkedSearch): the ids of its matches, read through
+// those indexes only (no walk of an order's index, no sequential scan)
+// and at most limit+1 of them. The planner's estimate of a LIKE is poor:
+// it may take a term that matches nothing for a common one, and walk the
 // whole table newest first looking for a page of matches. When the
-// matches are limit or fewer, they are the search's (ok); more, and the
-// term is common enough for that walk to find a page soon.
+// matches are limit or fewer, they are the search's (ok).
 func (s *Store) probeMatches(ctx context.Context, q ListQuery, srch Search, limit int) (ids []uint, ok bool, err error) {
 	// The settings hold until the rollback to the savepoint (List runs
 	// a PostgreSQL search in a transaction), which restores them.
@@ -358,7 +423,8 @@ func (s *Store) probeMatches(ctx context.Context, q ListQuery, srch Search, limi
 // table; for a hash: prefix that names few errors, those errors (found
 // in one range of the hash index); for a search that no index serves,
 // the searchWindow newest errors of the status asked for (by last seen:
-// one range of an index, whose lower end one more range finds). It
+// one range of an index, whose lower end one more range finds); nil for
+// a search that PostgreSQL's trigram indexes serve (see walkedSearch). It
 // reports the window's size, or 0 when every error is searched.
 func (s *Store) listSource(ctx context.Context, q ListQuery, srch Search) (func() *gorm.DB, int, error) {
 	col := SortColumn(q.Sort)
@@ -382,20 +448,7 @@ func (s *Store) listSource(ctx context.Context, q ListQuery, srch Search) (func(
 		}
 	}
 	if s.indexed(srch) {
-		if s.db.Dialector.Name() == "postgres" {
-			size := q.Size
-			if size < 1 {
-				size = DefaultListSize
-			}
-			ids, ok, err := s.probeMatches(ctx, q, srch, searchCountCapFor(size))
-			if err != nil {
-				return nil, 0, err
-			}
-			if ok { // every match: read them by id
-				return func() *gorm.DB { return s.db.WithContext(ctx).Model(&ErrorRecord{}).Where("id IN ?", ids) }, 0, nil
-			}
-		}
-		return table, 0, nil
+		return nil, 0, nil // walkedSearch
 	}
 	col = "last_seen" // the window is a range of last_seen
 	base := func() *gorm.DB {
@@ -510,20 +563,27 @@ func (s *Store) listPage(ctx context.Context, q ListQuery, srch Search) (ListRes
 	}
 	res.Window = window
 	limit := countCapFor(q.Size)
+	total := int64(-1) // not counted yet
 	if !srch.Empty() {
 		// Counting a match costs its test, not an index entry: a search
 		// counts ten pages, and serves a numbered page with its count in
 		// one statement.
 		limit = searchCountCapFor(q.Size)
-		if q.After == "" && q.Before == "" {
-			if ok, err := s.searchPage(ctx, q, source, col, limit, &res); ok || err != nil {
+		if source == nil {
+			var served bool
+			if source, total, served, err = s.walkedSearch(ctx, q, srch, col, limit, &res); served || err != nil {
+				return res, err
+			}
+		} else if q.After == "" && q.Before == "" {
+			if ok, _, err := s.searchPage(ctx, q, source, col, limit, &res); ok || err != nil {
 				return res, err
 			}
 		}
 	}
-	total, err := s.boundedCount(ctx, source(), limit+1)
-	if err != nil {
-		return res, fmt.Errorf("errmon: count errors: %w", err)
+	if total < 0 {
+		if total, err = s.boundedCount(ctx, source(), limit+1); err != nil {
+			return res, fmt.Errorf("errmon: count errors: %w", err)
+		}
 	}
 	if total > int64(limit) {
 		total, res.TotalIsLowerBound, res.Capped = int64(limit), true, true
@@ -609,25 +669,27 @@ type searchRow struct {
 // matches are found in the index once, not twice (count, then page); a
 // common term's by walking the order's index until limit+1 match. It
 // reports false when the page is beyond the matches, for List to
-// count and clamp.
-func (s *Store) searchPage(ctx context.Context, q ListQuery, source func() *gorm.DB, col string, limit int, res *ListResult) (bool, error) {
+// count and clamp, and the matches counted (up to limit+1), or -1 when
+// the page is beyond them all.
+func (s *Store) searchPage(ctx context.Context, q ListQuery, source func() *gorm.DB, col string, limit int, res *ListResult) (served bool, counted int64, err error) {
 	desc := col + " DESC, id DESC"
 	page := max(q.Page, 1)
 	matched := source().Select(listColumns).Order(desc).Limit(limit + 1)
 	var rows []searchRow
-	err := s.db.WithContext(ctx).Table("(?) AS matched", matched).Select("*, count(*) OVER () AS total_rows").
+	err = s.db.WithContext(ctx).Table("(?) AS matched", matched).Select("*, count(*) OVER () AS total_rows").
 		Order(desc).Limit(q.Size + 1).Offset((page - 1) * q.Size).Find(&rows).Error
 	if err != nil {
-		return false, fmt.Errorf("errmon: search errors: %w", err)
+		return false, 0, fmt.Errorf("errmon: search errors: %w", err)
 	}
 	if len(rows) == 0 {
 		if page == 1 {
 			res.Page, res.Pages = 1, 1
-			return true, nil
+			return true, 0, nil
 		}
-		return false, nil
+		return false, -1, nil
 	}
 	total := rows[0].TotalRows
+	counted = total
 	if total > int64(limit) {
 		total, res.TotalIsLowerBound, res.Capped = int64(limit), true, true
 	}
@@ -638,7 +700,7 @@ func (s *Store) searchPage(ctx context.Context, q ListQuery, source func() *gorm
 	res.Pages = max(int((total+int64(q.Size)-1)/int64(q.Size)), 1)
 	if page > res.Pages {
 		res.TotalIsLowerBound, res.Capped = false, false
-		return false, nil
+		return false, counted, nil
 	}
 	res.Page = page
 	more := len(rows) > q.Size
@@ -654,7 +716,7 @@ func (s *Store) searchPage(ctx context.Context, q ListQuery, source func() *gorm
 		res.Next = CursorOf(&res.Errors[len(res.Errors)-1], q.Sort)
 	}
 	capListed(res.Errors)
-	return true, nil
+	return true, counted, nil
 }
 
 // Read caps, in characters, of the texts the dashboard reads from a row.
