@@ -187,15 +187,29 @@ func (s *Store) boundedCount(ctx context.Context, db *gorm.DB, limit int) (int64
 	return n, err
 }
 
-// listColumns are the columns the list needs: not the large traceback and
-// request context, and the message and path cut in SQL to their caps (plus
-// one character, see cappedColumns) whatever a row holds.
-var listColumns = strings.Join([]string{
-	"id", "hash", "host", fmt.Sprintf("substr(path, 1, %d) AS path", MaxPathBytes+1), "method", "route", "exception_name",
-	fmt.Sprintf("substr(message, 1, %d) AS message", MaxMessageBytes+1),
+// listedColumns are the columns the list needs (and a search tests): not
+// the large traceback and request context.
+var listedColumns = []string{
+	"id", "hash", "host", "path", "method", "route", "exception_name", "message",
 	"count", "created_on", "last_seen", "resolved", "resolved_at", "regressions", "first_release", "last_release", "environment", "culprit",
 	"muted", "snoozed_until", "snooze_until_count", "resolved_in_release", "users", "users_scale",
-}, ", ")
+}
+
+// listColumns is the SELECT list of listedColumns, the message and path
+// cut in SQL to their caps (plus one character, see cappedColumns)
+// whatever a row holds.
+var listColumns = func() string {
+	cols := slices.Clone(listedColumns)
+	for i, c := range cols {
+		switch c {
+		case "path":
+			cols[i] = fmt.Sprintf("substr(path, 1, %d) AS path", MaxPathBytes+1)
+		case "message":
+			cols[i] = fmt.Sprintf("substr(message, 1, %d) AS message", MaxMessageBytes+1)
+		}
+	}
+	return strings.Join(cols, ", ")
+}()
 
 // capListed cuts the texts of listed errors to their caps.
 func capListed(recs []ErrorRecord) {
@@ -350,8 +364,10 @@ func (s *Store) walkedSearch(ctx context.Context, q ListQuery, srch Search, col 
 	newest := func() *gorm.DB { return WithStatus(s.listTable(ctx, q.Status, col), q).Order(desc) }
 	walk := func() *gorm.DB {
 		// The LIMIT in a subquery: the planner cannot trade the walk for
-		// a trigram index scan, whose cost it cannot estimate.
-		return s.matching(s.db.WithContext(ctx).Table("(?) AS app_errors", newest().Limit(SearchWalk)), srch)
+		// a trigram index scan, whose cost it cannot estimate. Its rows
+		// are the list's columns only: the wide ones cost their copy.
+		rows := newest().Select(strings.Join(listedColumns, ", ")).Limit(SearchWalk)
+		return s.matching(s.db.WithContext(ctx).Table("(?) AS app_errors", rows), srch)
 	}
 	table := func() *gorm.DB { return s.matching(WithStatus(s.listTable(ctx, q.Status, col), q), srch) }
 	cursor := q.After != "" || q.Before != ""
@@ -406,7 +422,11 @@ func (s *Store) probeMatches(ctx context.Context, q ListQuery, srch Search, limi
 	if err := db.SavePoint("errmon_probe").Error; err != nil {
 		return nil, false, fmt.Errorf("errmon: plan the search: %w", err)
 	}
-	err = db.Exec("SET LOCAL enable_seqscan = off; SET LOCAL enable_indexscan = off; SET LOCAL enable_indexonlyscan = off").Error
+	// work_mem: the bitmaps of common terms, ANDed for a search of
+	// several, stay exact (one bit per row, not per page) up to a few
+	// million errors; a lossy bitmap rechecks every row of its pages.
+	err = db.Exec("SET LOCAL enable_seqscan = off; SET LOCAL enable_indexscan = off; SET LOCAL enable_indexonlyscan = off; " +
+		"SET LOCAL work_mem = '32MB'").Error
 	if err == nil {
 		err = s.matching(WithStatus(db.Model(&ErrorRecord{}), q), srch).Limit(limit+1).Pluck("id", &ids).Error
 	}

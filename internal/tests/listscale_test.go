@@ -455,9 +455,10 @@ func dashPlanProblem(kind, sql string, plan []string) string {
 // each order and status filter, first, numbered and cursor pages, the
 // counts and the search; none scans app_errors whole or sorts it.
 func TestDashboardListPlans(t *testing.T) {
-	old := store.SearchWindow
+	old, oldWalk := store.SearchWindow, store.SearchWalk
 	store.SearchWindow = 500 // a search reads a window of the table
-	defer func() { store.SearchWindow = old }()
+	store.SearchWalk = 500   // on PostgreSQL, walks some of it, then asks the trigram indexes
+	defer func() { store.SearchWindow, store.SearchWalk = old, oldWalk }()
 	eachDB(t, func(t *testing.T, tdb testDB) {
 		d := newDash(t, tdb, func(c *errmon.Config) { c.ListSize = 20 })
 		dashSeedMany(t, d.db, 2000, nil)

@@ -14,9 +14,10 @@ import (
 // short for trigrams): none scans app_errors whole. A fingerprint prefix
 // reads the hash index, then sorts the few errors it names.
 func TestSearchPlans(t *testing.T) {
-	old := store.SearchWindow
+	old, oldWalk := store.SearchWindow, store.SearchWalk
 	store.SearchWindow = 500 // a search without an index reads a window of the table
-	defer func() { store.SearchWindow = old }()
+	store.SearchWalk = 500   // one with PostgreSQL's trigram indexes walks some of it, then asks them
+	defer func() { store.SearchWindow, store.SearchWalk = old, oldWalk }()
 	eachDB(t, func(t *testing.T, tdb testDB) {
 		d := newDash(t, tdb, func(c *errmon.Config) { c.ListSize = 20 })
 		recs := dashSeedMany(t, d.db, 2000, nil)
