@@ -342,11 +342,12 @@ func (s *Store) indexed(srch Search) bool {
 
 // SearchWalk is how many of the newest errors, in the list's order, a
 // search that PostgreSQL's trigram indexes serve reads first (see
-// walkedSearch). A variable for tests only.
-var SearchWalk = 2000
+// walkedSearch), for each match it counts: 2,000 for pages of 20, so that
+// a term in one error in ten is found there. A variable for tests only.
+var SearchWalk = 10
 
 // walkedSearch is the search that PostgreSQL's trigram indexes serve. It
-// first walks the SearchWalk newest errors in the list's order (one range
+// first walks the SearchWalk*limit newest errors in the list's order (one range
 // of the order's index, whatever the term): a common term finds its first
 // limit+1 matches there, and a numbered page with its capped count is
 // served from them in one statement (served). Otherwise, unless the walk
@@ -361,12 +362,13 @@ var SearchWalk = 2000
 // the planner cannot tell a common term from a rare one (see probeMatches).
 func (s *Store) walkedSearch(ctx context.Context, q ListQuery, srch Search, col string, limit int, res *ListResult) (rows func() *gorm.DB, total int64, served bool, err error) {
 	desc := col + " DESC, id DESC"
+	walked := SearchWalk * limit
 	newest := func() *gorm.DB { return WithStatus(s.listTable(ctx, q.Status, col), q).Order(desc) }
 	walk := func() *gorm.DB {
 		// The LIMIT in a subquery: the planner cannot trade the walk for
 		// a trigram index scan, whose cost it cannot estimate. Its rows
 		// are the list's columns only: the wide ones cost their copy.
-		rows := newest().Select(strings.Join(listedColumns, ", ")).Limit(SearchWalk)
+		rows := newest().Select(strings.Join(listedColumns, ", ")).Limit(walked)
 		return s.matching(s.db.WithContext(ctx).Table("(?) AS app_errors", rows), srch)
 	}
 	table := func() *gorm.DB { return s.matching(WithStatus(s.listTable(ctx, q.Status, col), q), srch) }
@@ -391,7 +393,7 @@ func (s *Store) walkedSearch(ctx context.Context, q ListQuery, srch Search, col 
 		return walk, total, served, nil
 	}
 	var edge []uint // the first error the walk did not read
-	if err := newest().Offset(SearchWalk).Limit(1).Pluck("id", &edge).Error; err != nil {
+	if err := newest().Offset(walked).Limit(1).Pluck("id", &edge).Error; err != nil {
 		return nil, 0, false, fmt.Errorf("errmon: bound the search: %w", err)
 	}
 	if len(edge) == 0 { // the walk read every error: its matches are all

@@ -457,7 +457,7 @@ func dashPlanProblem(kind, sql string, plan []string) string {
 func TestDashboardListPlans(t *testing.T) {
 	old, oldWalk := store.SearchWindow, store.SearchWalk
 	store.SearchWindow = 500 // a search reads a window of the table
-	store.SearchWalk = 500   // on PostgreSQL, walks some of it, then asks the trigram indexes
+	store.SearchWalk = 1     // on PostgreSQL, walks some of it, then asks the trigram indexes
 	defer func() { store.SearchWindow, store.SearchWalk = old, oldWalk }()
 	eachDB(t, func(t *testing.T, tdb testDB) {
 		d := newDash(t, tdb, func(c *errmon.Config) { c.ListSize = 20 })

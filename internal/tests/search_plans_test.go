@@ -16,7 +16,7 @@ import (
 func TestSearchPlans(t *testing.T) {
 	old, oldWalk := store.SearchWindow, store.SearchWalk
 	store.SearchWindow = 500 // a search without an index reads a window of the table
-	store.SearchWalk = 500   // one with PostgreSQL's trigram indexes walks some of it, then asks them
+	store.SearchWalk = 1     // one with PostgreSQL's trigram indexes walks some of it, then asks them
 	defer func() { store.SearchWindow, store.SearchWalk = old, oldWalk }()
 	eachDB(t, func(t *testing.T, tdb testDB) {
 		d := newDash(t, tdb, func(c *errmon.Config) { c.ListSize = 20 })
