@@ -235,9 +235,8 @@ func likeAny(pg bool, cols ...string) string {
 	conds := make([]string, len(cols))
 	for i, c := range cols {
 		if pg {
-			// lower() LIKE lower() is ILIKE's meaning, at half its cost;
-			// the trigram indexes (searchindex.go) are on these lower()
-			// values.
+			// lower() LIKE lower() is ILIKE's meaning, at half its cost,
+			// and that of the trigram index (searchedText).
 			conds[i] = "lower(" + c + ") LIKE lower(@pat) ESCAPE '!'"
 		} else {
 			// SQLite's LIKE ignores ASCII case, MySQL's follows the
@@ -248,9 +247,9 @@ func likeAny(pg bool, cols ...string) string {
 	return "(" + strings.Join(conds, " OR ") + ")"
 }
 
-// containsAny is likeAny for a term that no trigram index can narrow,
+// containsAny is likeAny for a term that the trigram index cannot narrow,
 // on PostgreSQL: strpos is not an indexable operator, so the planner
-// filters the rows it reads with it instead of reading a trigram index
+// filters the rows it reads with it instead of reading the trigram index
 // whole (see hasTrigram). Its meaning is the LIKE's.
 func containsAny(cols ...string) string {
 	conds := make([]string, len(cols))
@@ -263,10 +262,26 @@ func containsAny(cols ...string) string {
 // contains restricts db to the rows where one of cols contains term.
 func (s *Store) contains(db *gorm.DB, term string, cols ...string) *gorm.DB {
 	pg := s.db.Dialector.Name() == "postgres"
-	if pg && !hasTrigram(term) {
-		return db.Where(containsAny(cols...), map[string]any{"term": term})
+	args := map[string]any{"term": term, "pat": "%" + EscapeLike(term) + "%"}
+	if pg && slices.Equal(cols, trigramColumns) {
+		// One test of searchedText, which the trigram index serves; a
+		// term with a space may span two columns there, and is tested on
+		// each column too.
+		cond := "strpos(" + searchedText + ", lower(@term)) > 0"
+		each := containsAny(cols...)
+		if hasTrigram(term) {
+			cond = searchedText + " LIKE lower(@pat) ESCAPE '!'"
+			each = likeAny(pg, cols...)
+		}
+		if strings.Contains(term, " ") {
+			cond += " AND " + each
+		}
+		return db.Where(cond, args)
 	}
-	return db.Where(likeAny(pg, cols...), map[string]any{"pat": "%" + EscapeLike(term) + "%"})
+	if pg && !hasTrigram(term) {
+		return db.Where(containsAny(cols...), args)
+	}
+	return db.Where(likeAny(pg, cols...), args)
 }
 
 // matching applies a search (each term, each filter) to db, whose columns
@@ -326,7 +341,7 @@ func WithStatus(db *gorm.DB, q ListQuery) *gorm.DB {
 const hashCandidates = 256
 
 // indexed reports whether an index narrows srch to its matches over the
-// whole table, without the window: PostgreSQL's trigram indexes, for a
+// whole table, without the window: PostgreSQL's trigram index, for a
 // term with a trigram.
 func (s *Store) indexed(srch Search) bool {
 	if !s.search.trigram {
@@ -341,25 +356,26 @@ func (s *Store) indexed(srch Search) bool {
 }
 
 // SearchWalk is how many of the newest errors, in the list's order, a
-// search that PostgreSQL's trigram indexes serve reads first (see
+// search that PostgreSQL's trigram index serves reads first (see
 // walkedSearch), for each match it counts: 2,000 for pages of 20, so that
 // a term in one error in ten is found there. A variable for tests only.
 var SearchWalk = 10
 
-// walkedSearch is the search that PostgreSQL's trigram indexes serve. It
+// walkedSearch is the search that PostgreSQL's trigram index serves. It
 // first walks the SearchWalk*limit newest errors in the list's order (one range
 // of the order's index, whatever the term): a common term finds its first
 // limit+1 matches there, and a numbered page with its capped count is
 // served from them in one statement (served). Otherwise, unless the walk
-// read every error, the trigram indexes give the ids of the matches, at
+// read every error, the trigram index gives the ids of the matches, at
 // most limit+1 (probeMatches): fewer, and they are the search's; more,
 // and the term is common enough for the order's index, walked further,
 // to find them soon. It returns where the page is read from and the
 // matches counted, up to limit+1.
 //
 // The walk comes first because the cost of a trigram index scan grows
-// with the term's posting lists (the whole table's matches of it), and
-// the planner cannot tell a common term from a rare one (see probeMatches).
+// with the posting lists of the term's trigrams (every error that holds
+// one), whatever the page, and the planner cannot tell a common term from
+// a rare one (see probeMatches).
 func (s *Store) walkedSearch(ctx context.Context, q ListQuery, srch Search, col string, limit int, res *ListResult) (rows func() *gorm.DB, total int64, served bool, err error) {
 	desc := col + " DESC, id DESC"
 	walked := SearchWalk * limit
@@ -411,8 +427,8 @@ func (s *Store) walkedSearch(ctx context.Context, q ListQuery, srch Search, col 
 }
 
 // probeMatches is the second pass of a search that PostgreSQL's trigram
-// indexes serve (see walkedSearch): the ids of its matches, read through
-// those indexes only (no walk of an order's index, no sequential scan)
+// index serves (see walkedSearch): the ids of its matches, read through
+// that index only (no walk of an order's index, no sequential scan)
 // and at most limit+1 of them. The planner's estimate of a LIKE is poor:
 // it may take a term that matches nothing for a common one, and walk the
 // whole table newest first looking for a page of matches. When the
@@ -424,9 +440,9 @@ func (s *Store) probeMatches(ctx context.Context, q ListQuery, srch Search, limi
 	if err := db.SavePoint("errmon_probe").Error; err != nil {
 		return nil, false, fmt.Errorf("errmon: plan the search: %w", err)
 	}
-	// work_mem: the bitmaps of common terms, ANDed for a search of
-	// several, stay exact (one bit per row, not per page) up to a few
-	// million errors; a lossy bitmap rechecks every row of its pages.
+	// work_mem: the bitmap of a common term stays exact (one bit per
+	// row, not per page) up to a few million errors; a lossy bitmap
+	// rechecks every row of its pages.
 	err = db.Exec("SET LOCAL enable_seqscan = off; SET LOCAL enable_indexscan = off; SET LOCAL enable_indexonlyscan = off; " +
 		"SET LOCAL work_mem = '32MB'").Error
 	if err == nil {
@@ -446,7 +462,7 @@ func (s *Store) probeMatches(ctx context.Context, q ListQuery, srch Search, limi
 // in one range of the hash index); for a search that no index serves,
 // the searchWindow newest errors of the status asked for (by last seen:
 // one range of an index, whose lower end one more range finds); nil for
-// a search that PostgreSQL's trigram indexes serve (see walkedSearch). It
+// a search that PostgreSQL's trigram index serves (see walkedSearch). It
 // reports the window's size, or 0 when every error is searched.
 func (s *Store) listSource(ctx context.Context, q ListQuery, srch Search) (func() *gorm.DB, int, error) {
 	col := SortColumn(q.Sort)

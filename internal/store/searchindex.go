@@ -11,19 +11,20 @@ import (
 )
 
 // The dashboard's indexes: one per list order and status filter, so that
-// every page of the list is one index range, and on PostgreSQL trigram
-// indexes for the search.
+// every page of the list is one index range, and on PostgreSQL a trigram
+// index for the search.
 //
 // The ordered indexes are declared on ErrorRecord (GORM creates them on
 // SQLite and PostgreSQL) and written out in mysqlTables. What a migration
 // cannot declare is done here: the single-column indexes of earlier
 // versions, which the composite ones make redundant, are dropped; MySQL
 // tables created by an earlier version get the new indexes; PostgreSQL
-// gets pg_trgm's GIN indexes when the extension can be had.
+// gets pg_trgm's GIN index (and loses the one-column ones of earlier
+// versions) when the extension can be had.
 
 // searchIndex tells how the dashboard searches a store.
 type searchIndex struct {
-	// trigram is set when PostgreSQL's GIN trigram indexes serve the
+	// trigram is set when PostgreSQL's GIN trigram index serves the
 	// search: it then covers every error.
 	trigram bool
 	// missing says why the search is bounded to the newest errors on
@@ -32,7 +33,7 @@ type searchIndex struct {
 	once    sync.Once // the one log line about missing
 }
 
-// SearchIndexed reports whether PostgreSQL's trigram indexes serve the
+// SearchIndexed reports whether PostgreSQL's trigram index serves the
 // search (it then covers every error) and, when the search is bounded to
 // the newest errors on PostgreSQL, why.
 func (s *Store) SearchIndexed() (trigram bool, missing string) {
@@ -58,9 +59,23 @@ var oldListIndexes = []string{
 	"idx_app_errors_count", "idx_app_errors_created_on", "idx_app_errors_last_seen", "idx_app_errors_resolved_last_seen",
 }
 
-// trigramColumns are the searched columns, each with a GIN trigram index
-// on its lower() value on PostgreSQL.
+// trigramColumns are the searched columns.
 var trigramColumns = []string{"exception_name", "message", "path"}
+
+// searchedText is trigramColumns as one lower-case text, a space between
+// each: the expression of PostgreSQL's GIN trigram index, one index for
+// the three, so that the terms of a search are ANDed inside one index scan
+// (three indexes would AND bitmaps of every row that holds a common term).
+// A term without a space is in one of the columns exactly when it is in
+// this text.
+const searchedText = "lower(exception_name || ' ' || message || ' ' || path)"
+
+// TrigramIndex is the name of the GIN trigram index on searchedText.
+const TrigramIndex = "idx_app_errors_trgm_text"
+
+// oldTrigramIndexes are the one-column trigram indexes of earlier
+// versions, which TrigramIndex replaces.
+var oldTrigramIndexes = []string{"idx_app_errors_trgm_exception_name", "idx_app_errors_trgm_message", "idx_app_errors_trgm_path"}
 
 // migrateListIndexes completes a migration that succeeded (err == nil)
 // with the dashboard's indexes, and returns err otherwise.
@@ -84,7 +99,7 @@ func (s *Store) migrateListIndexes(ctx context.Context, err error) error {
 					return fmt.Errorf("drop index %s: %w", name, err)
 				}
 			}
-			return s.trigramIndexes(tx)
+			return s.trigramIndexes(tx, schema)
 		})
 	case isMySQL(db):
 		return mysqlListIndexes(db)
@@ -98,22 +113,22 @@ func (s *Store) migrateListIndexes(ctx context.Context, err error) error {
 	return nil
 }
 
-// TrigramExtension is the extension the search indexes need (a variable
+// TrigramExtension is the extension the search index needs (a variable
 // for the test of its absence).
 var TrigramExtension = "pg_trgm"
 
 // trigramIndexes creates pg_trgm (a trusted extension since PostgreSQL 13:
-// the CREATE privilege on the database is enough) and the GIN indexes of
+// the CREATE privilege on the database is enough) and the GIN index of
 // the search, inside the migration's transaction. When either cannot be
 // had, what was done of it is rolled back (to a savepoint), the search is
 // bounded (see searchWindow) and the dashboard says why once in the log:
 // the migration itself goes on.
-func (s *Store) trigramIndexes(tx *gorm.DB) error {
+func (s *Store) trigramIndexes(tx *gorm.DB, schema string) error {
 	s.search.trigram, s.search.missing = false, ""
 	if err := tx.SavePoint("errmon_trgm").Error; err != nil {
 		return fmt.Errorf("savepoint: %w", err)
 	}
-	if err := createTrigramIndexes(tx); err != nil {
+	if err := createTrigramIndexes(tx, schema); err != nil {
 		if err := tx.RollbackTo("errmon_trgm").Error; err != nil {
 			return fmt.Errorf("rollback to savepoint: %w", err)
 		}
@@ -124,8 +139,9 @@ func (s *Store) trigramIndexes(tx *gorm.DB) error {
 	return nil
 }
 
-// createTrigramIndexes creates the extension and the indexes.
-func createTrigramIndexes(tx *gorm.DB) error {
+// createTrigramIndexes creates the extension and TrigramIndex, and drops
+// the indexes it replaces.
+func createTrigramIndexes(tx *gorm.DB, schema string) error {
 	if err := tx.Exec("CREATE EXTENSION IF NOT EXISTS " + quoteIdent(TrigramExtension)).Error; err != nil {
 		return err
 	}
@@ -139,11 +155,14 @@ func createTrigramIndexes(tx *gorm.DB) error {
 	if extSchema == "" {
 		return fmt.Errorf("extension %s not found after CREATE EXTENSION", TrigramExtension)
 	}
-	for _, col := range trigramColumns {
-		ddl := fmt.Sprintf("CREATE INDEX IF NOT EXISTS idx_app_errors_trgm_%s ON app_errors USING gin (lower(%s) %s.gin_trgm_ops)",
-			col, col, quoteIdent(extSchema))
-		if err := tx.Exec(ddl).Error; err != nil {
-			return fmt.Errorf("create trigram index on %s: %w", col, err)
+	ddl := fmt.Sprintf("CREATE INDEX IF NOT EXISTS %s ON app_errors USING gin ((%s) %s.gin_trgm_ops)",
+		TrigramIndex, searchedText, quoteIdent(extSchema))
+	if err := tx.Exec(ddl).Error; err != nil {
+		return fmt.Errorf("create trigram index: %w", err)
+	}
+	for _, name := range oldTrigramIndexes {
+		if err := tx.Exec(fmt.Sprintf("DROP INDEX IF EXISTS %s.%s", quoteIdent(schema), name)).Error; err != nil {
+			return fmt.Errorf("drop index %s: %w", name, err)
 		}
 	}
 	return nil

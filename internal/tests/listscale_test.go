@@ -259,7 +259,7 @@ func TestDashboardSearchWindow(t *testing.T) {
 		// pg_trgm); elsewhere it is bounded. The monitor's migration made
 		// the indexes, and the answers below tell which search ran.
 		trigram := tdb.Name == "postgres"
-		if has := d.db.Migrator().HasIndex(&errmon.ErrorRecord{}, "idx_app_errors_trgm_message"); has != trigram {
+		if has := d.db.Migrator().HasIndex(&errmon.ErrorRecord{}, store.TrigramIndex); has != trigram {
 			t.Fatalf("%s: trigram index %v, want %v", tdb.Name, has, trigram)
 		}
 		if trigram {
@@ -290,7 +290,8 @@ func TestDashboardSearchWindow(t *testing.T) {
 
 // TestDashboardIndexMigration: a table of an earlier version (its
 // single-column indexes) gets the list's indexes, and loses the ones they
-// replace, when the monitor starts.
+// replace, when the monitor starts; on PostgreSQL, the one-column trigram
+// indexes give way to the one on the three searched columns.
 func TestDashboardIndexMigration(t *testing.T) {
 	eachDB(t, func(t *testing.T, tdb testDB) {
 		st := store.New(tdb.DB)
@@ -306,8 +307,19 @@ func TestDashboardIndexMigration(t *testing.T) {
 		if err := tdb.DB.Exec("CREATE INDEX idx_app_errors_last_seen ON app_errors (last_seen)").Error; err != nil {
 			t.Fatal(err)
 		}
+		// An earlier version's trigram index, on one column.
+		oldTrigram := "idx_app_errors_trgm_message"
+		if tdb.Name == "postgres" {
+			if err := tdb.DB.Exec("CREATE INDEX " + oldTrigram + " ON app_errors USING gin (lower(message) public.gin_trgm_ops)").Error; err != nil {
+				t.Fatal(err)
+			}
+		}
 		if err := st.Migrate(t.Context()); err != nil {
 			t.Fatal(err)
+		}
+		if tdb.Name == "postgres" && (mig.HasIndex(&errmon.ErrorRecord{}, oldTrigram) || !mig.HasIndex(&errmon.ErrorRecord{}, store.TrigramIndex)) {
+			t.Errorf("trigram indexes after migration: %s %v, %s %v", oldTrigram, mig.HasIndex(&errmon.ErrorRecord{}, oldTrigram),
+				store.TrigramIndex, mig.HasIndex(&errmon.ErrorRecord{}, store.TrigramIndex))
 		}
 		for _, idx := range store.ListIndexes {
 			if !mig.HasIndex(&errmon.ErrorRecord{}, idx.Name) {
@@ -528,7 +540,7 @@ func TestDashboardSearchWithoutTrigram(t *testing.T) {
 	if trigram, missing := st.SearchIndexed(); trigram || missing == "" {
 		t.Fatalf("search state trigram=%v missing=%q without the extension", trigram, missing)
 	}
-	if d.db.Migrator().HasIndex(&errmon.ErrorRecord{}, "idx_app_errors_trgm_message") {
+	if d.db.Migrator().HasIndex(&errmon.ErrorRecord{}, store.TrigramIndex) {
 		t.Error("trigram index created without the extension")
 	}
 	dashSeedMany(t, d.db, 6, func(i int, r *errmon.ErrorRecord) {

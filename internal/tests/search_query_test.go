@@ -101,6 +101,12 @@ func TestSearchLanguage(t *testing.T) {
 			{`"refused connection"`, nil},
 			{`"reset by" tcp`, []string{"reset"}},
 			{`"connection refused`, []string{"dial"}}, // an unclosed quote runs to the end
+			// A phrase is in one column: not across two (PostgreSQL's
+			// trigram index holds them as one text).
+			{`"OpError dial"`, nil},
+			{`"refused /orders"`, nil},
+			{`"r d"`, nil},
+			{`"reset by peer"`, []string{"reset"}},
 			// is: is the status.
 			{"is:open connection", []string{"dial", "reversed"}},
 			{"connection is:resolved", []string{"reset"}},
