@@ -51,7 +51,7 @@ func TestSearchWalk(t *testing.T) {
 					matched = append(matched, r)
 				}
 			}
-			for _, sort := range []string{store.SortLastSeen, store.SortCount, store.SortFirstSeen} {
+			for _, sort := range []string{store.SortLastSeen, store.SortCount, store.SortFirstSeen, store.SortUsers} {
 				for _, status := range []string{store.StatusAll, store.StatusOpen} {
 					name := fmt.Sprintf("q=%s sort=%s status=%s", term, sort, status)
 					want := dashListOrder(matched, sort, status)
