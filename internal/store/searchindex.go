@@ -139,8 +139,9 @@ func (s *Store) trigramIndexes(tx *gorm.DB, schema string) error {
 	return nil
 }
 
-// createTrigramIndexes creates the extension and TrigramIndex, and drops
-// the indexes it replaces.
+// createTrigramIndexes creates the extension and TrigramIndex (and
+// analyzes the table when it made the index), and drops the indexes it
+// replaces.
 func createTrigramIndexes(tx *gorm.DB, schema string) error {
 	if err := tx.Exec("CREATE EXTENSION IF NOT EXISTS " + quoteIdent(TrigramExtension)).Error; err != nil {
 		return err
@@ -155,10 +156,23 @@ func createTrigramIndexes(tx *gorm.DB, schema string) error {
 	if extSchema == "" {
 		return fmt.Errorf("extension %s not found after CREATE EXTENSION", TrigramExtension)
 	}
+	var had bool
+	if err := tx.Raw("SELECT to_regclass(?) IS NOT NULL", quoteIdent(schema)+"."+TrigramIndex).Scan(&had).Error; err != nil {
+		return err
+	}
 	ddl := fmt.Sprintf("CREATE INDEX IF NOT EXISTS %s ON app_errors USING gin ((%s) %s.gin_trgm_ops)",
 		TrigramIndex, searchedText, quoteIdent(extSchema))
 	if err := tx.Exec(ddl).Error; err != nil {
 		return fmt.Errorf("create trigram index: %w", err)
+	}
+	if !had {
+		// The planner's statistics of the indexed expression come with
+		// the next ANALYZE, which autovacuum may not run for long on a
+		// table that has settled; without them it misjudges every
+		// search. (A role that does not own the table gets a warning.)
+		if err := tx.Exec("ANALYZE app_errors").Error; err != nil {
+			return fmt.Errorf("analyze app_errors: %w", err)
+		}
 	}
 	for _, name := range oldTrigramIndexes {
 		if err := tx.Exec(fmt.Sprintf("DROP INDEX IF EXISTS %s.%s", quoteIdent(schema), name)).Error; err != nil {
