@@ -356,49 +356,70 @@ func (s *Store) indexed(srch Search) bool {
 }
 
 // SearchWalk is how many of the newest errors, in the list's order, a
-// search that PostgreSQL's trigram index serves reads first (see
+// search that PostgreSQL's trigram index serves may read first (see
 // walkedSearch), for each match it counts: 2,000 for pages of 20, so that
 // a term in one error in ten is found there. A variable for tests only.
 var SearchWalk = 10
 
 // walkedSearch is the search that PostgreSQL's trigram index serves. It
-// first walks the SearchWalk*limit newest errors in the list's order (one range
-// of the order's index, whatever the term): a common term finds its first
-// limit+1 matches there, and a numbered page with its capped count is
-// served from them in one statement (served). Otherwise, unless the walk
-// read every error, the trigram index gives the ids of the matches, at
-// most limit+1 (probeMatches): fewer, and they are the search's; more,
-// and the term is common enough for the order's index, walked further,
-// to find them soon. It returns where the page is read from and the
-// matches counted, up to limit+1.
+// first walks the newest errors in the list's order (one range of the
+// order's index, whatever the term): a tenth of SearchWalk*limit of them,
+// then, if the term is common there (a twentieth of a count cap or more),
+// all of them. A common term finds its first limit+1 matches in the walk,
+// and a numbered page with its capped count is served from them in one
+// statement (served). Otherwise, unless the walk read every error, the
+// trigram index gives the ids of the matches, at most limit+1
+// (probeMatches): fewer, and they are the search's; more, and the term is
+// common enough for the order's index, walked further, to find them soon.
+// It returns where the page is read from and the matches counted, up to
+// limit+1.
 //
 // The walk comes first because the cost of a trigram index scan grows
 // with the posting lists of the term's trigrams (every error that holds
 // one), whatever the page, and the planner cannot tell a common term from
-// a rare one (see probeMatches).
+// a rare one (see probeMatches); it starts short because a rare term pays
+// for it as well.
 func (s *Store) walkedSearch(ctx context.Context, q ListQuery, srch Search, col string, limit int, res *ListResult) (rows func() *gorm.DB, total int64, served bool, err error) {
 	desc := col + " DESC, id DESC"
-	walked := SearchWalk * limit
 	newest := func() *gorm.DB { return WithStatus(s.listTable(ctx, q.Status, col), q).Order(desc) }
-	walk := func() *gorm.DB {
-		// The LIMIT in a subquery: the planner cannot trade the walk for
-		// a trigram index scan, whose cost it cannot estimate. Its rows
-		// are the list's columns only: the wide ones cost their copy.
-		rows := newest().Select(strings.Join(listedColumns, ", ")).Limit(walked)
-		return s.matching(s.db.WithContext(ctx).Table("(?) AS app_errors", rows), srch)
-	}
 	table := func() *gorm.DB { return s.matching(WithStatus(s.listTable(ctx, q.Status, col), q), srch) }
 	cursor := q.After != "" || q.Before != ""
-	total = -1
-	if !cursor {
-		if served, total, err = s.searchPage(ctx, q, walk, col, limit, res); err != nil {
-			return nil, 0, false, err
+	// walk reads the n newest errors, and counts their matches up to
+	// limit+1 (with a numbered page of them, in res).
+	walk := func(n int) (func() *gorm.DB, int64, bool, error) {
+		walked := func() *gorm.DB {
+			// The LIMIT in a subquery: the planner cannot trade the
+			// walk for a trigram index scan, whose cost it cannot
+			// estimate. Its rows are the list's columns only: the wide
+			// ones cost their copy.
+			rows := newest().Select(strings.Join(listedColumns, ", ")).Limit(n)
+			return s.matching(s.db.WithContext(ctx).Table("(?) AS app_errors", rows), srch)
 		}
+		*res = ListResult{}
+		total, served := int64(-1), false
+		if !cursor {
+			var err error
+			if served, total, err = s.searchPage(ctx, q, walked, col, limit, res); err != nil {
+				return nil, 0, false, err
+			}
+		}
+		if total < 0 {
+			var err error
+			if total, err = s.boundedCount(ctx, walked(), limit+1); err != nil {
+				return nil, 0, false, fmt.Errorf("errmon: count errors: %w", err)
+			}
+		}
+		return walked, total, served, nil
 	}
-	if total < 0 {
-		if total, err = s.boundedCount(ctx, walk(), limit+1); err != nil {
-			return nil, 0, false, fmt.Errorf("errmon: count errors: %w", err)
-		}
+	full := SearchWalk * limit
+	n := max(full/10, 1)
+	rows, total, served, err = walk(n)
+	if err == nil && total*20 > int64(limit) && total <= int64(limit) && n < full {
+		n = full // common among the newest: the whole walk may find limit+1
+		rows, total, served, err = walk(n)
+	}
+	if err != nil {
+		return nil, 0, false, err
 	}
 	if total > int64(limit) {
 		// The first limit+1 matches are the walk's: so are the counted
@@ -406,14 +427,14 @@ func (s *Store) walkedSearch(ctx context.Context, q ListQuery, srch Search, col 
 		if cursor {
 			return table, total, false, nil
 		}
-		return walk, total, served, nil
+		return rows, total, served, nil
 	}
 	var edge []uint // the first error the walk did not read
-	if err := newest().Offset(walked).Limit(1).Pluck("id", &edge).Error; err != nil {
+	if err := newest().Offset(n).Limit(1).Pluck("id", &edge).Error; err != nil {
 		return nil, 0, false, fmt.Errorf("errmon: bound the search: %w", err)
 	}
 	if len(edge) == 0 { // the walk read every error: its matches are all
-		return walk, total, served, nil
+		return rows, total, served, nil
 	}
 	*res = ListResult{} // the walk's page may miss older matches
 	ids, ok, err := s.probeMatches(ctx, q, srch, limit)
