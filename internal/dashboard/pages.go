@@ -522,7 +522,7 @@ func (d *Dashboard) detail(c *gin.Context) {
 	v.Hourly = hourlyChart(last, v.Now)
 	v.Daily = dailyChart(counts, v.Now, chartDays)
 	v.Snooze = snoozeText(&rec.ErrorRecord)
-	if v.Events, err = d.history(ctx, hash); err != nil {
+	if v.Events, err = d.history(ctx, &rec.ErrorRecord); err != nil {
 		d.serverError(c, err)
 		return
 	}

@@ -37,8 +37,8 @@ var eventLabels = map[string]string{
 }
 
 // history reads the newest events of an error for its page.
-func (d *Dashboard) history(ctx context.Context, hash string) ([]eventView, error) {
-	evs, err := d.store.Events(ctx, hash, store.EventHistory)
+func (d *Dashboard) history(ctx context.Context, rec *store.ErrorRecord) ([]eventView, error) {
+	evs, err := d.store.History(ctx, rec, store.EventHistory)
 	if err != nil {
 		return nil, err
 	}

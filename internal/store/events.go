@@ -40,7 +40,7 @@ func (ErrorEvent) TableName() string { return "app_error_events" }
 
 // Kinds of ErrorEvent.
 const (
-	EventCreated   = "created"   // its first occurrence was stored
+	EventCreated   = "created"   // its first occurrence was stored (made by History from the row)
 	EventResolved  = "resolved"  // resolved; with Release, in the next release of that release
 	EventReopened  = "reopened"  // reopened from the dashboard
 	EventRegressed = "regressed" // a resolved error occurred again (Release: where)
@@ -63,13 +63,12 @@ const (
 	maxEventsPerStatement = 500
 )
 
-// appendWriteEvent adds to events the history entry of a write that
-// created or reopened o's error.
-func appendWriteEvent(events []ErrorEvent, o *Write, created bool) []ErrorEvent {
-	if created {
-		return append(events, ErrorEvent{Hash: o.Hash, Kind: EventCreated, Release: o.Release, At: DBTime(o.First)})
-	}
-	return append(events, ErrorEvent{Hash: o.Hash, Kind: EventRegressed, Release: o.Release, At: DBTime(o.Last)})
+// regressionEvent is the history entry of a write that reopened o's
+// error. (A write that creates an error adds none: History makes the
+// created entry from the row, so that a storm of new errors writes no
+// history, and the entry never leaves the newest EventHistory.)
+func regressionEvent(o *Write) ErrorEvent {
+	return ErrorEvent{Hash: o.Hash, Kind: EventRegressed, Release: o.Release, At: DBTime(o.Last)}
 }
 
 // insertEvents inserts events, in statements of at most
@@ -139,6 +138,22 @@ func (s *Store) Events(ctx context.Context, hash string, limit int) ([]ErrorEven
 		evs[i].Note = text.Cut(evs[i].Note, MaxNoteBytes)
 	}
 	return evs, nil
+}
+
+// History is rec's history, newest first: its newest stored events (at
+// most limit, see Events), then its creation, made from rec (CreatedOn,
+// FirstRelease) unless an earlier version stored it among them.
+func (s *Store) History(ctx context.Context, rec *ErrorRecord, limit int) ([]ErrorEvent, error) {
+	evs, err := s.Events(ctx, rec.Hash, limit)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range evs {
+		if e.Kind == EventCreated {
+			return evs, nil
+		}
+	}
+	return append(evs, ErrorEvent{Hash: rec.Hash, Kind: EventCreated, Release: rec.FirstRelease, At: rec.CreatedOn}), nil
 }
 
 // change is one action on the errors of hashes that where selects: in one

@@ -472,8 +472,8 @@ func writeManyTx(tx *gorm.DB, token string, ws []Write) ([]Result, error) {
 		sq    strings.Builder
 		sargs = make([]any, 0, sampleParamsPerRow*samplesIn(ws))
 		prune []string
-		// The chunk's created and regressed errors, for their history:
-		// one insert for all of them (events.go).
+		// The chunk's regressed errors, for their history: one insert
+		// for all of them (events.go).
 		events []ErrorEvent
 	)
 	sq.Grow(len(samplesHeadSQL) + samplesIn(ws)*(len(samplesRowSQL)+2))
@@ -489,7 +489,9 @@ func writeManyTx(tx *gorm.DB, token string, ws []Write) ([]Result, error) {
 		if r.WriteToken == token {
 			res[i].Created = r.Count == o.Count
 			res[i].Reopened = !res[i].Created
-			events = appendWriteEvent(events, o, res[i].Created)
+			if res[i].Reopened {
+				events = append(events, regressionEvent(o))
+			}
 		}
 		// Hours in order, like the hashes: two writers of one error take
 		// its hourly rows' locks in the same order.

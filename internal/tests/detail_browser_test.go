@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -130,8 +131,10 @@ func TestDetailBrowser(t *testing.T) {
 				t.Fatalf("stored: resolved %v, %d regressions, releases %q to %q; want a regression in v1.1.0 of an error first seen in v1.0.0",
 					stored.Resolved, stored.Regressions, stored.FirstRelease, stored.LastRelease)
 			}
-			var events []store.ErrorEvent
-			if err := tdb.DB.Where("hash = ?", rec.Hash).Order("id desc").Find(&events).Error; err != nil {
+			// The history as stored, newest first, and its creation made
+			// from the row.
+			events, err := store.New(tdb.DB).History(context.Background(), &stored, store.EventHistory)
+			if err != nil {
 				t.Fatal(err)
 			}
 
@@ -196,7 +199,7 @@ func TestDetailBrowser(t *testing.T) {
 				}
 				items := visible("#history ol.history > li")
 				if len(items) != len(events) {
-					t.Errorf("%s: the history shows %d events, %d stored: %q", view, len(items), len(events), items)
+					t.Errorf("%s: the history shows %d events, %d in store.History: %q", view, len(items), len(events), items)
 				}
 				var kinds []string
 				for i, ev := range events {
@@ -213,7 +216,7 @@ func TestDetailBrowser(t *testing.T) {
 					}
 				}
 				if got := strings.Join(kinds, " "); got != "regressed resolved created" {
-					t.Errorf("%s: stored events %q, want regressed resolved created", view, got)
+					t.Errorf("%s: history %q, want regressed resolved created", view, got)
 				}
 
 				// The source lines of the failing frame, its line marked.

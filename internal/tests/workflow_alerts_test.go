@@ -70,16 +70,21 @@ func wfOnly(t *testing.T, db *gorm.DB) errmon.ErrorRecord {
 	return ntOnlyRecord(t, db)
 }
 
-// wfEvents is the history of hash, oldest first, as "kind release actor".
+// wfEvents is the history of hash (store.History), oldest first, as
+// "kind release actor".
 func wfEvents(t *testing.T, db *gorm.DB, hash string) []string {
 	t.Helper()
-	var evs []store.ErrorEvent
-	if err := db.Where("hash = ?", hash).Order("id").Find(&evs).Error; err != nil {
+	var rec store.ErrorRecord
+	if err := db.Where("hash = ?", hash).Take(&rec).Error; err != nil {
+		t.Fatal(err)
+	}
+	evs, err := store.New(db).History(context.Background(), &rec, store.EventHistory)
+	if err != nil {
 		t.Fatal(err)
 	}
 	out := make([]string, len(evs))
 	for i, e := range evs {
-		out[i] = strings.Join(strings.Fields(e.Kind+" "+e.Release+" "+e.Actor), " ")
+		out[len(evs)-1-i] = strings.Join(strings.Fields(e.Kind+" "+e.Release+" "+e.Actor), " ")
 	}
 	return out
 }

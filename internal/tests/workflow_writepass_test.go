@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"context"
 	"errors"
 	"io"
 	"slices"
@@ -14,16 +15,18 @@ import (
 	"gorm.io/gorm/logger"
 )
 
-// TestWorkflowWriterEventsPerChunk: a pass over 1,000 new errors records
-// each one's creation in its history with one insert per chunk, not per
-// error; and every statement count of the pass stays per chunk.
+// TestWorkflowWriterEventsPerChunk: a pass over 1,000 new errors writes no
+// history (each one's creation is made from its row), and a pass over
+// their regressions records them with one insert per chunk, not per
+// error; every statement count of the passes stays per chunk.
 func TestWorkflowWriterEventsPerChunk(t *testing.T) {
 	const (
 		errs   = 1000
 		chunks = (errs + writeBatchSize - 1) / writeBatchSize
 		// Per chunk of new errors: the upsert, the hourly counts, the
-		// samples, the events and the receipt; plus a few per pass.
-		maxStmts = 5*chunks + 10
+		// samples and the receipt; plus a few per pass. A chunk of
+		// regressions adds its events.
+		maxStmts = 4*chunks + 10
 	)
 	eachDB(t, func(t *testing.T, tdb testDB) {
 		log := &wpLogger{Interface: logger.Discard}
@@ -32,20 +35,41 @@ func TestWorkflowWriterEventsPerChunk(t *testing.T) {
 		})
 		flush(t, m)
 		log.take()
-		for i := range errs {
-			m.Record(nil, errors.New("new error "+letters(i)))
+		record := func() (stmts []string, inserts int) {
+			for i := range errs {
+				m.Record(nil, errors.New("new error "+letters(i)))
+			}
+			flush(t, m)
+			stmts = log.take()
+			for _, s := range stmts {
+				if strings.HasPrefix(strings.TrimSpace(s), "INSERT INTO app_error_events") {
+					inserts++
+				}
+			}
+			return stmts, inserts
 		}
-		flush(t, m)
-		stmts := log.take()
-		var inserts int
-		for _, s := range stmts {
-			if strings.HasPrefix(strings.TrimSpace(s), "INSERT INTO app_error_events") {
-				inserts++
+		if stmts, inserts := record(); inserts != 0 || len(stmts) > maxStmts {
+			t.Errorf("a pass over %d new errors: %d statements, %d inserts of events; want at most %d, and none",
+				errs, len(stmts), inserts, maxStmts)
+		}
+		st := store.New(tdb.DB)
+		recs := allRecords(t, tdb.DB)
+		for _, rec := range []errmon.ErrorRecord{recs[0], recs[len(recs)-1]} {
+			evs, err := st.History(context.Background(), &rec, store.EventHistory)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(evs) != 1 || evs[0].Kind != store.EventCreated || evs[0].Release != "r1" || !evs[0].At.Equal(rec.CreatedOn) {
+				t.Errorf("history of a new error: %+v, want created in r1 at %v", evs, rec.CreatedOn)
 			}
 		}
-		if inserts != chunks || len(stmts) > maxStmts {
-			t.Errorf("a pass over %d new errors: %d statements, %d inserts of events; want at most %d, and %d",
-				errs, len(stmts), inserts, maxStmts, chunks)
+
+		if err := tdb.DB.Exec("UPDATE app_errors SET resolved = ?", true).Error; err != nil {
+			t.Fatal(err)
+		}
+		if stmts, inserts := record(); inserts != chunks || len(stmts) > maxStmts+chunks {
+			t.Errorf("a pass over %d regressions: %d statements, %d inserts of events; want at most %d, and %d",
+				errs, len(stmts), inserts, maxStmts+chunks, chunks)
 		}
 		var evs []store.ErrorEvent
 		if err := tdb.DB.Find(&evs).Error; err != nil {
@@ -53,13 +77,20 @@ func TestWorkflowWriterEventsPerChunk(t *testing.T) {
 		}
 		hashes := map[string]bool{}
 		for _, e := range evs {
-			if e.Kind != store.EventCreated || e.Release != "r1" || e.Actor != "" {
-				t.Fatalf("event %+v, want created in r1 by nobody", e)
+			if e.Kind != store.EventRegressed || e.Release != "r1" || e.Actor != "" {
+				t.Fatalf("event %+v, want regressed in r1 by nobody", e)
 			}
 			hashes[e.Hash] = true
 		}
 		if len(evs) != errs || len(hashes) != errs {
 			t.Errorf("%d events for %d errors, want one per error (%d)", len(evs), len(hashes), errs)
+		}
+		evsOf, err := st.History(context.Background(), &recs[0], store.EventHistory)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evsOf) != 2 || evsOf[0].Kind != store.EventRegressed || evsOf[1].Kind != store.EventCreated {
+			t.Errorf("history after a regression: %+v, want regressed, then created", evsOf)
 		}
 	})
 }
