@@ -145,9 +145,10 @@ func floorInsert(tb testing.TB, db *gorm.DB, rows []errmon.ErrorRecord, chunk in
 		part := rows[i:min(i+chunk, len(rows))]
 		var q, sq strings.Builder
 		q.WriteString("INSERT INTO app_errors_floor " + cols + " VALUES ")
-		sq.WriteString("INSERT INTO app_error_occurrences_floor (hash, seen_at, host, path, method, message, request_data) VALUES ")
+		// The samples' columns errmon writes (server has no default on MySQL).
+		sq.WriteString("INSERT INTO app_error_occurrences_floor (hash, seen_at, host, path, method, message, request_data, server, status) VALUES ")
 		args := make([]any, 0, 14*len(part))
-		sargs := make([]any, 0, 7*len(part))
+		sargs := make([]any, 0, 9*len(part))
 		for j, r := range part {
 			if j > 0 {
 				q.WriteString(", ")
@@ -156,8 +157,8 @@ func floorInsert(tb testing.TB, db *gorm.DB, rows []errmon.ErrorRecord, chunk in
 			q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)")
 			args = append(args, r.Hash, r.Host, r.Path, r.Method, r.Route, r.ExceptionName, r.Message,
 				r.Traceback, r.RequestData, r.Count, r.CreatedOn, r.LastSeen, false, r.WriteToken)
-			sq.WriteString("(?, ?, ?, ?, ?, ?, ?)")
-			sargs = append(sargs, r.Hash, r.LastSeen, r.Host, r.Path, r.Method, r.Message, r.RequestData)
+			sq.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?)")
+			sargs = append(sargs, r.Hash, r.LastSeen, r.Host, r.Path, r.Method, r.Message, r.RequestData, "server", 500)
 		}
 		err := db.Transaction(func(tx *gorm.DB) error {
 			if err := tx.Exec(q.String(), args...).Error; err != nil || !samples {
