@@ -555,7 +555,7 @@ type alertView struct {
 	Host      string
 	Hash      string
 	Count     int64
-	Users     string // "" or the users it hit: "12", "about 4,100 (estimated)"
+	Users     string // "" or the users it hit: "12", "about 4100 (estimated)"
 	Frames    alertFrames
 	Request   []alertRow
 	Context   string

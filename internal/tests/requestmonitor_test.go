@@ -2,7 +2,6 @@ package tests
 
 import (
 	"errors"
-	"math"
 	"net/http"
 	"testing"
 
@@ -73,13 +72,7 @@ func TestDefaultMonitorMiddlewareAddsNoAllocation(t *testing.T) {
 		r.GET("/ok", func(c *gin.Context) { c.Status(http.StatusNoContent) })
 		req, _ := http.NewRequest("GET", "/ok", nil)
 		w := &discardWriter{h: http.Header{}}
-		// The least of a few runs: AllocsPerRun counts every goroutine's
-		// allocations, and another test's writer may allocate meanwhile.
-		least := math.Inf(1)
-		for range 5 {
-			least = min(least, testing.AllocsPerRun(200, func() { r.ServeHTTP(w, req) }))
-		}
-		return least
+		return leastAllocs(200, func() { r.ServeHTTP(w, req) })
 	}
 	base, withDefault := allocs(gin.Recovery()), allocs(tm.Middleware())
 	if withDefault > base {

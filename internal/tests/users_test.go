@@ -20,10 +20,11 @@ import (
 	"gorm.io/gorm/logger"
 )
 
-// usersEngine serves /fail/:name: it names the user of ?u= (SetUser, when
-// set) and fails with the error called name.
-func usersEngine(tm *testMonitor) *gin.Engine {
-	r := tm.engine(false)
+// usersEngine serves /fail/:name through m's middleware: it names the user
+// of ?u= (SetUser, when set) and fails with the error called name.
+func usersEngine(m *errmon.Monitor) *gin.Engine {
+	r := gin.New()
+	r.Use(m.Middleware())
 	r.GET("/fail/:name", func(c *gin.Context) {
 		if u, ok := c.GetQuery("u"); ok {
 			errmon.SetUser(c, u)
@@ -83,7 +84,7 @@ func users(prefix string, from, to int) []string {
 func TestUsersAffectedExact(t *testing.T) {
 	eachDB(t, func(t *testing.T, tdb testDB) {
 		tm := newTestMonitor(t, tdb.DB, nil)
-		h := usersEngine(tm)
+		h := usersEngine(tm.Monitor)
 		hitAs(t, h, "a", "alice", "bob", "alice", "-", "carol")
 		tm.flush(t)
 		hitAs(t, h, "a", "bob", "dave", "-")
@@ -119,7 +120,7 @@ func TestUsersAffectedExact(t *testing.T) {
 func TestUsersAffectedEstimated(t *testing.T) {
 	eachDB(t, func(t *testing.T, tdb testDB) {
 		tm := newTestMonitor(t, tdb.DB, nil)
-		h := usersEngine(tm)
+		h := usersEngine(tm.Monitor)
 		const total = 6000
 		// "one": every user in one write (the writer's own sample thins);
 		// "many": 500 new users per write, each write also repeating old ones.
@@ -157,7 +158,7 @@ func TestUsersAffectedEstimated(t *testing.T) {
 func TestUsersAffectedAcrossProcesses(t *testing.T) {
 	eachDB(t, func(t *testing.T, tdb testDB) {
 		one, two := newTestMonitor(t, tdb.DB, nil), newTestMonitor(t, tdb.DB, nil)
-		h1, h2 := usersEngine(one), usersEngine(two)
+		h1, h2 := usersEngine(one.Monitor), usersEngine(two.Monitor)
 		hitAs(t, h1, "shared", users("p", 0, 60)...)
 		hitAs(t, h2, "shared", users("p", 30, 90)...)
 		done := make(chan struct{})
@@ -184,7 +185,7 @@ func TestUsersConfigUser(t *testing.T) {
 			return c.GetHeader("X-User")
 		}
 	})
-	h := usersEngine(tm)
+	h := usersEngine(tm.Monitor)
 	jwt := "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
 	for _, hdr := range []string{"hdr-1", "hdr-2", "hdr-1", jwt} {
 		serve(h, "GET", "/fail/cfg", nil, map[string]string{"X-User": hdr})
@@ -209,15 +210,7 @@ func TestUsersConfigUser(t *testing.T) {
 func TestUsersSortAndShow(t *testing.T) {
 	eachDB(t, func(t *testing.T, tdb testDB) {
 		d := newDash(t, tdb, func(c *errmon.Config) { c.ListSize = 1 })
-		r := gin.New()
-		r.Use(d.m.Middleware())
-		r.GET("/fail/:name", func(c *gin.Context) {
-			if u, ok := c.GetQuery("u"); ok {
-				errmon.SetUser(c, u)
-			}
-			_ = c.Error(errors.New("users boom " + c.Param("name")))
-			c.Status(http.StatusInternalServerError)
-		})
+		r := usersEngine(d.m)
 		hitAs(t, r, "two", "x", "y", "x")
 		hitAs(t, r, "three", "x", "y", "z")
 		hitAs(t, r, "zero", "-", "-", "-", "-", "-")
@@ -271,7 +264,7 @@ func TestUsersSortAndShow(t *testing.T) {
 func TestUsersInAlerts(t *testing.T) {
 	n := &ntRecorder{}
 	tm, _ := ntMonitor(t, openSQLite(t).DB, n, nil)
-	hitAs(t, usersEngine(tm), "alert", "ann", "ben", "ann")
+	hitAs(t, usersEngine(tm.Monitor), "alert", "ann", "ben", "ann")
 	tm.flush(t)
 	if len(n.notes) != 1 {
 		t.Fatalf("%d alerts, want 1", len(n.notes))
