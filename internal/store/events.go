@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -166,7 +167,8 @@ func (s *Store) change(ctx context.Context, hashes []string, where string, where
 		return 0, nil
 	}
 	var n int64
-	err := s.InTx(ctx, func(tx *gorm.DB) error {
+	err := s.inWriteTx(ctx, func(tx *gorm.DB) error {
+		n = 0
 		var found []string
 		if err := tx.Model(&ErrorRecord{}).Where("hash IN ?", hashes).Where(where, whereArgs...).
 			Order("hash").Pluck("hash", &found).Error; err != nil {
@@ -203,6 +205,53 @@ func (s *Store) change(ctx context.Context, hashes []string, where string, where
 		return 0, fmt.Errorf("errmon: %w", err)
 	}
 	return n, nil
+}
+
+// busyRetries is how many times inWriteTx runs a transaction that SQLite
+// refused as busy.
+const busyRetries = 5
+
+// inWriteTx is InTx for a transaction that reads before it writes (an
+// action of the dashboard). On SQLite in WAL mode, such a transaction
+// cannot take the write lock once another connection has committed since
+// it began reading: SQLite refuses at once ("database is locked",
+// whatever the busy timeout). So on SQLite the transaction starts with a
+// write that matches nothing, which takes the lock first (waiting within
+// the busy timeout); a transaction still refused as busy (a DSN without a
+// busy timeout) is started over a few times. Other databases wait for the
+// lock instead.
+func (s *Store) inWriteTx(ctx context.Context, fc func(tx *gorm.DB) error) error {
+	sqlite := s.db.Dialector.Name() == "sqlite"
+	run := fc
+	if sqlite {
+		run = func(tx *gorm.DB) error {
+			// A write first: it takes the write lock, waiting as long
+			// as the busy timeout lets it, before the reads.
+			if err := tx.Exec("UPDATE app_error_writes SET token = token WHERE 1 = 0").Error; err != nil {
+				return fmt.Errorf("take the write lock: %w", err)
+			}
+			return fc(tx)
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		err := s.InTx(ctx, run)
+		var commit *CommitError
+		if err == nil || !sqlite || attempt == busyRetries || !sqliteBusy(err) || errors.As(err, &commit) {
+			return err // (a failed commit is not retried: it may have been stored)
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt+1) * 10 * time.Millisecond):
+		}
+	}
+}
+
+// sqliteBusy reports whether err is SQLite's refusal of a lock
+// (SQLITE_BUSY and its extended codes), as the drivers word it.
+func sqliteBusy(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "database is locked") || strings.Contains(msg, "SQLITE_BUSY")
 }
 
 // Resolve resolves the open errors of hashes and returns how many changed.
