@@ -64,7 +64,8 @@ type userCount struct {
 
 // writeUsers adds the users of a chunk's errors to app_error_users and sets
 // their users and users_scale: at most three statements for the chunk (the
-// insert, the count of the keys, the update), plus, for an error whose
+// insert, the count of the keys, the update; the insert alone when it
+// added no user), plus, for an error whose
 // sample outgrows UsersExact (rarely: once per doubling of its users), a
 // read of its keys and a delete. The chunk's upsert holds its rows' locks,
 // so that two writers of one error take turns. scales are the rows'
@@ -74,6 +75,7 @@ func writeUsers(tx *gorm.DB, ws []Write, scales map[string]int64) (map[string]us
 		hashes []string
 		keys   []any
 		scale  = make(map[string]int64)
+		thin   bool // an error's users come thinner than its stored sample
 	)
 	for i := range ws {
 		w := &ws[i]
@@ -82,6 +84,7 @@ func writeUsers(tx *gorm.DB, ws []Write, scales map[string]int64) (map[string]us
 		}
 		s := max(scales[w.Hash], w.UsersScale, 1)
 		scale[w.Hash] = s
+		thin = thin || s > scales[w.Hash]
 		hashes = append(hashes, w.Hash)
 		for _, k := range w.UserKeys {
 			if KeepsUser(k, s) {
@@ -96,6 +99,7 @@ func writeUsers(tx *gorm.DB, ws []Write, scales map[string]int64) (map[string]us
 	if isMySQL(tx) {
 		ignore, tail = "INSERT IGNORE INTO", ""
 	}
+	var inserted int64
 	for part := range slices.Chunk(keys, 2*maxUsersPerStatement) {
 		var q strings.Builder
 		q.Grow(48 + 8*len(part) + len(tail))
@@ -107,9 +111,16 @@ func writeUsers(tx *gorm.DB, ws []Write, scales map[string]int64) (map[string]us
 			q.WriteString("(?, ?)")
 		}
 		q.WriteString(tail)
-		if err := tx.Exec(q.String(), part...).Error; err != nil {
-			return nil, fmt.Errorf("insert app_error_users: %w", err)
+		r := tx.Exec(q.String(), part...)
+		if r.Error != nil {
+			return nil, fmt.Errorf("insert app_error_users: %w", r.Error)
 		}
+		inserted += r.RowsAffected
+	}
+	if inserted == 0 && !thin {
+		// Every user was known (the common case of a hot error): the
+		// counts stand, and the chunk costs one statement.
+		return nil, nil
 	}
 	var counted []struct {
 		Hash string
