@@ -3,12 +3,12 @@ package errmon
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/errmon/errmon/internal/store"
 	"github.com/errmon/errmon/internal/text"
 )
 
@@ -68,15 +68,7 @@ type alertFrame struct {
 	// Link is the frame's code at Config.SourceURL ("" for none); Source
 	// the lines around it, for the top application frame (see withSource).
 	Link   string
-	Source []alertSourceLine
-}
-
-// alertSourceLine is a line of code shown under the top application
-// frame; Current marks the frame's own line.
-type alertSourceLine struct {
-	Num     int
-	Text    string
-	Current bool
+	Source []store.SourceLine
 }
 
 // alertStack reads at most alertStackScanBytes of the stored traceback
@@ -163,16 +155,7 @@ func alertFramesText(list []alertFrame) string {
 		if f.Location != "" {
 			b.WriteString("\t" + f.Location + "\n")
 		}
-		for _, l := range f.Source {
-			mark := " "
-			if l.Current {
-				mark = ">"
-			}
-			fmt.Fprintf(&b, "\t%s%5d | %s\n", mark, l.Num, l.Text)
-		}
-		if f.Link != "" && len(f.Source) > 0 {
-			b.WriteString("\t" + f.Link + "\n")
-		}
+		store.WriteSourceText(&b, f.Source, f.Link)
 	}
 	return b.String()
 }
@@ -203,7 +186,7 @@ func (af alertFrames) withSource(source func(file string, line int) *sourceSnipp
 			if sn := source(file, line); sn != nil {
 				for j, text := range sn.lines {
 					n := sn.first + j
-					f.Source = append(f.Source, alertSourceLine{Num: n, Text: text, Current: n == line})
+					f.Source = append(f.Source, store.SourceLine{Num: n, Text: text, Current: n == line})
 				}
 			}
 		}

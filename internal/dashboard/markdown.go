@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/errmon/errmon/internal/store"
 	"github.com/gin-gonic/gin"
 )
 
@@ -72,16 +73,7 @@ func (d *Dashboard) markdown(c *gin.Context) {
 				break
 			}
 			fmt.Fprintf(&tb, "%s\n\t%s:%s\n", f.Function, f.File, f.Line)
-			for _, l := range f.Source {
-				mark := " "
-				if l.Current {
-					mark = ">"
-				}
-				fmt.Fprintf(&tb, "\t%s%5d | %s\n", mark, l.Num, l.Text)
-			}
-			if f.Link != "" && len(f.Source) > 0 {
-				tb.WriteString("\t" + f.Link + "\n")
-			}
+			store.WriteSourceText(&tb, f.Source, f.Link)
 		}
 		title := "In-app frames"
 		if inApp == 0 {

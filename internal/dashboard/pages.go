@@ -335,15 +335,7 @@ type tbFrame struct {
 	// Link is the frame's code at Config.SourceURL; Source the stored
 	// lines around its line (see frameSources).
 	Link   string
-	Source []sourceLine
-}
-
-// sourceLine is a line of code shown under a frame; Current marks the
-// frame's own line.
-type sourceLine struct {
-	Num     int
-	Text    string
-	Current bool
+	Source []store.SourceLine
 }
 
 // frameSources links the application frames of groups to their code and
@@ -402,14 +394,14 @@ func (d *Dashboard) traceback(ctx context.Context, tb string) ([]frameGroup, int
 
 // sourceLines reads a stored snippet, the lines from
 // store.FirstSourceLine(line), at most 2*store.SourceContext+1 of them.
-func sourceLines(text string, line int) []sourceLine {
+func sourceLines(text string, line int) []store.SourceLine {
 	first := store.FirstSourceLine(line)
-	var out []sourceLine
+	var out []store.SourceLine
 	for i, s := range strings.SplitN(strings.ToValidUTF8(text, "\uFFFD"), "\n", 2*store.SourceContext+2) {
 		if i > 2*store.SourceContext {
 			break
 		}
-		out = append(out, sourceLine{Num: first + i, Text: s, Current: first+i == line})
+		out = append(out, store.SourceLine{Num: first + i, Text: s, Current: first+i == line})
 	}
 	return out
 }

@@ -53,6 +53,31 @@ type SourceKey struct {
 	Line int
 }
 
+// SourceLine is a line of a stored snippet, shown under its frame;
+// Current marks the frame's own line.
+type SourceLine struct {
+	Num     int
+	Text    string
+	Current bool
+}
+
+// WriteSourceText writes lines under a frame as plain text, as alerts and
+// the Markdown export show them (a tab, ">" on the frame's own line, the
+// number, " | ", the line), then link on a line of its own when there are
+// lines and a link.
+func WriteSourceText(b *strings.Builder, lines []SourceLine, link string) {
+	for _, l := range lines {
+		mark := " "
+		if l.Current {
+			mark = ">"
+		}
+		fmt.Fprintf(b, "\t%s%5d | %s\n", mark, l.Num, l.Text)
+	}
+	if link != "" && len(lines) > 0 {
+		b.WriteString("\t" + link + "\n")
+	}
+}
+
 // FirstSourceLine is the number of the first line stored for line.
 func FirstSourceLine(line int) int { return max(1, line-SourceContext) }
 
