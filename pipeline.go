@@ -742,9 +742,7 @@ func mayHaveCommitted(err error) bool {
 	if errors.As(err, &coded) {
 		return false
 	}
-	msg := strings.ToLower(err.Error())
-	return !strings.Contains(msg, "database is locked") && !strings.Contains(msg, "database table is locked") &&
-		!strings.Contains(msg, "busy")
+	return !store.SQLiteBusy(err)
 }
 
 // resolveParked settles the chunks parked by earlier passes: stored ones

@@ -236,7 +236,7 @@ func (s *Store) inWriteTx(ctx context.Context, fc func(tx *gorm.DB) error) error
 	for attempt := 0; ; attempt++ {
 		err := s.InTx(ctx, run)
 		var commit *CommitError
-		if err == nil || !sqlite || attempt == busyRetries || !sqliteBusy(err) || errors.As(err, &commit) {
+		if err == nil || !sqlite || attempt == busyRetries || !SQLiteBusy(err) || errors.As(err, &commit) {
 			return err // (a failed commit is not retried: it may have been stored)
 		}
 		select {
@@ -247,11 +247,13 @@ func (s *Store) inWriteTx(ctx context.Context, fc func(tx *gorm.DB) error) error
 	}
 }
 
-// sqliteBusy reports whether err is SQLite's refusal of a lock
-// (SQLITE_BUSY and its extended codes), as the drivers word it.
-func sqliteBusy(err error) bool {
-	msg := err.Error()
-	return strings.Contains(msg, "database is locked") || strings.Contains(msg, "SQLITE_BUSY")
+// SQLiteBusy reports whether err is SQLite's refusal of a lock
+// (SQLITE_BUSY, SQLITE_LOCKED and their extended codes), as the drivers
+// word it: the statement was not run.
+func SQLiteBusy(err error) bool {
+	msg := strings.ToLower(err.Error())
+	return strings.Contains(msg, "database is locked") || strings.Contains(msg, "database table is locked") ||
+		strings.Contains(msg, "busy")
 }
 
 // Resolve resolves the open errors of hashes and returns how many changed.
